@@ -1,0 +1,1 @@
+"""Google Cloud Run jobs execution target for litestar-queues."""

@@ -1,0 +1,1 @@
+"""Litestar plugin for litestar-queues: QueuePlugin, QueueService dependency, CLI, websocket/SSE event streaming."""

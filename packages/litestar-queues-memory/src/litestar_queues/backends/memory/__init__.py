@@ -1,0 +1,1 @@
+"""In-process memory backend for litestar-queues (the default and the reference implementation)."""

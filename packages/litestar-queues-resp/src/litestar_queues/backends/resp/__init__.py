@@ -1,0 +1,1 @@
+"""Shared Redis-protocol storage logic (Lua scripts, key layout) for the Redis and Valkey backends of litestar-queues."""

@@ -1,0 +1,1 @@
+"""SQL backend for litestar-queues through SQLSpec: PostgreSQL, SQLite, MySQL/MariaDB."""

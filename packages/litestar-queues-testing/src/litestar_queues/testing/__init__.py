@@ -1,0 +1,1 @@
+"""Conformance test suite and test helpers for litestar-queues backends."""

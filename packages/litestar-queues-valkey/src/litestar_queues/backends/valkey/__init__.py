@@ -1,0 +1,1 @@
+"""Valkey backend for litestar-queues (valkey-py)."""
