@@ -1,0 +1,259 @@
+"""The storage contract every queue backend implements.
+
+A backend owns only primitives that must be atomic where the data lives; every semantic decision
+(retry policy, schedules, events, timeouts) is made by the core above it. The conformance suite in
+``litestar_queues.testing`` checks exactly the behaviour written in these docstrings.
+
+Conventions shared by every method:
+
+* ``now`` is passed in by the caller (the core's injectable clock); backends never read the wall
+  clock for record semantics. All datetimes are aware UTC.
+* Ordering of due records: ``priority`` descending, then ``scheduled_at`` ascending, then ``id``
+  ascending (ids are time-ordered, so this is FIFO among equals).
+* A record is *due* when ``status == pending`` and ``scheduled_at <= now`` and it has not expired
+  (``expires_at`` is ``None`` or ``> now``).
+* Every transition of a running record presents a :class:`~litestar_queues.records.Lease` (the
+  fence). It applies only if the record is ``running`` with the same ``owner`` and ``token``;
+  otherwise it changes nothing.
+* Records returned are snapshots: mutating them changes nothing stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import ClassVar, Protocol, runtime_checkable
+
+from litestar_queues.errors import UnsupportedOperation
+from litestar_queues.records import (
+    EnqueueOutcome,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStatistics,
+    RecordFilter,
+    RecordPage,
+    TaskRecord,
+    WorkerInfo,
+)
+
+__all__ = ("BackendConfig", "Capability", "QueueBackend")
+
+
+class Capability(str, enum.Enum):
+    """Optional behaviour a backend may declare in ``QueueBackend.capabilities``."""
+
+    PUSH_WAKEUP = "push_wakeup"
+    """``wait_for_work`` returns promptly when work may have become available (not just on timeout)."""
+    FINISH_WAKEUP = "finish_wakeup"
+    """``wait_for_finish`` returns promptly when a record may have reached a terminal status."""
+
+
+class QueueBackend(ABC):
+    """Abstract base of storage backends. Use as an async context manager (``open``/``close``)."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    """What optional behaviour this backend implements. Undeclared operations raise ``UnsupportedOperation``."""
+
+    name: ClassVar[str] = "backend"
+    """Short name used in logs and the CLI."""
+
+    async def __aenter__(self) -> QueueBackend:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect, create or check storage. Called once before any other method."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Records persist (except for in-memory storage)."""
+
+    # -- writing work ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """Insert records, deduplicating, and return one outcome per input in input order.
+
+        For each record, atomically:
+
+        1. if a record with the same ``id`` exists (any status), return it with ``created=False``;
+        2. else if ``key`` is set and an *active* (pending or running) record holds that key, return
+           that record with ``created=False``;
+        3. else store the record exactly as given and return it with ``created=True``.
+
+        Concurrent enqueues of the same key from many callers create exactly one record. Within one
+        call, a later record whose key an earlier record of the same call took resolves to the earlier
+        one. Inserted records are visible to ``claim`` as soon as this returns.
+        """
+
+    @abstractmethod
+    async def get(self, record_id: str) -> TaskRecord | None:
+        """Return the record with ``record_id``, or ``None``."""
+
+    @abstractmethod
+    async def get_by_key(self, key: str) -> TaskRecord | None:
+        """Return the active record holding ``key``.
+
+        Else the most recently created record with that key (terminal), else ``None``.
+        """
+
+    # -- claiming and running ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[TaskRecord]:
+        """Atomically claim up to ``limit`` due records from ``queues``, in due order, and return them.
+
+        Each claimed record becomes ``running`` with ``owner``, ``token + 1``, ``attempts + 1``,
+        ``started_at = now`` and ``lease_expires_at = now + lease_seconds``. No record is ever returned
+        to two claimers, however many claim concurrently. Records not yet due, expired, or of other
+        queues are never returned. ``limit <= 0`` returns ``[]``. The returned list is in due order.
+        """
+
+    @abstractmethod
+    async def claim_record(
+        self, record_id: str, *, owner: str, now: datetime, lease_seconds: float
+    ) -> TaskRecord | None:
+        """Claim one specific ``pending`` record whatever its ``scheduled_at`` (inline and remote execution).
+
+        Same transition as ``claim``. Returns ``None`` (changing nothing) if the record does not exist or
+        is not pending.
+        """
+
+    @abstractmethod
+    async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
+        """Extend each held lease to ``now + lease_seconds`` and report its state, keyed by record id.
+
+        ``HELD`` or ``CANCEL_REQUESTED`` (held, but ``cancel`` was called on the running record) when the
+        fence matches — the lease is extended in both cases. ``LOST`` when it does not match or the record
+        is gone; a lost lease changes nothing.
+        """
+
+    @abstractmethod
+    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+        """End a running attempt under the fence and return the updated record, or ``None`` if the fence failed.
+
+        With a matching fence (and, when ``outcome.only_if_lease_expired``, ``lease_expires_at <= now``):
+
+        * ``completed`` / ``failed`` / ``cancelled``: set the status, ``finished_at = now``, ``result`` and
+          ``error`` from the outcome; the dedup key becomes free.
+        * ``pending``: set ``scheduled_at = outcome.scheduled_at`` and ``error`` from the outcome,
+          decrement ``attempts`` when ``outcome.refund_attempt``; ``started_at`` keeps the last start;
+          the key stays held.
+
+        In every case ``owner`` and ``lease_expires_at`` become ``None`` and ``cancel_requested`` becomes
+        false. A failed fence changes nothing at all.
+        """
+
+    @abstractmethod
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
+        """Return up to ``limit`` running records whose ``lease_expires_at <= now`` (stale recovery candidates)."""
+
+    # -- control -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        """Cancel a record and return it after the change (``None`` if it does not exist).
+
+        ``pending`` becomes ``cancelled`` with ``finished_at = now`` (the key becomes free); ``running``
+        gets ``cancel_requested = True`` and stays running until its owner finishes it; a terminal record
+        is returned unchanged.
+        """
+
+    @abstractmethod
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        """Put a ``failed``, ``cancelled`` or ``expired`` record back to ``pending`` (manual retry).
+
+        Sets ``scheduled_at = now``, ``attempts = 0``, clears ``finished_at``, ``result``, ``error`` and
+        ``cancel_requested``. Returns the updated record; ``None`` if it does not exist; an active or
+        completed record is returned unchanged. Raises ``DuplicateTaskError`` if another active record
+        now holds its key.
+        """
+
+    @abstractmethod
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        """Mark up to ``limit`` pending records with ``expires_at <= now`` as ``expired``; return how many.
+
+        Expired records get ``finished_at = now`` and free their key.
+        """
+
+    @abstractmethod
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` terminal records with ``finished_at < finished_before``; return how many."""
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def query(self, where: RecordFilter, *, limit: int, cursor: str | None = None) -> RecordPage:
+        """Return records matching ``where``, newest first (``id`` descending), at most ``limit`` per page.
+
+        ``cursor`` is the ``next_cursor`` of the previous page; iterating pages visits every matching
+        record exactly once when nothing changes meanwhile.
+        """
+
+    @abstractmethod
+    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
+        """Count records by status (every status present) and find the oldest due pending record.
+
+        For one ``queue``, or all queues when ``None``.
+        """
+
+    # -- workers and maintenance -------------------------------------------------------------------
+
+    @abstractmethod
+    async def register_worker(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Insert or replace ``info``.
+
+        A worker not registered again within ``ttl_seconds`` of its ``last_heartbeat_at`` is gone.
+        """
+
+    @abstractmethod
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker (on clean shutdown)."""
+
+    @abstractmethod
+    async def list_workers(self, *, now: datetime) -> list[WorkerInfo]:
+        """Return live workers (registered, within their ttl at ``now``), ordered by id."""
+
+    @abstractmethod
+    async def acquire_lock(self, name: str, *, owner: str, ttl_seconds: float, now: datetime) -> bool:
+        """Take or renew the named lock for ``ttl_seconds``; ``True`` if ``owner`` holds it afterwards.
+
+        A lock held by another owner and not expired at ``now`` is not taken. Used so one worker at a
+        time runs maintenance.
+        """
+
+    @abstractmethod
+    async def release_lock(self, name: str, *, owner: str) -> None:
+        """Release the named lock if ``owner`` holds it."""
+
+    # -- optional push -----------------------------------------------------------------------------
+
+    async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
+        """Return when work may be available on ``queues`` or after ``timeout`` seconds ([PUSH_WAKEUP]).
+
+        A hint only: callers claim afterwards and must not assume work exists.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.PUSH_WAKEUP.value}")
+
+    async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
+        """Return when ``record_id`` may have become terminal, or after ``timeout`` seconds ([FINISH_WAKEUP])."""
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.FINISH_WAKEUP.value}")
+
+
+@runtime_checkable
+class BackendConfig(Protocol):
+    """A typed backend configuration: ``QueueConfig(queue_backend=RedisBackendConfig(...))``."""
+
+    def create_backend(self) -> QueueBackend:
+        """Build the (unopened) backend this configuration describes."""
+        ...

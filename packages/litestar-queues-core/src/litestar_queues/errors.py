@@ -1,0 +1,56 @@
+"""One exception hierarchy for everything litestar-queues raises on purpose."""
+
+from __future__ import annotations
+
+__all__ = (
+    "ConfigurationError",
+    "DuplicateTaskError",
+    "NonRetryableError",
+    "QueueError",
+    "RecordNotFoundError",
+    "SerializationError",
+    "TaskCancelledError",
+    "TaskNotFoundError",
+    "TaskTimeoutError",
+    "UnsupportedOperation",
+)
+
+
+class QueueError(Exception):
+    """Base class of every error raised by litestar-queues."""
+
+
+class ConfigurationError(QueueError, ValueError):
+    """The configuration cannot work; the message says what to change."""
+
+
+class SerializationError(QueueError, TypeError):
+    """A task argument or result cannot be encoded with msgspec (JSON)."""
+
+
+class TaskNotFoundError(QueueError, LookupError):
+    """No task is registered under the given name (is its module in ``task_modules``?)."""
+
+
+class RecordNotFoundError(QueueError, LookupError):
+    """No queue record exists with the given id."""
+
+
+class DuplicateTaskError(QueueError):
+    """A record cannot be (re)queued because another active record holds its dedup key."""
+
+
+class UnsupportedOperation(QueueError, NotImplementedError):  # noqa: N818 - public name from the design
+    """The backend does not declare the capability an operation needs."""
+
+
+class TaskCancelledError(QueueError):
+    """Raised inside a running task when its cancellation was requested."""
+
+
+class TaskTimeoutError(QueueError, TimeoutError):
+    """The task ran longer than its ``timeout``."""
+
+
+class NonRetryableError(QueueError):
+    """Raise (or subclass) inside a task to fail it at once, without using its remaining retries."""
