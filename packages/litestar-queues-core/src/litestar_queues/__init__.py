@@ -1,3 +1,106 @@
 """Durable task queues, workers, schedules and realtime job events for Litestar applications."""
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from litestar_queues.backend import BackendConfig, Capability, QueueBackend
+from litestar_queues.clock import Clock, SystemClock, utc_now
+from litestar_queues.config import QueueConfig, WorkerConfig
+from litestar_queues.context import TaskExecutionContext, current_task_context
+from litestar_queues.errors import (
+    ConfigurationError,
+    DuplicateTaskError,
+    NonRetryableError,
+    QueueError,
+    RecordNotFoundError,
+    SerializationError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    UnsupportedOperation,
+)
+from litestar_queues.records import (
+    EnqueueOutcome,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStatistics,
+    RecordFilter,
+    RecordPage,
+    TaskError,
+    TaskRecord,
+    TaskStatus,
+    WorkerInfo,
+)
+from litestar_queues.scheduler import ScheduleInfo
+from litestar_queues.service import EnqueueRequest, QueueService
+from litestar_queues.task import Schedule, Task, TaskOptions, TaskRegistry, default_registry, task
+from litestar_queues.worker import Worker
+
+if TYPE_CHECKING:
+    from litestar_queues.litestar.plugin import QueuePlugin
+
+__all__ = (
+    "BackendConfig",
+    "Capability",
+    "Clock",
+    "ConfigurationError",
+    "DuplicateTaskError",
+    "EnqueueOutcome",
+    "EnqueueRequest",
+    "Lease",
+    "LeaseState",
+    "NonRetryableError",
+    "Outcome",
+    "QueueBackend",
+    "QueueConfig",
+    "QueueError",
+    "QueuePlugin",
+    "QueueService",
+    "QueueStatistics",
+    "RecordFilter",
+    "RecordNotFoundError",
+    "RecordPage",
+    "Schedule",
+    "ScheduleInfo",
+    "SerializationError",
+    "SystemClock",
+    "Task",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskExecutionContext",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskOptions",
+    "TaskRecord",
+    "TaskRegistry",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "UnsupportedOperation",
+    "Worker",
+    "WorkerConfig",
+    "WorkerInfo",
+    "current_task_context",
+    "default_registry",
+    "task",
+    "utc_now",
+)
+
+_LAZY = {"QueuePlugin": "litestar_queues.litestar.plugin"}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(
+            f"litestar_queues.{name} needs the Litestar integration: pip install litestar-queues "
+            "(or litestar-queues-litestar)"
+        ) from exc
+    return getattr(module, name)

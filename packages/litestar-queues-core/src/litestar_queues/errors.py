@@ -10,6 +10,7 @@ __all__ = (
     "RecordNotFoundError",
     "SerializationError",
     "TaskCancelledError",
+    "TaskFailedError",
     "TaskNotFoundError",
     "TaskTimeoutError",
     "UnsupportedOperation",
@@ -54,3 +55,11 @@ class TaskTimeoutError(QueueError, TimeoutError):
 
 class NonRetryableError(QueueError):
     """Raise (or subclass) inside a task to fail it at once, without using its remaining retries."""
+
+
+class TaskFailedError(QueueError):
+    """The awaited record ended ``failed``, ``cancelled`` or ``expired``; ``record`` says why."""
+
+    def __init__(self, record: object, message: str) -> None:
+        super().__init__(message)
+        self.record = record

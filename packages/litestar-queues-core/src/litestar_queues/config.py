@@ -1,0 +1,177 @@
+"""``QueueConfig`` and ``WorkerConfig``, and how a backend name or URL becomes a backend."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar_queues.backend import BackendConfig, QueueBackend
+from litestar_queues.clock import Clock, SystemClock
+from litestar_queues.errors import ConfigurationError
+from litestar_queues.events.config import QueueEventConfig
+
+__all__ = ("BUILTIN_EXECUTION_BACKENDS", "QueueConfig", "WorkerConfig", "default_worker_id", "resolve_backend")
+
+BUILTIN_EXECUTION_BACKENDS = frozenset({"local", "immediate"})
+
+# scheme -> (module, config class, what to install)
+_URL_BACKENDS: dict[str, tuple[str, str, str]] = {
+    "memory": ("litestar_queues.backends.memory", "MemoryBackendConfig", "litestar-queues"),
+    "redis": ("litestar_queues.backends.redis", "RedisBackendConfig", "litestar-queues[redis]"),
+    "rediss": ("litestar_queues.backends.redis", "RedisBackendConfig", "litestar-queues[redis]"),
+    "valkey": ("litestar_queues.backends.valkey", "ValkeyBackendConfig", "litestar-queues[valkey]"),
+    "valkeys": ("litestar_queues.backends.valkey", "ValkeyBackendConfig", "litestar-queues[valkey]"),
+    "postgresql": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
+    "postgres": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
+    "sqlite": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
+    "mysql": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
+    "mariadb": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
+}
+
+
+def default_worker_id() -> str:
+    """A worker id unique across hosts: ``worker-<host>-<pid>-<random>``."""
+    return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def resolve_backend(value: str | BackendConfig | QueueBackend) -> QueueBackend:
+    """Turn ``"memory"``, a URL (``redis://``, ``valkey://``, ``postgresql://``, ``sqlite:///``, ``mysql://``), a typed
+    backend config or a backend instance into an (unopened) backend.
+
+    Raises:
+        ConfigurationError: unknown name/scheme, or the distribution providing it is not installed.
+    """
+    if isinstance(value, QueueBackend):
+        return value
+    if isinstance(value, BackendConfig):
+        return value.create_backend()
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"queue_backend must be a backend name, a URL or a typed backend config, got {type(value).__name__}"
+        )
+    scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else value.lower()
+    try:
+        module_name, class_name, install = _URL_BACKENDS[scheme]
+    except KeyError:
+        known = ", ".join(sorted({"memory", *(f"{s}://" for s in _URL_BACKENDS if s != "memory")}))
+        raise ConfigurationError(f"unknown queue backend {value!r}; use one of: {known}, or a typed config") from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"queue backend {value!r} needs {install}: pip install '{install}'") from exc
+    config_class = getattr(module, class_name)
+    config = config_class() if scheme == "memory" else config_class.from_url(value)
+    backend: QueueBackend = config.create_backend()
+    return backend
+
+
+@dataclass(kw_only=True)
+class WorkerConfig:
+    """How a worker claims and runs work.
+
+    Attributes:
+        batch_size: Most due records fetched per claim round trip.
+        poll_interval: Seconds to sleep when idle, if the backend cannot push wakeups (and the longest
+            wait even when it can: polling is the fallback truth).
+        concurrency: Attempts run at once by one worker.
+        heartbeat_interval: Seconds between lease renewals of running attempts (also how quickly a
+            cancellation of running work is noticed).
+        reconcile_interval: Seconds between reconcile passes over attempts running on remote targets.
+        stale_threshold: Lease length in seconds: a running record whose worker stopped renewing it for
+            this long is recovered by another worker.
+        queues: Queues served; ``None`` serves ``default`` and every queue a registered task names.
+        queue_concurrency: Per-queue caps on running attempts, within ``concurrency``.
+        worker_id: Identity used as lease owner; unique across hosts by default.
+        drain_timeout: Seconds running attempts may take to finish on shutdown before they are handed back.
+        maintenance_interval: Seconds between maintenance passes (stale recovery, expiry, pruning), run by one
+            worker at a time under a lock.
+        retention: Seconds finished records are kept before pruning; ``None`` keeps them.
+        crash_retries: Extra attempts granted, beyond ``retries``, to work whose worker died mid-attempt.
+    """
+
+    batch_size: int = 10
+    poll_interval: float = 1.0
+    concurrency: int = 10
+    heartbeat_interval: float = 5.0
+    reconcile_interval: float = 30.0
+    stale_threshold: float = 30.0
+    queues: tuple[str, ...] | None = None
+    queue_concurrency: dict[str, int] = field(default_factory=dict)
+    worker_id: str | None = None
+    drain_timeout: float = 30.0
+    maintenance_interval: float = 15.0
+    retention: float | None = 7 * 24 * 3600.0
+    crash_retries: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"WorkerConfig.{name} must be at least 1, got {getattr(self, name)}")
+        for name in (
+            "poll_interval",
+            "heartbeat_interval",
+            "stale_threshold",
+            "maintenance_interval",
+            "reconcile_interval",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"WorkerConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.heartbeat_interval >= self.stale_threshold:
+            raise ConfigurationError(
+                f"WorkerConfig.heartbeat_interval ({self.heartbeat_interval}s) must be shorter than stale_threshold "
+                f"({self.stale_threshold}s), or running work would be recovered while its worker is alive"
+            )
+        if self.drain_timeout < 0 or self.crash_retries < 0:
+            raise ConfigurationError("WorkerConfig.drain_timeout and crash_retries must not be negative")
+        for queue, cap in self.queue_concurrency.items():
+            if cap < 1:
+                raise ConfigurationError(f"WorkerConfig.queue_concurrency[{queue!r}] must be at least 1, got {cap}")
+
+
+@dataclass(kw_only=True)
+class QueueConfig:
+    """Everything about a queue service: storage, execution, tasks, worker, events and Litestar wiring.
+
+    Attributes:
+        queue_backend: ``"memory"``, a URL (``redis://``, ``valkey://``, ``postgresql://``, ``sqlite:///``,
+            ``mysql://``), or a typed backend config such as ``RedisBackendConfig(...)``.
+        execution_backend: Where attempts run by default: ``"local"`` (a worker) or ``"immediate"`` (inline
+            at enqueue, for tests).
+        task_modules: Modules imported on startup so their ``@task`` decorators register.
+        initialize_schedules: Create or refresh the pending record of every scheduled task on startup.
+        in_app_worker: Start a worker inside the Litestar app process (plugin).
+        worker: Worker settings.
+        event_config: Event publishing settings.
+        clock: The source of time (tests inject a fake one).
+    """
+
+    queue_backend: str | BackendConfig | QueueBackend = "memory"
+    execution_backend: str = "local"
+    task_modules: tuple[str, ...] = ()
+    initialize_schedules: bool = True
+    in_app_worker: bool = True
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    event_config: QueueEventConfig = field(default_factory=QueueEventConfig)
+    queue_service_dependency_key: str = "queue_service"
+    queue_service_state_key: str = "queue_service"
+    queue_worker_state_key: str = "queue_worker"
+    queue_event_publisher_state_key: str = "queue_event_publisher"
+    channels_backend_state_key: str = "queue_channels_backend"
+    clock: Clock = field(default_factory=SystemClock)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form settings for integrations (e.g. execution target profiles)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.task_modules, str):  # type: ignore[unreachable]  # a common slip: ("app.tasks") is a str
+            raise ConfigurationError(
+                f"task_modules must be a tuple of module names, not a string: use ({self.task_modules!r},)"
+            )
+        self.task_modules = tuple(self.task_modules)
+        if self.execution_backend not in BUILTIN_EXECUTION_BACKENDS:
+            raise ConfigurationError(
+                f"unknown execution_backend {self.execution_backend!r}; use 'local' or 'immediate'"
+            )

@@ -1,0 +1,196 @@
+"""Run one claimed attempt and end it under its fence: the single execution path of every target."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+
+from litestar_queues.backend import QueueBackend
+from litestar_queues.clock import Clock
+from litestar_queues.context import TaskExecutionContext
+from litestar_queues.errors import NonRetryableError, SerializationError, TaskNotFoundError, TaskTimeoutError
+from litestar_queues.events.envelope import QueueEventType
+from litestar_queues.events.publisher import QueueEventPublisher
+from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
+from litestar_queues.serialization import encode_result
+from litestar_queues.task import CONTEXT_PARAMETER, JOB_ID_PARAMETER, Task, TaskRegistry
+
+__all__ = ("MAX_BACKOFF_SECONDS", "AttemptRunner", "Interrupt", "describe_error", "retry_delay")
+
+logger = logging.getLogger("litestar_queues.worker")
+
+MAX_BACKOFF_SECONDS = 3600.0
+TRACEBACK_LIMIT = 8000
+_NOT_RETRYABLE = (NonRetryableError, SerializationError, TaskNotFoundError, msgspec.ValidationError)
+_TERMINAL_EVENTS = {
+    TaskStatus.COMPLETED: QueueEventType.COMPLETED,
+    TaskStatus.FAILED: QueueEventType.FAILED,
+    TaskStatus.CANCELLED: QueueEventType.CANCELLED,
+    TaskStatus.PENDING: QueueEventType.RETRYING,
+}
+
+
+def describe_error(exc: BaseException) -> TaskError:
+    """Keep an exception's type, message and a bounded traceback."""
+    kind = type(exc)
+    text = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
+    if len(text) > TRACEBACK_LIMIT:
+        text = "...\n" + text[-TRACEBACK_LIMIT:]
+    return TaskError(type=f"{kind.__module__}.{kind.__qualname__}", message=str(exc), traceback=text)
+
+
+def retry_delay(base: float, attempt: int) -> float:
+    """Exponential backoff with jitter: between half and all of ``base * 2 ** (attempt - 1)``, capped at an hour."""
+    if base <= 0:
+        return 0.0
+    ceiling = min(MAX_BACKOFF_SECONDS, base * 2.0 ** min(attempt - 1, 32))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+class Interrupt:
+    """Why a running attempt is being interrupted: set before cancelling its asyncio task."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        """``"cancel"`` (cancellation requested), ``"lost"`` (lease lost) or ``"shutdown"`` (hand back)."""
+
+
+class AttemptRunner:
+    """Executes claimed records: decode, call, encode, finish under the fence, publish lifecycle events."""
+
+    __slots__ = ("backend", "clock", "executor", "publisher", "registry", "worker_id")
+
+    def __init__(
+        self,
+        *,
+        backend: QueueBackend,
+        registry: TaskRegistry,
+        publisher: QueueEventPublisher,
+        clock: Clock,
+        worker_id: str | None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.publisher = publisher
+        self.clock = clock
+        self.worker_id = worker_id
+        self.executor = executor
+
+    async def run(self, record: TaskRecord, interrupt: Interrupt | None = None) -> TaskRecord | None:
+        """Run the claimed ``record`` once and end it; return the updated record, or ``None`` if the fence failed."""
+        context = TaskExecutionContext(record, self.publisher, self.worker_id)
+        token = context.bind()
+        try:
+            outcome = await self._attempt(record, context, interrupt)
+        finally:
+            context.unbind(token)
+        if outcome is None:  # lease lost: someone else owns the record now; change nothing
+            return None
+        final = await self.backend.finish(record.lease, outcome, now=self.clock.now())
+        if final is None:
+            logger.warning("task %s (%s): lease lost before finishing; outcome discarded", record.id, record.task_name)
+            return None
+        await self._report(final, context, handed_back=outcome.refund_attempt)
+        return final
+
+    async def _attempt(
+        self, record: TaskRecord, context: TaskExecutionContext, interrupt: Interrupt | None
+    ) -> Outcome | None:
+        try:
+            task = self.registry.get(record.task_name)
+            if self.publisher.enabled:
+                await self.publisher.publish_task_event(
+                    record, QueueEventType.STARTED, worker_id=self.worker_id, sequence=context.next_sequence()
+                )
+            args, kwargs = task.decode_call(record.args, record.kwargs)
+            if task.wants_job_id:
+                kwargs[JOB_ID_PARAMETER] = record.id
+            if task.wants_context:
+                kwargs[CONTEXT_PARAMETER] = context
+            value = await self._call(task, args, kwargs, record.timeout)
+            return Outcome(status=TaskStatus.COMPLETED, result=encode_result(task.name, value))
+        except asyncio.CancelledError:
+            reason = interrupt.reason if interrupt is not None else None
+            if reason == "cancel":
+                return Outcome(
+                    status=TaskStatus.CANCELLED, error=TaskError(type="cancelled", message="cancelled while running")
+                )
+            if reason == "shutdown":
+                return Outcome(
+                    status=TaskStatus.PENDING, scheduled_at=self.clock.now(), refund_attempt=True, error=record.error
+                )
+            if reason == "lost":
+                return None
+            raise
+        except Exception as exc:
+            return self._failure(record, exc)
+
+    async def _call(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: float | None) -> Any:
+        if task.is_async:
+            awaitable = task.fn(*args, **kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            call: Callable[[], Any] = lambda: task.fn(*args, **kwargs)  # noqa: E731
+            awaitable = loop.run_in_executor(self.executor, contextvars.copy_context().run, call)
+        if timeout is None:
+            return await awaitable
+        try:
+            return await asyncio.wait_for(awaitable, timeout)
+        except asyncio.TimeoutError:
+            raise TaskTimeoutError(f"task {task.name!r} exceeded its timeout of {timeout:g}s") from None
+
+    def _failure(self, record: TaskRecord, exc: Exception) -> Outcome:
+        error = describe_error(exc)
+        if isinstance(exc, _NOT_RETRYABLE) or record.attempts > record.max_retries:
+            return Outcome(status=TaskStatus.FAILED, error=error)
+        due = self.clock.now() + timedelta(seconds=retry_delay(record.retry_delay, record.attempts))
+        return Outcome(status=TaskStatus.PENDING, error=error, scheduled_at=due)
+
+    async def _report(self, final: TaskRecord, context: TaskExecutionContext, *, handed_back: bool) -> None:
+        status = final.status
+        if status is TaskStatus.COMPLETED:
+            level = logging.DEBUG if final.metadata.get("quiet_success") else logging.INFO
+            logger.log(level, "task %s (%s) completed", final.id, final.task_name)
+        elif status is TaskStatus.PENDING:
+            logger.info(
+                "task %s (%s) attempt %d failed, retrying at %s: %s",
+                final.id,
+                final.task_name,
+                final.attempts,
+                final.scheduled_at.isoformat(),
+                final.error.message if final.error else "",
+            )
+        elif status is TaskStatus.FAILED:
+            logger.error(
+                "task %s (%s) failed: %s", final.id, final.task_name, final.error.message if final.error else ""
+            )
+        if not self.publisher.enabled or handed_back:  # a shutdown hand-back is not a retry
+            return
+        event_type = _TERMINAL_EVENTS.get(status)
+        if event_type is None:
+            return
+        error = final.error if status is not TaskStatus.COMPLETED else None
+        try:
+            await self.publisher.publish_task_event(
+                final,
+                event_type,
+                worker_id=self.worker_id,
+                sequence=context.next_sequence(),
+                level="error" if status is TaskStatus.FAILED else None,
+                message=error.message if error else None,
+                payload={"errorType": error.type} if error else None,
+            )
+        except Exception:  # the record is already final; a strict sink cannot undo that
+            logger.exception("publishing %s for task %s failed after it finished", event_type, final.id)

@@ -1,0 +1,428 @@
+"""Tasks: the ``@task`` decorator, per-call options, schedules and the registry."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import typing
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from litestar_queues.cron import CronExpression, parse_cron
+from litestar_queues.errors import ConfigurationError, TaskNotFoundError
+from litestar_queues.serialization import convert_value
+
+__all__ = (
+    "ENQUEUE_OPTION_NAMES",
+    "Schedule",
+    "Task",
+    "TaskOptions",
+    "TaskRegistry",
+    "default_registry",
+    "task",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JOB_ID_PARAMETER = "_job_id"
+CONTEXT_PARAMETER = "_task_context"
+_INJECTED = frozenset({JOB_ID_PARAMETER, CONTEXT_PARAMETER})
+
+
+class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a task's records are created; set on ``@task`` and overridden per call with ``Task.using``."""
+
+    queue: str = "default"
+    priority: int = 0
+    """Higher runs first among due records."""
+    retries: int = 0
+    """Retries after the first attempt."""
+    retry_backoff: float = 1.0
+    """Base delay in seconds of the exponential backoff between attempts (``0`` retries at once)."""
+    timeout: float | None = None
+    """Seconds one attempt may run."""
+    execution_backend: str | None = None
+    """Where attempts run (``"local"``, ``"immediate"``, ...); ``None`` uses ``QueueConfig.execution_backend``."""
+    execution_profile: str | None = None
+    key: str | None = None
+    """Dedup key: while a record with this key is pending or running, enqueueing another returns it."""
+    description: str | None = None
+    log_level: str | None = None
+    quiet_success: bool = False
+    """Log successful runs at DEBUG instead of INFO."""
+    delay: float | None = None
+    """Seconds from enqueue until the record is due."""
+    scheduled_at: datetime | None = None
+    """Absolute due time (aware); wins over ``delay``."""
+    expires_in: float | None = None
+    """Seconds after which a record that has not started becomes ``expired``."""
+    requeue_stale: bool = True
+    """Requeue the attempt when its worker dies (lease expires); ``False`` fails it instead."""
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+ENQUEUE_OPTION_NAMES: frozenset[str] = frozenset(TaskOptions.__struct_fields__)
+"""Per-call option names, accepted by ``Task.using`` (and by ``QueueService.enqueue`` when not task parameters)."""
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    """A recurring schedule of a task: a cron expression or a fixed interval."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    interval: float | None = None
+    """Seconds between the start of one run and the next."""
+    initial_delay: float = 0.0
+    """Seconds before the first interval run."""
+    jitter: float = 0.0
+    """Up to this many random seconds are added to each run's due time."""
+    max_instances: int = 1
+    """At most this many runs of the schedule may execute at once; a run beyond it is skipped."""
+
+    @property
+    def signature(self) -> str:
+        """A stable text identifying the definition; a change cancels the pending run made by the old one."""
+        if self.cron is not None:
+            return f"cron={self.cron};tz={self.timezone};jitter={self.jitter:g};max={self.max_instances}"
+        return (
+            f"interval={self.interval:g};delay={self.initial_delay:g};jitter={self.jitter:g};max={self.max_instances}"
+        )
+
+    @property
+    def cron_expression(self) -> CronExpression | None:
+        """The parsed cron expression (``None`` for interval schedules)."""
+        return None if self.cron is None else parse_cron(self.cron)
+
+
+class Task(Generic[P, R]):
+    """A registered task function with its default options.
+
+    Calling the task calls the function directly (handy in unit tests). Enqueue it with
+    ``QueueService.enqueue(task, *args, **kwargs)``; a type checker sees the function's own parameters.
+    """
+
+    __slots__ = (
+        "_hints",
+        "fn",
+        "is_async",
+        "name",
+        "options",
+        "schedule",
+        "signature",
+        "wants_context",
+        "wants_job_id",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[P, Awaitable[R]] | Callable[P, R],
+        *,
+        name: str,
+        options: TaskOptions,
+        schedule: Schedule | None,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.schedule = schedule
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.wants_job_id = JOB_ID_PARAMETER in self.signature.parameters
+        self.wants_context = CONTEXT_PARAMETER in self.signature.parameters
+        self._hints: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r} queue={self.options.queue!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R] | R:
+        return self.fn(*args, **kwargs)
+
+    def using(self, **overrides: Any) -> Task[P, R]:
+        """Return a copy with per-call options changed, e.g. ``send.using(key=f"user:{id}", priority=10)``.
+
+        Raises:
+            TypeError: an option name is unknown.
+        """
+        unknown = set(overrides) - ENQUEUE_OPTION_NAMES
+        if unknown:
+            raise TypeError(f"unknown task option(s) {sorted(unknown)}; valid options: {sorted(ENQUEUE_OPTION_NAMES)}")
+        clone: Task[P, R] = Task(
+            self.fn, name=self.name, options=msgspec.structs.replace(self.options, **overrides), schedule=self.schedule
+        )
+        clone._hints = self._hints
+        return clone
+
+    def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Check that the call matches the function's signature (injected parameters are filled at run time).
+
+        Raises:
+            TypeError: the arguments do not fit (naming the task), or an injected parameter was passed.
+        """
+        reserved = _INJECTED.intersection(kwargs)
+        if reserved:
+            raise TypeError(f"task {self.name!r}: {sorted(reserved)} are injected at run time; do not pass them")
+        injected = {name: None for name in _INJECTED if name in self.signature.parameters}
+        try:
+            self.signature.bind(*args, **kwargs, **injected)
+        except TypeError as exc:
+            raise TypeError(f"task {self.name!r}: {exc}") from None
+
+    def _type_hints(self) -> dict[str, Any]:
+        if self._hints is None:
+            try:
+                self._hints = typing.get_type_hints(self.fn)
+            except Exception:
+                self._hints = {}
+        return self._hints
+
+    def decode_call(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Convert stored builtin arguments back to the annotated parameter types."""
+        hints = self._type_hints()
+        if not hints or not (args or kwargs):
+            return args, kwargs
+        bound = self.signature.bind_partial(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            annotation = hints.get(name)
+            if annotation is None or annotation is Any:
+                continue
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                bound.arguments[name] = tuple(convert_value(item, annotation) for item in value)
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                bound.arguments[name] = {key: convert_value(item, annotation) for key, item in value.items()}
+            else:
+                bound.arguments[name] = convert_value(value, annotation)
+        return list(bound.args), dict(bound.kwargs)
+
+    def decode_result(self, value: Any) -> Any:
+        """Convert a stored result back to the function's annotated return type (as stored when unannotated)."""
+        annotation = self._type_hints().get("return")
+        if annotation is None or annotation is Any or value is None:
+            return value
+        return convert_value(value, annotation)
+
+
+class TaskRegistry:
+    """Tasks by name. ``@task`` registers into :data:`default_registry`."""
+
+    __slots__ = ("_lock", "_tasks")
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, task: Task[Any, Any]) -> None:
+        """Add a task; re-registering the same function (a module reload) replaces it.
+
+        Raises:
+            ConfigurationError: another function already uses the name.
+        """
+        with self._lock:
+            existing = self._tasks.get(task.name)
+            if existing is not None and _qualified(existing.fn) != _qualified(task.fn):
+                raise ConfigurationError(
+                    f"task name {task.name!r} is used by both {_qualified(existing.fn)} and {_qualified(task.fn)}; "
+                    "give one of them another name"
+                )
+            self._tasks[task.name] = task
+
+    def get(self, name: str) -> Task[Any, Any]:
+        """Return the task registered as ``name``.
+
+        Raises:
+            TaskNotFoundError: nothing is registered under that name.
+        """
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise TaskNotFoundError(
+                f"no task is registered as {name!r}; is the module defining it listed in QueueConfig.task_modules?"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[Task[Any, Any]]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def unregister(self, name: str) -> None:
+        """Forget a task (tests)."""
+        with self._lock:
+            self._tasks.pop(name, None)
+
+
+default_registry = TaskRegistry()
+"""The registry ``@task`` uses unless given another."""
+
+
+def _qualified(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _seconds(value: float | timedelta | None, what: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        raise ConfigurationError(f"{what} must not be negative, got {value!r}")
+    return seconds
+
+
+def _make_schedule(
+    name: str,
+    *,
+    cron: str | None,
+    interval: float | timedelta | None,
+    timezone: str,
+    initial_delay: float | timedelta,
+    jitter: float | timedelta,
+    max_instances: int,
+) -> Schedule | None:
+    if cron is None and interval is None:
+        return None
+    if cron is not None and interval is not None:
+        raise ConfigurationError(f"task {name!r}: give either cron= or interval=, not both")
+    if cron is not None:
+        parse_cron(cron)  # a malformed expression fails at import, with CronSyntaxError naming the field
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"task {name!r}: unknown timezone {timezone!r}") from exc
+    seconds = _seconds(interval, "interval")
+    if seconds is not None and seconds <= 0:
+        raise ConfigurationError(f"task {name!r}: interval must be positive, got {interval!r}")
+    if max_instances < 1:
+        raise ConfigurationError(f"task {name!r}: max_instances must be at least 1")
+    return Schedule(
+        cron=cron,
+        timezone=timezone,
+        interval=seconds,
+        initial_delay=_seconds(initial_delay, "initial_delay") or 0.0,
+        jitter=_seconds(jitter, "jitter") or 0.0,
+        max_instances=max_instances,
+    )
+
+
+class _TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    name: str | None = None,
+    /,
+    *,
+    queue: str = "default",
+    priority: int = 0,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    timeout: float | timedelta | None = None,
+    execution_backend: str | None = None,
+    execution_profile: str | None = None,
+    key: str | None = None,
+    description: str | None = None,
+    log_level: str | None = None,
+    quiet_success: bool = False,
+    expires_in: float | timedelta | None = None,
+    requeue_stale: bool = True,
+    cron: str | None = None,
+    interval: float | timedelta | None = None,
+    timezone: str = "UTC",
+    initial_delay: float | timedelta = 0.0,
+    jitter: float | timedelta = 0.0,
+    max_instances: int = 1,
+    registry: TaskRegistry | None = None,
+) -> _TaskDecorator: ...
+def task(
+    name: str | Callable[..., Any] | None = None,
+    /,
+    *,
+    queue: str = "default",
+    priority: int = 0,
+    retries: int = 0,
+    retry_backoff: float = 1.0,
+    timeout: float | timedelta | None = None,
+    execution_backend: str | None = None,
+    execution_profile: str | None = None,
+    key: str | None = None,
+    description: str | None = None,
+    log_level: str | None = None,
+    quiet_success: bool = False,
+    expires_in: float | timedelta | None = None,
+    requeue_stale: bool = True,
+    cron: str | None = None,
+    interval: float | timedelta | None = None,
+    timezone: str = "UTC",
+    initial_delay: float | timedelta = 0.0,
+    jitter: float | timedelta = 0.0,
+    max_instances: int = 1,
+    registry: TaskRegistry | None = None,
+) -> Any:
+    """Register a function as a task, bare (``@task``) or with a name and options (``@task("emails.send", retries=3)``).
+
+    The name defaults to ``module.qualname``. Async and sync functions are accepted (sync ones run in a
+    thread). A function may declare ``_job_id`` and ``_task_context`` to receive the record id and the
+    :class:`~litestar_queues.context.TaskExecutionContext`; they are never stored as arguments.
+
+    Raises:
+        ConfigurationError: an option is invalid (negative retries, unknown timezone, cron with interval...).
+        CronSyntaxError: ``cron`` is malformed.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
+        task_name = name if isinstance(name, str) else f"{fn.__module__}.{fn.__qualname__}"
+        if not task_name:
+            raise ConfigurationError("a task name must not be empty")
+        if retries < 0:
+            raise ConfigurationError(f"task {task_name!r}: retries must be >= 0, got {retries}")
+        if retry_backoff < 0:
+            raise ConfigurationError(f"task {task_name!r}: retry_backoff must be >= 0, got {retry_backoff}")
+        timeout_seconds = _seconds(timeout, "timeout")
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise ConfigurationError(f"task {task_name!r}: timeout must be positive, got {timeout!r}")
+        options = TaskOptions(
+            queue=queue,
+            priority=priority,
+            retries=retries,
+            retry_backoff=float(retry_backoff),
+            timeout=timeout_seconds,
+            execution_backend=execution_backend,
+            execution_profile=execution_profile,
+            key=key,
+            description=description if description is not None else inspect.getdoc(fn),
+            log_level=log_level,
+            quiet_success=quiet_success,
+            expires_in=_seconds(expires_in, "expires_in"),
+            requeue_stale=requeue_stale,
+        )
+        schedule = _make_schedule(
+            task_name,
+            cron=cron,
+            interval=interval,
+            timezone=timezone,
+            initial_delay=initial_delay,
+            jitter=jitter,
+            max_instances=max_instances,
+        )
+        created: Task[Any, Any] = Task(fn, name=task_name, options=options, schedule=schedule)
+        (registry if registry is not None else default_registry).register(created)
+        return created
+
+    if callable(name):
+        return decorate(name)
+    return decorate

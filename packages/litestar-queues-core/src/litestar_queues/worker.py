@@ -1,0 +1,375 @@
+"""``Worker``: claims due records, runs them with bounded concurrency, renews their leases, recovers
+work of dead workers, and shuts down by draining."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from litestar_queues.backend import Capability
+from litestar_queues.config import WorkerConfig, default_worker_id
+from litestar_queues.records import LeaseState, Outcome, RecordFilter, TaskError, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.runner import Interrupt
+from litestar_queues.scheduler import schedule_of
+from litestar_queues.service import QueueService
+
+__all__ = ("Worker",)
+
+logger = logging.getLogger("litestar_queues.worker")
+
+MAINTENANCE_LOCK = "maintenance"
+_MAINTENANCE_BATCH = 500
+
+
+class _Job:
+    __slots__ = ("interrupt", "record", "task")
+
+    def __init__(self, record: TaskRecord, task: asyncio.Task[None], interrupt: Interrupt) -> None:
+        self.record = record
+        self.task = task
+        self.interrupt = interrupt
+
+
+class Worker:
+    """Runs work from a :class:`QueueService`'s backend.
+
+    ``await worker.start()`` runs it in the background; ``await worker.stop()`` drains it: claiming stops,
+    running attempts get ``drain_timeout`` seconds to finish, and the rest go back to pending without
+    using up a retry. ``run_until_stopped`` does both around ``request_stop()`` (signal handlers call it).
+    """
+
+    def __init__(self, service: QueueService, config: WorkerConfig | None = None) -> None:
+        self.service = service
+        self.config = config or service.config.worker
+        self.id = self.config.worker_id or default_worker_id()
+        self._jobs: dict[str, _Job] = {}
+        self._per_queue: Counter[str] = Counter()
+        self._slot_freed = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"lq-{self.id}")
+        self._started_at = service.clock.now()
+        self._runner = service.runner(self.id)
+        self._runner.executor = self._executor
+        self._failing: str | None = None
+        self.processed = 0
+        """Attempts this worker has finished (any outcome)."""
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The queues served: configured, or ``default`` plus every queue a registered task names."""
+        if self.config.queues is not None:
+            return self.config.queues
+        return tuple(sorted({"default", *(task.options.queue for task in self.service.registry)}))
+
+    @property
+    def running(self) -> int:
+        """Attempts running now."""
+        return len(self._jobs)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register, run one maintenance pass (recovering work of crashed workers), and start claiming."""
+        backend = self.service.backend
+        await backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
+        await self._maintenance()
+        loop = asyncio.get_running_loop()
+        self._loops = [
+            loop.create_task(self._claim_loop(), name=f"{self.id}-claim"),
+            loop.create_task(self._every(self.config.heartbeat_interval, self._heartbeat), name=f"{self.id}-heartbeat"),
+            loop.create_task(self._every(self.config.maintenance_interval, self._maintenance), name=f"{self.id}-maint"),
+        ]
+        logger.info(
+            "worker %s started: queues=%s concurrency=%d backend=%s",
+            self.id,
+            ",".join(self.queues),
+            self.config.concurrency,
+            backend.name,
+        )
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop claiming (safe to call from a signal handler in the loop's thread)."""
+        self._stop_requested.set()
+
+    async def run_until_stopped(self) -> None:
+        """Start, wait for ``request_stop()``, then drain and stop."""
+        await self.start()
+        await self._stop_requested.wait()
+        await self.stop()
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop claiming, let running attempts finish within ``drain_timeout``, hand the rest back, unregister."""
+        if self._stopped.is_set():
+            return
+        self._stop_requested.set()
+        claim_loop = self._loops[0] if self._loops else None
+        if claim_loop is not None:
+            await asyncio.gather(claim_loop, return_exceptions=True)
+        timeout = self.config.drain_timeout if drain_timeout is None else drain_timeout
+        pending = [job.task for job in self._jobs.values()]
+        if pending:
+            logger.info("worker %s draining %d running task(s) for up to %gs", self.id, len(pending), timeout)
+            _, still_running = await asyncio.wait(pending, timeout=timeout) if timeout > 0 else (set(), set(pending))
+            if still_running:
+                logger.warning("worker %s handing %d unfinished task(s) back to pending", self.id, len(still_running))
+                self._interrupt_all("shutdown")
+                await asyncio.wait(still_running, timeout=5.0)
+        for loop_task in self._loops[1:]:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.service.backend.remove_worker(self.id)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._stopped.set()
+        logger.info("worker %s stopped after %d task(s)", self.id, self.processed)
+
+    async def run_until_idle(self, *, timeout: float = 30.0) -> int:
+        """Start, process due work until none is left and nothing runs, then stop; return attempts finished.
+
+        For tests and scripts. Raises:
+            TimeoutError: work was still arriving after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        started = self.processed
+        await self.start()
+        try:
+            while self._jobs or await self._due_work_left():
+                if loop.time() > deadline:
+                    raise TimeoutError(f"worker {self.id} still busy after {timeout}s")
+                self._slot_freed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), 0.05)
+        finally:
+            await self.stop()
+        return self.processed - started
+
+    async def _due_work_left(self) -> bool:
+        stats = await self.service.backend.statistics(now=self.service.clock.now())
+        return stats.oldest_pending_at is not None
+
+    # -- claiming ----------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backend = self.service.backend
+        pushes = Capability.PUSH_WAKEUP in backend.capabilities
+        stop_wait = asyncio.get_running_loop().create_task(self._stop_requested.wait())
+        try:
+            while not self._stop_requested.is_set():
+                free = self.config.concurrency - len(self._jobs)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._first(self._slot_freed.wait(), stop_wait)
+                    continue
+                try:
+                    records = await self._claim(free)
+                except Exception as exc:
+                    await self._backend_failed("claiming", exc)
+                    continue
+                self._backend_recovered()
+                if records:
+                    for record in records:
+                        self._start(record)
+                    await asyncio.sleep(0)  # let the new attempts start before claiming more
+                    continue
+                waiter = (
+                    backend.wait_for_work(self.queues, timeout=self.config.poll_interval)
+                    if pushes
+                    else asyncio.sleep(self.config.poll_interval)
+                )
+                try:
+                    await self._first(waiter, stop_wait)
+                except Exception as exc:
+                    await self._backend_failed("waiting for work", exc)
+        finally:
+            stop_wait.cancel()
+
+    async def _first(self, awaitable: Awaitable[Any], stop_wait: asyncio.Task[Any]) -> None:
+        waiter = asyncio.ensure_future(awaitable)
+        try:
+            await asyncio.wait((waiter, stop_wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiter
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
+            raise waiter.exception()  # type: ignore[misc]
+
+    async def _claim(self, free: int) -> list[TaskRecord]:
+        backend = self.service.backend
+        now = self.service.clock.now()
+        lease = self.config.stale_threshold
+        caps = self.config.queue_concurrency
+        if not caps:
+            return await backend.claim(
+                self.queues, owner=self.id, limit=min(free, self.config.batch_size), now=now, lease_seconds=lease
+            )
+        claimed: list[TaskRecord] = []
+        uncapped = [queue for queue in self.queues if queue not in caps]
+        for queue in self.queues:
+            if queue in caps:
+                room = min(free - len(claimed), caps[queue] - self._per_queue[queue], self.config.batch_size)
+                if room > 0:
+                    claimed += await backend.claim([queue], owner=self.id, limit=room, now=now, lease_seconds=lease)
+        room = min(free - len(claimed), self.config.batch_size)
+        if uncapped and room > 0:
+            claimed += await backend.claim(uncapped, owner=self.id, limit=room, now=now, lease_seconds=lease)
+        return claimed
+
+    async def _backend_failed(self, doing: str, exc: Exception) -> None:
+        description = f"{type(exc).__name__}: {exc}"
+        if self._failing is None:
+            logger.error("worker %s: backend failed while %s (%s); retrying with backoff", self.id, doing, description)
+        self._failing = description
+        await asyncio.sleep(min(self.config.poll_interval, 1.0))
+
+    def _backend_recovered(self) -> None:
+        if self._failing is not None:
+            logger.warning("worker %s: backend reachable again", self.id)
+            self._failing = None
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def _start(self, record: TaskRecord) -> None:
+        interrupt = Interrupt()
+        task = asyncio.get_running_loop().create_task(self._execute(record, interrupt))
+        self._jobs[record.id] = _Job(record, task, interrupt)
+        self._per_queue[record.queue] += 1
+        task.add_done_callback(lambda _: self._finished(record))
+
+    def _finished(self, record: TaskRecord) -> None:
+        self._jobs.pop(record.id, None)
+        self._per_queue[record.queue] -= 1
+        self.processed += 1
+        self._slot_freed.set()
+
+    async def _execute(self, record: TaskRecord, interrupt: Interrupt) -> None:
+        try:
+            if schedule_of(record) is not None and not await self._start_scheduled(record):
+                return
+            await self._runner.run(record, interrupt)
+        except asyncio.CancelledError:
+            if interrupt.reason is None:
+                raise
+        except Exception:  # the record keeps its lease and comes back through stale recovery
+            logger.exception("worker %s: task %s (%s) could not be finished", self.id, record.id, record.task_name)
+
+    async def _start_scheduled(self, record: TaskRecord) -> bool:
+        """Enqueue the schedule's next slot; skip this run if ``max_instances`` runs are already going."""
+        await self.service.schedule_next(record)
+        limit = int((schedule_of(record) or {}).get("max_instances", 1))
+        page = await self.service.backend.query(
+            RecordFilter(status=TaskStatus.RUNNING, task_name=record.task_name), limit=limit + 1
+        )
+        if len(page.records) <= limit:
+            return True
+        error = TaskError(type="max_instances", message=f"skipped: {limit} run(s) of this schedule already running")
+        await self.service.backend.finish(
+            record.lease, Outcome(status=TaskStatus.CANCELLED, error=error), now=self.service.clock.now()
+        )
+        logger.warning("task %s (%s) %s", record.id, record.task_name, error.message)
+        return False
+
+    def _interrupt(self, record_id: str, reason: str) -> None:
+        job = self._jobs.get(record_id)
+        if job is not None and job.interrupt.reason is None:
+            job.interrupt.reason = reason
+            job.task.cancel()
+
+    def _interrupt_all(self, reason: str) -> None:
+        for record_id in list(self._jobs):
+            self._interrupt(record_id, reason)
+
+    # -- heartbeats and maintenance ----------------------------------------------------------------
+
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except Exception as exc:
+                await self._backend_failed(action.__name__.strip("_"), exc)
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=list(self.queues),
+            concurrency=self.config.concurrency,
+            started_at=self._started_at,
+            last_heartbeat_at=self.service.clock.now(),
+            metadata={"running": len(self._jobs), "processed": self.processed},
+        )
+
+    async def _heartbeat(self) -> None:
+        backend = self.service.backend
+        if self._jobs:
+            leases = [job.record.lease for job in self._jobs.values()]
+            states = await backend.renew(
+                leases, now=self.service.clock.now(), lease_seconds=self.config.stale_threshold
+            )
+            for record_id, state in states.items():
+                if state is LeaseState.CANCEL_REQUESTED:
+                    self._interrupt(record_id, "cancel")
+                elif state is LeaseState.LOST:
+                    logger.warning("worker %s lost the lease of task %s; stopping that attempt", self.id, record_id)
+                    self._interrupt(record_id, "lost")
+        await backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
+
+    async def _maintenance(self) -> None:
+        backend = self.service.backend
+        clock = self.service.clock
+        ttl = self.config.maintenance_interval * 2
+        if not await backend.acquire_lock(MAINTENANCE_LOCK, owner=self.id, ttl_seconds=ttl, now=clock.now()):
+            return
+        expired = await backend.expire(now=clock.now(), limit=_MAINTENANCE_BATCH)
+        recovered = await self.recover_stale(await backend.expired_leases(now=clock.now(), limit=_MAINTENANCE_BATCH))
+        pruned = 0
+        if self.config.retention is not None:
+            cutoff = clock.now() - timedelta(seconds=self.config.retention)
+            pruned = await backend.prune(finished_before=cutoff, limit=_MAINTENANCE_BATCH)
+        if expired or recovered or pruned:
+            logger.info(
+                "maintenance: %d expired, %d recovered from dead workers, %d pruned", expired, recovered, pruned
+            )
+
+    async def recover_stale(self, records: Sequence[TaskRecord]) -> int:
+        """Requeue (or fail) running records whose worker stopped renewing their lease; return how many changed.
+
+        The attempt counts; work whose worker died gets ``crash_retries`` attempts beyond ``retries``, and a
+        task declared with ``requeue_stale=False`` fails instead.
+        """
+        changed = 0
+        for record in records:
+            now = self.service.clock.now()
+            error = TaskError(
+                type="lease_expired",
+                message=f"worker {record.owner} stopped renewing its lease (crashed or was killed)",
+            )
+            requeue = record.metadata.get("requeue_stale", True) and (
+                record.attempts <= record.max_retries + self.config.crash_retries
+            )
+            outcome = (
+                Outcome(status=TaskStatus.PENDING, scheduled_at=now, error=error, only_if_lease_expired=True)
+                if requeue
+                else Outcome(status=TaskStatus.FAILED, error=error, only_if_lease_expired=True)
+            )
+            final = await self.service.backend.finish(record.lease, outcome, now=now)
+            if final is not None:
+                changed += 1
+                logger.warning(
+                    "task %s (%s): %s; now %s", record.id, record.task_name, error.message, final.status.value
+                )
+        return changed
