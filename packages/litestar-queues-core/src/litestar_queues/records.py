@@ -218,6 +218,16 @@ class EnqueueOutcome(msgspec.Struct, frozen=True):
     created: bool
     """False when an existing record with the same id, or an active record with the same key, was returned."""
 
+    @property
+    def id(self) -> str:
+        """The record id."""
+        return self.record.id
+
+    @property
+    def status(self) -> TaskStatus:
+        """The record's status."""
+        return self.record.status
+
 
 class RecordFilter(msgspec.Struct, frozen=True, kw_only=True):
     """Which records a query or bulk operation selects; ``None`` means any."""

@@ -266,13 +266,15 @@ class Worker:
             logger.exception("worker %s: task %s (%s) could not be finished", self.id, record.id, record.task_name)
 
     async def _start_scheduled(self, record: TaskRecord) -> bool:
-        """Enqueue the schedule's next slot; skip this run if ``max_instances`` runs are already going."""
+        """Enqueue the schedule's next slot; skip this run if ``max_instances`` older runs are still going."""
         await self.service.schedule_next(record)
         limit = int((schedule_of(record) or {}).get("max_instances", 1))
         page = await self.service.backend.query(
-            RecordFilter(status=TaskStatus.RUNNING, task_name=record.task_name), limit=limit + 1
+            RecordFilter(status=TaskStatus.RUNNING, task_name=record.task_name), limit=100
         )
-        if len(page.records) <= limit:
+        position = (record.scheduled_at, record.id)
+        older = sum(1 for other in page.records if (other.scheduled_at, other.id) < position)
+        if older < limit:
             return True
         error = TaskError(type="max_instances", message=f"skipped: {limit} run(s) of this schedule already running")
         await self.service.backend.finish(

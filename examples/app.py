@@ -1,0 +1,118 @@
+"""A small job-runner app: enqueue a report from a form and watch it build live.
+
+Run it:  ``bash scripts/example.sh``  (or ``uv run uvicorn examples.app:app``) and open http://127.0.0.1:8000.
+
+* ``POST /api/jobs`` enqueues ``reports.build`` and returns its id.
+* ``GET /api/jobs/{id}`` returns the record: status, attempts, result or error.
+* ``WS /api/jobs/{id}/events`` streams the job's events (progress, logs, lifecycle) as JSON messages.
+* ``GET /api/jobs/{id}/events/sse`` streams the same events as Server-Sent Events.
+
+By default the queue lives in memory and an in-app worker runs the jobs. One environment variable switches the
+queue backend: ``LITESTAR_QUEUES_BACKEND=sqlite:///jobs.db`` (or ``redis://...``, ``postgresql://...``).
+``LITESTAR_QUEUES_IN_APP_WORKER=0`` leaves the work to ``litestar --app examples.app:app queues run``.
+"""
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, get, post, websocket
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.connection import WebSocket
+from litestar.exceptions import NotFoundException
+from litestar.response import File, ServerSentEvent
+from litestar.static_files import create_static_files_router
+
+from examples.tasks import build_report
+from litestar_queues import QueueConfig, QueuePlugin, QueueService, TaskRecord
+from litestar_queues.events import QueueChannels, QueueEventConfig, sse_queue_events, stream_queue_events
+from litestar_queues.litestar import NamedDependency
+
+STATIC = Path(__file__).parent / "static"
+EVENT_HISTORY = 200
+"""Events kept per channel, so a page opened late still shows the whole job."""
+
+
+class JobRequest(msgspec.Struct):
+    """What the form sends."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    steps: Annotated[int, msgspec.Meta(ge=1, le=5)] = 5
+    step_seconds: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.5
+
+
+class JobView(msgspec.Struct):
+    """A job as the page sees it."""
+
+    id: str
+    status: str
+    attempts: int
+    result: Any = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> "JobView":
+        """Summarise a queue record."""
+        error = f"{record.error.type}: {record.error.message}" if record.error else None
+        return cls(record.id, record.status.value, record.attempts, record.result, error)
+
+
+@get("/", media_type=MediaType.HTML, include_in_schema=False)
+async def index() -> File:
+    """The page: a form, then the job's live progress."""
+    return File(STATIC / "index.html", content_disposition_type="inline")
+
+
+@post("/api/jobs")
+async def create_job(data: JobRequest, queue_service: NamedDependency[QueueService]) -> JobView:
+    """Enqueue a report."""
+    outcome = await queue_service.enqueue(build_report, data.title, steps=data.steps, step_seconds=data.step_seconds)
+    return JobView.of(outcome.record)
+
+
+@get("/api/jobs/{job_id:str}")
+async def get_job(job_id: str, queue_service: NamedDependency[QueueService]) -> JobView:
+    """The job's current state."""
+    record = await queue_service.get_task(job_id)
+    if record is None:
+        raise NotFoundException(f"no job {job_id}")
+    return JobView.of(record)
+
+
+@websocket("/api/jobs/{job_id:str}/events")
+async def job_events(socket: WebSocket, job_id: str) -> None:
+    """The job's events, live, over a websocket."""
+    await stream_queue_events(socket, [QueueChannels.task(job_id)])
+
+
+@get("/api/jobs/{job_id:str}/events/sse")
+async def job_events_sse(request: Request, job_id: str) -> ServerSentEvent:
+    """The job's events as Server-Sent Events (resumes after ``Last-Event-ID``)."""
+    return await sse_queue_events(request, [QueueChannels.task(job_id)])
+
+
+def create_app() -> Litestar:
+    """Build the app from the environment."""
+    channels = ChannelsPlugin(MemoryChannelsBackend(history=EVENT_HISTORY), arbitrary_channels_allowed=True)
+    queue_config = QueueConfig(
+        queue_backend=os.environ.get("LITESTAR_QUEUES_BACKEND", "memory"),
+        in_app_worker=os.environ.get("LITESTAR_QUEUES_IN_APP_WORKER", "1") != "0",
+        task_modules=("examples.tasks",),
+        event_config=QueueEventConfig(enabled=True, channels_backend=channels),
+    )
+    return Litestar(
+        route_handlers=[
+            index,
+            create_job,
+            get_job,
+            job_events,
+            job_events_sse,
+            create_static_files_router("/static", [STATIC]),
+        ],
+        plugins=[channels, QueuePlugin(config=queue_config)],
+    )
+
+
+app = create_app()

@@ -1,0 +1,29 @@
+"""The example's task: a report built in steps, publishing progress and log events as it goes."""
+
+import asyncio
+
+from litestar_queues import task
+from litestar_queues.events import publish_task_log, publish_task_progress
+
+STEPS = ("collect data", "clean rows", "aggregate", "render charts", "write PDF")
+
+
+@task("reports.build", retries=1, timeout=300, description="Build a report in steps.")
+async def build_report(title: str, steps: int = len(STEPS), step_seconds: float = 0.5) -> dict[str, object]:
+    """Build a (pretend) report, one step at a time.
+
+    Args:
+        title: The report's title.
+        steps: How many steps to run (at most ``len(STEPS)``).
+        step_seconds: How long each step takes.
+
+    Returns:
+        A summary of the report.
+    """
+    chosen = STEPS[: max(1, min(steps, len(STEPS)))]
+    await publish_task_log(f"building {title!r} in {len(chosen)} steps", payload={"title": title})
+    for number, step in enumerate(chosen, start=1):
+        await asyncio.sleep(step_seconds)
+        await publish_task_progress(current=number, total=len(chosen), message=step)
+    await publish_task_log("report ready", payload={"pages": len(chosen) * 3})
+    return {"title": title, "pages": len(chosen) * 3, "steps": list(chosen)}

@@ -1,0 +1,147 @@
+"""QueueService over the memory backend: enqueue, dedup, read, results, control, immediate execution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+import pytest
+
+from litestar_queues import (
+    DuplicateTaskError,
+    QueueConfig,
+    QueueService,
+    RecordNotFoundError,
+    SerializationError,
+    TaskFailedError,
+    TaskRegistry,
+    TaskStatus,
+    Worker,
+    task,
+)
+from litestar_queues.events import InMemoryQueueEventSink
+
+pytestmark = pytest.mark.anyio
+
+
+class Summary(msgspec.Struct):
+    total: int
+    names: list[str]
+
+
+async def test_enqueue_dedup_and_reads(service: QueueService, registry: TaskRegistry) -> None:
+    @task("reports.build", queue="reports", registry=registry)
+    async def build(report_id: int) -> None: ...
+
+    first = await service.enqueue(build.using(key="report:1"), 1)
+    again = await service.enqueue(build.using(key="report:1"), 2)
+    assert first.created and not again.created
+    assert again.id == first.id and again.status is TaskStatus.PENDING
+    assert (await service.get_task(first.id)) == first.record
+    assert (await service.get_task_by_key("report:1")) == first.record
+    other = await service.enqueue(build, 3)
+    page = await service.list_tasks(queue="reports", limit=1)
+    assert [r.id for r in page.records] == [other.id]  # newest first
+    rest = await service.list_tasks(queue="reports", limit=5, cursor=page.next_cursor)
+    assert [r.id for r in rest.records] == [first.id]
+    stats = await service.get_statistics(queue="reports")
+    assert stats.counts[TaskStatus.PENDING] == 2
+    assert stats.oldest_pending_at == first.record.scheduled_at
+
+
+async def test_enqueue_many_in_order(service: QueueService, registry: TaskRegistry) -> None:
+    @task("bulk.item", registry=registry)
+    async def item(n: int) -> int:
+        return n
+
+    outcomes = await service.enqueue_many([service.request(item, n) for n in range(50)])
+    assert [o.record.args for o in outcomes] == [[n] for n in range(50)]
+    assert all(o.created for o in outcomes)
+
+
+async def test_unencodable_argument_stores_nothing(service: QueueService, registry: TaskRegistry) -> None:
+    @task("bad", registry=registry)
+    async def bad(value: object) -> None: ...
+
+    with pytest.raises(SerializationError, match="argument 0|positional argument 0"):
+        await service.enqueue(bad, object())
+    assert (await service.list_tasks()).records == []
+
+
+async def test_results_are_typed_and_failures_raise(service: QueueService, registry: TaskRegistry) -> None:
+    @task("summarise", registry=registry)
+    async def summarise(names: list[str]) -> Summary:
+        return Summary(total=len(names), names=sorted(names))
+
+    @task("explode", registry=registry)
+    async def explode() -> None:
+        raise ValueError("bad input file")
+
+    ok = await service.enqueue(summarise, ["b", "a"])
+    boom = await service.enqueue(explode)
+    assert await Worker(service).run_until_idle() == 2
+    assert await service.result(ok.id, timeout=1) == Summary(total=2, names=["a", "b"])
+    with pytest.raises(TaskFailedError, match="builtins.ValueError: bad input file") as info:
+        await service.result(boom.id, timeout=1)
+    record = info.value.record
+    assert record.error is not None and "Traceback" in (record.error.traceback or "")
+
+
+async def test_wait_for_times_out_and_unknown_ids(service: QueueService, registry: TaskRegistry) -> None:
+    @task("idle", registry=registry)
+    async def idle() -> None: ...
+
+    outcome = await service.enqueue(idle)
+    with pytest.raises(TimeoutError):
+        await service.wait_for(outcome.id, timeout=0.05)
+    with pytest.raises(RecordNotFoundError):
+        await service.wait_for("missing", timeout=0.05)
+    with pytest.raises(RecordNotFoundError):
+        await service.cancel("missing")
+
+
+async def test_cancel_and_retry(service: QueueService, registry: TaskRegistry) -> None:
+    @task("job", registry=registry)
+    async def job() -> str:
+        return "done"
+
+    outcome = await service.enqueue(job.using(key="only-one"))
+    cancelled = await service.cancel(outcome.id)
+    assert cancelled.status is TaskStatus.CANCELLED and cancelled.finished_at is not None
+    assert (await service.enqueue(job.using(key="only-one"))).created  # the key is free again
+    with pytest.raises(DuplicateTaskError):
+        await service.retry(outcome.id)  # another active record holds the key now
+    await service.cancel_many(task_name="job")
+    retried = await service.retry(outcome.id)
+    assert retried.status is TaskStatus.PENDING and retried.attempts == 0
+    await Worker(service).run_until_idle()
+    assert await service.result(outcome.id) == "done"
+
+
+async def test_cancel_many_by_filter(service: QueueService, registry: TaskRegistry) -> None:
+    @task("sweep", registry=registry)
+    async def sweep(n: int) -> None: ...
+
+    await service.enqueue_many([service.request(sweep, n) for n in range(7)])
+    assert await service.cancel_many(task_name="sweep") == 7
+    assert (await service.get_statistics()).counts[TaskStatus.CANCELLED] == 7
+
+
+async def test_immediate_runs_inline_through_the_same_path(
+    registry: TaskRegistry, make_config: Callable[..., QueueConfig], sink: InMemoryQueueEventSink
+) -> None:
+    calls: list[int] = []
+
+    @task("inline", retries=2, retry_backoff=0, registry=registry)
+    async def inline(n: int, _job_id: str = "") -> dict[str, object]:
+        calls.append(n)
+        if len(calls) < 2:
+            raise RuntimeError("flaky")
+        return {"n": n, "job": _job_id}
+
+    async with QueueService(make_config(execution_backend="immediate"), registry=registry) as service:
+        outcome = await service.enqueue(inline, 5)
+    assert outcome.status is TaskStatus.COMPLETED and outcome.record.attempts == 2
+    assert outcome.record.result == {"n": 5, "job": outcome.id}
+    assert [e.type for e in sink.events] == ["task.started", "task.retrying", "task.started", "task.completed"]
+    assert all(e.worker_id is None for e in sink.events)  # not worker-driven

@@ -1,0 +1,338 @@
+"""Worker behaviour over the memory backend: retries, timeouts, cancellation, recovery, drain, caps, events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from litestar_queues import (
+    NonRetryableError,
+    Outcome,
+    QueueConfig,
+    QueueService,
+    TaskExecutionContext,
+    TaskRegistry,
+    TaskStatus,
+    Worker,
+    WorkerConfig,
+    task,
+)
+from litestar_queues.events import InMemoryQueueEventSink, publish_task_log, publish_task_progress
+
+pytestmark = pytest.mark.anyio
+
+
+async def _until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_seed_event_sequence_for_a_plain_task(
+    service: QueueService, registry: TaskRegistry, sink: InMemoryQueueEventSink
+) -> None:
+    @task("plain", registry=registry)
+    async def plain() -> None: ...
+
+    await service.enqueue(plain)
+    await Worker(service).run_until_idle()
+    assert [event.type for event in sink.events] == ["task.started", "task.completed"]
+
+
+async def test_progress_log_and_context(
+    service: QueueService, registry: TaskRegistry, sink: InMemoryQueueEventSink
+) -> None:
+    seen: dict[str, object] = {}
+
+    @task("videos.transcode", registry=registry)
+    async def transcode(video_id: str, *, _job_id: str, _task_context: TaskExecutionContext) -> None:
+        seen["job"], seen["attempt"] = _job_id, _task_context.attempt
+        await publish_task_log("Transcode started", payload={"video_id": video_id})
+        await publish_task_progress(current=1, total=4, message="Fetched source", channels=["extra:chan"])
+
+    outcome = await service.enqueue(transcode, "v1")  # type: ignore[call-arg]
+    worker = Worker(service)
+    await worker.run_until_idle()
+    assert seen == {"job": outcome.id, "attempt": 1}
+    assert [e.type for e in sink.events] == ["task.started", "task.log", "task.progress", "task.completed"]
+    assert [e.sequence for e in sink.events] == [1, 2, 3, 4]
+    assert {e.worker_id for e in sink.events} == {worker.id}
+    progress = sink.events[2]
+    assert (progress.progress_current, progress.progress_total, progress.progress_percent) == (1, 4, 25.0)
+    assert sink.published[2][1] == (f"litestar_queues:task:{outcome.id}:events", "extra:chan")
+
+
+async def test_retries_then_success_and_attempt_numbers(
+    service: QueueService, registry: TaskRegistry, sink: InMemoryQueueEventSink
+) -> None:
+    attempts: list[int] = []
+
+    @task("flaky", retries=2, retry_backoff=0, registry=registry)
+    async def flaky(_task_context: TaskExecutionContext) -> str:
+        attempts.append(_task_context.attempt)
+        if len(attempts) < 3:
+            raise ConnectionError("upstream down")
+        return "ok"
+
+    outcome = await service.enqueue(flaky)  # type: ignore[call-arg]
+    await Worker(service).run_until_idle()
+    record = await service.wait_for(outcome.id, timeout=2)
+    assert attempts == [1, 2, 3]
+    assert record.status is TaskStatus.COMPLETED and record.attempts == 3
+    assert [e.type for e in sink.events].count("task.retrying") == 2
+    assert [e.attempt for e in sink.events if e.type == "task.started"] == [1, 2, 3]
+
+
+async def test_retries_exhausted_and_non_retryable(service: QueueService, registry: TaskRegistry) -> None:
+    @task("always", retries=1, retry_backoff=0, registry=registry)
+    async def always() -> None:
+        raise RuntimeError("nope")
+
+    @task("fatal", retries=5, registry=registry)
+    async def fatal() -> None:
+        raise NonRetryableError("bad request, do not retry")
+
+    first = await service.enqueue(always)
+    second = await service.enqueue(fatal)
+    await Worker(service).run_until_idle()
+    exhausted = await service.wait_for(first.id, timeout=2)
+    refused = await service.wait_for(second.id, timeout=2)
+    assert (exhausted.status, exhausted.attempts) == (TaskStatus.FAILED, 2)
+    assert (refused.status, refused.attempts) == (TaskStatus.FAILED, 1)
+    assert refused.error is not None and refused.error.type == "litestar_queues.errors.NonRetryableError"
+
+
+async def test_backoff_schedules_the_retry_in_the_future(service: QueueService, registry: TaskRegistry) -> None:
+    @task("slow.retry", retries=3, retry_backoff=60, registry=registry)
+    async def slow() -> None:
+        raise RuntimeError("later")
+
+    outcome = await service.enqueue(slow)
+    before = service.clock.now()
+    await Worker(service).run_until_idle()
+    record = await service.get_task(outcome.id)
+    assert record is not None and record.status is TaskStatus.PENDING
+    delay = (record.scheduled_at - before).total_seconds()
+    assert 30 <= delay <= 61  # between half and all of the first backoff step
+    assert record.error is not None and record.error.message == "later"
+
+
+async def test_async_timeout_stops_the_task(service: QueueService, registry: TaskRegistry) -> None:
+    finished = asyncio.Event()
+
+    @task("hangs", timeout=0.1, registry=registry)
+    async def hangs() -> None:
+        await asyncio.sleep(30)
+        finished.set()
+
+    outcome = await service.enqueue(hangs)
+    await Worker(service).run_until_idle(timeout=5)
+    record = await service.wait_for(outcome.id, timeout=1)
+    assert record.status is TaskStatus.FAILED
+    assert record.error is not None and record.error.type == "litestar_queues.errors.TaskTimeoutError"
+    assert not finished.is_set()
+
+
+async def test_sync_tasks_run_in_threads_and_time_out(service: QueueService, registry: TaskRegistry) -> None:
+    release = threading.Event()
+    threads: list[str] = []
+
+    @task("sync.ok", registry=registry)
+    def sync_ok(n: int) -> int:
+        threads.append(threading.current_thread().name)
+        return n * 2
+
+    @task("sync.stuck", timeout=0.1, registry=registry)
+    def sync_stuck() -> None:
+        release.wait(5)
+
+    ok = await service.enqueue(sync_ok, 21)
+    stuck = await service.enqueue(sync_stuck)
+    try:
+        await Worker(service).run_until_idle(timeout=5)
+    finally:
+        release.set()
+    assert await service.result(ok.id) == 42
+    assert threads and threads[0] != threading.main_thread().name
+    assert (await service.wait_for(stuck.id)).status is TaskStatus.FAILED
+
+
+async def test_cancel_running_task_interrupts_it(service: QueueService, registry: TaskRegistry) -> None:
+    started = asyncio.Event()
+
+    @task("long", registry=registry)
+    async def long() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    outcome = await service.enqueue(long)
+    worker = Worker(service)
+    await worker.start()
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        requested = await service.cancel(outcome.id)
+        assert requested.status is TaskStatus.RUNNING and requested.cancel_requested
+        record = await service.wait_for(outcome.id, timeout=5)
+    finally:
+        await worker.stop()
+    assert record.status is TaskStatus.CANCELLED
+
+
+async def test_drain_hands_unfinished_work_back_without_using_a_retry(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    started = asyncio.Event()
+
+    @task("drainable", registry=registry)
+    async def drainable() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    outcome = await service.enqueue(drainable)
+    worker = Worker(service)
+    await worker.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.stop(drain_timeout=0.05)
+    record = await service.get_task(outcome.id)
+    assert record is not None
+    assert (record.status, record.attempts, record.owner) == (TaskStatus.PENDING, 0, None)
+
+
+async def test_drain_lets_short_work_finish(service: QueueService, registry: TaskRegistry) -> None:
+    started = asyncio.Event()
+
+    @task("short", registry=registry)
+    async def short() -> str:
+        started.set()
+        await asyncio.sleep(0.1)
+        return "finished"
+
+    outcome = await service.enqueue(short)
+    worker = Worker(service)
+    await worker.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.stop(drain_timeout=5)
+    assert await service.result(outcome.id, timeout=1) == "finished"
+
+
+async def test_crashed_worker_work_comes_back_and_zombie_is_fenced(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    runs: list[int] = []
+
+    @task("recoverable", registry=registry)
+    async def recoverable(_task_context: TaskExecutionContext) -> None:
+        runs.append(_task_context.attempt)
+
+    outcome = await service.enqueue(recoverable)  # type: ignore[call-arg]
+    backend = service.backend
+    now = service.clock.now()
+    (zombie,) = await backend.claim(["default"], owner="dead-worker", limit=1, now=now, lease_seconds=0.01)
+    await asyncio.sleep(0.02)  # let the dead worker's lease lapse in real time
+    await Worker(service).run_until_idle()
+    record = await service.wait_for(outcome.id, timeout=2)
+    assert record.status is TaskStatus.COMPLETED and runs == [2]
+    late = await backend.finish(zombie.lease, Outcome(status=TaskStatus.FAILED), now=service.clock.now())
+    assert late is None  # the zombie cannot finish work someone else completed
+    assert (await service.get_task(outcome.id)) == record
+
+
+async def test_stale_opt_out_fails_instead(service: QueueService, registry: TaskRegistry) -> None:
+    @task("no.requeue", requeue_stale=False, registry=registry)
+    async def no_requeue() -> None: ...
+
+    outcome = await service.enqueue(no_requeue)
+    await service.backend.claim(["default"], owner="dead", limit=1, now=service.clock.now(), lease_seconds=0.01)
+    await asyncio.sleep(0.02)
+    worker = Worker(service)
+    assert await worker.recover_stale(await service.backend.expired_leases(now=service.clock.now(), limit=10)) == 1
+    record = await service.get_task(outcome.id)
+    assert record is not None and record.status is TaskStatus.FAILED
+    assert record.error is not None and record.error.type == "lease_expired"
+
+
+async def test_queue_caps_and_registration(registry: TaskRegistry, make_config: Callable[..., QueueConfig]) -> None:
+    active = {"now": 0, "peak": 0}
+    gate = asyncio.Event()
+
+    @task("capped", queue="heavy", registry=registry)
+    async def capped() -> None:
+        active["now"] += 1
+        active["peak"] = max(active["peak"], active["now"])
+        await gate.wait()
+        active["now"] -= 1
+
+    config = WorkerConfig(
+        concurrency=8, queue_concurrency={"heavy": 2}, poll_interval=0.05, heartbeat_interval=0.05, stale_threshold=1
+    )
+    async with QueueService(make_config(worker=config), registry=registry) as service:
+        await service.enqueue_many([service.request(capped) for _ in range(6)])
+        worker = Worker(service)
+        await worker.start()
+        await _until(lambda: active["now"] == 2)
+        workers = await service.list_workers()
+        assert [w.id for w in workers] == [worker.id] and workers[0].queues == ["default", "heavy"]
+        gate.set()
+        await _until(lambda: worker.processed == 6)
+        await worker.stop()
+        assert await service.list_workers() == []
+    assert active["peak"] == 2
+
+
+async def test_throughput_smoke_many_tasks_all_complete(service: QueueService, registry: TaskRegistry) -> None:
+    @task("noop", registry=registry)
+    async def noop(n: int) -> int:
+        return n
+
+    await service.enqueue_many([service.request(noop, n) for n in range(2000)])
+    worker = Worker(service, WorkerConfig(concurrency=50, batch_size=50, poll_interval=0.05))
+    assert await worker.run_until_idle(timeout=20) == 2000
+    assert (await service.get_statistics()).counts[TaskStatus.COMPLETED] == 2000
+
+
+async def test_expired_records_never_run(service: QueueService, registry: TaskRegistry) -> None:
+    ran: list[int] = []
+
+    @task("perishable", registry=registry)
+    async def perishable() -> None:
+        ran.append(1)
+
+    outcome = await service.enqueue(perishable.using(expires_in=0.01))
+    time.sleep(0.02)
+    await Worker(service).run_until_idle()
+    record = await service.get_task(outcome.id)
+    assert record is not None and record.status is TaskStatus.EXPIRED and ran == []
+    assert record.finished_at is not None and record.finished_at - record.created_at >= timedelta(seconds=0.01)
+
+
+async def test_worker_survives_backend_errors(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    @task("resilient", registry=registry)
+    async def resilient() -> str:
+        return "ok"
+
+    backend = service.backend
+    original = backend.claim
+    failures = {"left": 3}
+
+    async def flaky_claim(*args: object, **kwargs: object) -> object:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("server went away")
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    backend.claim = flaky_claim  # type: ignore[method-assign]
+    outcome = await service.enqueue(resilient)
+    worker = Worker(service, WorkerConfig(poll_interval=0.01, heartbeat_interval=0.05, stale_threshold=1))
+    await worker.run_until_idle(timeout=10)
+    assert await service.result(outcome.id) == "ok"
+    assert caplog.text.count("backend failed while claiming") == 1  # logged once, not per attempt
+    assert "backend reachable again" in caplog.text

@@ -1,0 +1,93 @@
+"""Smoke test for ``litestar-queues[all]`` installed from the built wheels into a fresh venv outside the repository.
+
+.ci/run builds every wheel, installs the umbrella distribution with all extras from them (dependencies such as
+msgspec come from PyPI), copies this file into a temporary directory and runs it there with ``LQ_WHEEL_SMOKE=1``
+and ``LQ_REPO_ROOT`` set. Keep it self-contained: no conftest, no helper imports from the repository.
+"""
+
+import importlib
+import importlib.metadata
+import json
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+PUBLIC_MODULES = (
+    "litestar_queues",
+    "litestar_queues.events",
+    "litestar_queues.cron",
+    "litestar_queues.backends.memory",
+    "litestar_queues.backends.redis",
+    "litestar_queues.backends.valkey",
+    "litestar_queues.backends.sqlspec",
+    "litestar_queues.backends.advanced_alchemy",
+    "litestar_queues.execution.cloudrun",
+    "litestar_queues.litestar",
+    "litestar_queues.testing",
+)
+
+SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"]).resolve()
+
+
+def _repo_root() -> Path | None:
+    root = os.environ.get("LQ_REPO_ROOT")
+    return Path(root).resolve() if root else None
+
+
+def test_runs_outside_the_repository() -> None:
+    root = _repo_root()
+    assert root is not None, "LQ_REPO_ROOT must be set by .ci/run"
+    assert not Path.cwd().resolve().is_relative_to(root)
+    assert not any(Path(entry or ".").resolve().is_relative_to(root) for entry in sys.path), sys.path
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_module_imports_from_the_installed_wheels(name: str) -> None:
+    module = importlib.import_module(name)
+    assert module.__file__ is not None, f"{name} is a bare namespace package: its distribution is missing"
+    location = Path(module.__file__).resolve()
+    assert location.is_relative_to(SITE_PACKAGES), f"{name} was imported from {location}, not from {SITE_PACKAGES}"
+
+
+def test_queue_plugin_is_reexported_from_the_root_package() -> None:
+    from litestar_queues import QueuePlugin
+
+    assert QueuePlugin.__module__.startswith("litestar_queues.litestar"), QueuePlugin.__module__
+
+
+def test_every_litestar_queues_distribution_comes_from_a_built_wheel() -> None:
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name.startswith("litestar-queues"):
+            continue
+        direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
+        found[name] = direct_url.get("url", "")
+        assert not direct_url.get("dir_info", {}).get("editable"), f"{name} is an editable install"
+        assert found[name].startswith("file://"), f"{name} came from {found[name] or 'an index'}, not a built wheel"
+        assert found[name].endswith(".whl"), f"{name} was installed from {found[name]}, not a wheel"
+    expected = set(os.environ.get("LQ_EXPECTED_DISTS", "").split())
+    assert expected, "LQ_EXPECTED_DISTS (the distributions that were built) must be set by .ci/run"
+    assert {name.replace("-", "_") for name in found} == {name.replace("-", "_") for name in expected}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# CONFORMANCE SUITE AGAINST THE MEMORY BACKEND, FROM THE INSTALLED WHEELS
+# When litestar_queues.testing ships BackendConformance and the memory backend is implemented, replace the
+# placeholder below with the suite itself, exactly as a third party would write it (DESIGN.md §5), e.g.:
+#
+#     from litestar_queues.backends.memory import MemoryBackend, MemoryBackendConfig
+#     from litestar_queues.testing import BackendConformance
+#
+#     class TestMemoryBackendFromWheels(BackendConformance):
+#         @pytest.fixture
+#         async def backend(self):
+#             async with MemoryBackend(MemoryBackendConfig()) as backend:
+#                 yield backend
+# ------------------------------------------------------------------------------------------------------------------
+def test_conformance_suite_placeholder_memory_backend_and_suite_import() -> None:
+    importlib.import_module("litestar_queues.testing")
+    importlib.import_module("litestar_queues.backends.memory")
