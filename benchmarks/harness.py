@@ -93,7 +93,7 @@ def markdown_table(results: Sequence[Result], *, baseline: str | None = None) ->
     for metric, rows in metrics.items():
         reference = next((r.value for r in rows if r.system == baseline), None)
         for row in rows:
-            ratio = f" {row.value / reference:.2f}× |" if baseline and reference else (" |" if baseline else "")
+            ratio = f" {row.value / reference:.2f}x |" if baseline and reference else (" |" if baseline else "")
             note = f" ({row.notes})" if row.notes else ""
             lines.append(f"| {metric} | {row.system}{note} | {row.value:,.1f} | {row.unit} |{ratio}")
     return "\n".join(lines)
