@@ -23,7 +23,6 @@ from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.connection import WebSocket
 from litestar.exceptions import NotFoundException
 from litestar.response import File, ServerSentEvent
-from litestar.static_files import create_static_files_router
 
 from examples.tasks import build_report
 from litestar_queues import QueueConfig, QueuePlugin, QueueService, TaskRecord
@@ -103,14 +102,7 @@ def create_app() -> Litestar:
         event_config=QueueEventConfig(enabled=True, channels_backend=channels),
     )
     return Litestar(
-        route_handlers=[
-            index,
-            create_job,
-            get_job,
-            job_events,
-            job_events_sse,
-            create_static_files_router("/static", [STATIC]),
-        ],
+        route_handlers=[index, create_job, get_job, job_events, job_events_sse],
         plugins=[channels, QueuePlugin(config=queue_config)],
     )
 

@@ -57,9 +57,11 @@ async def main() -> PrintingSink:
         await worker.start()
         image = await service.enqueue(resize, "cat.png", [64, 128, 256])
         retried = await service.enqueue(flaky)
-        print("results:")
-        print(" ", await service.result(image.id, timeout=10))
-        print(" ", await service.result(retried.id, timeout=10))
+        resized = await service.result(image.id, timeout=10)
+        second_try = await service.result(retried.id, timeout=10)
+        print("results:", resized, "|", second_try)
+        assert resized == {"cat.png": [64, 128, 256]}
+        assert second_try == "succeeded on attempt 2"
         stats = await service.get_statistics()
         print("completed:", stats.counts[TaskStatus.COMPLETED])
         await worker.stop()

@@ -1,0 +1,26 @@
+"""Every runnable example in docs/examples and examples/ runs and checks its own output."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ["docs/examples/seed_events.py", "docs/examples/seed_migration.py", "examples/quickstart.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from litestar_queues import default_registry
+
+    before = {t.name for t in default_registry}
+    monkeypatch.setattr(sys, "argv", [script])
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+    finally:
+        for name in {t.name for t in default_registry} - before:
+            default_registry.unregister(name)
+    assert capsys.readouterr().out.strip()
