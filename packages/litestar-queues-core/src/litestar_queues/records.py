@@ -7,10 +7,9 @@ Every backend stores :class:`TaskRecord` values and applies the transitions writ
 from __future__ import annotations
 
 import enum
-import os
+import random
 import threading
 import time
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +80,7 @@ def can_transition(current: TaskStatus, new: TaskStatus) -> bool:
 
 
 _id_lock = threading.Lock()
+
 _last_ms = 0
 _counter = 0
 
@@ -104,9 +104,11 @@ def new_record_id() -> str:
             _last_ms = ms
             _counter = 0
         counter = _counter
-    value = (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62
-    value |= int.from_bytes(os.urandom(8), "big") & 0x3FFFFFFFFFFFFFFF
-    return str(uuid.UUID(int=value))
+    value = (
+        (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random.getrandbits(62)
+    )  # reseeded in forked children
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class TaskError(msgspec.Struct, frozen=True, kw_only=True):
