@@ -98,7 +98,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"litestar", "litestar_queues.litestar", module_name}:
+            raise  # installed, but broken: show the real error
         raise ImportError(
             f"litestar_queues.{name} needs the Litestar integration: pip install litestar-queues "
             "(or litestar-queues-litestar)"
