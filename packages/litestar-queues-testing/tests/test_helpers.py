@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from litestar_queues import QueueConfig, QueueService, TaskRegistry, TaskStatus, task
-from litestar_queues.testing.helpers import assert_enqueued, assert_not_enqueued, enqueued, run_until_empty
+from litestar_queues.testing import assert_enqueued, assert_not_enqueued, enqueued, run_until_empty
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,52 @@
+"""Capability gating, both ways: declared operations work, undeclared ones raise ``UnsupportedOperation``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import anyio
+import pytest
+
+from litestar_queues.backend import Capability, QueueBackend
+from litestar_queues.errors import UnsupportedOperation
+from litestar_queues.testing.conformance.base import ConformanceBase
+from litestar_queues.testing.conformance.support import QUEUE, enqueue_one, make_record
+
+__all__ = ("CapabilityConformance",)
+
+
+async def _use(capability: Capability, backend: QueueBackend, now: datetime) -> Callable[[], Awaitable[None]]:
+    """Return a call that exercises ``capability`` briefly."""
+    if capability is Capability.PUSH_WAKEUP:
+        return lambda: backend.wait_for_work([QUEUE], timeout=0.01)
+    if capability is Capability.FINISH_WAKEUP:
+        record = await enqueue_one(backend, make_record(now))
+        return lambda: backend.wait_for_finish(record.id, timeout=0.01)
+    pytest.fail(f"the conformance suite does not know how to exercise {capability!r} yet")
+
+
+class CapabilityConformance(ConformanceBase):
+    """``capabilities`` tells the truth about every optional operation."""
+
+    async def test_capabilities_are_a_frozenset_of_capability(self, backend: QueueBackend) -> None:
+        assert isinstance(backend.capabilities, frozenset), "QueueBackend.capabilities must be a frozenset"
+        assert all(isinstance(item, Capability) for item in backend.capabilities), (
+            f"QueueBackend.capabilities holds only Capability members, got {set(backend.capabilities)!r}"
+        )
+        assert isinstance(backend.name, str) and backend.name, "QueueBackend.name is a short non-empty name"
+
+    @pytest.mark.parametrize("capability", list(Capability), ids=[capability.value for capability in Capability])
+    async def test_capability_is_honoured_both_ways(
+        self, backend: QueueBackend, now: datetime, capability: Capability
+    ) -> None:
+        call = await _use(capability, backend, now)
+        if capability in backend.capabilities:
+            try:
+                with anyio.fail_after(10):
+                    await call()
+            except UnsupportedOperation as error:
+                pytest.fail(f"{type(backend).__name__} declares {capability.value} but raised {error!r}")
+        else:
+            with pytest.raises(UnsupportedOperation):
+                await call()  # undeclared: must say so, not half-work

@@ -1,0 +1,177 @@
+"""Deduplication by id and by dedup key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import anyio
+import pytest
+
+from litestar_queues.backend import QueueBackend
+from litestar_queues.records import EnqueueOutcome, Outcome, TaskError, TaskStatus
+from litestar_queues.testing.conformance.base import ConformanceBase
+from litestar_queues.testing.conformance.support import (
+    LEASE_SECONDS,
+    OWNER,
+    after,
+    claim_one,
+    completed,
+    enqueue_one,
+    make_record,
+    retry_at,
+    rule,
+)
+
+__all__ = ("DedupConformance",)
+
+_KEY = "dedup:key"
+
+
+class DedupConformance(ConformanceBase):
+    """An id is stored once; a key is held by at most one active record and is free again once it ends."""
+
+    async def test_dedup_existing_id_returns_the_stored_record_not_created(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        first = await enqueue_one(backend, make_record(now, args=["first"]))
+        (outcome,) = await backend.enqueue([make_record(now, id=first.id, args=["second"])])
+        assert not outcome.created, rule("enqueue", "if a record with the same id exists, return it with created=False")
+        assert outcome.record == first, rule("enqueue", "if a record with the same id exists, return it")
+        assert await backend.get(first.id) == first, rule("enqueue", "a duplicate id stores nothing")
+
+    async def test_dedup_active_key_returns_the_pending_holder(self, backend: QueueBackend, now: datetime) -> None:
+        holder = await enqueue_one(backend, make_record(now, key=_KEY))
+        duplicate = make_record(now, key=_KEY)
+        (outcome,) = await backend.enqueue([duplicate])
+        assert not outcome.created and outcome.record == holder, rule(
+            "enqueue", "if key is set and an active (pending or running) record holds that key, return that record"
+        )
+        assert await backend.get(duplicate.id) is None, rule("enqueue", "a duplicate key stores nothing")
+
+    async def test_dedup_active_key_returns_the_running_holder(self, backend: QueueBackend, now: datetime) -> None:
+        await enqueue_one(backend, make_record(now, key=_KEY))
+        running = await claim_one(backend, now)
+        (outcome,) = await backend.enqueue([make_record(now, key=_KEY)])
+        assert not outcome.created and outcome.record == running, rule(
+            "enqueue", "an active (pending or running) record holds its key"
+        )
+
+    async def test_dedup_pending_retry_keeps_holding_its_key(self, backend: QueueBackend, now: datetime) -> None:
+        await enqueue_one(backend, make_record(now, key=_KEY))
+        running = await claim_one(backend, now)
+        retrying = await backend.finish(running.lease, retry_at(after(now, 60)), now=now)
+        (outcome,) = await backend.enqueue([make_record(now, key=_KEY)])
+        assert not outcome.created and outcome.record == retrying, rule(
+            "finish", "pending: ... the key stays held", f"enqueue returned {outcome!r}"
+        )
+
+    @pytest.mark.parametrize(
+        "ending", ["finish completed", "finish failed", "finish cancelled", "cancel pending", "expire"]
+    )
+    async def test_dedup_key_is_free_once_the_holder_is_terminal(
+        self, backend: QueueBackend, now: datetime, ending: str
+    ) -> None:
+        first = await enqueue_one(backend, make_record(now, key=_KEY, expires_at=after(now, 60)))
+        if ending == "cancel pending":
+            await backend.cancel(first.id, now=now)
+        elif ending == "expire":
+            await backend.expire(now=after(now, 60), limit=10)
+        else:
+            running = await claim_one(backend, now)
+            status = TaskStatus(ending.removeprefix("finish "))
+            error = None if status is TaskStatus.COMPLETED else TaskError(type="builtins.RuntimeError", message="x")
+            await backend.finish(running.lease, Outcome(status=status, error=error), now=now)
+        method = ending.split(maxsplit=1)[0]
+        ended = await backend.get(first.id)
+        assert ended is not None and ended.is_terminal, rule(method, "the holder ends", repr(ended))
+        second = make_record(now, key=_KEY)
+        (outcome,) = await backend.enqueue([second])
+        assert outcome.created and outcome.record == second, rule(
+            method,
+            "the dedup key becomes free once its record is terminal",
+            f"after {ending}, enqueue of the key returned {outcome!r}",
+        )
+        assert await backend.get_by_key(_KEY) == second, rule("get_by_key", "return the active record holding key")
+
+    async def test_dedup_get_by_key_returns_the_newest_terminal_record(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        for offset in range(3):
+            record = await enqueue_one(backend, make_record(after(now, offset), key=_KEY))
+            await backend.cancel(record.id, now=after(now, offset))
+        newest = await backend.get(record.id)
+        assert await backend.get_by_key(_KEY) == newest, rule(
+            "get_by_key", "else the most recently created record with that key (terminal)"
+        )
+
+    async def test_dedup_duplicate_keys_inside_one_bulk_call_resolve_to_the_first(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        first, second, other = make_record(now, key=_KEY), make_record(now, key=_KEY), make_record(now, key="other")
+        outcomes = await backend.enqueue([first, second, other])
+        assert [outcome.created for outcome in outcomes] == [True, False, True], rule(
+            "enqueue",
+            "within one call, a later record whose key an earlier record of the same call took resolves to the "
+            "earlier one",
+            f"created flags: {[outcome.created for outcome in outcomes]}",
+        )
+        assert outcomes[1].record == first, rule("enqueue", "a later record resolves to the earlier one")
+        assert await backend.get(second.id) is None, rule("enqueue", "a duplicate key stores nothing")
+
+    async def test_dedup_same_id_twice_inside_one_bulk_call_is_stored_once(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        record = make_record(now)
+        outcomes = await backend.enqueue([record, make_record(now, id=record.id, args=["later"])])
+        assert [outcome.created for outcome in outcomes] == [True, False], rule(
+            "enqueue", "if a record with the same id exists, return it with created=False"
+        )
+        assert outcomes[1].record == record, rule("enqueue", "if a record with the same id exists, return it")
+
+    async def test_dedup_concurrent_enqueues_of_one_key_create_exactly_one(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        outcomes = await _enqueue_concurrently([backend] * 20, now)
+        _assert_one_created(outcomes)
+
+    async def test_dedup_concurrent_enqueues_of_one_key_across_connections_create_exactly_one(
+        self, backend: QueueBackend, cross_connection_backend: QueueBackend, now: datetime
+    ) -> None:
+        outcomes = await _enqueue_concurrently([backend, cross_connection_backend] * 10, now)
+        _assert_one_created(outcomes)
+
+    async def test_dedup_record_taking_a_freed_key_is_claimed_like_any_other(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        await enqueue_one(backend, make_record(now, key=_KEY))
+        running = await claim_one(backend, now)
+        await backend.finish(running.lease, completed(), now=now)
+        replacement = await enqueue_one(backend, make_record(now, key=_KEY))
+        claimed = await backend.claim([replacement.queue], owner=OWNER, limit=5, now=now, lease_seconds=LEASE_SECONDS)
+        assert [record.id for record in claimed] == [replacement.id], rule(
+            "claim", "the new holder of a freed key is an ordinary due record"
+        )
+
+
+async def _enqueue_concurrently(backends: list[QueueBackend], now: datetime) -> list[EnqueueOutcome]:
+    outcomes: list[EnqueueOutcome] = []
+
+    async def enqueue(backend: QueueBackend) -> None:
+        outcomes.extend(await backend.enqueue([make_record(now, key=_KEY)]))
+
+    async with anyio.create_task_group() as group:
+        for backend in backends:
+            group.start_soon(enqueue, backend)
+    return outcomes
+
+
+def _assert_one_created(outcomes: list[EnqueueOutcome]) -> None:
+    created = [outcome.record.id for outcome in outcomes if outcome.created]
+    assert len(created) == 1, rule(
+        "enqueue",
+        "concurrent enqueues of the same key from many callers create exactly one record",
+        f"{len(created)} of {len(outcomes)} concurrent enqueues were created",
+    )
+    assert {outcome.record.id for outcome in outcomes} == set(created), rule(
+        "enqueue", "every concurrent enqueue of the key resolves to the one record created"
+    )

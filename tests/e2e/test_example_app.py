@@ -1,0 +1,132 @@
+"""The example app in a real uvicorn process: enqueue over HTTP, watch the job over a websocket and over SSE."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from httpx_ws import WebSocketSession, connect_ws
+
+TERMINAL = {"task.completed", "task.failed", "task.cancelled"}
+# reports.build with 3 steps: what a subscriber sees, in order.
+EXPECTED = ["task.started", "task.log", "task.progress", "task.progress", "task.progress", "task.log", "task.completed"]
+
+
+def enqueue(base_url: str, *, steps: int = 3, step_seconds: float = 0.05) -> str:
+    response = httpx.post(
+        f"{base_url}/api/jobs", json={"title": "e2e", "steps": steps, "step_seconds": step_seconds}, timeout=5
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def ws_url(base_url: str, job_id: str) -> str:
+    return f"{base_url.replace('http://', 'ws://')}/api/jobs/{job_id}/events"
+
+
+def receive_until_finished(ws: WebSocketSession) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["type"] not in TERMINAL:
+        events.append(json.loads(ws.receive_text(timeout=10)))
+    return events
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """Parse a text/event-stream body into its messages (``id``, ``data``, ...)."""
+    message: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if message:
+                yield message
+            message = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            message[field] = value.removeprefix(" ")
+
+
+def read_sse(response: httpx.Response, *, stop_after: int | None = None) -> list[dict[str, Any]]:
+    """Events from an SSE response until the job finishes (or ``stop_after`` events); checks every ``id:``."""
+    events: list[dict[str, Any]] = []
+    for message in sse_events(response):
+        event = json.loads(message["data"])
+        assert message["id"] == event["id"]
+        events.append(event)
+        if event["type"] in TERMINAL or len(events) == stop_after:
+            break
+    return events
+
+
+def assert_one_clean_run(events: list[dict[str, Any]], job_id: str) -> None:
+    assert [event["type"] for event in events] == EXPECTED
+    assert {event["taskId"] for event in events} == {job_id}
+    assert len({event["id"] for event in events}) == len(events), "an event was delivered twice"
+    sequences = [event["sequence"] for event in events]
+    assert sequences == sorted(sequences), "events out of order"
+    assert [event["progressPercent"] for event in events if event["type"] == "task.progress"] == [33.33, 66.67, 100.0]
+
+
+def test_the_page_is_served(example_server: Any) -> None:
+    response = httpx.get(example_server.url + "/", timeout=5)
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    assert "/api/jobs/${jobId}/events" in response.text
+
+
+def test_job_events_over_a_websocket(example_server: Any) -> None:
+    job_id = enqueue(example_server.url)
+    with connect_ws(ws_url(example_server.url, job_id)) as ws:
+        events = receive_until_finished(ws)
+    assert_one_clean_run(events, job_id)
+    job = httpx.get(f"{example_server.url}/api/jobs/{job_id}", timeout=5).json()
+    assert job["status"] == "completed"
+    assert job["result"] == {"title": "e2e", "pages": 9, "steps": ["collect data", "clean rows", "aggregate"]}
+
+
+def test_job_events_over_sse(example_server: Any) -> None:
+    job_id = enqueue(example_server.url)
+    with httpx.stream("GET", f"{example_server.url}/api/jobs/{job_id}/events/sse", timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_sse(response)
+    assert_one_clean_run(events, job_id)
+
+
+def test_clients_leaving_mid_stream_do_not_disturb_the_server(example_server: Any) -> None:
+    job_id = enqueue(example_server.url, steps=5, step_seconds=0.1)
+    with connect_ws(ws_url(example_server.url, job_id)) as ws:
+        ws.receive_text(timeout=10)
+    with httpx.stream("GET", f"{example_server.url}/api/jobs/{job_id}/events/sse", timeout=10) as response:
+        assert len(read_sse(response, stop_after=2)) == 2
+    with connect_ws(ws_url(example_server.url, job_id)) as ws:  # the job still streams to whoever stays
+        events = receive_until_finished(ws)
+    assert events[-1]["type"] == "task.completed"
+    # (the module fixture checks the server logged no traceback)
+
+
+def test_a_subscriber_arriving_after_the_job_gets_its_history(example_server: Any, wait_for: Any) -> None:
+    job_id = enqueue(example_server.url)
+
+    def finished() -> bool:
+        return httpx.get(f"{example_server.url}/api/jobs/{job_id}", timeout=5).json()["status"] == "completed"
+
+    wait_for(finished, what="the job to complete")
+    with connect_ws(ws_url(example_server.url, job_id)) as ws:
+        events = receive_until_finished(ws)
+    assert_one_clean_run(events, job_id)
+
+
+def test_sse_reconnect_resumes_after_last_event_id(example_server: Any) -> None:
+    job_id = enqueue(example_server.url, step_seconds=0.2)
+    sse_url = f"{example_server.url}/api/jobs/{job_id}/events/sse"
+    # A second tab on the websocket stays connected throughout. (MemoryChannelsBackend forgets a channel's history
+    # once its last subscriber leaves; a shared backend such as RedisChannelsStreamBackend keeps it by TTL.)
+    with connect_ws(ws_url(example_server.url, job_id)) as other_tab:
+        with httpx.stream("GET", sse_url, timeout=10) as response:
+            first = read_sse(response, stop_after=3)
+        assert [event["type"] for event in first] == EXPECTED[:3]
+        everything = receive_until_finished(other_tab)  # the job runs on while the SSE client is away
+        with httpx.stream("GET", sse_url, headers={"Last-Event-ID": first[-1]["id"]}, timeout=10) as response:
+            rest = read_sse(response)
+    assert [event["id"] for event in first + rest] == [event["id"] for event in everything]
+    assert_one_clean_run(first + rest, job_id)
