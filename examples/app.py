@@ -22,6 +22,7 @@ from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.connection import WebSocket
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody
 from litestar.response import File, ServerSentEvent
 
 from examples.tasks import build_report
@@ -65,14 +66,14 @@ async def index() -> File:
 
 
 @post("/api/jobs")
-async def create_job(data: JobRequest, queue_service: NamedDependency[QueueService]) -> JobView:
+async def create_job(data: JSONBody[JobRequest], queue_service: NamedDependency[QueueService]) -> JobView:
     """Enqueue a report."""
     outcome = await queue_service.enqueue(build_report, data.title, steps=data.steps, step_seconds=data.step_seconds)
     return JobView.of(outcome.record)
 
 
 @get("/api/jobs/{job_id:str}")
-async def get_job(job_id: str, queue_service: NamedDependency[QueueService]) -> JobView:
+async def get_job(job_id: FromPath[str], queue_service: NamedDependency[QueueService]) -> JobView:
     """The job's current state."""
     record = await queue_service.get_task(job_id)
     if record is None:
@@ -81,13 +82,13 @@ async def get_job(job_id: str, queue_service: NamedDependency[QueueService]) -> 
 
 
 @websocket("/api/jobs/{job_id:str}/events")
-async def job_events(socket: WebSocket, job_id: str) -> None:
+async def job_events(socket: WebSocket, job_id: FromPath[str]) -> None:
     """The job's events, live, over a websocket."""
     await stream_queue_events(socket, [QueueChannels.task(job_id)])
 
 
 @get("/api/jobs/{job_id:str}/events/sse")
-async def job_events_sse(request: Request, job_id: str) -> ServerSentEvent:
+async def job_events_sse(request: Request, job_id: FromPath[str]) -> ServerSentEvent:
     """The job's events as Server-Sent Events (resumes after ``Last-Event-ID``)."""
     return await sse_queue_events(request, [QueueChannels.task(job_id)])
 

@@ -27,3 +27,9 @@ async def build_report(title: str, steps: int = len(STEPS), step_seconds: float 
         await publish_task_progress(current=number, total=len(chosen), message=step)
     await publish_task_log("report ready", payload={"pages": len(chosen) * 3})
     return {"title": title, "pages": len(chosen) * 3, "steps": list(chosen)}
+
+
+@task("reports.cleanup", cron="0 3 * * *", timezone="UTC", description="Forget old report files every night.")
+async def cleanup_reports() -> None:
+    """A nightly maintenance job: shows how schedules appear in ``litestar queues schedules``."""
+    await publish_task_log("old report files removed")

@@ -31,15 +31,20 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 15.0, what: str = "condition") -> T:
-    """Call ``check`` until it returns something other than None/False; fail after ``timeout`` seconds."""
+    """Call ``check`` until it returns something other than None/False; fail after ``timeout`` seconds.
+
+    Checks start 10 ms apart and back off to 200 ms, so a long wait does not steal CPU from the processes under test.
+    """
     deadline = time.monotonic() + timeout
+    pause = 0.01
     while True:
         value = check()
         if value is not None and value is not False:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.2)
 
 
 class Process:
@@ -140,8 +145,8 @@ class Server(Process):
         wait_for(answers, timeout=timeout, what=f"{self.url} to answer")
 
 
-def uvicorn_args(port: int, app: str = "examples.app:app") -> list[str]:
-    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+def uvicorn_args(port: int, app: str = "examples.app:app", workers: int = 1) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
 def litestar_args(*args: str, app: str = "examples.app:app") -> list[str]:
@@ -159,10 +164,10 @@ class Launcher:
         self.started.append(process)
         return process
 
-    def uvicorn(self, env: dict[str, str] | None = None, app: str = "examples.app:app") -> Server:
-        """The app under uvicorn on a free port (not waited for: call ``wait_ready``)."""
+    def uvicorn(self, env: dict[str, str] | None = None, app: str = "examples.app:app", workers: int = 1) -> Server:
+        """The app under uvicorn on a free port, in a process group of its own (not waited for: ``wait_ready``)."""
         port = free_port()
-        server = Server(uvicorn_args(port, app), port, env)
+        server = Server(uvicorn_args(port, app, workers), port, env, new_session=True)
         self.started.append(server)
         return server
 

@@ -64,19 +64,22 @@ def status_is(base_url: str, job_id: str, status: str) -> bool:
     return job(base_url, job_id)["status"] == status
 
 
-def test_worker_runs_what_the_web_app_and_the_cli_enqueue(
-    launch: Any, web: Any, env: dict[str, str], wait_for: Any
+def test_supervised_workers_run_web_and_cli_work_restart_and_drain(
+    launch: Any, web: Any, env: dict[str, str], backend_url: str, wait_for: Any
 ) -> None:
-    worker = launch.process(queues_run("--concurrency", "2", "--worker-id", "cli-worker"), env)
-    worker.wait_for_output("ready:")
-    banner = worker.output
-    assert "litestar-queues worker" in banner
-    assert "cli-worker" in banner
-    assert "sqlspec" in banner
-    assert "reports.build" in banner
+    supervisor = launch.process(queues_run("--processes", "2", "--worker-id", "pool", "--concurrency", "2"), env)
+
+    def both_registered() -> dict[str, int] | None:
+        workers = {worker.id: worker.pid for worker in live_workers(backend_url)}
+        return workers if set(workers) == {"pool-1", "pool-2"} else None
+
+    pids = wait_for(both_registered, timeout=30, what="two worker processes")
+    supervisor.wait_for_output("ready:")
+    for shown in ("litestar-queues worker", "sqlspec", "reports.build", "concurrency    2"):
+        assert shown in supervisor.output
 
     job_id = enqueue(web.url)
-    wait_for(lambda: status_is(web.url, job_id, "completed"), what="the worker to run the web app's job")
+    wait_for(lambda: status_is(web.url, job_id, "completed"), what="a worker to run the web app's job")
 
     status, enqueued = launch.cli_together(
         ("queues", "status", "--json"),
@@ -95,62 +98,41 @@ def test_worker_runs_what_the_web_app_and_the_cli_enqueue(
     assert status.returncode == 0, status
     statistics = json.loads(status.stdout)
     assert statistics["statistics"]["counts"]["completed"] >= 1
-    assert [worker["id"] for worker in statistics["workers"]] == ["cli-worker"]
-
+    assert sorted(worker["id"] for worker in statistics["workers"]) == ["pool-1", "pool-2"]
     assert enqueued.returncode == 0, enqueued
     cli_job = json.loads(enqueued.stdout)["record"]["id"]
-    wait_for(lambda: status_is(web.url, cli_job, "completed"), what="the worker to run the CLI's job")
+    wait_for(lambda: status_is(web.url, cli_job, "completed"), what="a worker to run the CLI's job")
     assert job(web.url, cli_job)["result"]["title"] == "from the CLI"
 
-    assert worker.stop() == 0, worker.output
-
-
-def test_sigterm_drains_a_running_task_and_a_second_signal_hands_it_back(
-    launch: Any, web: Any, env: dict[str, str], wait_for: Any
-) -> None:
-    worker = launch.process(queues_run(), env)
-    worker.wait_for_output("ready:")
-    drained = enqueue(web.url, steps=3, step_seconds=0.4)
-    wait_for(lambda: status_is(web.url, drained, "running"), what="the task to start")
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0, worker.output
-    assert "SIGTERM: draining" in worker.output
-    assert job(web.url, drained)["status"] == "completed", "a running task must finish while the worker drains"
-
-    worker = launch.process(queues_run(), env)
-    worker.wait_for_output("ready:")
-    handed_back = enqueue(web.url, steps=5, step_seconds=2.0)
-    wait_for(lambda: status_is(web.url, handed_back, "running"), what="the task to start")
-    worker.signal(signal.SIGTERM)
-    worker.wait_for_output("draining")
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0, worker.output
-    record = job(web.url, handed_back)
-    assert record["status"] == "pending", "an interrupted task goes back to its queue, not lost"
-    assert record["attempts"] == 0, "a shutdown hand-back does not use up an attempt"
-
-
-def test_processes_are_supervised_and_restarted(
-    launch: Any, env: dict[str, str], backend_url: str, wait_for: Any
-) -> None:
-    supervisor = launch.process(queues_run("--processes", "2", "--worker-id", "pool"), env)
-
-    def both_registered() -> dict[str, int] | None:
-        workers = {worker.id: worker.pid for worker in live_workers(backend_url)}
-        return workers if set(workers) == {"pool-1", "pool-2"} else None
-
-    pids = wait_for(both_registered, timeout=30, what="two worker processes")
     os.kill(pids["pool-1"], signal.SIGKILL)
 
     def restarted() -> bool:
         workers = {worker.id: worker.pid for worker in live_workers(backend_url)}
         return workers.get("pool-1") not in (None, pids["pool-1"])
 
-    wait_for(restarted, timeout=30, what="the dead worker process to be replaced")
+    wait_for(restarted, timeout=30, what="the killed worker process to be replaced")
+    assert "restarting" in supervisor.output
+
+    drained = enqueue(web.url, steps=3, step_seconds=0.8)
+    wait_for(lambda: status_is(web.url, drained, "running"), what="the task to start")
     supervisor.signal(signal.SIGTERM)
     assert supervisor.wait() == 0, supervisor.output
-    assert "restarting" in supervisor.output
-    assert live_workers(backend_url) == [], "children unregister when they stop"
+    assert job(web.url, drained)["status"] == "completed", "a running task finishes while its worker drains"
+    assert live_workers(backend_url) == [], "workers unregister when they stop"
+
+
+def test_a_second_signal_hands_running_work_back(launch: Any, web: Any, env: dict[str, str], wait_for: Any) -> None:
+    worker = launch.process(queues_run(), env)
+    worker.wait_for_output("ready:")
+    handed_back = enqueue(web.url, steps=5, step_seconds=2.0)
+    wait_for(lambda: status_is(web.url, handed_back, "running"), what="the task to start")
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_output("SIGTERM: draining")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output
+    record = job(web.url, handed_back)
+    assert record["status"] == "pending", "an interrupted task goes back to its queue, not lost"
+    assert record["attempts"] == 0, "a shutdown hand-back does not use up an attempt"
 
 
 def test_the_worker_placement_command_runs_as_written(launch: Any) -> None:

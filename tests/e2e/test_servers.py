@@ -42,10 +42,11 @@ def test_litestar_run_with_reload(launch: Any, wait_for: Any) -> None:
     wait_for(lambda: "Application shutdown complete" in server.output, what="a graceful shutdown")
 
 
-def test_litestar_run_with_two_web_workers_each_runs_a_worker(launch: Any, tmp_path: Path, wait_for: Any) -> None:
+def test_two_web_workers_each_run_a_worker(launch: Any, tmp_path: Path, wait_for: Any) -> None:
+    """``uvicorn --workers 2`` (what ``litestar run --wc 2`` starts): one in-app worker per web process."""
     pytest.importorskip("litestar_queues.backends.sqlspec", reason="two web processes need a shared backend")
     backend_url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    server = launch.litestar_run("--wc", "2", env={"LITESTAR_QUEUES_BACKEND": backend_url})
+    server = launch.uvicorn({"LITESTAR_QUEUES_BACKEND": backend_url}, workers=2)
     server.wait_ready()
 
     async def read_workers() -> list[WorkerInfo]:

@@ -336,3 +336,25 @@ async def test_worker_survives_backend_errors(
     assert await service.result(outcome.id) == "ok"
     assert caplog.text.count("backend failed while claiming") == 1  # logged once, not per attempt
     assert "backend reachable again" in caplog.text
+
+
+async def test_second_stop_cuts_a_long_drain_short(service: QueueService, registry: TaskRegistry) -> None:
+    started = asyncio.Event()
+
+    @task("stubborn", registry=registry)
+    async def stubborn() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    outcome = await service.enqueue(stubborn)
+    worker = Worker(service)
+    await worker.start()
+    await asyncio.wait_for(started.wait(), 5)
+    first = asyncio.ensure_future(worker.stop(drain_timeout=60))  # first signal: drain for a minute
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    await asyncio.wait_for(worker.stop(drain_timeout=0), 5)  # second signal: hand back now
+    await asyncio.wait_for(first, 1)
+    record = await service.get_task(outcome.id)
+    assert record is not None
+    assert (record.status, record.attempts) == (TaskStatus.PENDING, 0)

@@ -41,6 +41,7 @@ from litestar_queues.task import Schedule, Task, TaskOptions, TaskRegistry, defa
 from litestar_queues.worker import Worker
 
 if TYPE_CHECKING:
+    from litestar_queues.litestar import NamedDependency
     from litestar_queues.litestar.plugin import QueuePlugin
 
 __all__ = (
@@ -53,6 +54,7 @@ __all__ = (
     "EnqueueRequest",
     "Lease",
     "LeaseState",
+    "NamedDependency",
     "NonRetryableError",
     "Outcome",
     "QueueBackend",
@@ -89,7 +91,7 @@ __all__ = (
     "utc_now",
 )
 
-_LAZY = {"QueuePlugin": "litestar_queues.litestar.plugin"}
+_LAZY = {"NamedDependency": "litestar_queues.litestar", "QueuePlugin": "litestar_queues.litestar.plugin"}
 
 
 def __getattr__(name: str) -> Any:

@@ -174,9 +174,9 @@ class QueueBackend(ABC):
         """Put a ``failed``, ``cancelled`` or ``expired`` record back to ``pending`` (manual retry).
 
         Sets ``scheduled_at = now``, ``attempts = 0``, clears ``expires_at`` (a manual retry must not expire
-        at once), ``finished_at``, ``result``, ``error`` and ``cancel_requested``. Returns the updated record; ``None`` if it does not exist; an active or
-        completed record is returned unchanged. Raises ``DuplicateTaskError`` if another active record
-        now holds its key.
+        at once), ``finished_at``, ``result``, ``error`` and ``cancel_requested``. Returns the updated record;
+        ``None`` if it does not exist; an active or completed record is returned unchanged. Raises
+        ``DuplicateTaskError`` if another active record now holds its key.
         """
 
     @abstractmethod

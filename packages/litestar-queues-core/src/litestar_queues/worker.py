@@ -54,7 +54,8 @@ class Worker:
         self._per_queue: Counter[str] = Counter()
         self._slot_freed = asyncio.Event()
         self._stop_requested = asyncio.Event()
-        self._stopped = asyncio.Event()
+        self._cut_drain = asyncio.Event()
+        self._stopping: asyncio.Future[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"lq-{self.id}")
         self._started_at = service.clock.now()
@@ -108,30 +109,52 @@ class Worker:
         await self.stop()
 
     async def stop(self, drain_timeout: float | None = None) -> None:
-        """Stop claiming, let running attempts finish within ``drain_timeout``, hand the rest back, unregister."""
-        if self._stopped.is_set():
-            return
+        """Stop claiming, let running attempts finish within ``drain_timeout``, hand the rest back, unregister.
+
+        Calling it again while a drain is in progress with ``drain_timeout=0`` (a second signal) cuts the
+        drain short: running attempts are handed back at once.
+        """
+        timeout = self.config.drain_timeout if drain_timeout is None else drain_timeout
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(timeout))
+        elif timeout <= 0:
+            self._cut_drain.set()
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, timeout: float) -> None:
         self._stop_requested.set()
         claim_loop = self._loops[0] if self._loops else None
         if claim_loop is not None:
             await asyncio.gather(claim_loop, return_exceptions=True)
-        timeout = self.config.drain_timeout if drain_timeout is None else drain_timeout
-        pending = [job.task for job in self._jobs.values()]
-        if pending:
-            logger.info("worker %s draining %d running task(s) for up to %gs", self.id, len(pending), timeout)
-            _, still_running = await asyncio.wait(pending, timeout=timeout) if timeout > 0 else (set(), set(pending))
-            if still_running:
-                logger.warning("worker %s handing %d unfinished task(s) back to pending", self.id, len(still_running))
-                self._interrupt_all("shutdown")
-                await asyncio.wait(still_running, timeout=5.0)
+        if self._jobs:
+            logger.info("worker %s draining %d running task(s) for up to %gs", self.id, len(self._jobs), timeout)
+            await self._drain(timeout)
+        if self._jobs:
+            logger.warning("worker %s handing %d unfinished task(s) back to pending", self.id, len(self._jobs))
+            unfinished = [job.task for job in self._jobs.values()]
+            self._interrupt_all("shutdown")
+            await asyncio.wait(unfinished, timeout=5.0)
         for loop_task in self._loops[1:]:
             loop_task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.service.backend.remove_worker(self.id)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._stopped.set()
         logger.info("worker %s stopped after %d task(s)", self.id, self.processed)
+
+    async def _drain(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        cut = loop.create_task(self._cut_drain.wait())
+        try:
+            while self._jobs and not self._cut_drain.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                running = [job.task for job in self._jobs.values()]
+                await asyncio.wait([*running, cut], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cut.cancel()
 
     async def run_until_idle(self, *, timeout: float = 30.0) -> int:
         """Start, process due work until none is left and nothing runs, then stop; return attempts finished.

@@ -1,0 +1,162 @@
+"""``QueuePlugin``: wires a ``QueueConfig`` into a Litestar app — dependency, app state, lifespan and CLI.
+
+Litestar inspects the dependency provider's signature at runtime, so this module keeps real (not
+postponed) annotations.
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import cast
+
+from click import Group
+from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.plugins import CLIPlugin, InitPlugin
+
+from litestar_queues import QueueConfig, QueueService
+from litestar_queues.errors import ConfigurationError
+from litestar_queues.events import QueueEventPublisher
+from litestar_queues.litestar.authorization import ChannelAuthorizer
+from litestar_queues.litestar.runtime import QueueRuntime, event_channels
+
+__all__ = ("QueuePlugin", "get_queue_plugin")
+
+
+class QueuePlugin(InitPlugin, CLIPlugin):
+    """Run litestar-queues inside a Litestar application.
+
+    The plugin
+
+    * registers the ``QueueService`` dependency (``queue_service: NamedDependency[QueueService]`` in handlers;
+      the key is ``QueueConfig.queue_service_dependency_key``);
+    * on startup opens the service (connecting the backend and importing ``task_modules``), initialises
+      schedules, starts an in-app worker when ``in_app_worker=True``, and stores the service, worker, event
+      publisher and Channels backend on ``app.state`` under the configured keys;
+    * on shutdown drains the worker (``WorkerConfig.drain_timeout``) and closes everything;
+    * adds the ``litestar queues`` command group.
+
+    Nothing is opened before the app's lifespan starts, so a server that forks or spawns several web workers
+    gives each process its own service and its own in-app worker.
+    """
+
+    __slots__ = ("_authorize_channels", "_channels", "_config")
+
+    def __init__(
+        self, config: QueueConfig | None = None, *, authorize_channels: ChannelAuthorizer | None = None
+    ) -> None:
+        """Create the plugin.
+
+        Args:
+            config: The queue configuration; ``QueueConfig()`` (memory backend, in-app worker) when ``None``.
+            authorize_channels: The default authorization hook of ``stream_queue_events`` and
+                ``sse_queue_events`` in this app: ``authorize(connection, channels) -> bool`` (sync or async).
+                ``None`` allows every subscription.
+
+        Raises:
+            ConfigurationError: ``event_config.channels_backend`` is not a Litestar Channels plugin or backend.
+        """
+        self._config = config if config is not None else QueueConfig()
+        self._authorize_channels = authorize_channels
+        self._channels = event_channels(self._config)
+
+    @property
+    def config(self) -> QueueConfig:
+        """The queue configuration."""
+        return self._config
+
+    @property
+    def channels(self) -> ChannelsPlugin | None:
+        """The ``ChannelsPlugin`` queue events are published through (``None`` when events do not use Channels)."""
+        return self._channels
+
+    @property
+    def authorize_channels(self) -> ChannelAuthorizer | None:
+        """The app's default subscription authorization hook."""
+        return self._authorize_channels
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Register the dependency, signature names and the lifespan.
+
+        Raises:
+            ConfigurationError: the dependency key is taken, or the event ``ChannelsPlugin`` is registered
+                after this plugin (it must start before the worker and stop after it).
+        """
+        key = self._config.queue_service_dependency_key
+        if key in app_config.dependencies:
+            raise ConfigurationError(
+                f"the app already has a dependency named {key!r}; choose another name with "
+                "QueueConfig(queue_service_dependency_key=...)"
+            )
+        app_config.dependencies[key] = Provide(
+            _service_provider(self._config.queue_service_state_key), sync_to_thread=False
+        )
+        app_config.signature_namespace.update(
+            {
+                "NamedDependency": NamedDependency,
+                "QueueService": QueueService,
+                "QueueEventPublisher": QueueEventPublisher,
+            }
+        )
+        channels = self._channels
+        if channels is not None:
+            if channels in app_config.plugins:
+                if app_config.plugins.index(channels) > app_config.plugins.index(self):
+                    raise ConfigurationError(
+                        "list the ChannelsPlugin before QueuePlugin in Litestar(plugins=[...]): queue events are "
+                        "published through it, so it must start before the worker and stop after it drains"
+                    )
+            else:
+                # Not registered by the app: this plugin owns it. Its lifespan goes first so it outlives ours.
+                app_config.lifespan.append(channels)
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    def on_cli_init(self, cli: Group) -> None:
+        """Add the ``queues`` command group to the ``litestar`` CLI."""
+        from litestar_queues.litestar.cli import queues_group  # noqa: PLC0415 - only the CLI needs click commands
+
+        cli.add_command(queues_group)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        config = self._config
+        async with QueueRuntime(config, start_worker=config.in_app_worker) as runtime:
+            service = cast("QueueService", runtime.service)
+            values = {
+                config.queue_service_state_key: service,
+                config.queue_worker_state_key: runtime.worker,
+                config.queue_event_publisher_state_key: service.publisher,
+                config.channels_backend_state_key: config.event_config.channels_backend,
+            }
+            for state_key, value in values.items():
+                app.state[state_key] = value
+            try:
+                yield
+            finally:
+                for state_key in values:
+                    app.state.pop(state_key, None)
+
+
+def _service_provider(state_key: str) -> Callable[[State], QueueService]:
+    def provide_queue_service(state: State) -> QueueService:
+        try:
+            return cast("QueueService", state[state_key])
+        except KeyError:
+            raise RuntimeError(
+                "the QueueService is not running: it is opened by the app's lifespan (use the test client as a "
+                "context manager, or run the app with a server)"
+            ) from None
+
+    return provide_queue_service
+
+
+def get_queue_plugin(app: Litestar) -> QueuePlugin:
+    """Return the app's ``QueuePlugin``.
+
+    Raises:
+        KeyError: the app has no ``QueuePlugin``.
+    """
+    return app.plugins.get(QueuePlugin)

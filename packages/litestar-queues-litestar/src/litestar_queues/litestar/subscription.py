@@ -1,0 +1,186 @@
+"""A subscription to queue event channels: bounded history replay, resume after an event id, deduplication.
+
+Both transports (websocket and Server-Sent Events) read events through :class:`QueueEventSubscription`, so
+they deliver the same events in the same order.
+
+Ordering: the live subscription is opened *before* history is read, so an event published meanwhile is
+either in the history (and its live copy is dropped as a duplicate) or newer than all of it. History of
+several channels is merged by ``occurredAt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
+from types import TracebackType
+
+import anyio
+import msgspec
+from litestar.channels import ChannelsPlugin, Subscriber
+
+__all__ = ("DEFAULT_DEDUP_WINDOW", "DEFAULT_HISTORY", "QueueEventMessage", "QueueEventSubscription")
+
+logger = logging.getLogger("litestar_queues.litestar")
+
+DEFAULT_HISTORY = 100
+"""Events replayed per channel when a subscriber connects (the Channels backend must keep at least this many)."""
+
+DEFAULT_DEDUP_WINDOW = 10_000
+"""Distinct event keys remembered per connection for deduplication."""
+
+
+class _EventIdentity(msgspec.Struct, rename="camel"):
+    """The few envelope fields a stream needs; other fields pass through untouched in the raw JSON."""
+
+    id: str
+    occurred_at: datetime
+    event_key: str | None = None
+
+
+_decode_identity = msgspec.json.Decoder(_EventIdentity).decode
+
+
+class QueueEventMessage(msgspec.Struct, frozen=True):
+    """One event as published: its id, its dedup key and the wire JSON."""
+
+    id: str
+    """``QueueEvent.id``: the SSE event id and what ``Last-Event-ID`` refers to."""
+    dedup_key: str
+    """``eventKey`` when set, else ``id``."""
+    occurred_at: datetime
+    data: bytes
+    """The event's JSON exactly as published."""
+
+    @classmethod
+    def parse(cls, data: bytes) -> QueueEventMessage | None:
+        """Read a published message; ``None`` when it is not a queue event (something else shares the channel)."""
+        try:
+            identity = _decode_identity(data)
+        except msgspec.DecodeError:
+            logger.debug("ignoring a channel message that is not a queue event: %r", data[:200])
+            return None
+        return cls(identity.id, identity.event_key or identity.id, identity.occurred_at, data)
+
+
+class _SeenKeys:
+    """The most recent ``limit`` distinct dedup keys, oldest forgotten first."""
+
+    __slots__ = ("_keys", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, key: str) -> bool:
+        """Remember ``key``; ``False`` if it was already remembered."""
+        if key in self._keys:
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._limit:
+            self._keys.popitem(last=False)
+        return True
+
+
+class QueueEventSubscription:
+    """Subscribe to channels and iterate their queue events: history first, then live, each key at most once.
+
+    Use as an async context manager; leaving it unsubscribes, whatever happened inside::
+
+        async with QueueEventSubscription(channels_plugin, [QueueChannels.task(task_id)]) as subscription:
+            async for message in subscription:
+                ...
+    """
+
+    __slots__ = ("_channels", "_history", "_last_event_id", "_plugin", "_seen", "_subscriber")
+
+    def __init__(
+        self,
+        plugin: ChannelsPlugin,
+        channels: Sequence[str],
+        *,
+        history: int = DEFAULT_HISTORY,
+        last_event_id: str | None = None,
+        dedup_window: int = DEFAULT_DEDUP_WINDOW,
+    ) -> None:
+        """Describe the subscription (nothing is subscribed until the context is entered).
+
+        Args:
+            plugin: The app's ``ChannelsPlugin``.
+            channels: Channel names, e.g. ``[QueueChannels.task(task_id)]``.
+            history: Most events replayed per channel on entry; ``0`` replays nothing.
+            last_event_id: Replay only what follows this event id (an SSE client's ``Last-Event-ID``). When
+                the id is no longer in the history, everything still in it is newer and is replayed.
+            dedup_window: How many distinct event keys are remembered for deduplication.
+
+        Raises:
+            ValueError: ``channels`` is empty, ``history`` is negative or ``dedup_window`` is below 1.
+        """
+        if isinstance(channels, str) or not channels:
+            raise ValueError("channels must be a non-empty list of channel names")
+        if history < 0 or dedup_window < 1:
+            raise ValueError("history must be >= 0 and dedup_window >= 1")
+        self._plugin = plugin
+        self._channels = list(dict.fromkeys(channels))
+        self._history = history
+        self._last_event_id = last_event_id
+        self._seen = _SeenKeys(dedup_window)
+        self._subscriber: Subscriber | None = None
+
+    async def __aenter__(self) -> QueueEventSubscription:
+        self._subscriber = await self._plugin.subscribe(self._channels)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Unsubscribe (idempotent); an iteration in progress ends."""
+        subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            # Shielded: this runs when a client disconnects and the stream is being cancelled, and a backend
+            # such as Redis must still get the unsubscribe, or the subscription would leak.
+            with anyio.CancelScope(shield=True):
+                await self._plugin.unsubscribe(subscriber, self._channels)
+
+    async def __aiter__(self) -> AsyncGenerator[QueueEventMessage, None]:
+        subscriber = self._subscriber
+        if subscriber is None:
+            raise RuntimeError("enter the subscription (async with) before iterating it")
+        for message in await self._replay():
+            if self._seen.add(message.dedup_key):
+                yield message
+        async for data in subscriber.iter_events():
+            live = QueueEventMessage.parse(data)
+            if live is not None and self._seen.add(live.dedup_key):
+                yield live
+
+    async def _replay(self) -> list[QueueEventMessage]:
+        """Read the history, drop what the client already has (up to ``last_event_id``) and mark it seen."""
+        if self._history == 0:
+            return []
+        messages: list[QueueEventMessage] = []
+        for channel in self._channels:
+            # A detached subscriber collects the history through the plugin's public API without mixing it
+            # into the live stream.
+            collector = Subscriber(self._plugin)
+            await self._plugin.put_subscriber_history(collector, channel, limit=self._history)
+            collector.put_nowait(None)
+            messages += [
+                message async for data in collector.iter_events() if (message := QueueEventMessage.parse(data))
+            ]
+        if len(self._channels) > 1:
+            messages.sort(key=lambda message: message.occurred_at)
+        if self._last_event_id is not None:
+            delivered = next(
+                (index for index in range(len(messages) - 1, -1, -1) if messages[index].id == self._last_event_id),
+                None,
+            )
+            if delivered is not None:
+                for message in messages[: delivered + 1]:
+                    self._seen.add(message.dedup_key)
+                messages = messages[delivered + 1 :]
+        return messages
