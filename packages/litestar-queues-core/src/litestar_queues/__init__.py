@@ -2,7 +2,6 @@
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from litestar_queues.backend import BackendConfig, Capability, QueueBackend
@@ -22,6 +21,7 @@ from litestar_queues.errors import (
     TaskTimeoutError,
     UnsupportedOperation,
 )
+from litestar_queues.lazy import load_lazy
 from litestar_queues.records import (
     EnqueueOutcome,
     Lease,
@@ -95,16 +95,4 @@ _LAZY = {"NamedDependency": "litestar_queues.litestar", "QueuePlugin": "litestar
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name not in {"litestar", "litestar_queues.litestar", module_name}:
-            raise  # installed, but broken: show the real error
-        raise ImportError(
-            f"litestar_queues.{name} needs the Litestar integration: pip install litestar-queues "
-            "(or litestar-queues-litestar)"
-        ) from exc
-    return getattr(module, name)
+    return load_lazy(__name__, name, _LAZY)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from litestar_queues.events.channels import CHANNEL_PREFIX, QueueChannels
@@ -21,6 +20,7 @@ from litestar_queues.events.envelope import (
 from litestar_queues.events.helpers import publish_task_event, publish_task_log, publish_task_progress
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.events.sinks import InMemoryQueueEventSink, QueueEventSink
+from litestar_queues.lazy import load_lazy
 
 if TYPE_CHECKING:
     from litestar_queues.litestar.channels import ChannelsQueueEventSink
@@ -54,16 +54,4 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name not in {"litestar", "litestar_queues.litestar", module_name}:
-            raise  # installed, but broken: show the real error
-        raise ImportError(
-            f"litestar_queues.events.{name} needs the Litestar integration: pip install litestar-queues "
-            f"(or litestar-queues-litestar)"
-        ) from exc
-    return getattr(module, name)
+    return load_lazy(__name__, name, _LAZY)
