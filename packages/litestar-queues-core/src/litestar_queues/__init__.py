@@ -9,6 +9,7 @@ from litestar_queues.clock import Clock, SystemClock, utc_now
 from litestar_queues.config import QueueConfig, WorkerConfig
 from litestar_queues.context import TaskExecutionContext, current_task_context
 from litestar_queues.errors import (
+    BackendUnavailableError,
     ConfigurationError,
     DuplicateTaskError,
     NonRetryableError,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "BackendConfig",
+    "BackendUnavailableError",
     "Capability",
     "Clock",
     "ConfigurationError",

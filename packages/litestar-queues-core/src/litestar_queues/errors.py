@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = (
+    "BackendUnavailableError",
     "ConfigurationError",
     "DuplicateTaskError",
     "NonRetryableError",
@@ -23,6 +24,10 @@ class QueueError(Exception):
 
 class ConfigurationError(QueueError, ValueError):
     """The configuration cannot work; the message says what to change."""
+
+
+class BackendUnavailableError(QueueError, ConnectionError):
+    """The backend's server cannot be reached right now; callers may retry (workers do, with backoff)."""
 
 
 class SerializationError(QueueError, TypeError):

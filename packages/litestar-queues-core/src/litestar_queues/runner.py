@@ -57,13 +57,15 @@ def retry_delay(base: float, attempt: int) -> float:
 
 
 class Interrupt:
-    """Why a running attempt is being interrupted: set before cancelling its asyncio task."""
+    """Why a running attempt is being interrupted (set before cancelling its asyncio task), and whether it is ending."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("finishing", "reason")
 
     def __init__(self) -> None:
         self.reason: str | None = None
         """``"cancel"`` (cancellation requested), ``"lost"`` (lease lost) or ``"shutdown"`` (hand back)."""
+        self.finishing = False
+        """The attempt is over and its outcome is being written: a lease renewal racing it may report it lost."""
 
 
 class AttemptRunner:
@@ -98,6 +100,8 @@ class AttemptRunner:
             context.unbind(token)
         if outcome is None:  # lease lost: someone else owns the record now; change nothing
             return None
+        if interrupt is not None:
+            interrupt.finishing = True
         final = await self.backend.finish(record.lease, outcome, now=self.clock.now())
         if final is None:
             logger.warning("task %s (%s): lease lost before finishing; outcome discarded", record.id, record.task_name)

@@ -27,6 +27,7 @@ logger = logging.getLogger("litestar_queues.worker")
 
 MAINTENANCE_LOCK = "maintenance"
 _MAINTENANCE_BATCH = 500
+_PRUNE_BATCHES = 20
 
 
 class _Job:
@@ -364,7 +365,11 @@ class Worker:
         pruned = 0
         if self.config.retention is not None:
             cutoff = clock.now() - timedelta(seconds=self.config.retention)
-            pruned = await backend.prune(finished_before=cutoff, limit=_MAINTENANCE_BATCH)
+            for _ in range(_PRUNE_BATCHES):  # bounded batches, so a large backlog cannot stall maintenance
+                deleted = await backend.prune(finished_before=cutoff, limit=_MAINTENANCE_BATCH)
+                pruned += deleted
+                if deleted < _MAINTENANCE_BATCH:
+                    break
         if expired or recovered or pruned:
             logger.info(
                 "maintenance: %d expired, %d recovered from dead workers, %d pruned", expired, recovered, pruned

@@ -1,0 +1,52 @@
+"""``RedisBackend``: the shared Redis-protocol backend wired to redis-py's asyncio client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from redis import exceptions
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes
+
+if TYPE_CHECKING:
+    from litestar_queues.backends.redis.config import RedisBackendConfig
+
+__all__ = ("RedisBackend",)
+
+_ERRORS = RespErrorTypes(
+    connection=(exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError),
+    no_script=exceptions.NoScriptError,
+)
+_SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}
+
+
+class RedisBackend(RespBackend):
+    """Queue storage on Redis (6.2 or newer), through redis-py.
+
+    Build it with ``RedisBackendConfig(...).create_backend()`` and use it as an async context manager.
+    """
+
+    name: ClassVar[str] = "redis"
+    config: RedisBackendConfig
+
+    def __init__(self, config: RedisBackendConfig) -> None:
+        """Create an unopened backend.
+
+        Args:
+            config: The configuration.
+        """
+        super().__init__(config, _ERRORS)
+
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+        for scheme, replacement in _SCHEMES.items():
+            if url.startswith(scheme):
+                url = replacement + url[len(scheme) :]
+        # redis-py retries commands by default; a retried script could apply twice, so the backend raises
+        # RespConnectionError instead and the caller decides
+        return Redis.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options})
+
+    def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
+        return Redis(connection_pool=pool)

@@ -1,0 +1,32 @@
+"""The shared conformance suite against a real Redis server (``LQ_REDIS_URL``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from litestar_queues.backends.redis import RedisBackend, RedisBackendConfig
+from litestar_queues.records import new_record_id
+from litestar_queues.testing import BackendConformance
+from litestar_queues.testing.servers import server_url
+
+
+class TestRedisBackend(BackendConformance):
+    @pytest.fixture
+    def config(self) -> RedisBackendConfig:
+        """A key prefix of its own per test, so tests never see each other's records."""
+        return RedisBackendConfig(url=server_url("LQ_REDIS_URL"), key_prefix=f"lqtest:{new_record_id()}")
+
+    @pytest.fixture
+    async def backend(self, config: RedisBackendConfig) -> AsyncIterator[RedisBackend]:
+        async with config.create_backend() as backend:
+            try:
+                yield backend
+            finally:
+                await backend.purge()
+
+    @pytest.fixture
+    async def second_backend(self, backend: RedisBackend, config: RedisBackendConfig) -> AsyncIterator[RedisBackend]:
+        async with config.create_backend() as other:
+            yield other

@@ -1,0 +1,420 @@
+"""The Redis-protocol queue backend: every contract method as one Lua script call (see ``lua/``).
+
+Subclasses (``RedisBackend``, ``ValkeyBackend``) only create the client and name its exception classes.
+Key layout: ``docs/redis.md``; the scripts carry the details.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from litestar_queues.backend import Capability, QueueBackend
+from litestar_queues.backends.resp.batching import GroupCommit
+from litestar_queues.backends.resp.client import RespClient, RespErrorTypes
+from litestar_queues.backends.resp.codec import (
+    decode_optional_record,
+    decode_record,
+    decode_records,
+    decode_worker,
+    encode_error,
+    encode_insert,
+    encode_result,
+    encode_worker,
+    from_micros,
+    optional_text,
+    to_micros,
+)
+from litestar_queues.backends.resp.config import RespBackendConfig, describe_server
+from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConnectionError
+from litestar_queues.backends.resp.scripts import Script, ScriptRunner
+from litestar_queues.backends.resp.wakeups import Wakeups
+from litestar_queues.errors import DuplicateTaskError
+from litestar_queues.records import (
+    TERMINAL_STATUSES,
+    EnqueueOutcome,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStatistics,
+    RecordFilter,
+    RecordPage,
+    TaskRecord,
+    TaskStatus,
+    WorkerInfo,
+)
+
+__all__ = ("RespBackend",)
+
+_MICROS = 1_000_000
+_LEASE_STATES = {"h": LeaseState.HELD, "c": LeaseState.CANCEL_REQUESTED, "l": LeaseState.LOST}
+_FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
+_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
+_FINISH_BATCH = 200
+_ENQUEUE_CALLS_BATCH = 100
+_WORKER_GRACE = timedelta(days=1)
+"""How long after its deadline a dead worker's registration is deleted."""
+
+
+def _seconds(value: float) -> int:
+    return round(value * _MICROS)
+
+
+def _decodes_responses(client: object) -> bool:
+    """Whether the client turns replies into ``str`` (then scripts cannot answer in binary MessagePack)."""
+    options = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    return bool(isinstance(options, dict) and options.get("decode_responses"))
+
+
+class RespBackend(QueueBackend):
+    """Queue storage on a Redis-protocol server (Redis 6.2+, Valkey 7.2+).
+
+    Each state change is one Lua script, so it is atomic on the server; a bulk enqueue is one script per chunk,
+    all chunks in one pipeline. Records live in flat hashes so scripts never parse JSON; see ``docs/redis.md``.
+    """
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP})
+
+    def __init__(self, config: RespBackendConfig, errors: RespErrorTypes) -> None:
+        """Create an unopened backend.
+
+        Args:
+            config: The configuration.
+            errors: The client library's exception classes.
+        """
+        self.config = config
+        self._errors = errors
+        retention = config.retention_seconds
+        self._retention_us = None if retention is None else _seconds(retention)
+        self._prefix = config.key_prefix
+        where = describe_server(config.effective_url, config.client or config.connection_pool)
+        self._monitor = ConnectionMonitor(f"{self.name} backend at {where} (prefix {self._prefix!r})")
+        self._client: RespClient | None = None
+        self._owns_client = False
+        self._runner: ScriptRunner | None = None
+        self._wakeups: Wakeups | None = None
+        self._finishes = GroupCommit(self._not_open, max_batch=1)
+        self._enqueues = GroupCommit(self._not_open, max_batch=1)
+
+    # -- wiring hooks ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+        """Create a client for ``url`` with the given keyword ``options`` (timeouts, then ``client_options``)."""
+
+    @abc.abstractmethod
+    def _client_from_pool(self, pool: Any) -> RespClient:
+        """Create a client on the app's connection pool (closing the client must leave the pool open)."""
+
+    def _create_client(self) -> tuple[RespClient, bool]:
+        config = self.config
+        if config.client is not None:
+            return config.client, False
+        if config.connection_pool is not None:
+            return self._client_from_pool(config.connection_pool), True
+        options: dict[str, Any] = {
+            "socket_timeout": config.socket_timeout,
+            "socket_connect_timeout": config.socket_connect_timeout,
+            **config.client_options,
+        }
+        return self._client_from_url(config.effective_url, options), True
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create or adopt the client and load the scripts.
+
+        Raises:
+            RespConnectionError: the server could not be reached.
+        """
+        if self._runner is not None:
+            return
+        client, owned = self._create_client()
+        runner = ScriptRunner(client, self._errors, self._monitor, self._prefix, packed=not _decodes_responses(client))
+        try:
+            await runner.load_all()
+        except BaseException:
+            if owned:
+                await client.aclose()
+            raise
+        self._client, self._owns_client, self._runner = client, owned, runner
+        self._finishes = GroupCommit(lambda batch: runner.call(Script.FINISH, batch), max_batch=_FINISH_BATCH)
+        self._enqueues = GroupCommit(self._enqueue_batch, max_batch=_ENQUEUE_CALLS_BATCH)
+        self._wakeups = Wakeups(client, self._errors, self._monitor, self._prefix)
+
+    async def close(self) -> None:
+        """Stop the wakeup listener and close the client if the backend created it."""
+        wakeups, client = self._wakeups, self._client
+        self._wakeups = self._runner = self._client = None
+        if wakeups is not None:
+            await wakeups.close()
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    async def purge(self) -> int:
+        """Delete every key under this backend's prefix (records, indexes, workers, locks); return how many.
+
+        For test teardown and resets. Not atomic: records written meanwhile may survive.
+
+        Raises:
+            RespConnectionError: the server could not be reached.
+        """
+        client = self._client
+        if client is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
+        pattern = "".join("\\" + char if char in "*?[]\\" else char for char in self._prefix) + ":*"
+        deleted, cursor = 0, 0
+        try:
+            while True:
+                cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+                if keys:
+                    deleted += int(await client.delete(*keys))
+                if not int(cursor):
+                    return deleted
+        except BaseException as exc:
+            if self._errors.is_connection_error(exc):
+                raise self._monitor.failed(exc) from exc
+            raise
+
+    async def _not_open(self, _: list[Any]) -> list[Any]:
+        raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
+
+    @property
+    def _scripts(self) -> ScriptRunner:
+        runner = self._runner
+        if runner is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
+        return runner
+
+    # -- writing work ------------------------------------------------------------------------------
+
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """Insert records with id and key dedup (one script per chunk, one round trip).
+
+        See ``QueueBackend.enqueue``.
+        """
+        if not records:
+            return []
+        size = self.config.enqueue_chunk_size
+        if len(records) <= size:
+            # concurrent small enqueues (web requests) share one script call; a lone caller goes out at once
+            reply = await self._enqueues.submit([encode_insert(record) for record in records])
+            return self._outcomes(records, reply)
+        chunks = [records[start : start + size] for start in range(0, len(records), size)]
+        calls = [(Script.ENQUEUE, [encode_insert(record) for record in chunk]) for chunk in chunks]
+        replies = await self._scripts.call_many(calls)
+        return [
+            outcome for chunk, reply in zip(chunks, replies, strict=True) for outcome in self._outcomes(chunk, reply)
+        ]
+
+    @staticmethod
+    def _outcomes(records: Sequence[TaskRecord], reply: Sequence[Any]) -> list[EnqueueOutcome]:
+        return [
+            EnqueueOutcome(decode_record(resolved), False)
+            if isinstance(resolved, list)
+            else EnqueueOutcome(record, True)
+            for record, resolved in zip(records, reply, strict=True)
+        ]
+
+    async def _enqueue_batch(self, calls: list[list[list[str]]]) -> list[list[Any]]:
+        """Send the records of several enqueue calls as one script call and split the reply per call."""
+        if len(calls) == 1:
+            return [await self._scripts.call(Script.ENQUEUE, calls[0])]
+        reply = await self._scripts.call(Script.ENQUEUE, [record for call in calls for record in call])
+        split, start = [], 0
+        for call in calls:
+            split.append(reply[start : start + len(call)])
+            start += len(call)
+        return split
+
+    async def get(self, record_id: str) -> TaskRecord | None:
+        """Return the record with ``record_id``, or ``None``."""
+        (row,) = await self._scripts.call(Script.GET, [record_id])
+        return decode_optional_record(row)
+
+    async def get_by_key(self, key: str) -> TaskRecord | None:
+        """Return the active record holding ``key``, else the most recently created one with it, else ``None``."""
+        row = await self._scripts.call(Script.GET_BY_KEY, [key])
+        return decode_optional_record(row)
+
+    # -- claiming and running ----------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[TaskRecord]:
+        """Atomically claim up to ``limit`` due records in due order (one script call)."""
+        if limit <= 0 or not queues:
+            return []
+        now_us = to_micros(now)
+        rows = await self._scripts.call(Script.CLAIM, [owner, limit, now_us, now_us + _seconds(lease_seconds), *queues])
+        return [decode_record(row) for row in rows]
+
+    async def claim_record(
+        self, record_id: str, *, owner: str, now: datetime, lease_seconds: float
+    ) -> TaskRecord | None:
+        """Claim one specific pending record whatever its ``scheduled_at``."""
+        now_us = to_micros(now)
+        row = await self._scripts.call(
+            Script.CLAIM_RECORD, [record_id, owner, str(now_us), str(now_us + _seconds(lease_seconds))]
+        )
+        return decode_optional_record(row)
+
+    async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
+        """Extend held leases and report each one's state (one script call)."""
+        if not leases:
+            return {}
+        args = [str(to_micros(now) + _seconds(lease_seconds))]
+        for lease in leases:
+            args += (lease.record_id, lease.owner, str(lease.token))
+        states = await self._scripts.call(Script.RENEW, args)
+        return {lease.record_id: _LEASE_STATES[state] for lease, state in zip(leases, states, strict=True)}
+
+    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+        """End a running attempt under the fence (one script call).
+
+        Raises:
+            ValueError: ``outcome.status`` is not a finishing status, or ``pending`` without ``scheduled_at``.
+        """
+        if outcome.status not in _FINISH_STATUSES:
+            raise ValueError(f"finish cannot set status {outcome.status.value!r}")
+        scheduled = ""
+        if outcome.status is TaskStatus.PENDING:
+            if outcome.scheduled_at is None:
+                raise ValueError("finish with status 'pending' needs outcome.scheduled_at")
+            scheduled = str(to_micros(outcome.scheduled_at))
+        now_us = to_micros(now)
+        cutoff = "" if self._retention_us is None else str(now_us - self._retention_us)
+        row = await self._finishes.submit(
+            [
+                lease.record_id,
+                lease.owner,
+                str(lease.token),
+                str(now_us),
+                "1" if outcome.only_if_lease_expired else "0",
+                outcome.status.value,
+                encode_result(outcome.result) if outcome.status is not TaskStatus.PENDING else "",
+                encode_error(outcome.error),
+                scheduled,
+                "1" if outcome.refund_attempt else "0",
+                cutoff,
+            ]
+        )
+        return decode_optional_record(row)
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
+        """Return up to ``limit`` running records whose lease expired at ``now``."""
+        if limit <= 0:
+            return []
+        return decode_records(await self._scripts.call(Script.EXPIRED_LEASES, [str(to_micros(now)), limit]))
+
+    # -- control -----------------------------------------------------------------------------------
+
+    async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        """Cancel a pending record, request cancellation of a running one; see ``QueueBackend.cancel``."""
+        row = await self._scripts.call(Script.CANCEL, [record_id, str(to_micros(now))])
+        return decode_optional_record(row)
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        """Put a failed, cancelled or expired record back to pending.
+
+        Raises:
+            DuplicateTaskError: another active record holds the record's key.
+        """
+        code, value = await self._scripts.call(Script.REQUEUE, [record_id, str(to_micros(now))])
+        if code == "dup":
+            raise DuplicateTaskError(f"record {record_id} cannot be requeued: the active record {value} holds its key")
+        return decode_optional_record(value)
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        """Expire up to ``limit`` pending records past ``expires_at``; return how many."""
+        if limit <= 0:
+            return 0
+        return int(await self._scripts.call(Script.EXPIRE, [str(to_micros(now)), limit]))
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` terminal records finished before ``finished_before``; return how many."""
+        if limit <= 0:
+            return 0
+        return int(await self._scripts.call(Script.PRUNE, [str(to_micros(finished_before)), limit]))
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    async def query(self, where: RecordFilter, *, limit: int, cursor: str | None = None) -> RecordPage:
+        """Return one page of matching records, newest first; the cursor is the last id of the previous page."""
+        if limit <= 0:
+            return RecordPage([], None)
+        reply = await self._scripts.call(
+            Script.QUERY,
+            [
+                optional_text(None if where.status is None else where.status.value),
+                optional_text(where.queue),
+                optional_text(where.task_name),
+                limit,
+                optional_text(cursor),
+            ],
+        )
+        next_cursor = reply[0] or None
+        return RecordPage(decode_records(reply[1:]), next_cursor)
+
+    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
+        """Count records by status (kept as counters, not scanned) and find the oldest due pending record."""
+        reply = await self._scripts.call(Script.STATISTICS, [str(to_micros(now)), optional_text(queue)])
+        counts = dict.fromkeys(TaskStatus, 0)
+        for status, count in zip(reply[1::2], reply[2::2], strict=True):
+            counts[TaskStatus(status)] += int(count)
+        oldest = from_micros(reply[0]) if reply[0] else None
+        return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+
+    # -- workers and maintenance -------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Insert or replace ``info``, alive until ``last_heartbeat_at + ttl_seconds``."""
+        deadline = to_micros(info.last_heartbeat_at) + _seconds(ttl_seconds)
+        await self._scripts.call(Script.REGISTER_WORKER, [info.id, encode_worker(info), str(deadline)])
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker."""
+        await self._scripts.call(Script.REMOVE_WORKER, [worker_id])
+
+    async def list_workers(self, *, now: datetime) -> list[WorkerInfo]:
+        """Return the workers alive at ``now``, ordered by id."""
+        raw = await self._scripts.call(Script.LIST_WORKERS, [str(to_micros(now)), str(to_micros(now - _WORKER_GRACE))])
+        return sorted((decode_worker(item) for item in raw), key=lambda info: info.id)
+
+    async def acquire_lock(self, name: str, *, owner: str, ttl_seconds: float, now: datetime) -> bool:
+        """Take or renew the named lock; ``True`` if ``owner`` holds it afterwards."""
+        now_us = to_micros(now)
+        return bool(
+            await self._scripts.call(
+                Script.ACQUIRE_LOCK, [name, owner, str(now_us), str(now_us + _seconds(ttl_seconds))]
+            )
+        )
+
+    async def release_lock(self, name: str, *, owner: str) -> None:
+        """Release the named lock if ``owner`` holds it."""
+        await self._scripts.call(Script.RELEASE_LOCK, [name, owner])
+
+    # -- push --------------------------------------------------------------------------------------
+
+    async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
+        """Return when work may be available on ``queues`` (pub/sub hint) or after ``timeout`` seconds."""
+        wakeups = self._wakeups
+        if wakeups is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
+        await wakeups.wait_for_work(list(queues), timeout)
+
+    async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
+        """Return when ``record_id`` may have become terminal (pub/sub hint) or after ``timeout`` seconds."""
+        wakeups = self._wakeups
+        if wakeups is None:
+            raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
+        await wakeups.wait_for_finish(record_id, timeout, lambda: self._is_finished(record_id))
+
+    async def _is_finished(self, record_id: str) -> bool:
+        try:
+            status = await self._scripts.call(Script.STATUS, [record_id])
+        except RespConnectionError:
+            return True  # stop waiting: the caller's next read reports the outage
+        return not status or status in _TERMINAL_VALUES

@@ -1,0 +1,105 @@
+"""The small slice of an asyncio Redis-protocol client this package uses.
+
+Both ``redis.asyncio.Redis`` (redis-py) and ``valkey.asyncio.Valkey`` (valkey-py) satisfy :class:`RespClient`
+as they are; nothing here imports either library. What differs between them — the exception classes — is
+described by a :class:`RespErrorTypes` that each wiring package supplies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ("RespClient", "RespErrorTypes", "RespPipeline", "RespPubSub")
+
+
+class RespPipeline(Protocol):
+    """A non-transactional pipeline: queue commands, send them in one round trip."""
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        """Queue an ``EVALSHA``."""
+        ...
+
+    def script_load(self, script: Any) -> Any:
+        """Queue a ``SCRIPT LOAD``."""
+        ...
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send the queued commands; with ``raise_on_error=False`` errors are returned in place."""
+        ...
+
+
+class RespPubSub(Protocol):
+    """A pub/sub connection."""
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        """Send ``SUBSCRIBE``; the confirmation arrives as a message."""
+        ...
+
+    def unsubscribe(self, *args: Any) -> Awaitable[Any]:
+        """Send ``UNSUBSCRIBE``; the confirmation arrives as a message."""
+        ...
+
+    def ping(self, message: Any = None) -> Awaitable[Any]:
+        """Send ``PING``; the answer arrives as a ``pong`` message."""
+        ...
+
+    async def get_message(self, ignore_subscribe_messages: bool = False, timeout: float | None = 0.0) -> Any:
+        """Return the next message (a dict with ``type``, ``channel`` and ``data``), or ``None`` after ``timeout``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class RespClient(Protocol):
+    """The client methods the backend calls."""
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        """Run a cached script (awaitable)."""
+        ...
+
+    def script_load(self, script: Any) -> Any:
+        """Load a script into the server's cache and return its SHA1 (awaitable)."""
+        ...
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        """Return a :class:`RespPipeline`."""
+        ...
+
+    def scan(self, cursor: int = 0, match: Any = None, count: int | None = None, _type: str | None = None) -> Any:
+        """One ``SCAN`` step: ``(next cursor, keys)`` (awaitable)."""
+        ...
+
+    def delete(self, *names: Any) -> Any:
+        """Delete keys (awaitable)."""
+        ...
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        """Return a :class:`RespPubSub` on a connection of its own."""
+        ...
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Close the client (and its pool when it owns it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RespErrorTypes:
+    """The client library's exception classes the backend must tell apart.
+
+    Attributes:
+        connection: Errors meaning "the server is unreachable right now" (connection refused or dropped,
+            timeouts, a server still loading its data, a read-only replica after a failover).
+        no_script: The error raised by ``EVALSHA`` for a script the server does not have (``NOSCRIPT``).
+    """
+
+    connection: tuple[type[BaseException], ...]
+    no_script: type[BaseException]
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """Return whether ``exc`` means the server could not be reached."""
+        return isinstance(exc, (*self.connection, OSError, asyncio.TimeoutError))

@@ -1,0 +1,218 @@
+"""How records are laid out in a record hash and a body string, and how script replies become records.
+
+The state hash holds every field a script reads or changes, each flat (times as integer microseconds since
+the epoch), so Lua never parses JSON. The body holds the immutable rest as one msgspec-JSON array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+from litestar_queues.errors import SerializationError
+from litestar_queues.records import TaskError, TaskRecord, TaskStatus, WorkerInfo
+
+__all__ = (
+    "INSERT_WIDTH",
+    "decode_optional_record",
+    "decode_record",
+    "decode_records",
+    "decode_worker",
+    "encode_error",
+    "encode_insert",
+    "encode_result",
+    "encode_worker",
+    "from_micros",
+    "optional_text",
+    "text",
+    "to_micros",
+)
+
+INSERT_WIDTH = 19
+"""Values per record in the ``enqueue`` script's ARGV."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class _Body(msgspec.Struct, array_like=True, frozen=True):
+    """The immutable part of a record that scripts never read (append new fields at the end, with defaults)."""
+
+    id: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    max_retries: int
+    retry_delay: float
+    timeout: float | None
+    created_at: datetime
+    execution_backend: str
+    execution_profile: str | None
+    metadata: dict[str, Any]
+
+
+_encoder = msgspec.json.Encoder()
+_body_decoder = msgspec.json.Decoder(_Body)
+_error_decoder = msgspec.json.Decoder(TaskError)
+_any_decoder = msgspec.json.Decoder()
+_worker_decoder = msgspec.json.Decoder(WorkerInfo)
+_STATUS: dict[str | bytes, TaskStatus] = {s.value: s for s in TaskStatus} | {s.value.encode(): s for s in TaskStatus}
+
+
+def to_micros(moment: datetime) -> int:
+    """Return ``moment`` as integer microseconds since the epoch (a naive datetime is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: bytes | str | int) -> datetime:
+    """Return the aware UTC datetime of integer microseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+_moments: dict[str, datetime] = {}
+_MOMENT_CACHE_SIZE = 4096
+
+
+def _moment(value: str | bool | None) -> datetime | None:
+    """Decode an optional time field; the records of one reply mostly share them (one claim's ``now``)."""
+    if value is None or value is False:
+        return None
+    moment = _moments.get(value)  # type: ignore[arg-type]
+    if moment is None:
+        if len(_moments) >= _MOMENT_CACHE_SIZE:
+            _moments.clear()
+        moment = _moments[value] = _EPOCH + timedelta(microseconds=int(value))  # type: ignore[index]
+    return moment
+
+
+def _micros_arg(moment: datetime | None) -> str:
+    return "" if moment is None else str(to_micros(moment))
+
+
+def text(value: bytes | str) -> str:
+    """Return a reply value as ``str`` whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def optional_text(value: str | None) -> str:
+    """Encode an optional string argument: ``""`` for ``None``, else ``"="`` followed by the value."""
+    return "" if value is None else "=" + value
+
+
+def _encode(value: Any, what: str) -> str:
+    try:
+        return _encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raise SerializationError(f"cannot encode {what} as JSON: {exc}") from exc
+
+
+def encode_result(result: Any) -> str:
+    """Encode a task result (``""`` for ``None``)."""
+    return "" if result is None else _encode(result, "the task result")
+
+
+def encode_error(error: TaskError | None) -> str:
+    """Encode a task error (``""`` for ``None``)."""
+    return "" if error is None else _encode(error, "the task error")
+
+
+def encode_insert(record: TaskRecord) -> list[str]:
+    """Return the ``enqueue`` script's ``INSERT_WIDTH`` arguments for one record."""
+    body = _Body(
+        id=record.id,
+        args=record.args,
+        kwargs=record.kwargs,
+        max_retries=record.max_retries,
+        retry_delay=record.retry_delay,
+        timeout=record.timeout,
+        created_at=record.created_at,
+        execution_backend=record.execution_backend,
+        execution_profile=record.execution_profile,
+        metadata=record.metadata,
+    )
+    return [
+        record.id,
+        record.queue,
+        str(record.priority),
+        record.task_name,
+        optional_text(record.key),
+        record.status.value,
+        str(record.attempts),
+        str(record.token),
+        str(to_micros(record.scheduled_at)),
+        _micros_arg(record.expires_at),
+        _micros_arg(record.started_at),
+        _micros_arg(record.finished_at),
+        _micros_arg(record.lease_expires_at),
+        optional_text(record.owner),
+        "1" if record.cancel_requested else "",
+        encode_result(record.result),
+        encode_error(record.error),
+        str(to_micros(record.created_at)),
+        _encode(body, f"the arguments of {record.task_name!r} (record {record.id})"),
+    ]
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value is False
+
+
+def decode_record(row: Sequence[Any]) -> TaskRecord:
+    """Build a record from a script's row: the state hash fields in ``FIELDS`` order, then the body.
+
+    Values are ``str``; a missing one is ``False`` (MessagePack replies) or ``None`` (plain replies).
+    """
+    s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, raw_body = row
+    body = _body_decoder.decode(raw_body)
+    return TaskRecord(
+        id=body.id,
+        task_name=n,
+        queue=q,
+        args=body.args,
+        kwargs=body.kwargs,
+        priority=int(p),
+        status=_STATUS[s],
+        key=None if _absent(k) else k,
+        attempts=int(a),
+        max_retries=body.max_retries,
+        retry_delay=body.retry_delay,
+        timeout=body.timeout,
+        created_at=body.created_at,
+        scheduled_at=_moment(sa),  # type: ignore[arg-type]
+        expires_at=_moment(x),
+        started_at=_moment(st),
+        finished_at=_moment(fa),
+        result=None if _absent(r) else _any_decoder.decode(r),
+        error=None if _absent(e) else _error_decoder.decode(e),
+        execution_backend=body.execution_backend,
+        execution_profile=body.execution_profile,
+        metadata=body.metadata,
+        owner=None if _absent(o) else o,
+        token=int(t),
+        lease_expires_at=_moment(le),
+        cancel_requested=not _absent(c),
+    )
+
+
+def decode_optional_record(row: Any) -> TaskRecord | None:
+    """Decode a row that may be missing (``None`` or ``False``)."""
+    return None if _absent(row) else decode_record(row)
+
+
+def decode_records(rows: Sequence[Any]) -> list[TaskRecord]:
+    """Decode a list of rows, skipping missing ones."""
+    return [decode_record(row) for row in rows if not _absent(row)]
+
+
+def encode_worker(info: WorkerInfo) -> str:
+    """Encode a worker registration."""
+    return _encode(info, "the worker info")
+
+
+def decode_worker(raw: bytes | str) -> WorkerInfo:
+    """Decode a worker registration."""
+    return _worker_decoder.decode(raw)

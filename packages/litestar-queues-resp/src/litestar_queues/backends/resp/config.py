@@ -1,0 +1,105 @@
+"""Settings shared by the Redis and Valkey backend configurations."""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from litestar_queues.errors import ConfigurationError
+
+__all__ = ("RespBackendConfig", "describe_server", "redact_url")
+
+ConfigT = TypeVar("ConfigT", bound="RespBackendConfig")
+
+_WEEK = 7 * 24 * 3600.0
+
+
+@dataclass
+class RespBackendConfig:
+    """Connection and storage settings common to ``RedisBackendConfig`` and ``ValkeyBackendConfig``.
+
+    Attributes:
+        url: Server URL, e.g. ``redis://localhost:6379/0``. Ignored when a client or pool is given.
+        key_prefix: Namespace of every key and channel, so several apps or test runs share one server safely.
+            Wrap it in braces (``"{myapp}"``) to keep all keys in one Redis Cluster slot.
+        finished_retention: Seconds a terminal record (and its result) is kept after it finished, measured on
+            the queue clock; finishing work deletes up to two older records per finish. ``None`` keeps them
+            until ``prune`` removes them.
+        enqueue_chunk_size: Records per ``EVALSHA`` of a bulk enqueue (the chunks go in one pipeline).
+        socket_timeout: Read timeout of a client the backend creates from ``url``.
+        socket_connect_timeout: Connect timeout of a client the backend creates from ``url``.
+        client_options: Extra keyword arguments for the client created from ``url``.
+        client: A client the app already owns (its library's asyncio client); used as is and never closed.
+            Its own timeouts and retry settings apply, not ``socket_*``.
+        connection_pool: A connection pool the app already owns; never closed by the backend.
+    """
+
+    default_url: ClassVar[str] = "redis://localhost:6379/0"
+
+    url: str | None = None
+    _: KW_ONLY
+    key_prefix: str = "lq"
+    finished_retention: float | timedelta | None = _WEEK
+    enqueue_chunk_size: int = 500
+    socket_timeout: float | None = 10.0
+    socket_connect_timeout: float | None = 5.0
+    client_options: dict[str, Any] = field(default_factory=dict)
+    client: Any = None
+    connection_pool: Any = None
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("url", "client", "connection_pool") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ConfigurationError(f"give only one of url, client and connection_pool (got {', '.join(given)})")
+        if not self.key_prefix:
+            raise ConfigurationError("key_prefix must not be empty: it namespaces every key the backend writes")
+        if self.enqueue_chunk_size < 1:
+            raise ConfigurationError(f"enqueue_chunk_size must be at least 1, got {self.enqueue_chunk_size}")
+        if self.retention_seconds is not None and self.retention_seconds < 0:
+            raise ConfigurationError(f"finished_retention must not be negative, got {self.finished_retention}")
+
+    @classmethod
+    def from_url(cls: type[ConfigT], url: str) -> ConfigT:
+        """Build a configuration from a server URL with every other setting at its default.
+
+        Args:
+            url: e.g. ``redis://localhost:6379/0`` or ``valkey://localhost:6379/0``.
+
+        Returns:
+            The configuration.
+        """
+        return cls(url=url)
+
+    @property
+    def retention_seconds(self) -> float | None:
+        """``finished_retention`` in seconds (``None`` when disabled)."""
+        retention = self.finished_retention
+        return retention.total_seconds() if isinstance(retention, timedelta) else retention
+
+    @property
+    def effective_url(self) -> str:
+        """``url``, or the default URL when none was given."""
+        return self.url or self.default_url
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without its password, for log lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    return urlunsplit((parts.scheme, user + netloc, parts.path, parts.query, parts.fragment))
+
+
+def describe_server(url: str, client: object | None) -> str:
+    """Say where the server is, for log lines: the adopted client's (or pool's) address, else the redacted URL."""
+    pool = getattr(client, "connection_pool", client)
+    options = getattr(pool, "connection_kwargs", None)
+    if isinstance(options, dict):
+        if "path" in options:
+            return f"unix://{options['path']}"
+        return f"{options.get('host', '?')}:{options.get('port', '?')}/{options.get('db', 0)}"
+    return redact_url(url)

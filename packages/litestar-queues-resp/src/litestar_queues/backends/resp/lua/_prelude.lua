@@ -1,0 +1,146 @@
+-- Shared helpers. Blocks are separated by blank lines; a script gets the first block and, in this order,
+-- every block defining a name it uses (scripts.py links them), so no call pays for helpers it never runs.
+-- KEYS[1] is the key prefix: every key a script touches is "<prefix>:...", so a prefix with a hash tag
+-- ("{app}") keeps them all in one cluster slot.
+-- ARGV[1] is the script's arguments as one MessagePack array (A); ARGV[2] is "p" when the reply must be
+-- MessagePack too (one bulk string instead of nested arrays: far cheaper for the client to parse).
+-- Times are integer microseconds since the epoch, passed and stored as decimal strings. Lua compares
+-- them with tonumber (exact below 2^53, i.e. until the year 2255) and never formats them back.
+local P = KEYS[1]
+local A = cmsgpack.unpack(ARGV[1])
+local function reply(value)
+  if ARGV[2] == 'p' then return cmsgpack.pack(value) end
+  return value
+end
+
+local FIELDS = {'s', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r', 'e'}
+
+local KEY_ACTIVE = P .. ':ka'
+
+local KEY_RUNNING = P .. ':run'
+
+local KEY_EXPIRY = P .. ':exp'
+
+local KEY_FINISHED = P .. ':fin'
+
+local KEY_QUEUES = P .. ':queues'
+
+local function rkey(id) return P .. ':r:' .. id end
+
+local function bkey(id) return P .. ':b:' .. id end
+
+local function pending_key(q, p) return P .. ':pq:' .. q .. ':' .. p end
+
+-- "" means None for optional values; optional strings carry a one-character "=" marker so "" stays a value.
+local function opt_text(v) if v == '' then return false end return string.sub(v, 2) end
+
+-- "" means None
+local function opt_num(v) if v == '' then return false end return v end
+
+local function read_record(id)
+  local row = redis.call('HMGET', rkey(id), unpack(FIELDS))
+  if not row[1] then return false end
+  row[#FIELDS + 1] = redis.call('GET', bkey(id))
+  return row
+end
+
+-- the (queue, status) indexes serve queries (ids in lexical order) and statistics (ZCARD, O(1))
+local function move_index(id, q, from, to)
+  if from then redis.call('ZREM', P .. ':ix:' .. q .. ':' .. from, id) end
+  if to then redis.call('ZADD', P .. ':ix:' .. q .. ':' .. to, 0, id) end
+end
+
+local function add_pending(id, q, p, sa, x)
+  redis.call('ZADD', pending_key(q, p), sa, id)
+  redis.call('ZADD', P .. ':pp:' .. q, p, p)
+  if x then redis.call('ZADD', KEY_EXPIRY, x, id) end
+end
+
+local function remove_pending(id, q, p, x)
+  local zk = pending_key(q, p)
+  redis.call('ZREM', zk, id)
+  if redis.call('EXISTS', zk) == 0 then redis.call('ZREM', P .. ':pp:' .. q, p) end
+  if x then redis.call('ZREM', KEY_EXPIRY, id) end
+end
+
+local function release_key(id, k)
+  if k and redis.call('HGET', KEY_ACTIVE, k) == id then redis.call('HDEL', KEY_ACTIVE, k) end
+end
+
+local function wake_queue(q) redis.call('PUBLISH', P .. ':wake:' .. q, '') end
+
+local function announce_finish(id, status) redis.call('PUBLISH', P .. ':done:' .. id, status) end
+
+-- pending -> running (claim, claim_record)
+local function claim_one(id, q, p, x, owner, now, lease)
+  local rk = rkey(id)
+  remove_pending(id, q, p, x)
+  redis.call('HINCRBY', rk, 't', 1)
+  redis.call('HINCRBY', rk, 'a', 1)
+  redis.call('HSET', rk, 's', 'running', 'o', owner, 'st', now, 'le', lease)
+  redis.call('ZADD', KEY_RUNNING, lease, id)
+  move_index(id, q, 'pending', 'running')
+end
+
+-- pending -> cancelled / expired
+local function end_pending(id, status, now)
+  local rk = rkey(id)
+  local v = redis.call('HMGET', rk, 'q', 'p', 'k', 'x')
+  remove_pending(id, v[1], v[2], v[4])
+  redis.call('HSET', rk, 's', status, 'fa', now)
+  redis.call('ZADD', KEY_FINISHED, now, id)
+  move_index(id, v[1], 'pending', status)
+  release_key(id, v[3])
+  announce_finish(id, status)
+end
+
+local function delete_record(id)
+  local rk = rkey(id)
+  local v = redis.call('HMGET', rk, 's', 'q', 'n', 'k')
+  if v[1] then
+    move_index(id, v[2], v[1], nil)
+    redis.call('ZREM', P .. ':it:' .. v[3], id)
+    if v[4] then
+      redis.call('ZREM', P .. ':kh:' .. v[4], id)
+      release_key(id, v[4])
+    end
+    redis.call('DEL', rk, bkey(id))
+  end
+  redis.call('ZREM', KEY_FINISHED, id)
+end
+
+-- delete up to `limit` terminal records with finished_at < before
+local function sweep_finished(before, limit)
+  local ids = redis.call('ZRANGEBYSCORE', KEY_FINISHED, '-inf', '(' .. before, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do delete_record(id) end
+  return #ids
+end
+
+-- byte-wise a < b (Lua's own string comparison follows the server's locale)
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- up to `want` due, unexpired pending entries of one (queue, priority) set, as {id, score, expires_at or false} in due order.
+-- Expired records still waiting for `expire` are skipped, scanning at most SCAN_SLACK of them.
+local SCAN_SLACK = 1000
+local function due_entries(zk, now, nnow, want)
+  local found, offset = {}, 0
+  while #found < want and offset < want + SCAN_SLACK do
+    local ask = want - #found
+    local batch = redis.call('ZRANGEBYSCORE', zk, '-inf', now, 'WITHSCORES', 'LIMIT', offset, ask)
+    local got = #batch / 2
+    for j = 1, #batch, 2 do
+      local x = redis.call('HGET', rkey(batch[j]), 'x')
+      if not x or tonumber(x) > nnow then found[#found + 1] = {batch[j], tonumber(batch[j + 1]), x} end
+    end
+    if got < ask then break end
+    offset = offset + got
+  end
+  return found
+end

@@ -1,0 +1,90 @@
+-- Insert records with id and key dedup. A: one array of 19 strings per record (codec.encode_insert).
+-- Reply: per record, 1 when stored, else the row of the existing record it resolved to.
+-- Index writes are grouped per key and sent once per key at the end: a chunk of records costs about three
+-- calls per record instead of ten. Dedup reads only the record hashes and the active-key hash, which are
+-- written immediately, so later records of the same chunk see earlier ones.
+local out = {}
+local zsets, zset_order, queues, woken = {}, {}, {}, {}
+local function zadd(key, score, member)
+  local list = zsets[key]
+  if not list then
+    list = {}
+    zsets[key] = list
+    zset_order[#zset_order + 1] = key
+  end
+  list[#list + 1] = score
+  list[#list + 1] = member
+end
+local task_keys, status_keys, pending_keys = {}, {}, {}
+local OPTIONAL = {{5, 'k', true}, {10, 'x'}, {11, 'st'}, {12, 'fa'}, {13, 'le'}, {14, 'o', true}, {15, 'c'},
+                  {16, 'r'}, {17, 'e'}}
+for i, f in ipairs(A) do
+  local id, q, p, n, k, s = f[1], f[2], f[3], f[4], opt_text(f[5]), f[6]
+  local rk = rkey(id)
+  local holder = false
+  if redis.call('EXISTS', rk) == 1 then
+    holder = id
+  elseif k then
+    holder = redis.call('HGET', KEY_ACTIVE, k)
+    if holder and redis.call('EXISTS', rkey(holder)) == 0 then holder = false end
+  end
+  if holder then
+    out[i] = read_record(holder)
+  else
+    local sa = f[9]
+    local fields = {'s', s, 'q', q, 'p', p, 'n', n, 'a', f[7], 't', f[8], 'sa', sa}
+    for _, spec in ipairs(OPTIONAL) do
+      local value = f[spec[1]]
+      if value ~= '' then
+        fields[#fields + 1] = spec[2]
+        if spec[3] then value = string.sub(value, 2) end
+        fields[#fields + 1] = value
+      end
+    end
+    redis.call('HSET', rk, unpack(fields))
+    redis.call('SET', bkey(id), f[19])
+    local task_key = task_keys[n]
+    if not task_key then
+      task_key = P .. ':it:' .. n
+      task_keys[n] = task_key
+    end
+    zadd(task_key, 0, id)
+    local status_key = status_keys[q .. '\0' .. s]
+    if not status_key then
+      status_key = P .. ':ix:' .. q .. ':' .. s
+      status_keys[q .. '\0' .. s] = status_key
+      queues[q] = true
+    end
+    zadd(status_key, 0, id)
+    if s == 'pending' then
+      local pending = pending_keys[q .. '\0' .. p]
+      if not pending then
+        pending = pending_key(q, p)
+        pending_keys[q .. '\0' .. p] = pending
+        zadd(P .. ':pp:' .. q, p, p)
+      end
+      zadd(pending, sa, id)
+      local x = opt_num(f[10])
+      if x then zadd(KEY_EXPIRY, x, id) end
+      woken[q] = true
+    elseif s == 'running' then
+      zadd(KEY_RUNNING, opt_num(f[13]) or '+inf', id)
+    else
+      zadd(KEY_FINISHED, opt_num(f[12]) or '+inf', id)
+    end
+    if k then
+      zadd(P .. ':kh:' .. k, f[18], id)
+      if s == 'pending' or s == 'running' then redis.call('HSET', KEY_ACTIVE, k, id) end
+    end
+    out[i] = 1
+  end
+end
+for _, key in ipairs(zset_order) do
+  local list = zsets[key]
+  for start = 1, #list, 2000 do
+    redis.call('ZADD', key, unpack(list, start, math.min(start + 1999, #list)))
+  end
+end
+for q in pairs(queues) do redis.call('SADD', KEY_QUEUES, q) end
+for q in pairs(woken) do wake_queue(q) end
+return reply(out)

@@ -1,0 +1,192 @@
+"""The Lua scripts: loaded from package files, called by SHA1, reloaded when the server lost them.
+
+Every state change is one script so it is atomic on the server. ``EVALSHA`` sends only the digest; a server
+that restarted or ran ``SCRIPT FLUSH`` answers ``NOSCRIPT``, and the runner loads every script again and
+retries once (a script that got ``NOSCRIPT`` did not run, so the retry cannot apply anything twice).
+
+Arguments travel as one MessagePack array and replies come back as one MessagePack string (decoded in C by
+msgspec), instead of dozens of protocol arguments and nested reply arrays that the client library would
+encode and parse one by one in Python. A client that decodes responses to ``str`` cannot carry binary
+replies, so with such a client scripts answer with plain nested arrays instead.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import msgspec
+
+from litestar_queues.backends.resp.client import RespClient, RespErrorTypes, RespPipeline
+from litestar_queues.backends.resp.connection import ConnectionMonitor
+
+__all__ = ("Script", "ScriptRunner")
+
+Arg = Any
+"""Script arguments: strings (times as decimal strings), small ints, or lists of those; MessagePack-encoded."""
+
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder().decode
+
+
+class Script(str, enum.Enum):
+    """The scripts, named after their files in ``lua/``."""
+
+    ENQUEUE = "enqueue"
+    CLAIM = "claim"
+    CLAIM_RECORD = "claim_record"
+    RENEW = "renew"
+    FINISH = "finish"
+    EXPIRED_LEASES = "expired_leases"
+    CANCEL = "cancel"
+    REQUEUE = "requeue"
+    EXPIRE = "expire"
+    PRUNE = "prune"
+    GET = "get"
+    GET_BY_KEY = "get_by_key"
+    STATUS = "status"
+    QUERY = "query"
+    STATISTICS = "statistics"
+    REGISTER_WORKER = "register_worker"
+    REMOVE_WORKER = "remove_worker"
+    LIST_WORKERS = "list_workers"
+    ACQUIRE_LOCK = "acquire_lock"
+    RELEASE_LOCK = "release_lock"
+
+
+_DEFINED = re.compile(r"^local (?:function )?([A-Za-z_]\w*(?:, *[A-Za-z_]\w*)*)", re.MULTILINE)
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def link(prelude: str, body: str) -> str:
+    """Return ``body`` preceded by the prelude's first block and the blocks defining names it needs.
+
+    Lua creates a script's local functions on every call, so carrying unused helpers costs every call.
+    Blocks are separated by blank lines and keep their order, so definitions still precede their uses.
+    """
+    head, *blocks = prelude.split("\n\n")
+    names = [{name.strip() for match in _DEFINED.findall(block) for name in match.split(",")} for block in blocks]
+    chosen = [False] * len(blocks)
+    used = set(_WORD.findall(body))
+    grown = True
+    while grown:
+        grown = False
+        for index, defined in enumerate(names):
+            if not chosen[index] and defined & used:
+                chosen[index] = grown = True
+                used |= set(_WORD.findall(blocks[index]))
+    return "\n\n".join([head, *(block for block, keep in zip(blocks, chosen, strict=True) if keep), body])
+
+
+def _load_sources() -> dict[Script, tuple[str, str]]:
+    folder = resources.files("litestar_queues.backends.resp").joinpath("lua")
+    prelude = folder.joinpath("_prelude.lua").read_text(encoding="utf-8").strip()
+    sources: dict[Script, tuple[str, str]] = {}
+    for script in Script:
+        source = link(prelude, folder.joinpath(f"{script.value}.lua").read_text(encoding="utf-8"))
+        sources[script] = (source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+    return sources
+
+
+_SOURCES = _load_sources()
+
+
+class ScriptRunner:
+    """Runs scripts against one client under one key prefix, translating connection failures."""
+
+    __slots__ = ("_client", "_errors", "_mode", "_monitor", "_packed", "_prefix")
+
+    def __init__(
+        self, client: RespClient, errors: RespErrorTypes, monitor: ConnectionMonitor, prefix: str, *, packed: bool
+    ) -> None:
+        """Create a runner.
+
+        Args:
+            client: The connected client.
+            errors: The client library's exception classes.
+            monitor: Where connection failures are reported.
+            prefix: The key prefix, passed to every script as ``KEYS[1]``.
+            packed: Ask for MessagePack replies (the client must return bytes, not decoded ``str``).
+        """
+        self._client = client
+        self._errors = errors
+        self._monitor = monitor
+        self._prefix = prefix
+        self._packed = packed
+        self._mode = "p" if packed else ""
+
+    async def load_all(self) -> None:
+        """Load every script into the server's script cache (one round trip)."""
+        pipe: RespPipeline = self._client.pipeline(transaction=False)
+        for source, _ in _SOURCES.values():
+            pipe.script_load(source)
+        try:
+            await pipe.execute()
+        except BaseException as exc:
+            raise self._translate(exc) from exc
+        self._monitor.succeeded()
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        if self._errors.is_connection_error(exc):
+            return self._monitor.failed(exc)
+        return exc
+
+    async def call(self, script: Script, args: Sequence[Arg]) -> Any:
+        """Run one script and return its reply.
+
+        Raises:
+            RespConnectionError: the server could not be reached.
+        """
+        sha = _SOURCES[script][1]
+        payload = _pack(args)
+        try:
+            try:
+                reply = await self._client.evalsha(sha, 1, self._prefix, payload, self._mode)
+            except self._errors.no_script:
+                await self.load_all()
+                reply = await self._client.evalsha(sha, 1, self._prefix, payload, self._mode)
+        except BaseException as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        self._monitor.succeeded()
+        return _unpack(reply) if self._packed else reply
+
+    async def call_many(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
+        """Run several scripts in one pipelined round trip (each atomic on its own) and return their replies.
+
+        Raises:
+            RespConnectionError: the server could not be reached.
+        """
+        if len(calls) == 1:
+            script, args = calls[0]
+            return [await self.call(script, args)]
+        try:
+            replies = await self._pipeline(calls)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._errors.no_script)]
+            if missing:
+                await self.load_all()
+                retried = await self._pipeline([calls[i] for i in missing])
+                for i, reply in zip(missing, retried, strict=True):
+                    replies[i] = reply
+        except BaseException as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        self._monitor.succeeded()
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return [_unpack(reply) for reply in replies] if self._packed else replies
+
+    async def _pipeline(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
+        pipe: RespPipeline = self._client.pipeline(transaction=False)
+        for script, args in calls:
+            pipe.evalsha(_SOURCES[script][1], 1, self._prefix, _pack(args), self._mode)
+        return await pipe.execute(raise_on_error=False)

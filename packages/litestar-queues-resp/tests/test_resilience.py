@@ -1,0 +1,108 @@
+"""Script cache loss, server restarts and dropped connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from litestar_queues.backends.resp import RespBackend, RespBackendConfig, RespConnectionError
+from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
+
+pytestmark = pytest.mark.anyio
+
+QUEUE = "q"
+
+
+def record(now: datetime, **changes: Any) -> TaskRecord:
+    values: dict[str, Any] = {"id": new_record_id(), "task_name": "t", "queue": QUEUE, "created_at": now}
+    values["scheduled_at"] = now
+    values.update(changes)
+    return TaskRecord(**values)
+
+
+async def script_flush(backend: RespBackend) -> None:
+    client: Any = backend._client
+    await client.script_flush()
+
+
+async def test_scripts_are_reloaded_after_script_flush(open_backend: Any, now: datetime) -> None:
+    async with open_backend(enqueue_chunk_size=3) as backend:
+        await script_flush(backend)
+        outcomes = await backend.enqueue([record(now) for _ in range(10)])  # pipelined chunks
+        assert all(outcome.created for outcome in outcomes)
+        await script_flush(backend)
+        claimed = await backend.claim([QUEUE], owner="w", limit=10, now=now, lease_seconds=30)
+        assert len(claimed) == 10
+        await script_flush(backend)
+        assert await backend.finish(claimed[0].lease, Outcome(status=TaskStatus.COMPLETED), now=now) is not None
+
+
+async def test_unreachable_server_fails_fast_on_open(config_class: type[RespBackendConfig]) -> None:
+    config = config_class(url="redis://127.0.0.1:1/0", key_prefix="unused")
+    started = time.perf_counter()
+    with pytest.raises(RespConnectionError, match="unreachable"):
+        async with config.create_backend():
+            pass  # pragma: no cover
+    assert time.perf_counter() - started < 2
+
+
+async def test_server_restart_mid_run(
+    config_class: type[RespBackendConfig], throwaway: Any, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="litestar_queues.backends.resp")
+    config = config_class(url=throwaway.url, key_prefix="restart")
+    async with config.create_backend() as backend:
+        records = [record(now) for _ in range(20)]
+        await backend.enqueue(records)
+        claimed = await backend.claim([QUEUE], owner="w", limit=5, now=now, lease_seconds=300)
+        await backend.wait_for_work([QUEUE], timeout=1)  # the listener is up
+
+        throwaway.kill()
+        for _ in range(20):
+            started = time.perf_counter()
+            with pytest.raises(RespConnectionError):
+                await backend.claim([QUEUE], owner="w", limit=5, now=now, lease_seconds=300)
+            assert time.perf_counter() - started < 1
+        waiting_started = time.perf_counter()
+        await backend.wait_for_work([QUEUE], timeout=0.3)  # outage: behaves like a poll interval
+        assert time.perf_counter() - waiting_started < 1
+
+        throwaway.start()
+        for _ in range(3):  # a pooled connection may still report the old one's death once
+            try:
+                survivors = await backend.claim([QUEUE], owner="w", limit=100, now=now, lease_seconds=300)
+                break
+            except RespConnectionError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the backend did not recover after the server came back")
+        # nothing lost, nothing handed out twice: the 5 claimed before keep their leases
+        assert {r.id for r in survivors} | {r.id for r in claimed} == {r.id for r in records}
+        assert not {r.id for r in survivors} & {r.id for r in claimed}
+        for done in claimed:
+            assert await backend.finish(done.lease, Outcome(status=TaskStatus.COMPLETED), now=now) is not None
+
+        # the wakeup listener reconnects by itself
+        deadline = time.monotonic() + 10
+        while True:
+            await backend.wait_for_work([QUEUE], timeout=0.2)  # consumes the re-subscription hint
+            waiting = asyncio.ensure_future(backend.wait_for_work([QUEUE], timeout=5))
+            await asyncio.sleep(0.05)
+            await backend.enqueue([record(now)])
+            started = time.perf_counter()
+            await waiting
+            if time.perf_counter() - started < 0.5:
+                break
+            assert time.monotonic() < deadline, "no push wakeups after the restart"
+        await backend.purge()
+
+    lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
+    restored = [r for r in caplog.records if "connection restored" in r.getMessage()]
+    assert len(lost) == 1, [r.getMessage() for r in lost]
+    assert len(restored) == 1, [r.getMessage() for r in restored]
+    assert all(r.exc_info is None for r in caplog.records)

@@ -1,0 +1,47 @@
+"""``ValkeyBackend``: the shared Redis-protocol backend wired to valkey-py's asyncio client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from valkey import exceptions
+from valkey.asyncio import ConnectionPool, Valkey
+
+from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes
+
+if TYPE_CHECKING:
+    from litestar_queues.backends.valkey.config import ValkeyBackendConfig
+
+__all__ = ("ValkeyBackend",)
+
+_ERRORS = RespErrorTypes(
+    connection=(exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError),
+    no_script=exceptions.NoScriptError,
+)
+
+
+class ValkeyBackend(RespBackend):
+    """Queue storage on Valkey (7.2 or newer), through valkey-py.
+
+    Build it with ``ValkeyBackendConfig(...).create_backend()`` and use it as an async context manager.
+    """
+
+    name: ClassVar[str] = "valkey"
+    config: ValkeyBackendConfig
+
+    def __init__(self, config: ValkeyBackendConfig) -> None:
+        """Create an unopened backend.
+
+        Args:
+            config: The configuration.
+        """
+        super().__init__(config, _ERRORS)
+
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+        # valkey-py does not retry commands unless asked to, which is what the backend needs: a retried script
+        # could apply twice, so the backend raises RespConnectionError instead and the caller decides
+        client: RespClient = Valkey.from_url(url, **options)
+        return client
+
+    def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
+        return Valkey(connection_pool=pool)
