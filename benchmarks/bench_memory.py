@@ -1,6 +1,6 @@
 """Memory backend, one process: single and bulk enqueue rates, and drain throughput of no-op tasks.
 
-Run: ``uv run python benchmarks/bench_memory.py [--jobs 20000]``.
+Run: ``uv run --project benchmarks python benchmarks/bench_memory.py [--jobs 20000]``.
 """
 
 from __future__ import annotations

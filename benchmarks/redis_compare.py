@@ -11,10 +11,9 @@ Measures, for every system, with no-op tasks taking one int argument:
 Each number is the best of ``--rounds`` rounds, the systems interleaved within a round. The peers run with their
 defaults except concurrency (arq polls every 0.5 s by default, which dominates its pickup latency).
 
-Run (the peers are not project dependencies; ``--with`` puts them in a throwaway environment)::
+Run (the peers are pinned in the benchmark project's own lock, ``benchmarks/uv.lock``)::
 
-    uv run --with saq --with arq --with taskiq-redis --with 'taskiq<0.13' --with streaq \
-        python benchmarks/redis_compare.py
+    uv run --project benchmarks python benchmarks/redis_compare.py
 
 A private server is started on a free port from ``--server-bin`` (default ``$LQ_REDIS_BIN``, else
 ``redis-server`` on PATH; pass the valkey-server binary to measure Valkey) and flushed between measurements.
