@@ -1,0 +1,493 @@
+"""The SQLSpec backend on PostgreSQL side by side with pgqueuer, procrastinate and SAQ (postgres), in one run.
+
+Measures, for every system, with no-op tasks taking one int argument:
+
+* single enqueue: sequential awaited enqueues of one job;
+* bulk enqueue: the system's fastest way to enqueue many jobs, 1000 jobs per call (pgqueuer's list
+  ``enqueue``, procrastinate's ``batch_defer_async``, ours ``enqueue_many``; SAQ has none: ``gather``);
+* drain: jobs already queued, a worker with ``--concurrency`` slots started, time until the last one ran;
+* idle pickup: an idle worker; time from the start of one enqueue to the start of the task function.
+
+litestar-queues runs through its public ``QueueService`` and ``Worker`` with the SQLSpec backend on asyncpg
+(and psycopg). Each measurement gets a fresh database on a private PostgreSQL server (initdb on a free port,
+``fsync=off``), whose schema each system installs untimed. Each number is the best of ``--rounds`` rounds,
+the systems interleaved within a round; peers run with their defaults except concurrency.
+
+Run (the peers are not project dependencies; ``--with`` puts them in a throwaway environment)::
+
+    uv run --with pgqueuer --with procrastinate --with 'saq[postgres]' python benchmarks/sql_compare.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import Result, machine_summary, package_versions, percentile, rate
+
+PEERS = ("pgqueuer", "procrastinate", "saq", "asyncpg", "psycopg", "sqlspec")
+
+
+class Tracker:
+    """What the task functions report: when each job started and how many ran."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, float] = {}
+        self.count = 0
+        self.target = 0
+        self.reached = asyncio.Event()
+
+    def expect(self, total: int) -> None:
+        self.target = total
+        self.reached = asyncio.Event()
+        if self.count >= total:
+            self.reached.set()
+
+    def hit(self, n: int) -> None:
+        self.started.setdefault(n, time.perf_counter())
+        self.count += 1
+        if self.count >= self.target:
+            self.reached.set()
+
+    def reset(self) -> None:
+        self.started.clear()
+        self.count = 0
+
+
+TRACKER = Tracker()
+
+
+class System:
+    """One queue system: how to install, enqueue and run a worker in this process."""
+
+    name = "?"
+
+    async def open(self, dsn: str) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def enqueue(self, n: int) -> None:
+        raise NotImplementedError
+
+    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
+        await asyncio.gather(*(self.enqueue(n) for n in ns))
+
+    async def start_worker(self, concurrency: int) -> None:
+        raise NotImplementedError
+
+    async def stop_worker(self) -> None:
+        raise NotImplementedError
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+# -- litestar-queues -----------------------------------------------------------------------------------
+
+
+class LitestarQueues(System):
+    def __init__(self, driver: str) -> None:
+        self.driver = driver
+        self.name = f"litestar-queues sqlspec {driver}"
+
+    async def open(self, dsn: str) -> None:
+        from litestar_queues import QueueConfig, QueueService, TaskRegistry, task
+        from litestar_queues.backends.sqlspec import SQLSpecBackendConfig
+
+        registry = TaskRegistry()
+
+        @task("bench.noop", registry=registry)
+        async def noop(n: int) -> None:
+            TRACKER.hit(n)
+
+        self.task = noop
+        url = dsn.replace("postgresql://", f"postgresql+{self.driver}://", 1)
+        options = {"min_size": 2, "max_size": 60}
+        config = SQLSpecBackendConfig.from_url(url, table_prefix="bench_", connection_options=options)
+        self.service = QueueService(QueueConfig(queue_backend=config), registry=registry)
+        await self.service.open()
+        self.worker: Any = None
+
+    async def close(self) -> None:
+        await self.service.close()
+
+    async def enqueue(self, n: int) -> None:
+        await self.service.enqueue(self.task, n)
+
+    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
+        await self.service.enqueue_many([self.service.request(self.task, n) for n in ns])
+
+    async def start_worker(self, concurrency: int) -> None:
+        from litestar_queues import Worker, WorkerConfig
+
+        self.worker = Worker(self.service, WorkerConfig(concurrency=concurrency, batch_size=concurrency))
+        await self.worker.start()
+
+    async def stop_worker(self) -> None:
+        await self.worker.stop(drain_timeout=5)
+
+
+# -- pgqueuer ------------------------------------------------------------------------------------------
+
+
+class PgQueuer(System):
+    name = "pgqueuer"
+
+    async def open(self, dsn: str) -> None:
+        import asyncpg
+        from pgqueuer import AsyncpgDriver, Queries
+
+        self.connection = await asyncpg.connect(dsn)
+        self.worker_connection = await asyncpg.connect(dsn)
+        self.queries = Queries(AsyncpgDriver(self.connection))
+        await self.queries.install()
+        self.task: asyncio.Task[Any] | None = None
+
+    async def close(self) -> None:
+        await self.connection.close()
+        await self.worker_connection.close()
+
+    async def enqueue(self, n: int) -> None:
+        await self.queries.enqueue("noop", str(n).encode())
+
+    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
+        await self.queries.enqueue(["noop"] * len(ns), [str(n).encode() for n in ns], [0] * len(ns))
+
+    async def start_worker(self, concurrency: int) -> None:
+        from pgqueuer import AsyncpgDriver, Queries, QueueManager
+
+        self.manager = QueueManager(Queries(AsyncpgDriver(self.worker_connection)))
+
+        @self.manager.entrypoint("noop")
+        async def noop(job: Any) -> None:
+            TRACKER.hit(int(job.payload))
+
+        self.task = asyncio.create_task(self.manager.run(batch_size=concurrency))
+
+    async def stop_worker(self) -> None:
+        self.manager.shutdown.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(self.task, 10)  # type: ignore[arg-type]
+        await _cancel(self.task)
+
+
+# -- procrastinate -------------------------------------------------------------------------------------
+
+
+class Procrastinate(System):
+    name = "procrastinate"
+
+    async def open(self, dsn: str) -> None:
+        import procrastinate
+
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+
+        @self.app.task(name="noop")
+        async def noop(n: int) -> None:
+            TRACKER.hit(n)
+
+        self.noop = noop
+        await self.app.open_async()
+        await self.app.schema_manager.apply_schema_async()
+        self.task: asyncio.Task[Any] | None = None
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+    async def enqueue(self, n: int) -> None:
+        await self.noop.defer_async(n=n)
+
+    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
+        await self.noop.batch_defer_async(*({"n": n} for n in ns))
+
+    async def start_worker(self, concurrency: int) -> None:
+        self.task = asyncio.create_task(
+            self.app.run_worker_async(concurrency=concurrency, install_signal_handlers=False, delete_jobs="always")
+        )
+
+    async def stop_worker(self) -> None:
+        await _cancel(self.task)
+
+
+# -- SAQ -----------------------------------------------------------------------------------------------
+
+
+class Saq(System):
+    name = "saq (postgres)"
+
+    async def open(self, dsn: str) -> None:
+        from saq import Queue
+
+        self.queue = Queue.from_url(dsn, name="bench")
+        await self.queue.connect()
+        self.task: asyncio.Task[Any] | None = None
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+    async def enqueue(self, n: int) -> None:
+        await self.queue.enqueue("noop", n=n)
+
+    async def start_worker(self, concurrency: int) -> None:
+        from saq import Worker
+
+        async def noop(ctx: Any, *, n: int) -> None:
+            TRACKER.hit(n)
+
+        self.worker = Worker(self.queue, functions=[("noop", noop)], concurrency=concurrency)
+        self.task = asyncio.create_task(self.worker.start())
+
+    async def stop_worker(self) -> None:
+        await self.worker.stop()
+        await _cancel(self.task)
+
+
+# -- the server and the measurements -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_bin() -> str:
+    configured = os.environ.get("LQ_POSTGRES_BIN")
+    if configured:
+        return configured
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+    if not candidates:
+        raise SystemExit("no PostgreSQL binaries: set LQ_POSTGRES_BIN")
+    return str(candidates[-1])
+
+
+@contextlib.contextmanager
+def private_server(bin_dir: str) -> Iterator[tuple[str, str]]:
+    """initdb + start a throwaway server on a free port (as the postgres user when root); yield its base DSN."""
+    port = free_port()
+    directory = Path(tempfile.mkdtemp(prefix="lq-bench-pg-", dir="/tmp"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    directory.chmod(0o755)
+    data = str(directory / "data")
+    run = [*as_user, f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+    subprocess.run(run, check=True, capture_output=True)
+    options = f"-p {port} -h 127.0.0.1 -k {directory} -c fsync=off -c max_connections=300"
+    ctl = [*as_user, f"{bin_dir}/pg_ctl", "-D", data, "-l", str(directory / "log"), "-w"]
+    subprocess.run([*ctl, "-o", options, "start"], check=True, capture_output=True)
+    try:
+        version = subprocess.run(
+            [f"{bin_dir}/postgres", "--version"], check=False, capture_output=True, text=True
+        ).stdout
+        yield f"postgresql://postgres@127.0.0.1:{port}", version.strip()
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Databases:
+    """A fresh database per measurement."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.counter = 0
+
+    @contextlib.asynccontextmanager
+    async def fresh(self) -> AsyncIterator[str]:
+        import asyncpg
+
+        self.counter += 1
+        name = f"bench_{os.getpid()}_{self.counter}"
+        admin = await asyncpg.connect(f"{self.base}/postgres")
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield f"{self.base}/{name}"
+            finally:
+                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def opened(system: System, databases: Databases) -> AsyncIterator[System]:
+    async with databases.fresh() as dsn:
+        TRACKER.reset()
+        await system.open(dsn)
+        try:
+            yield system
+        finally:
+            await system.close()
+
+
+async def measure_single(system: System, databases: Databases, jobs: int) -> float:
+    async with opened(system, databases):
+        started = time.perf_counter()
+        for n in range(jobs):
+            await system.enqueue(n)
+        return rate(jobs, time.perf_counter() - started)
+
+
+async def measure_bulk(system: System, databases: Databases, jobs: int, chunk: int = 1000) -> float:
+    async with opened(system, databases):
+        started = time.perf_counter()
+        for first in range(0, jobs, chunk):
+            await system.enqueue_bulk(range(first, min(jobs, first + chunk)))
+        return rate(jobs, time.perf_counter() - started)
+
+
+async def measure_drain(system: System, databases: Databases, jobs: int, concurrency: int) -> float:
+    async with opened(system, databases):
+        for first in range(0, jobs, 1000):
+            await system.enqueue_bulk(range(first, min(jobs, first + 1000)))
+        TRACKER.expect(jobs)
+        started = time.perf_counter()
+        await system.start_worker(concurrency)
+        try:
+            await asyncio.wait_for(TRACKER.reached.wait(), 300)
+            return rate(jobs, time.perf_counter() - started)
+        finally:
+            await system.stop_worker()
+
+
+async def measure_pickup(system: System, databases: Databases, samples: int) -> tuple[float, float]:
+    async with opened(system, databases):
+        await system.start_worker(10)
+        try:
+            await asyncio.sleep(0.5)
+            latencies = []
+            for n in range(samples):
+                TRACKER.expect(TRACKER.count + 1)
+                sent = time.perf_counter()
+                await system.enqueue(n)
+                await asyncio.wait_for(TRACKER.reached.wait(), 10)
+                latencies.append(TRACKER.started[n] - sent)
+                await asyncio.sleep(0.01)
+            return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+        finally:
+            await system.stop_worker()
+
+
+def available_systems(names: Sequence[str]) -> list[System]:
+    factories: dict[str, Callable[[], System]] = {
+        "litestar-queues-asyncpg": lambda: LitestarQueues("asyncpg"),
+        "litestar-queues-psycopg": lambda: LitestarQueues("psycopg"),
+        "pgqueuer": PgQueuer,
+        "procrastinate": Procrastinate,
+        "saq": Saq,
+    }
+    modules = {"pgqueuer": "pgqueuer", "procrastinate": "procrastinate", "saq": "saq"}
+    systems = []
+    for name in names:
+        module = modules.get(name)
+        if module is not None:
+            try:
+                __import__(module)
+            except ImportError:
+                print(f"skipping {name}: {module} is not installed", file=sys.stderr)
+                continue
+        systems.append(factories[name]())
+    return systems
+
+
+async def run(arguments: argparse.Namespace, base: str) -> list[Result]:
+    systems = available_systems(arguments.systems)
+    databases = Databases(base)
+    best: dict[tuple[str, str], float] = {}
+    lowest: dict[tuple[str, str], float] = {}
+
+    def keep(system: System, metric: str, value: float, *, higher: bool = True) -> None:
+        table = best if higher else lowest
+        key = (system.name, metric)
+        old = table.get(key)
+        if old is None or (value > old if higher else value < old):
+            table[key] = value
+
+    for round_number in range(arguments.rounds):
+        for system in systems:
+            gc.collect()
+            print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
+            keep(system, "enqueue single", await measure_single(system, databases, arguments.single))
+            keep(system, "enqueue bulk (1000 per call)", await measure_bulk(system, databases, arguments.bulk))
+            for concurrency in arguments.concurrency:
+                value = await measure_drain(system, databases, arguments.jobs, concurrency)
+                keep(system, f"drain, concurrency {concurrency}", value)
+            p50, p99 = await measure_pickup(system, databases, arguments.samples)
+            keep(system, "idle pickup p50", p50, higher=False)
+            keep(system, "idle pickup p99", p99, higher=False)
+    results = [Result(name, metric, value, "jobs/s") for (name, metric), value in best.items()]
+    results += [Result(name, metric, value, "ms") for (name, metric), value in lowest.items()]
+    return results
+
+
+def report(results: list[Result], ours: Sequence[str]) -> str:
+    """A Markdown table; the last column divides our value by the best peer's (rates: higher is better,
+    latencies: lower is better)."""
+    metrics: dict[str, list[Result]] = {}
+    for result in results:
+        metrics.setdefault(result.metric, []).append(result)
+    lines = ["| metric | system | value | ours / best peer |", "|---|---|---:|---:|"]
+    for metric, rows in metrics.items():
+        peers = [r.value for r in rows if r.system not in ours]
+        higher = rows[0].unit != "ms"
+        best_peer = (max(peers) if higher else min(peers)) if peers else None
+        for row in sorted(rows, key=lambda r: -r.value if higher else r.value):
+            ratio = ""
+            if best_peer and row.system in ours:
+                ratio = f"{row.value / best_peer:.2f}x"
+            lines.append(f"| {metric} | {row.system} | {row.value:,.1f} {row.unit} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres-bin", default=None, help="PostgreSQL bin dir (default $LQ_POSTGRES_BIN)")
+    parser.add_argument("--dsn", help="use this server (postgresql://user@host:port, no database) instead")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--single", type=int, default=2000, help="jobs in the single-enqueue measurement")
+    parser.add_argument("--bulk", type=int, default=20000, help="jobs in the bulk-enqueue measurement")
+    parser.add_argument("--jobs", type=int, default=10000, help="jobs drained")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--samples", type=int, default=200, help="idle pickups measured")
+    systems = ["litestar-queues-asyncpg", "litestar-queues-psycopg", "pgqueuer", "procrastinate", "saq"]
+    parser.add_argument("--systems", nargs="+", default=systems)
+    arguments = parser.parse_args()
+    ours = ("litestar-queues sqlspec asyncpg", "litestar-queues sqlspec psycopg")
+    if arguments.dsn:
+        results = asyncio.run(run(arguments, arguments.dsn.rstrip("/")))
+        server = arguments.dsn
+    else:
+        with private_server(arguments.postgres_bin or postgres_bin()) as (base, version):
+            results = asyncio.run(run(arguments, base))
+            server = version
+    versions = ", ".join(f"{name} {v}" for name, v in package_versions(PEERS).items() if v != "-")
+    print(f"{machine_summary()}; server {server}; {versions}")
+    print(
+        f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
+        f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
+    )
+    print(report(results, ours))
+
+
+if __name__ == "__main__":
+    main()

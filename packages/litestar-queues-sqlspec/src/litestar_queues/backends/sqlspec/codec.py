@@ -1,0 +1,235 @@
+"""Conversion between :class:`~litestar_queues.records.TaskRecord` and table rows.
+
+Structured fields (``args``, ``kwargs``, ``result``, ``error``, ``metadata``) are stored as msgspec JSON
+text on every database, so a row reads the same whatever the driver's JSON codecs are. Times and
+flags differ per family (see :class:`ValueCodec`); everything else is stored as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+from litestar_queues.errors import SerializationError
+from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskRecord, TaskStatus, WorkerInfo
+
+__all__ = (
+    "TASK_COLUMNS",
+    "MySQLValueCodec",
+    "PostgresValueCodec",
+    "SQLiteValueCodec",
+    "ValueCodec",
+    "decode_task",
+    "decode_worker",
+    "encode_json",
+    "encode_task",
+    "encode_worker",
+)
+
+TASK_COLUMNS: tuple[str, ...] = (
+    "id",
+    "task_name",
+    "queue",
+    "args",
+    "kwargs",
+    "priority",
+    "status",
+    "dedup_key",
+    "active_key",
+    "attempts",
+    "max_retries",
+    "retry_delay",
+    "timeout",
+    "created_at",
+    "scheduled_at",
+    "expires_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "error",
+    "execution_backend",
+    "execution_profile",
+    "metadata",
+    "owner",
+    "token",
+    "lease_expires_at",
+    "cancel_requested",
+)
+"""Columns of the tasks table in insert order. ``dedup_key`` is the record's ``key``; ``active_key``
+repeats it while the record is active and is ``NULL`` otherwise (the unique index enforcing dedup)."""
+
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+_error_decode = msgspec.json.Decoder(TaskError).decode
+_worker_decode = msgspec.json.Decoder(WorkerInfo).decode
+
+
+class ValueCodec:
+    """How one SQL family stores times and booleans. The base class passes values through (PostgreSQL)."""
+
+    __slots__ = ()
+
+    def time(self, value: datetime) -> Any:
+        """Return the database value of an aware datetime."""
+        return value
+
+    def optional_time(self, value: datetime | None) -> Any:
+        """Return the database value of an optional aware datetime."""
+        return None if value is None else self.time(value)
+
+    def read_time(self, value: Any) -> datetime:
+        """Return the aware UTC datetime of a stored time."""
+        moment: datetime = value
+        return moment if moment.tzinfo is _UTC else moment.astimezone(_UTC)
+
+    def read_optional_time(self, value: Any) -> datetime | None:
+        """Return the aware UTC datetime of a stored time, or ``None``."""
+        return None if value is None else self.read_time(value)
+
+    def flag(self, value: bool) -> Any:
+        """Return the database value of a boolean."""
+        return value
+
+
+class PostgresValueCodec(ValueCodec):
+    """``timestamptz`` and ``boolean``: the drivers convert both natively."""
+
+    __slots__ = ()
+
+
+class MySQLValueCodec(ValueCodec):
+    """``DATETIME(6)`` holding naive UTC (independent of the session time zone) and ``TINYINT(1)``."""
+
+    __slots__ = ()
+
+    def time(self, value: datetime) -> Any:
+        """Return naive UTC."""
+        return value.astimezone(_UTC).replace(tzinfo=None)
+
+    def read_time(self, value: Any) -> datetime:
+        """Attach UTC to the stored naive value."""
+        moment: datetime = value
+        return moment.replace(tzinfo=_UTC)
+
+    def flag(self, value: bool) -> Any:
+        """Return ``1`` or ``0``."""
+        return 1 if value else 0
+
+
+class SQLiteValueCodec(ValueCodec):
+    """``INTEGER`` microseconds since the Unix epoch (exact, sortable, no sqlite3 adapters) and ``INTEGER`` flags."""
+
+    __slots__ = ()
+
+    def time(self, value: datetime) -> Any:
+        """Return whole microseconds since the epoch."""
+        return (value - _EPOCH) // _MICROSECOND
+
+    def read_time(self, value: Any) -> datetime:
+        """Return the aware datetime of a microsecond count."""
+        return _EPOCH + timedelta(microseconds=value)
+
+    def flag(self, value: bool) -> Any:
+        """Return ``1`` or ``0``."""
+        return 1 if value else 0
+
+
+def encode_json(value: Any) -> str:
+    """Return ``value`` as JSON text.
+
+    Raises:
+        SerializationError: ``value`` holds something msgspec cannot encode as JSON.
+    """
+    try:
+        return _json_encode(value).decode()
+    except (TypeError, ValueError, OverflowError) as error:
+        msg = f"cannot store {type(value).__name__} value as JSON: {error}"
+        raise SerializationError(msg) from error
+
+
+def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
+    """Return the row of ``record`` in :data:`TASK_COLUMNS` order."""
+    status = record.status if type(record.status) is TaskStatus else TaskStatus(record.status)
+    key = record.key
+    return (
+        record.id,
+        record.task_name,
+        record.queue,
+        encode_json(record.args),
+        encode_json(record.kwargs),
+        record.priority,
+        status.value,
+        key,
+        key if status in ACTIVE_STATUSES else None,
+        record.attempts,
+        record.max_retries,
+        float(record.retry_delay),
+        None if record.timeout is None else float(record.timeout),
+        codec.time(record.created_at),
+        codec.time(record.scheduled_at),
+        codec.optional_time(record.expires_at),
+        codec.optional_time(record.started_at),
+        codec.optional_time(record.finished_at),
+        None if record.result is None else encode_json(record.result),
+        None if record.error is None else encode_json(record.error),
+        record.execution_backend,
+        record.execution_profile,
+        encode_json(record.metadata),
+        record.owner,
+        record.token,
+        codec.optional_time(record.lease_expires_at),
+        codec.flag(record.cancel_requested),
+    )
+
+
+def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
+    """Return the record stored in ``row`` (a mapping with at least the :data:`TASK_COLUMNS` but ``active_key``)."""
+    result = row["result"]
+    error = row["error"]
+    timeout = row["timeout"]
+    read_time = codec.read_time
+    read_optional_time = codec.read_optional_time
+    return TaskRecord(
+        id=row["id"],
+        task_name=row["task_name"],
+        queue=row["queue"],
+        args=_json_decode(row["args"]),
+        kwargs=_json_decode(row["kwargs"]),
+        priority=row["priority"],
+        status=TaskStatus(row["status"]),
+        key=row["dedup_key"],
+        attempts=row["attempts"],
+        max_retries=row["max_retries"],
+        retry_delay=float(row["retry_delay"]),
+        timeout=None if timeout is None else float(timeout),
+        created_at=read_time(row["created_at"]),
+        scheduled_at=read_time(row["scheduled_at"]),
+        expires_at=read_optional_time(row["expires_at"]),
+        started_at=read_optional_time(row["started_at"]),
+        finished_at=read_optional_time(row["finished_at"]),
+        result=None if result is None else _json_decode(result),
+        error=None if error is None else _error_decode(error),
+        execution_backend=row["execution_backend"],
+        execution_profile=row["execution_profile"],
+        metadata=_json_decode(row["metadata"]),
+        owner=row["owner"],
+        token=row["token"],
+        lease_expires_at=read_optional_time(row["lease_expires_at"]),
+        cancel_requested=bool(row["cancel_requested"]),
+    )
+
+
+def encode_worker(info: WorkerInfo) -> str:
+    """Return ``info`` as JSON text."""
+    return encode_json(info)
+
+
+def decode_worker(text: str) -> WorkerInfo:
+    """Return the worker stored as JSON ``text``."""
+    return _worker_decode(text)

@@ -1,0 +1,95 @@
+"""Configuration of the SQL backend: an application-owned SQLSpec configuration, or a URL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from litestar_queues.backends.sqlspec.database import detect_driver
+from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, validate_table_prefix
+from litestar_queues.backends.sqlspec.urls import config_from_url
+from litestar_queues.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from litestar_queues.backends.sqlspec.backend import SQLSpecBackend
+
+__all__ = ("SQLSpecBackendConfig",)
+
+
+class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Configuration of :class:`~litestar_queues.backends.sqlspec.SQLSpecBackend`.
+
+    Give exactly one of ``sqlspec_config`` (an ``AsyncpgConfig``, ``PsycopgAsyncConfig``,
+    ``AiosqliteConfig`` or ``AsyncmyConfig`` the application already owns: the backend borrows its
+    pool and never closes it) or ``dsn`` (the backend creates and closes its own pool).
+
+    Example:
+        .. code-block:: python
+
+            QueueConfig(queue_backend=SQLSpecBackendConfig(sqlspec_config=app_db_config))
+            QueueConfig(queue_backend=SQLSpecBackendConfig.from_url("sqlite:///jobs.db"))
+    """
+
+    sqlspec_config: Any = None
+    """An application-owned SQLSpec async adapter configuration (shared pool)."""
+    dsn: str | None = None
+    """A database URL for a standalone setup (see :meth:`from_url`)."""
+    table_prefix: str = DEFAULT_TABLE_PREFIX
+    """Prefix of the table, index and channel names (``[a-z][a-z0-9_]*``): ``<prefix>tasks`` and so on."""
+    apply_migrations: bool = True
+    """Create or upgrade the tables at startup. When ``False``, startup fails with instructions if the
+    schema is behind (apply it with ``sqlspec upgrade``, see :func:`migration_extension_config`)."""
+    version_table: str | None = None
+    """SQLSpec's migration version table; defaults to the SQLSpec configuration's own (``ddl_migrations``)."""
+    listen_notify: bool = True
+    """PostgreSQL: send NOTIFY on new work and finished records and hold one LISTEN connection per
+    backend, which enables push wakeups. Ignored on other databases (polling only)."""
+    connection_options: dict[str, Any] = msgspec.field(default_factory=dict)
+    """With ``dsn``: extra ``connection_config`` entries for the SQLSpec adapter (pool sizes, timeouts)."""
+
+    def __post_init__(self) -> None:
+        """Check the combination of settings.
+
+        Raises:
+            ConfigurationError: Neither or both of ``sqlspec_config`` and ``dsn``, or an unusable value.
+        """
+        if (self.sqlspec_config is None) == (self.dsn is None):
+            msg = "SQLSpecBackendConfig needs exactly one of sqlspec_config (an app-owned SQLSpec config) or dsn"
+            raise ConfigurationError(msg)
+        if self.sqlspec_config is not None:
+            detect_driver(self.sqlspec_config)
+            if self.connection_options:
+                msg = "connection_options apply to dsn setups only; configure the SQLSpec config itself instead"
+                raise ConfigurationError(msg)
+        validate_table_prefix(self.table_prefix)
+
+    @classmethod
+    def from_url(cls, url: str, **settings: Any) -> SQLSpecBackendConfig:
+        """Return a standalone configuration for a database URL.
+
+        Accepts ``postgresql://`` (asyncpg, or ``postgresql+psycopg://``), ``sqlite:///path/to/jobs.db``
+        and ``mysql://`` / ``mariadb://`` (asyncmy) URLs.
+
+        Args:
+            url: The database URL.
+            **settings: Other fields of this class (``table_prefix``, ``listen_notify``, …).
+
+        Raises:
+            ConfigurationError: The URL is not one of the supported forms.
+        """
+        config_from_url(url, settings.get("connection_options"))  # validate now, not at startup
+        return cls(dsn=url, **settings)
+
+    def create_sqlspec_config(self) -> tuple[Any, bool]:
+        """Return the SQLSpec adapter configuration to use and whether the backend owns (and closes) it."""
+        if self.sqlspec_config is not None:
+            return self.sqlspec_config, False
+        assert self.dsn is not None
+        return config_from_url(self.dsn, self.connection_options), True
+
+    def create_backend(self) -> SQLSpecBackend:
+        """Build the (unopened) backend this configuration describes."""
+        from litestar_queues.backends.sqlspec.backend import SQLSpecBackend  # noqa: PLC0415 - the backend imports this module
+
+        return SQLSpecBackend(self)

@@ -1,0 +1,187 @@
+"""Sessions on a SQLSpec configuration with the transaction discipline every backend operation needs.
+
+Each backend operation borrows one session from the SQLSpec pool and leaves no transaction open
+behind it, whatever the application configured: an app-owned psycopg, asyncmy or sqlite config
+without autocommit opens an implicit transaction with the first statement (on MySQL even a SELECT,
+whose REPEATABLE READ snapshot would then hide later commits). So a session that is in a
+transaction when the block ends is committed (or rolled back on error). The check reads driver
+state locally, so autocommit connections pay no extra round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Literal
+
+from litestar_queues.backends.sqlspec.names import Family
+from litestar_queues.backends.sqlspec.native import AsyncpgRunner, NativeRunner, PsycopgRunner
+from litestar_queues.errors import ConfigurationError
+
+__all__ = ("SUPPORTED_DRIVERS", "Database", "DriverName", "detect_driver", "family_of")
+
+DriverName = Literal["asyncpg", "psycopg", "aiosqlite", "asyncmy"]
+
+SUPPORTED_DRIVERS: dict[str, DriverName] = {
+    "sqlspec.adapters.asyncpg": "asyncpg",
+    "sqlspec.adapters.psycopg": "psycopg",
+    "sqlspec.adapters.aiosqlite": "aiosqlite",
+    "sqlspec.adapters.asyncmy": "asyncmy",
+}
+"""SQLSpec adapter packages this backend is tested against, by the driver they wrap."""
+
+_FAMILIES: dict[DriverName, Family] = {
+    "asyncpg": "postgres",
+    "psycopg": "postgres",
+    "aiosqlite": "sqlite",
+    "asyncmy": "mysql",
+}
+
+
+def detect_driver(config: Any) -> DriverName:
+    """Return the driver behind a SQLSpec adapter configuration.
+
+    Raises:
+        ConfigurationError: ``config`` is not an async configuration of a supported adapter.
+    """
+    module = type(config).__module__
+    for package, driver in SUPPORTED_DRIVERS.items():
+        if module == package or module.startswith(f"{package}."):
+            if driver == "psycopg" and "Async" not in type(config).__name__:
+                msg = "the SQLSpec backend needs PsycopgAsyncConfig, not the synchronous PsycopgSyncConfig"
+                raise ConfigurationError(msg)
+            return driver
+    supported = ", ".join(
+        ("AsyncpgConfig", "PsycopgAsyncConfig", "AiosqliteConfig", "AsyncmyConfig"),
+    )
+    msg = f"unsupported SQLSpec configuration {type(config).__qualname__} ({module}); use one of {supported}"
+    raise ConfigurationError(msg)
+
+
+def family_of(driver: DriverName) -> Family:
+    """Return the SQL family a driver speaks."""
+    return _FAMILIES[driver]
+
+
+def _asyncpg_in_transaction(connection: Any) -> bool:
+    return bool(connection.is_in_transaction())
+
+
+def _psycopg_in_transaction(connection: Any) -> bool:
+    return int(connection.info.transaction_status) != 0  # psycopg.pq.TransactionStatus.IDLE
+
+
+def _aiosqlite_in_transaction(connection: Any) -> bool:
+    return bool(connection.in_transaction)
+
+
+def _asyncmy_in_transaction(connection: Any) -> bool:
+    return bool(connection.get_transaction_status())
+
+
+_IN_TRANSACTION: dict[DriverName, Callable[[Any], bool]] = {
+    "asyncpg": _asyncpg_in_transaction,
+    "psycopg": _psycopg_in_transaction,
+    "aiosqlite": _aiosqlite_in_transaction,
+    "asyncmy": _asyncmy_in_transaction,
+}
+
+
+_NATIVE_RUNNERS: dict[DriverName, type[NativeRunner]] = {"asyncpg": AsyncpgRunner, "psycopg": PsycopgRunner}
+"""Drivers whose backend statements skip SQLSpec's statement pipeline (see ``native``)."""
+
+
+class Database:
+    """Borrow sessions from a SQLSpec configuration and end their transactions."""
+
+    __slots__ = ("_bulk_config", "_in_transaction", "_native", "config", "driver", "family")
+
+    def __init__(self, config: Any, driver: DriverName) -> None:
+        """Wrap ``config`` (a SQLSpec async adapter configuration for ``driver``)."""
+        self.config = config
+        self.driver: DriverName = driver
+        self.family: Family = family_of(driver)
+        self._in_transaction = _IN_TRANSACTION[driver]
+        self._bulk_config: Any = None
+        self._native: NativeRunner | None = _NATIVE_RUNNERS[driver]() if driver in _NATIVE_RUNNERS else None
+
+    def in_transaction(self, session: Any) -> bool:
+        """Return whether ``session``'s connection has an open transaction (a local check, no round trip)."""
+        return self._in_transaction(session.connection)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Any]:
+        """Yield a SQLSpec driver session; commit what it left open, or roll back if the block raised."""
+        async with self.config.provide_session() as session:
+            try:
+                yield session
+            except BaseException:
+                if self._in_transaction(session.connection):
+                    with suppress(Exception):
+                        await session.rollback()
+                raise
+            if self._in_transaction(session.connection):
+                await session.commit()
+
+    @asynccontextmanager
+    async def connection(self, runner: NativeRunner) -> AsyncIterator[Any]:
+        """Yield a pooled driver connection; commit what it left open, or roll back if the block raised."""
+        async with self.config.provide_connection() as connection:
+            try:
+                yield connection
+            except BaseException:
+                if runner.in_transaction(connection):
+                    with suppress(Exception):
+                        await runner.end(connection, commit=False)
+                raise
+            if runner.in_transaction(connection):
+                await runner.end(connection, commit=True)
+
+    async def select(
+        self, sql: str, params: dict[str, Any] | None = None, *, statement_config: Any = None
+    ) -> list[Any]:
+        """Run one statement that returns rows (``:name`` parameters) in its own session.
+
+        Rows map column names to values (dicts, or asyncpg records).
+        """
+        runner = self._native
+        if runner is not None and statement_config is None:
+            async with self.connection(runner) as connection:
+                return list(await runner.select(connection, sql, params or {}))
+        async with self.session() as session:
+            if statement_config is not None:
+                rows: list[Any] = await session.select(sql, params, statement_config=statement_config)
+            else:
+                rows = await (session.select(sql, params) if params else session.select(sql))
+            return rows
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        """Run one statement (``:name`` parameters) in its own session; return the number of rows it affected."""
+        runner = self._native
+        if runner is not None:
+            async with self.connection(runner) as connection:
+                return await runner.execute(connection, sql, params or {})
+        async with self.session() as session:
+            result = await (session.execute(sql, params) if params else session.execute(sql))
+            return int(result.rows_affected)
+
+    def bulk_statement_config(self) -> Any:
+        """SQLSpec's statement config without parsing, validation or caching, for bulk statements.
+
+        A multi-row ``VALUES`` list of thousands of placeholders costs seconds to parse with sqlglot,
+        and its text varies with the row count; the backend writes these statements itself in the
+        driver's native parameter style, so nothing needs parsing.
+        """
+        if self._bulk_config is None:
+            self._bulk_config = self.config.statement_config.replace(
+                enable_parsing=False, enable_validation=False, enable_transformations=False, enable_caching=False
+            )
+        return self._bulk_config
+
+    async def execute_bulk(self, sql: str, params: Sequence[Any], session: Any = None) -> int:
+        """Run a bulk statement with positional native-style parameters (in ``session`` if given); its row count."""
+        if session is not None:
+            result = await session.execute(sql, tuple(params), statement_config=self.bulk_statement_config())
+            return int(result.rows_affected)
+        async with self.session() as own:
+            return await self.execute_bulk(sql, params, own)

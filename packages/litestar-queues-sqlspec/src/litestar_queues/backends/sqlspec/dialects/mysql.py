@@ -1,0 +1,341 @@
+"""MySQL 8.0.1+ and MariaDB 10.6+ (asyncmy): claims as short READ COMMITTED transactions.
+
+Neither server can ``LIMIT`` inside an ``IN (subquery)`` and MariaDB has no ``UPDATE … RETURNING``,
+so a claim is ``SELECT <rows> … FOR UPDATE SKIP LOCKED`` followed by ``UPDATE … WHERE id IN (…)``
+in one transaction; the claimed records are computed from the locked rows (the update is fully
+determined by them). READ COMMITTED avoids the gap locks REPEATABLE READ would take on the scanned
+index ranges, which would block concurrent enqueues until the claim commits.
+
+MySQL reports *changed* rows, not matched rows, unless the client sets ``CLIENT_FOUND_ROWS``
+(asyncmy does not). A row count therefore decides an outcome only where the update always changes
+the status; elsewhere a read decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+from sqlspec.exceptions import DeadlockError, UniqueViolationError
+
+from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, MySQLValueCodec
+from litestar_queues.backends.sqlspec.database import Database
+from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
+from litestar_queues.backends.sqlspec.names import Family, TableNames
+from litestar_queues.errors import ConfigurationError, DuplicateTaskError
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus
+
+__all__ = ("MySQLDialect",)
+
+_T = TypeVar("_T")
+_ROWS_PER_CHUNK = 2000
+"""Rows per insert transaction (asyncmy splits each into multi-row statements of at most 1 MB)."""
+_ATTEMPTS = 8
+"""Tries of a transaction that lost a deadlock or a duplicate-key race before the error propagates."""
+_VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+class MySQLDialect(Dialect):
+    """MySQL 8.0.1+ / MariaDB 10.6+ (``SKIP LOCKED``), InnoDB."""
+
+    family: ClassVar[Family] = "mysql"
+
+    def __init__(self, db: Database, names: TableNames) -> None:
+        """Build the statements."""
+        super().__init__(db, names, MySQLValueCodec())
+        tasks = names.tasks
+        self._insert_params = [f"p_{column}" for column in TASK_COLUMNS]
+        placeholders = ", ".join(f":{name}" for name in self._insert_params)
+        self.sql_insert = f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) VALUES ({placeholders})"
+        self.sql_insert_many = (
+            f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) VALUES ({', '.join('%s' for _ in TASK_COLUMNS)})"
+        )
+        self.sql_claim_record = f"SELECT {SELECT_COLUMNS} FROM {tasks} WHERE id = :id AND status = 'pending' FOR UPDATE"
+        self.sql_expire_select = (
+            f"SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now ORDER BY expires_at "
+            "LIMIT :limit FOR UPDATE SKIP LOCKED"
+        )
+        self.sql_prune = (
+            f"DELETE FROM {tasks} WHERE status IN {TERMINAL_SQL} AND finished_at < :before "
+            "ORDER BY finished_at LIMIT :limit"
+        )
+        self.sql_worker_upsert = f"REPLACE INTO {names.workers} (id, info, expires_at) VALUES (:id, :info, :expires_at)"
+        locks = names.locks
+        self.sql_lock_insert = (
+            f"INSERT INTO {locks} (name, owner, expires_at) VALUES (:name, :owner, :expires_at) "
+            "ON DUPLICATE KEY UPDATE name = name"
+        )
+        self.sql_lock_take = (
+            f"UPDATE {locks} SET owner = :owner, expires_at = :expires_at "
+            "WHERE name = :name AND (owner = :owner OR expires_at <= :now)"
+        )
+        self.sql_lock_owner = f"SELECT owner FROM {locks} WHERE name = :name"
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def check_server(self) -> None:
+        """Require ``SKIP LOCKED``: MySQL 8.0.1+ or MariaDB 10.6+.
+
+        Raises:
+            ConfigurationError: The server is older.
+        """
+        rows = await self.db.select("SELECT VERSION() AS version")
+        version = str(rows[0]["version"])
+        match = _VERSION_PATTERN.search(version)
+        numbers = tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
+        required = (10, 6, 0) if "mariadb" in version.lower() else (8, 0, 1)
+        if numbers < required:
+            msg = (
+                f"the SQLSpec backend needs MySQL 8.0.1+ or MariaDB 10.6+ (FOR UPDATE SKIP LOCKED); "
+                f"the server is {version}"
+            )
+            raise ConfigurationError(msg)
+
+    @asynccontextmanager
+    async def migration_guard(self, session: Any) -> AsyncIterator[bool | None]:
+        """Hold a named server lock (``GET_LOCK``) while migrating; MySQL DDL is not transactional anyway."""
+        name = f"litestar_queues:{self.names.extension}"[:64]
+        rows = await session.select("SELECT GET_LOCK(:name, 300) AS locked", {"name": name})
+        if not rows or rows[0]["locked"] != 1:
+            msg = f"timed out waiting for the migration lock {name!r}"
+            raise ConfigurationError(msg)
+        try:
+            yield None
+        finally:
+            await session.select("SELECT RELEASE_LOCK(:name) AS released", {"name": name})
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        """A READ COMMITTED transaction in one session, committed when the block ends."""
+        async with self.db.session() as session:
+            await session.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            await session.begin()
+            yield session
+
+    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``operation`` again when InnoDB chose it as a deadlock victim."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return await operation()
+            except DeadlockError:
+                continue
+        return await operation()
+
+    async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+        """``IN (…)`` without SQLSpec's parsing (thousands of placeholders would take seconds to parse)."""
+        condition, params = self.in_list(column, "v", values)
+        sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition}"
+        return await self.db.select(sql, params, statement_config=self.db.bulk_statement_config())
+
+    # -- writing work ------------------------------------------------------------------------------
+
+    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Insert chunk by chunk; a chunk that hits an existing id or key is redone without the conflicting rows.
+
+        Each chunk is one ``executemany`` of the one-row INSERT, which asyncmy rewrites into multi-row
+        INSERT statements of up to 1 MB each, inside one transaction so a duplicate rolls the whole
+        chunk back. A lone record is a plain autocommit INSERT. On a duplicate key the chunk is retried
+        in a transaction that first locks the rows already holding its ids or keys (``FOR UPDATE``), so
+        those cannot become terminal meanwhile, and inserts the rest.
+        """
+        id_column = TASK_COLUMNS.index("id")
+        if len(rows) == 1:
+            try:
+                await self.db.execute(self.sql_insert, dict(zip(self._insert_params, rows[0], strict=True)))
+            except UniqueViolationError:
+                return await self._insert_avoiding_conflicts(rows)
+            return {rows[0][id_column]}
+        inserted: set[str] = set()
+        for chunk in chunked(rows, _ROWS_PER_CHUNK):
+            try:
+                async with self.transaction() as session:
+                    await session.execute_many(self.sql_insert_many, list(chunk))
+            except UniqueViolationError:
+                inserted.update(await self._insert_avoiding_conflicts(chunk))
+            else:
+                inserted.update(row[id_column] for row in chunk)
+        return inserted
+
+    async def _insert_avoiding_conflicts(self, chunk: Sequence[tuple[Any, ...]]) -> set[str]:
+        id_column = TASK_COLUMNS.index("id")
+        key_column = TASK_COLUMNS.index("active_key")
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.transaction() as session:
+                    ids_sql, params = self.in_list("id", "id", [row[id_column] for row in chunk])
+                    keys = [row[key_column] for row in chunk if row[key_column] is not None]
+                    where = ids_sql
+                    if keys:
+                        keys_sql, key_params = self.in_list("active_key", "key", keys)
+                        where = f"{ids_sql} OR {keys_sql}"
+                        params.update(key_params)
+                    existing = await session.select(
+                        f"SELECT id, active_key FROM {self.names.tasks} WHERE {where} FOR UPDATE",
+                        params,
+                        statement_config=self.db.bulk_statement_config(),
+                    )
+                    taken_ids = {row["id"] for row in existing}
+                    taken_keys = {row["active_key"] for row in existing if row["active_key"] is not None}
+                    fresh = [
+                        row for row in chunk if row[id_column] not in taken_ids and row[key_column] not in taken_keys
+                    ]
+                    if fresh:
+                        await session.execute_many(self.sql_insert_many, fresh)
+                    return {row[id_column] for row in fresh}
+            except (UniqueViolationError, DeadlockError):
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        return set()  # pragma: no cover - the loop returns or raises
+
+    # -- claiming and running ----------------------------------------------------------------------
+
+    def _started(self, row: dict[str, Any], owner: str, now: datetime, lease_expires_at: datetime) -> TaskRecord:
+        record = self.decode(row)
+        return msgspec.structs.replace(
+            record,
+            status=TaskStatus.RUNNING,
+            owner=owner,
+            token=record.token + 1,
+            attempts=record.attempts + 1,
+            started_at=now,
+            lease_expires_at=lease_expires_at,
+        )
+
+    async def _start(
+        self, session: Any, rows: list[dict[str, Any]], owner: str, now: datetime, lease_expires_at: datetime
+    ) -> list[TaskRecord]:
+        condition, params = self.in_list("id", "id", [row["id"] for row in rows])
+        params.update(owner=owner, now=self.codec.time(now), lease_expires_at=self.codec.time(lease_expires_at))
+        await session.execute(f"UPDATE {self.names.tasks} {self.claim_set()} WHERE {condition}", params)
+        return [self._started(row, owner, now, lease_expires_at) for row in rows]
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
+    ) -> list[TaskRecord]:
+        """``SELECT … FOR UPDATE SKIP LOCKED`` then ``UPDATE … WHERE id IN (…)``, in one transaction."""
+        condition, params = self.in_list("queue", "queue", queues)
+        params.update(now=self.codec.time(now), limit=limit)
+        sql = (
+            f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition} AND status = 'pending' "
+            "AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) "
+            "ORDER BY priority DESC, scheduled_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
+        )
+
+        async def attempt() -> list[TaskRecord]:
+            async with self.transaction() as session:
+                rows = await session.select(sql, params)
+                return await self._start(session, rows, owner, now, lease_expires_at) if rows else []
+
+        return await self.retrying(attempt)
+
+    async def claim_record(
+        self, record_id: str, *, owner: str, now: datetime, lease_expires_at: datetime
+    ) -> TaskRecord | None:
+        """Lock the pending row, then start its attempt."""
+
+        async def attempt() -> TaskRecord | None:
+            async with self.transaction() as session:
+                rows = await session.select(self.sql_claim_record, {"id": record_id})
+                return (await self._start(session, rows, owner, now, lease_expires_at))[0] if rows else None
+
+        return await self.retrying(attempt)
+
+    async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
+        """The guarded UPDATE, then a read of the fences: a renewal to the same expiry changes no row."""
+        held: dict[str, bool] = {}
+        for start in range(0, len(leases), 200):
+            batch = leases[start : start + 200]
+            sql, params = self.renew_statement(batch, lease_expires_at)
+            await self.db.execute(sql, params)
+            condition, id_params = self.in_list("id", "id", [lease.record_id for lease in batch])
+            rows = await self.db.select(
+                f"SELECT id, owner, token, status, cancel_requested FROM {self.names.tasks} WHERE {condition}",
+                id_params,
+            )
+            fences = {(lease.record_id, lease.owner, lease.token) for lease in batch}
+            for row in rows:
+                if row["status"] == "running" and (row["id"], row["owner"], row["token"]) in fences:
+                    held[row["id"]] = bool(row["cancel_requested"])
+        return held
+
+    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+        """The guarded UPDATE (it always changes the status, so its row count decides), then a read; one transaction."""
+        sql, params = self.finish_statement(lease, outcome, now)
+
+        async def attempt() -> TaskRecord | None:
+            async with self.transaction() as session:
+                result = await session.execute(sql, params)
+                if result.rows_affected != 1:
+                    return None
+                rows = await session.select(self.sql_get, {"id": lease.record_id})
+                return self.decode(rows[0])
+
+        return await self.retrying(attempt)
+
+    # -- control -----------------------------------------------------------------------------------
+
+    async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        """Cancel if pending, else flag if running; then read the record."""
+        changed = await self.db.execute(self.sql_cancel_pending, {"id": record_id, "now": self.codec.time(now)})
+        if not changed:
+            await self.db.execute(self.sql_cancel_running, {"id": record_id})
+        return await self.get(record_id)
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        """Guarded UPDATE, then a read.
+
+        Raises:
+            DuplicateTaskError: Another active record holds the record's key.
+        """
+        try:
+            await self.db.execute(self.sql_requeue, {"id": record_id, "now": self.codec.time(now)})
+        except UniqueViolationError as error:
+            msg = f"cannot requeue {record_id}: another active record holds its key"
+            raise DuplicateTaskError(msg) from error
+        return await self.get(record_id)
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        """Lock a bounded batch of expired pending rows (skipping locked ones) and expire them."""
+        db_now = self.codec.time(now)
+
+        async def attempt() -> int:
+            async with self.transaction() as session:
+                rows = await session.select(self.sql_expire_select, {"now": db_now, "limit": limit})
+                if not rows:
+                    return 0
+                condition, params = self.in_list("id", "id", [row["id"] for row in rows])
+                params["now"] = db_now
+                result = await session.execute(
+                    f"UPDATE {self.names.tasks} SET status = 'expired', finished_at = :now, active_key = NULL "
+                    f"WHERE {condition} AND status = 'pending'",
+                    params,
+                )
+                return int(result.rows_affected)
+
+        return await self.retrying(attempt)
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """``DELETE … ORDER BY finished_at LIMIT n`` (single-table DELETE takes a LIMIT on MySQL)."""
+        return await self.db.execute(self.sql_prune, {"before": self.codec.time(finished_before), "limit": limit})
+
+    # -- workers and locks -------------------------------------------------------------------------
+
+    async def upsert_worker(self, worker_id: str, info: str, expires_at: datetime) -> None:
+        """``REPLACE INTO`` (no ``VALUES()`` function, which MySQL 8.0.20+ deprecates)."""
+        await self.db.execute(
+            self.sql_worker_upsert, {"id": worker_id, "info": info, "expires_at": self.codec.time(expires_at)}
+        )
+
+    async def acquire_lock(self, name: str, *, owner: str, expires_at: datetime, now: datetime) -> bool:
+        """Create the lock row if missing, take it if ours or expired, then read who holds it."""
+        params = {"name": name, "owner": owner, "expires_at": self.codec.time(expires_at)}
+        await self.db.execute(self.sql_lock_insert, params)
+        await self.db.execute(self.sql_lock_take, {**params, "now": self.codec.time(now)})
+        rows = await self.db.select(self.sql_lock_owner, {"name": name})
+        return bool(rows) and rows[0]["owner"] == owner

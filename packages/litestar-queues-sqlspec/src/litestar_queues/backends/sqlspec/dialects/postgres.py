@@ -1,0 +1,319 @@
+"""PostgreSQL (asyncpg, psycopg): single-statement claims with ``FOR UPDATE SKIP LOCKED`` and NOTIFY wakeups.
+
+Lists are bound as one array parameter (``= ANY(…)``, ``unnest(…)``), so statement texts never
+depend on a list's length and the drivers' prepared-statement caches stay warm. Notifications are
+sent by the statements that make work available or finish it (``pg_notify`` on each returned row;
+PostgreSQL folds identical notifications of one transaction into one) and are delivered at commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from operator import itemgetter
+from typing import Any, ClassVar
+
+from litestar_queues.backends.sqlspec.batching import Coalescer
+from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, PostgresValueCodec, encode_json
+from litestar_queues.backends.sqlspec.database import Database
+from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect
+from litestar_queues.backends.sqlspec.names import Family, TableNames
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus
+
+__all__ = ("PostgresDialect",)
+
+_COLUMN_TYPES: dict[str, str] = {
+    "id": "varchar",
+    "task_name": "varchar",
+    "queue": "varchar",
+    "args": "text",
+    "kwargs": "text",
+    "priority": "integer",
+    "status": "varchar",
+    "dedup_key": "varchar",
+    "active_key": "varchar",
+    "attempts": "integer",
+    "max_retries": "integer",
+    "retry_delay": "double precision",
+    "timeout": "double precision",
+    "created_at": "timestamptz",
+    "scheduled_at": "timestamptz",
+    "expires_at": "timestamptz",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "result": "text",
+    "error": "text",
+    "execution_backend": "varchar",
+    "execution_profile": "varchar",
+    "metadata": "text",
+    "owner": "varchar",
+    "token": "bigint",
+    "lease_expires_at": "timestamptz",
+    "cancel_requested": "boolean",
+}
+_ROWS_PER_INSERT = 5000
+_FRESH: dict[str, tuple[str, Any]] = {
+    "status": ("'pending'", "pending"),
+    "attempts": ("0", 0),
+    "started_at": ("CAST(NULL AS timestamptz)", None),
+    "finished_at": ("CAST(NULL AS timestamptz)", None),
+    "result": ("CAST(NULL AS text)", None),
+    "error": ("CAST(NULL AS text)", None),
+    "owner": ("CAST(NULL AS varchar)", None),
+    "token": ("0", 0),
+    "lease_expires_at": ("CAST(NULL AS timestamptz)", None),
+    "cancel_requested": ("FALSE", False),
+}
+"""Columns of a record that was never claimed, and their SQL literal and row value."""
+_Ending = tuple[str, str, int, str, datetime, str | None, str | None]
+"""A terminal finish: record id, owner, token, status, moment, result JSON, error JSON."""
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL 12+."""
+
+    family: ClassVar[Family] = "postgres"
+
+    def __init__(self, db: Database, names: TableNames, *, notify: bool) -> None:
+        """Build the statements; with ``notify``, work-making and finishing statements also ``pg_notify``."""
+        super().__init__(db, names, PostgresValueCodec())
+        self.notify = notify
+        tasks = names.tasks
+        arrays = ", ".join(f"CAST(:{column} AS {_COLUMN_TYPES[column]}[])" for column in TASK_COLUMNS)
+        insert = (
+            f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT DO NOTHING RETURNING id, queue"
+        )
+        single = (
+            f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) VALUES ({', '.join(f':{c}' for c in TASK_COLUMNS)}) "
+            "ON CONFLICT DO NOTHING RETURNING id, queue"
+        )
+        self.sql_insert_one = (
+            f"WITH ins AS ({single}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+            if notify
+            else single
+        )
+        # Fresh pending records (the usual enqueue) bind only the columns that vary: fewer arrays to encode.
+        varying = [column for column in TASK_COLUMNS if column not in _FRESH]
+        fresh_columns = ", ".join([*varying, *_FRESH])
+        constants = ", ".join(literal for literal, _ in _FRESH.values())
+        fresh_arrays = ", ".join(f"CAST(:{column} AS {_COLUMN_TYPES[column]}[])" for column in varying)
+        insert_fresh = (
+            f"INSERT INTO {tasks} ({fresh_columns}) SELECT *, {constants} FROM unnest({fresh_arrays}) "
+            "ON CONFLICT DO NOTHING RETURNING id, queue"
+        )
+        single_fresh = (
+            f"INSERT INTO {tasks} ({fresh_columns}) VALUES ({', '.join(f':{c}' for c in varying)}, {constants}) "
+            "ON CONFLICT DO NOTHING RETURNING id, queue"
+        )
+        self._varying = [TASK_COLUMNS.index(column) for column in varying]
+        self._fresh_checks = [(TASK_COLUMNS.index(column), value) for column, (_, value) in _FRESH.items()]
+        self._varying_names = varying
+        self.sql_insert_one_fresh = (
+            f"WITH ins AS ({single_fresh}) SELECT id FROM ins, "
+            "LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+            if notify
+            else single_fresh
+        )
+        self.sql_insert, self.sql_insert_fresh = (
+            (
+                f"WITH ins AS ({statement}) SELECT id FROM ins UNION ALL SELECT NULL FROM "
+                "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d) AS n"
+                if notify
+                else f"WITH ins AS ({statement}) SELECT id FROM ins"
+            )
+            for statement in (insert, insert_fresh)
+        )
+        due = "status = 'pending' AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now)"
+        order = "ORDER BY priority DESC, scheduled_at, id"
+        returning = ", ".join(f"t.{column}" for column in SELECT_COLUMNS.split(", "))
+        # The rows to change are picked in a MATERIALIZED CTE, evaluated exactly once. The shorter
+        # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the
+        # subquery per outer row in some plans (a nested-loop semi-join, likelier with the generic plans
+        # of prepared statements), and a re-run with SKIP LOCKED can pick further rows: more than n.
+        claim = f"UPDATE {tasks} AS t {self.claim_set()} FROM picked WHERE t.id = picked.id RETURNING {returning}"
+        self.sql_claim_one = (
+            f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE {due} AND queue = :queue {order} "
+            f"LIMIT :limit FOR UPDATE SKIP LOCKED) {claim}"
+        )
+        # One index range per queue (each already in due order), merged: never a sort of a whole backlog.
+        self.sql_claim_many = (
+            f"WITH picked AS MATERIALIZED (SELECT c.id FROM unnest(CAST(:queues AS varchar[])) AS q(name) "
+            f"CROSS JOIN LATERAL (SELECT id, priority, scheduled_at FROM {tasks} WHERE {due} AND queue = q.name "
+            f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.scheduled_at, c.id "
+            f"LIMIT :limit) {claim}"
+        )
+        finish = (
+            "WITH b AS (SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), "
+            "CAST(:tokens AS bigint[]), CAST(:statuses AS varchar[]), CAST(:moments AS timestamptz[]), "
+            "CAST(:results AS text[]), CAST(:errors AS text[])) "
+            "AS b(id, owner, token, status, moment, result, error)), "
+            f"u AS (UPDATE {tasks} AS t SET status = b.status, finished_at = b.moment, result = b.result, "
+            "error = b.error, active_key = NULL, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE "
+            "FROM b WHERE t.id = b.id AND t.status = 'running' AND t.owner = b.owner AND t.token = b.token "
+            f"RETURNING {returning}) "
+        )
+        self.sql_finish_many = (
+            f"{finish}SELECT u.* FROM u CROSS JOIN LATERAL (SELECT pg_notify(:notify_channel, u.id)) AS n"
+            if notify
+            else f"{finish}SELECT * FROM u"
+        )
+        self._finishes: Coalescer[_Ending, TaskRecord | None] = Coalescer(self._finish_many, key=itemgetter(0))
+        self.sql_renew = (
+            f"UPDATE {tasks} AS t SET lease_expires_at = :lease_expires_at FROM unnest(CAST(:ids AS varchar[]), "
+            "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
+            "WHERE t.id = l.id AND t.owner = l.owner AND t.token = l.token AND t.status = 'running' "
+            "RETURNING t.id, t.cancel_requested"
+        )
+        expire = (
+            f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now "
+            "ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED), "
+            f"expired AS (UPDATE {tasks} AS t SET status = 'expired', finished_at = :now, active_key = NULL "
+            "FROM picked WHERE t.id = picked.id RETURNING t.id) "
+        )
+        self.sql_expire = (
+            f"{expire}SELECT expired.id FROM expired CROSS JOIN LATERAL "
+            "(SELECT pg_notify(:notify_channel, expired.id)) AS n"
+            if notify
+            else f"{expire}SELECT id FROM expired"
+        )
+        self.sql_prune = (
+            f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE status IN {TERMINAL_SQL} "
+            "AND finished_at < :before ORDER BY finished_at LIMIT :limit FOR UPDATE SKIP LOCKED) "
+            f"DELETE FROM {tasks} AS t USING picked WHERE t.id = picked.id"
+        )
+
+    async def check_server(self) -> None:
+        """PostgreSQL 9.5+ has everything used here; nothing to check."""
+
+    @asynccontextmanager
+    async def migration_guard(self, session: Any) -> AsyncIterator[bool | None]:
+        """Hold a session-level advisory lock while migrating; the runner keeps its per-migration transactions."""
+        key = int.from_bytes(hashlib.sha256(f"litestar_queues:{self.names.extension}".encode()).digest()[:8], "big")
+        key -= 1 << 63 if key >= 1 << 63 else 0
+        await session.execute("SELECT pg_advisory_lock(:key)", {"key": key})
+        try:
+            yield None
+        finally:
+            await session.execute("SELECT pg_advisory_unlock(:key)", {"key": key})
+
+    def in_list(self, column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+        """Bind the list as one ``varchar[]``."""
+        return f"{column} = ANY(CAST(:{name} AS varchar[]))", {name: list(values)}
+
+    def notifying(self, sql: str, channel: str, column: str) -> tuple[str, dict[str, Any]]:
+        """``WITH u AS (<update> RETURNING …) SELECT u.*`` plus one ``pg_notify`` per returned row."""
+        if not self.notify:
+            return sql, {}
+        wrapped = (
+            f"WITH u AS ({sql}) SELECT u.* FROM u CROSS JOIN LATERAL "
+            f"(SELECT pg_notify(:notify_channel, u.{column})) AS n"
+        )
+        return wrapped, {"notify_channel": channel}
+
+    def _fresh(self, row: tuple[Any, ...]) -> bool:
+        return all(row[position] == value for position, value in self._fresh_checks)
+
+    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """``INSERT … SELECT * FROM unnest(<one array per column>) ON CONFLICT DO NOTHING``, chunked."""
+        names = self._varying_names
+        if len(rows) == 1:  # scalar parameters: cheaper to encode than one-element arrays
+            row = rows[0]
+            if self._fresh(row):
+                sql, one = (
+                    self.sql_insert_one_fresh,
+                    {name: row[i] for name, i in zip(names, self._varying, strict=True)},
+                )
+            else:
+                sql, one = self.sql_insert_one, dict(zip(TASK_COLUMNS, row, strict=True))
+            if self.notify:
+                one["notify_channel"] = self.names.wakeup_channel
+            return {found["id"] for found in await self.db.select(sql, one)}
+        inserted: set[str] = set()
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            columns = list(zip(*chunk, strict=True))
+            params: dict[str, Any]
+            if all(self._fresh(row) for row in chunk):
+                sql = self.sql_insert_fresh
+                params = {name: list(columns[i]) for name, i in zip(names, self._varying, strict=True)}
+            else:
+                sql = self.sql_insert
+                params = {column: list(values) for column, values in zip(TASK_COLUMNS, columns, strict=True)}
+            if self.notify:
+                params["notify_channel"] = self.names.wakeup_channel
+            result = await self.db.select(sql, params)
+            inserted.update(found["id"] for found in result if found["id"] is not None)
+        return inserted
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
+    ) -> list[TaskRecord]:
+        """One statement: lock due rows (skipping locked ones), start their attempts, return them."""
+        params: dict[str, Any] = {"owner": owner, "now": now, "lease_expires_at": lease_expires_at, "limit": limit}
+        if len(queues) == 1:
+            params["queue"] = queues[0]
+            sql = self.sql_claim_one
+        else:
+            params["queues"] = list(queues)
+            sql = self.sql_claim_many
+        return [self.decode(row) for row in await self.db.select(sql, params)]
+
+    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+        """Terminal outcomes of concurrent callers share one statement (see ``batching``); the rest run alone."""
+        status = TaskStatus(outcome.status)
+        if status is TaskStatus.PENDING or outcome.only_if_lease_expired:
+            return await super().finish(lease, outcome, now=now)
+        error = outcome.error
+        ending: _Ending = (
+            lease.record_id,
+            lease.owner,
+            lease.token,
+            status.value,
+            now,
+            None if outcome.result is None else encode_json(outcome.result),
+            None if error is None else encode_json(error),
+        )
+        return await self._finishes.submit(ending)
+
+    async def _finish_many(self, endings: Sequence[_Ending]) -> list[TaskRecord | None]:
+        columns = ("ids", "owners", "tokens", "statuses", "moments", "results", "errors")
+        params: dict[str, Any] = {
+            name: list(values) for name, values in zip(columns, zip(*endings, strict=True), strict=True)
+        }
+        if self.notify:
+            params["notify_channel"] = self.names.finish_channel
+        finished = {row["id"]: self.decode(row) for row in await self.db.select(self.sql_finish_many, params)}
+        return [finished.get(ending[0]) for ending in endings]
+
+    async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
+        """One statement joining the fences as arrays."""
+        params = {
+            "lease_expires_at": lease_expires_at,
+            "ids": [lease.record_id for lease in leases],
+            "owners": [lease.owner for lease in leases],
+            "tokens": [lease.token for lease in leases],
+        }
+        rows = await self.db.select(self.sql_renew, params)
+        return {row["id"]: bool(row["cancel_requested"]) for row in rows}
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        """Expire a bounded batch, skipping rows another transaction holds; notify their waiters."""
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        if self.notify:
+            params["notify_channel"] = self.names.finish_channel
+        return len(await self.db.select(self.sql_expire, params))
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete a bounded batch of the oldest finished records."""
+        return await self.db.execute(self.sql_prune, {"before": finished_before, "limit": limit})
+
+    async def upsert_worker(self, worker_id: str, info: str, expires_at: datetime) -> None:
+        """``INSERT … ON CONFLICT DO UPDATE``."""
+        await self.upsert_worker_on_conflict(worker_id, info, expires_at)
+
+    async def acquire_lock(self, name: str, *, owner: str, expires_at: datetime, now: datetime) -> bool:
+        """One conditional upsert."""
+        return await self.acquire_lock_on_conflict(name, owner=owner, expires_at=expires_at, now=now)

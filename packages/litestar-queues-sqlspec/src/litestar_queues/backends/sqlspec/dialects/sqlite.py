@@ -1,0 +1,134 @@
+"""SQLite (aiosqlite): every transition is one ``UPDATE … RETURNING`` statement.
+
+A writing statement takes SQLite's database write lock before it reads anything, so a single
+``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING …`` cannot hand a row to two claimers, even
+from different processes sharing the file. (A SELECT followed by an UPDATE could: the read happens
+outside the write lock.) Lock waits are bounded by ``busy_timeout``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+
+from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, SQLiteValueCodec, encode_json
+from litestar_queues.backends.sqlspec.database import Database
+from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
+from litestar_queues.backends.sqlspec.names import Family, TableNames
+from litestar_queues.errors import ConfigurationError
+from litestar_queues.records import TaskRecord
+
+__all__ = ("SQLiteDialect",)
+
+_MIN_VERSION = (3, 35, 0)
+"""``RETURNING`` arrived in SQLite 3.35."""
+
+
+def _max_bind_parameters() -> int:
+    # SQLITE_MAX_VARIABLE_NUMBER defaults to 32766 since 3.32 and to 999 before.
+    return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+class SQLiteDialect(Dialect):
+    """SQLite 3.35+ on a file shared by any number of processes (WAL)."""
+
+    family: ClassVar[Family] = "sqlite"
+    migrates_inside_guard: ClassVar[bool] = False
+
+    def __init__(self, db: Database, names: TableNames) -> None:
+        """Build the statements."""
+        super().__init__(db, names, SQLiteValueCodec())
+        tasks = names.tasks
+        self._rows_per_insert = _max_bind_parameters() // len(TASK_COLUMNS)
+        row = f"({', '.join('?' for _ in TASK_COLUMNS)})"
+        self._insert_head = f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) VALUES "
+        self._insert_row = row
+        self.sql_expire = (
+            f"UPDATE {tasks} SET status = 'expired', finished_at = :now, active_key = NULL WHERE id IN "
+            f"(SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now ORDER BY expires_at "
+            "LIMIT :limit)"
+        )
+        self.sql_prune = (
+            f"DELETE FROM {tasks} WHERE id IN (SELECT id FROM {tasks} WHERE status IN {TERMINAL_SQL} "
+            "AND finished_at < :before ORDER BY finished_at LIMIT :limit)"
+        )
+
+    async def check_server(self) -> None:
+        """Require SQLite 3.35+ (``RETURNING``).
+
+        Raises:
+            ConfigurationError: The Python build links an older SQLite library.
+        """
+        if sqlite3.sqlite_version_info < _MIN_VERSION:
+            msg = f"the SQLSpec backend needs SQLite 3.35+ (RETURNING); this Python links {sqlite3.sqlite_version}"
+            raise ConfigurationError(msg)
+
+    @asynccontextmanager
+    async def migration_guard(self, session: Any) -> AsyncIterator[bool | None]:
+        """Migrate inside one ``BEGIN IMMEDIATE`` transaction: other processes wait for the write lock."""
+        connection = session.connection
+        await (await connection.execute("BEGIN IMMEDIATE")).close()
+        try:
+            yield False
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, chunked under the bind-parameter limit."""
+        inserted: set[str] = set()
+        for chunk in chunked(rows, self._rows_per_insert):
+            sql = f"{self._insert_head}{', '.join(self._insert_row for _ in chunk)} ON CONFLICT DO NOTHING RETURNING id"
+            async with self.db.session() as session:
+                # Straight to the aiosqlite connection of the SQLSpec session: SQLSpec would parse the
+                # statement (seconds for thousands of placeholders), and without parsing it does not
+                # see that INSERT … RETURNING returns rows.
+                cursor = await session.connection.execute(sql, [value for row in chunk for value in row])
+                try:
+                    returned: list[Any] = list(await cursor.fetchall())
+                    inserted.update(row["id"] if isinstance(row, dict) else row[0] for row in returned)
+                finally:
+                    await cursor.close()
+        return inserted
+
+    async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+        """Bind the list as one JSON array (``json_each``): one statement text, parsed once, whatever the length."""
+        sql = (
+            f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {column} IN (SELECT value FROM json_each(:members))"
+        )
+        return await self.db.select(sql, {"members": encode_json(list(values))})
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
+    ) -> list[TaskRecord]:
+        """One ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING …`` under SQLite's write lock."""
+        condition, params = self.in_list("queue", "queue", queues)
+        tasks = self.names.tasks
+        sql = (
+            f"UPDATE {tasks} {self.claim_set()} WHERE id IN (SELECT id FROM {tasks} WHERE status = 'pending' "
+            f"AND {condition} AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) "
+            f"ORDER BY priority DESC, scheduled_at, id LIMIT :limit) RETURNING {SELECT_COLUMNS}"
+        )
+        codec = self.codec
+        params.update(owner=owner, now=codec.time(now), lease_expires_at=codec.time(lease_expires_at), limit=limit)
+        return [self.decode(row) for row in await self.db.select(sql, params)]
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        """Expire a bounded batch in one statement."""
+        return await self.db.execute(self.sql_expire, {"now": self.codec.time(now), "limit": limit})
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete a bounded batch of the oldest finished records in one statement."""
+        return await self.db.execute(self.sql_prune, {"before": self.codec.time(finished_before), "limit": limit})
+
+    async def upsert_worker(self, worker_id: str, info: str, expires_at: datetime) -> None:
+        """``INSERT … ON CONFLICT DO UPDATE``."""
+        await self.upsert_worker_on_conflict(worker_id, info, expires_at)
+
+    async def acquire_lock(self, name: str, *, owner: str, expires_at: datetime, now: datetime) -> bool:
+        """One conditional upsert."""
+        return await self.acquire_lock_on_conflict(name, owner=owner, expires_at=expires_at, now=now)

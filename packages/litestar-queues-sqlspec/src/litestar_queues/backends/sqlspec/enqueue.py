@@ -1,0 +1,103 @@
+"""Enqueue with deduplication: the contract's per-record rules on top of one multi-row insert.
+
+Per record, in input order: an existing record with the same id wins; else an active record holding
+the same key wins; else the record is stored. The database decides races: the insert skips rows
+that conflict on the primary key or on the unique ``active_key`` index, and the skipped ones are
+then resolved by reading who holds their id or key. If that holder vanished meanwhile (finished and
+freed its key, or was pruned), the record is simply tried again.
+
+Records of one call that share an id or a key with an earlier record of the same call go in a later
+*round*, after the earlier one is settled, which gives exactly the sequential semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from litestar_queues.backends.sqlspec.codec import encode_task
+from litestar_queues.backends.sqlspec.dialects.base import Dialect
+from litestar_queues.records import ACTIVE_STATUSES, EnqueueOutcome, TaskRecord, TaskStatus
+
+__all__ = ("enqueue_records",)
+
+_MAX_TRIES = 20
+"""Rounds of insert-then-resolve for one record before giving up (each lost race means a holder came and went)."""
+
+
+def _rounds(records: Sequence[TaskRecord]) -> list[list[int]]:
+    """Group record positions so that no round holds two records sharing an id or a key."""
+    rounds: list[list[int]] = []
+    round_of_id: dict[str, int] = {}
+    round_of_key: dict[str, int] = {}
+    for position, record in enumerate(records):
+        number = round_of_id.get(record.id, -1) + 1
+        if record.key is not None:
+            number = max(number, round_of_key.get(record.key, -1) + 1)
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(position)
+        round_of_id[record.id] = number
+        if record.key is not None:
+            round_of_key[record.key] = number
+    return rounds
+
+
+async def _holders(dialect: Dialect, records: Sequence[TaskRecord]) -> dict[str, TaskRecord]:
+    """Return the active records holding the keys of ``records``, by key."""
+    keys = [record.key for record in records if record.key is not None]
+    if not keys:
+        return {}
+    return {holder.key: holder for holder in await dialect.fetch_active_by_keys(keys) if holder.key is not None}
+
+
+async def _resolve(dialect: Dialect, records: list[TaskRecord]) -> dict[str, EnqueueOutcome]:
+    """Return outcomes of records that lost to an existing id or active key, keyed by their id."""
+    by_id = {record.id: record for record in await dialect.fetch_by_ids([record.id for record in records])}
+    holders = await _holders(dialect, [record for record in records if record.id not in by_id])
+    outcomes: dict[str, EnqueueOutcome] = {}
+    for record in records:
+        existing = by_id.get(record.id)
+        if existing is None and record.key is not None:
+            existing = holders.get(record.key)
+        if existing is not None:
+            outcomes[record.id] = EnqueueOutcome(existing, created=False)
+    return outcomes
+
+
+async def enqueue_records(dialect: Dialect, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+    """Insert ``records`` deduplicating by id, then by active key; one outcome per input, in input order."""
+    outcomes: list[EnqueueOutcome | None] = [None] * len(records)
+    codec = dialect.codec
+    for positions in _rounds(records):
+        todo = {records[position].id: records[position] for position in positions}
+        # A record stored inactive never conflicts on active_key; its key rule is checked explicitly.
+        inactive = [record for record in todo.values() if TaskStatus(record.status) not in ACTIVE_STATUSES]
+        settled: dict[str, EnqueueOutcome] = {}
+        holders = await _holders(dialect, inactive)
+        for record in inactive:
+            holder = None if record.key is None else holders.get(record.key)
+            if holder is not None:
+                settled[record.id] = EnqueueOutcome(holder, created=False)
+                del todo[record.id]
+        for _ in range(_MAX_TRIES):
+            if not todo:
+                break
+            inserted = await dialect.insert_tasks([encode_task(record, codec) for record in todo.values()])
+            for record_id in inserted:
+                record = todo.pop(record_id)
+                settled[record_id] = EnqueueOutcome(
+                    msgspec.structs.replace(record, status=TaskStatus(record.status)), created=True
+                )
+            if todo:
+                resolved = await _resolve(dialect, list(todo.values()))
+                for record_id, outcome in resolved.items():
+                    settled[record_id] = outcome
+                    del todo[record_id]
+        if todo:
+            msg = f"could not settle enqueue of {sorted(todo)} after {_MAX_TRIES} tries (keys kept changing hands)"
+            raise RuntimeError(msg)
+        for position in positions:
+            outcomes[position] = settled[records[position].id]
+    return [outcome for outcome in outcomes if outcome is not None]

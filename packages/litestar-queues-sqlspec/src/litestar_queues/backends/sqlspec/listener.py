@@ -1,0 +1,173 @@
+"""One dedicated PostgreSQL connection that LISTENs for wakeups, and comes back when it is lost.
+
+Notifications are hints; polling stays the truth. The listener opens its own connection through the
+SQLSpec configuration's ``create_connection()`` (same parameters as the pool, no pool slot taken,
+works through PgBouncer only in session mode). When the connection dies — server restart,
+``pg_terminate_backend``, network — the listener notices (termination callback or a failing health
+check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since
+notifications sent while it was away are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from litestar_queues.backends.sqlspec.database import DriverName
+
+__all__ = ("NotificationListener",)
+
+logger = logging.getLogger("litestar_queues.backends.sqlspec")
+
+_HEALTH_CHECK_SECONDS = 5.0
+_MAX_BACKOFF_SECONDS = 2.0
+
+
+class NotificationListener:
+    """Keeps ``LISTEN`` subscriptions on ``channels`` alive and dispatches each payload to its handler."""
+
+    __slots__ = (
+        "_channels",
+        "_config",
+        "_connected",
+        "_driver",
+        "_health_seconds",
+        "_on_connected",
+        "_task",
+        "server_pid",
+    )
+
+    def __init__(
+        self,
+        config: Any,
+        driver: DriverName,
+        channels: Mapping[str, Callable[[str], None]],
+        *,
+        on_connected: Callable[[], None],
+        health_check_seconds: float = _HEALTH_CHECK_SECONDS,
+    ) -> None:
+        """Prepare a listener (call :meth:`start`).
+
+        Args:
+            config: The SQLSpec asyncpg or psycopg configuration (``create_connection()`` opens the connection).
+            driver: ``"asyncpg"`` or ``"psycopg"``.
+            channels: Channel name to the handler of its payloads.
+            on_connected: Called after every successful (re)subscription.
+            health_check_seconds: How often an idle connection is probed.
+        """
+        self._config = config
+        self._driver = driver
+        self._channels = dict(channels)
+        self._on_connected = on_connected
+        self._health_seconds = health_check_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self.server_pid: int | None = None
+        """Backend pid of the listening connection while it is up (diagnostics and tests)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the subscriptions are currently in place."""
+        return self._connected.is_set()
+
+    async def start(self, *, wait_seconds: float = 5.0) -> None:
+        """Start listening; wait up to ``wait_seconds`` for the first subscription (polling covers a failure)."""
+        self._task = asyncio.create_task(self._run(), name="litestar-queues-sqlspec-listener")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), wait_seconds)
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait until subscribed (after a reconnect); ``False`` on timeout."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            try:
+                connection = await self._config.create_connection()
+            except Exception as error:
+                logger.warning("LISTEN connection failed (%s); retrying in %.2fs", error, max(backoff, 0.05))
+                await asyncio.sleep(max(backoff, 0.05))
+                backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_SECONDS)
+                continue
+            try:
+                if self._driver == "asyncpg":
+                    await self._listen_asyncpg(connection)
+                else:
+                    await self._listen_psycopg(connection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("LISTEN connection lost (%s); reconnecting", error)
+            finally:
+                self._connected.clear()
+                self.server_pid = None
+                await _close(connection)
+            backoff = 0.0  # reconnect at once after losing a working connection
+
+    def _subscribed(self, pid: int) -> None:
+        self.server_pid = pid
+        self._connected.set()
+        self._on_connected()
+
+    async def _listen_asyncpg(self, connection: Any) -> None:
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        for channel, handler in self._channels.items():
+            await connection.add_listener(channel, _asyncpg_callback(handler))
+        self._subscribed(connection.get_server_pid())
+        while True:
+            try:
+                await asyncio.wait_for(lost.wait(), self._health_seconds)
+            except asyncio.TimeoutError:
+                await asyncio.wait_for(connection.fetchval("SELECT 1"), self._health_seconds)
+            else:
+                return
+
+    async def _listen_psycopg(self, connection: Any) -> None:
+        await connection.set_autocommit(True)
+        for channel in self._channels:
+            await connection.execute(f'LISTEN "{channel}"')  # channel names are validated identifiers
+        self._subscribed(connection.info.backend_pid)
+        handlers = self._channels
+        while True:
+            async for notification in connection.notifies(timeout=self._health_seconds):
+                handler = handlers.get(notification.channel)
+                if handler is not None:
+                    handler(notification.payload)
+            await asyncio.wait_for(connection.execute("SELECT 1"), self._health_seconds)
+
+
+async def _close(connection: Any) -> None:
+    """Close politely for a moment, then drop the socket: a dead server must not hold up ``stop()``."""
+    try:
+        await asyncio.wait_for(asyncio.shield(connection.close()), _HEALTH_CHECK_SECONDS)
+    except Exception:
+        terminate = getattr(connection, "terminate", None)  # asyncpg
+        if terminate is not None:
+            terminate()
+        else:
+            with contextlib.suppress(Exception):
+                connection.pgconn.finish()  # psycopg
+
+
+def _asyncpg_callback(handler: Callable[[str], None]) -> Callable[[Any, int, str, str], None]:
+    def callback(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        handler(payload)
+
+    return callback

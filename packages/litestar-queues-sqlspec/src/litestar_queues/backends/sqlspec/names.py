@@ -1,0 +1,94 @@
+"""Table, index and channel names derived from one validated prefix, quoted for each SQL family.
+
+Names are never taken from records: the only user input that reaches DDL or DML text is the table
+prefix, and it is validated against a strict pattern before it is quoted. That keeps every
+statement a constant string per backend instance (cacheable, preparable) and injection-free.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from litestar_queues.errors import ConfigurationError
+
+__all__ = ("DEFAULT_TABLE_PREFIX", "Family", "TableNames", "validate_table_prefix")
+
+Family = Literal["postgres", "sqlite", "mysql"]
+"""The SQL families this backend speaks; drivers map onto them (asyncpg and psycopg are both ``postgres``)."""
+
+DEFAULT_TABLE_PREFIX = "litestar_queues_"
+MAX_PREFIX_LENGTH = 40
+"""Longest prefix whose derived index names stay within PostgreSQL's 63 and MySQL's 64 characters."""
+
+_PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def validate_table_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can prefix table, index and channel names on every supported database.
+
+    Lower case only: MySQL's table-name case sensitivity follows the server's file system, so mixed
+    case would name different tables on Linux and macOS.
+
+    Raises:
+        ConfigurationError: The prefix is empty, too long, or not ``[a-z][a-z0-9_]*``; or one of its
+            ``_``-separated segments is all digits (SQLSpec reads the first numeric segment of an
+            extension migration name as its version).
+    """
+    if not _PREFIX_PATTERN.fullmatch(prefix) or len(prefix) > MAX_PREFIX_LENGTH:
+        msg = (
+            f"table_prefix {prefix!r} must match [a-z][a-z0-9_]* and be at most {MAX_PREFIX_LENGTH} characters "
+            f"(it prefixes table, index and channel names), e.g. {DEFAULT_TABLE_PREFIX!r}"
+        )
+        raise ConfigurationError(msg)
+    if any(segment.isdigit() for segment in prefix.split("_")):
+        msg = f"table_prefix {prefix!r} must not contain an all-digit segment between underscores"
+        raise ConfigurationError(msg)
+    return prefix
+
+
+def _quote(identifier: str, family: Family) -> str:
+    return f"`{identifier}`" if family == "mysql" else f'"{identifier}"'
+
+
+class TableNames:
+    """Every name the backend uses, raw and quoted for one SQL family."""
+
+    __slots__ = (
+        "extension",
+        "family",
+        "finish_channel",
+        "locks",
+        "locks_raw",
+        "prefix",
+        "tasks",
+        "tasks_raw",
+        "wakeup_channel",
+        "workers",
+        "workers_raw",
+    )
+
+    def __init__(self, prefix: str, family: Family) -> None:
+        """Derive the names for ``prefix`` (validated here) in ``family``'s quoting."""
+        self.prefix = validate_table_prefix(prefix)
+        self.family: Family = family
+        self.tasks_raw = f"{prefix}tasks"
+        self.workers_raw = f"{prefix}workers"
+        self.locks_raw = f"{prefix}locks"
+        self.tasks = _quote(self.tasks_raw, family)
+        self.workers = _quote(self.workers_raw, family)
+        self.locks = _quote(self.locks_raw, family)
+        self.wakeup_channel = f"{prefix}wakeup"
+        """PostgreSQL NOTIFY channel announcing new pending work; the payload is the queue name."""
+        self.finish_channel = f"{prefix}finish"
+        """PostgreSQL NOTIFY channel announcing terminal records; the payload is the record id."""
+        self.extension = prefix.rstrip("_")
+        """The SQLSpec migration extension name: versions are recorded as ``ext_<extension>_0001``."""
+
+    def index(self, suffix: str) -> str:
+        """Return the quoted name of the index ``<prefix><suffix>``."""
+        return _quote(f"{self.prefix}{suffix}", self.family)
+
+    def quote(self, identifier: str) -> str:
+        """Quote a name this module derived (never pass user input)."""
+        return _quote(identifier, self.family)

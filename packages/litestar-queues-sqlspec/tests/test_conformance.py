@@ -1,0 +1,45 @@
+"""The whole backend conformance suite, once per driver, each test on emptied tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from litestar_queues.backends.sqlspec import SQLSpecBackend
+from litestar_queues.testing import BackendConformance
+
+
+class _SQLSpecConformance(BackendConformance):
+    driver: str
+
+    @pytest.fixture
+    def factory(self, make_factory: Callable[..., Any]) -> Any:
+        return make_factory(self.driver, shared=True)
+
+    @pytest.fixture
+    async def backend(self, factory: Any) -> SQLSpecBackend:
+        backend: SQLSpecBackend = await factory.open()
+        return backend
+
+    @pytest.fixture
+    async def second_backend(self, factory: Any, backend: SQLSpecBackend) -> SQLSpecBackend:
+        second: SQLSpecBackend = await factory.open()
+        return second
+
+
+class TestAsyncpgConformance(_SQLSpecConformance):
+    driver = "asyncpg"
+
+
+class TestPsycopgConformance(_SQLSpecConformance):
+    driver = "psycopg"
+
+
+class TestSQLiteConformance(_SQLSpecConformance):
+    driver = "aiosqlite"
+
+
+class TestMariaDBConformance(_SQLSpecConformance):
+    driver = "asyncmy"

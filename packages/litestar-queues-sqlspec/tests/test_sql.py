@@ -1,0 +1,87 @@
+"""The SQL itself: batch limits hold under generic plans, and the claim uses its index with many finished rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from litestar_queues.clock import utc_now
+from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
+
+pytestmark = pytest.mark.anyio
+
+FINISHED_ROWS = 200_000
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _records(count: int, **changes: Any) -> list[TaskRecord]:
+    now = utc_now()
+    values: dict[str, Any] = {"task_name": "t", "created_at": now, "scheduled_at": now}
+    values.update(changes)
+    return [TaskRecord(id=new_record_id(), **values) for _ in range(count)]
+
+
+async def test_batch_limits_hold_with_generic_plans(make_factory: Callable[..., Any]) -> None:
+    """A LIMIT n batch picked in a subquery that the planner may re-run could change more than n rows."""
+    options = {"min_size": 1, "max_size": 2, "server_settings": {"plan_cache_mode": "force_generic_plan"}}
+    backend = await make_factory("asyncpg", connection_options=options).open()
+    now = utc_now()
+    await backend.enqueue(_records(60, scheduled_at=now, expires_at=now + timedelta(seconds=1)))
+    later = now + timedelta(seconds=2)
+    for _ in range(12):  # well past the five executions after which plans may turn generic
+        claimed = await backend.claim(["default"], owner="w", limit=2, now=now, lease_seconds=60)
+        assert len(claimed) == 2
+        for record in claimed:
+            await backend.finish(record.lease, Outcome(status=TaskStatus.COMPLETED), now=now)
+    for _ in range(6):
+        assert await backend.expire(now=later, limit=3) == 3
+    for _ in range(6):
+        assert await backend.prune(finished_before=later, limit=4) == 4
+    stats = await backend.statistics(now=now)
+    assert sum(stats.counts.values()) == 60 - 24
+    assert stats.counts[TaskStatus.PENDING] == 60 - 24 - 18
+
+
+async def test_claim_uses_the_pending_index_with_many_finished_rows(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    backend = await make_factory(pg_driver).open()
+    now = utc_now()
+    await backend.enqueue(_records(50, scheduled_at=now))
+    tasks = backend.names.tasks
+    async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
+        await session.execute(
+            f"INSERT INTO {tasks} (id, task_name, queue, args, kwargs, priority, status, attempts, max_retries, "
+            "retry_delay, created_at, scheduled_at, finished_at, execution_backend, metadata, token, cancel_requested) "
+            "SELECT 'done-' || n, 't', 'default', '[]', '{}', 0, 'completed', 1, 0, 1.0, now(), now(), now(), "
+            f"'local', '{{}}', 1, false FROM generate_series(1, {FINISHED_ROWS}) AS n"
+        )
+        await session.execute(f"ANALYZE {tasks}")
+    sql = backend._dialect.sql_claim_one  # type: ignore[attr-defined]
+    async with backend.sqlspec_config.provide_connection() as connection:  # type: ignore[attr-defined]
+        runner = backend._db._native
+        text, names = runner.convert(f"EXPLAIN (FORMAT JSON) {sql}")
+        params = {"owner": "w", "now": now, "lease_expires_at": now, "limit": 10, "queue": "default"}
+        if pg_driver == "asyncpg":
+            plan = await connection.fetchval(text, *[params[name] for name in names])
+        else:
+            cursor = await connection.execute(text, params)
+            plan = (await cursor.fetchone())[0]
+    plan_text = json.dumps(plan)
+    assert f"{backend.names.prefix}tasks_claim_ix" in plan_text, plan_text
+    assert "Seq Scan" not in plan_text, plan_text
+    claimed = await backend.claim(["default"], owner="w", limit=10, now=now, lease_seconds=60)
+    assert len(claimed) == 10
+
+
+@pytest.fixture(params=["asyncpg", "psycopg"])
+def pg_driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
