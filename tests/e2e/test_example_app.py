@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from httpx_ws import WebSocketSession, connect_ws
+
+from litestar_queues.testing import server_url
 
 TERMINAL = {"task.completed", "task.failed", "task.cancelled"}
 # reports.build with 3 steps: what a subscriber sees, in order.
@@ -130,3 +135,25 @@ def test_sse_reconnect_resumes_after_last_event_id(example_server: Any) -> None:
             rest = read_sse(response)
     assert [event["id"] for event in first + rest] == [event["id"] for event in everything]
     assert_one_clean_run(first + rest, job_id)
+
+
+def _backend_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    if kind == "postgresql":
+        return server_url("LQ_POSTGRES_DSN_2")  # a database of its own: other tests' apps use the first one
+    base = server_url(f"LQ_{kind.upper()}_URL")
+    return base.rsplit("/", 1)[0] + "/7"  # a logical database of its own on the shared server
+
+
+@pytest.mark.parametrize("kind", ["redis", "valkey", "postgresql", "sqlite"])
+def test_the_example_app_runs_on_another_backend_with_one_setting(kind: str, tmp_path: Path, launch: Any) -> None:
+    server = launch.uvicorn(env={"LITESTAR_QUEUES_BACKEND": _backend_url(kind, tmp_path)})
+    server.wait_ready()
+    job_id = enqueue(server.url)
+    with connect_ws(ws_url(server.url, job_id)) as ws:
+        events = receive_until_finished(ws)
+    assert_one_clean_run(events, job_id)
+    assert httpx.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()["status"] == "completed"
+    assert server.stop() in (0, -signal.SIGTERM), server.output
+    assert "Traceback" not in server.output, server.output
