@@ -13,9 +13,9 @@ litestar-queues runs through its public ``QueueService`` and ``Worker`` with the
 ``fsync=off``), whose schema each system installs untimed. Each number is the best of ``--rounds`` rounds,
 the systems interleaved within a round; peers run with their defaults except concurrency.
 
-Run (the peers are not project dependencies; ``--with`` puts them in a throwaway environment)::
+Run (the peers are pinned in the benchmarks project, not in the workspace)::
 
-    uv run --with pgqueuer --with procrastinate --with 'saq[postgres]' python benchmarks/sql_compare.py
+    uv run --project benchmarks python benchmarks/sql_compare.py
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ state locally, so autocommit connections pay no extra round trip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal
 
@@ -94,7 +94,7 @@ _NATIVE_RUNNERS: dict[DriverName, type[NativeRunner]] = {"asyncpg": AsyncpgRunne
 class Database:
     """Borrow sessions from a SQLSpec configuration and end their transactions."""
 
-    __slots__ = ("_bulk_config", "_in_transaction", "_native", "config", "driver", "family")
+    __slots__ = ("_in_transaction", "_native", "config", "driver", "family")
 
     def __init__(self, config: Any, driver: DriverName) -> None:
         """Wrap ``config`` (a SQLSpec async adapter configuration for ``driver``)."""
@@ -102,7 +102,6 @@ class Database:
         self.driver: DriverName = driver
         self.family: Family = family_of(driver)
         self._in_transaction = _IN_TRANSACTION[driver]
-        self._bulk_config: Any = None
         self._native: NativeRunner | None = _NATIVE_RUNNERS[driver]() if driver in _NATIVE_RUNNERS else None
 
     def in_transaction(self, session: Any) -> bool:
@@ -164,24 +163,3 @@ class Database:
         async with self.session() as session:
             result = await (session.execute(sql, params) if params else session.execute(sql))
             return int(result.rows_affected)
-
-    def bulk_statement_config(self) -> Any:
-        """SQLSpec's statement config without parsing, validation or caching, for bulk statements.
-
-        A multi-row ``VALUES`` list of thousands of placeholders costs seconds to parse with sqlglot,
-        and its text varies with the row count; the backend writes these statements itself in the
-        driver's native parameter style, so nothing needs parsing.
-        """
-        if self._bulk_config is None:
-            self._bulk_config = self.config.statement_config.replace(
-                enable_parsing=False, enable_validation=False, enable_transformations=False, enable_caching=False
-            )
-        return self._bulk_config
-
-    async def execute_bulk(self, sql: str, params: Sequence[Any], session: Any = None) -> int:
-        """Run a bulk statement with positional native-style parameters (in ``session`` if given); its row count."""
-        if session is not None:
-            result = await session.execute(sql, tuple(params), statement_config=self.bulk_statement_config())
-            return int(result.rows_affected)
-        async with self.session() as own:
-            return await self.execute_bulk(sql, params, own)

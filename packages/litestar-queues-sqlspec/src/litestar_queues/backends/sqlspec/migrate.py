@@ -140,19 +140,21 @@ class SchemaMigrator:
                 for version, path in await runner.get_migration_files():
                     if revision != "head" and version > revision:
                         break
+                    if use_transaction is False and not self._db.in_transaction(session):
+                        # SQLSpec before 0.67 commits each recorded version, ending the guard's transaction.
+                        await dialect.relock(session)
+                        records = await tracker.get_applied_migrations(session)
+                        applied = {str(record["version_num"]) for record in records}
                     if version in applied:
                         continue
                     migration = await runner.load_migration(path, version)
 
                     async def record(execution_ms: int, version: str = version, migration: Any = migration) -> None:
-                        await tracker.record_migration(
-                            session,
-                            version,
-                            migration["description"],
-                            execution_ms,
-                            migration["checksum"],
-                            commit=False,
-                        )
+                        details = (version, migration["description"], execution_ms, migration["checksum"])
+                        try:
+                            await tracker.record_migration(session, *details, commit=False)
+                        except TypeError:  # SQLSpec before 0.67 (the last for Python 3.10) always commits
+                            await tracker.record_migration(session, *details)
 
                     await runner.execute_upgrade(session, migration, use_transaction=use_transaction, on_success=record)
                     if use_transaction is not False and self._db.in_transaction(session):

@@ -112,6 +112,10 @@ class Dialect(ABC):
         (``None``: the adapter's default) or run inside the transaction the guard opened (``False``).
         """
 
+    async def relock(self, session: Any) -> None:
+        """Take the migration guard's lock again after a commit ended its transaction (SQLite only)."""
+        del session
+
     # -- helpers -----------------------------------------------------------------------------------
 
     def decode(self, row: dict[str, Any]) -> TaskRecord:

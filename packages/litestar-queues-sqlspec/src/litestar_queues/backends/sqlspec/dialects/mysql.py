@@ -39,6 +39,20 @@ _ATTEMPTS = 8
 _VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
+async def _select_native(session: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    """Run a ``%s`` statement on the asyncmy connection of a SQLSpec session; dictionary rows.
+
+    For ``IN`` lists as long as a bulk enqueue: SQLSpec would parse thousands of placeholders with
+    sqlglot (seconds), and with parsing switched off older SQLSpec releases return no rows.
+    """
+    from asyncmy.cursors import DictCursor  # noqa: PLC0415 - optional driver
+
+    async with session.connection.cursor(DictCursor) as cursor:
+        await cursor.execute(sql, tuple(params))
+        rows: list[dict[str, Any]] = list(await cursor.fetchall())
+        return rows
+
+
 class MySQLDialect(Dialect):
     """MySQL 8.0.1+ / MariaDB 10.6+ (``SKIP LOCKED``), InnoDB."""
 
@@ -128,10 +142,11 @@ class MySQLDialect(Dialect):
         return await operation()
 
     async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
-        """``IN (…)`` without SQLSpec's parsing (thousands of placeholders would take seconds to parse)."""
-        condition, params = self.in_list(column, "v", values)
-        sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition}"
-        return await self.db.select(sql, params, statement_config=self.db.bulk_statement_config())
+        """``IN (…)`` over a list as long as a bulk enqueue (see :func:`_select_native`)."""
+        placeholders = ", ".join("%s" for _ in values)
+        sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {column} IN ({placeholders})"
+        async with self.db.session() as session:
+            return await _select_native(session, sql, values)
 
     # -- writing work ------------------------------------------------------------------------------
 
@@ -168,18 +183,13 @@ class MySQLDialect(Dialect):
         for attempt in range(_ATTEMPTS):
             try:
                 async with self.transaction() as session:
-                    ids_sql, params = self.in_list("id", "id", [row[id_column] for row in chunk])
+                    ids = [row[id_column] for row in chunk]
                     keys = [row[key_column] for row in chunk if row[key_column] is not None]
-                    where = ids_sql
+                    where = f"id IN ({', '.join('%s' for _ in ids)})"
                     if keys:
-                        keys_sql, key_params = self.in_list("active_key", "key", keys)
-                        where = f"{ids_sql} OR {keys_sql}"
-                        params.update(key_params)
-                    existing = await session.select(
-                        f"SELECT id, active_key FROM {self.names.tasks} WHERE {where} FOR UPDATE",
-                        params,
-                        statement_config=self.db.bulk_statement_config(),
-                    )
+                        where += f" OR active_key IN ({', '.join('%s' for _ in keys)})"
+                    sql = f"SELECT id, active_key FROM {self.names.tasks} WHERE {where} FOR UPDATE"
+                    existing = await _select_native(session, sql, [*ids, *keys])
                     taken_ids = {row["id"] for row in existing}
                     taken_keys = {row["active_key"] for row in existing if row["active_key"] is not None}
                     fresh = [

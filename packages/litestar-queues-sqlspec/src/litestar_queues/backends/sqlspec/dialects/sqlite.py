@@ -69,14 +69,17 @@ class SQLiteDialect(Dialect):
     @asynccontextmanager
     async def migration_guard(self, session: Any) -> AsyncIterator[bool | None]:
         """Migrate inside one ``BEGIN IMMEDIATE`` transaction: other processes wait for the write lock."""
-        connection = session.connection
-        await (await connection.execute("BEGIN IMMEDIATE")).close()
+        await self.relock(session)
         try:
             yield False
         except BaseException:
             await session.rollback()
             raise
         await session.commit()
+
+    async def relock(self, session: Any) -> None:
+        """``BEGIN IMMEDIATE``: wait for, then hold, the database write lock."""
+        await (await session.connection.execute("BEGIN IMMEDIATE")).close()
 
     async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, chunked under the bind-parameter limit."""
