@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -358,3 +359,27 @@ async def test_second_stop_cuts_a_long_drain_short(service: QueueService, regist
     record = await service.get_task(outcome.id)
     assert record is not None
     assert (record.status, record.attempts) == (TaskStatus.PENDING, 0)
+
+
+async def test_a_renewal_racing_a_finish_is_not_a_lost_lease(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+
+    @task("quick", registry=registry)
+    async def quick() -> str:
+        await release.wait()
+        return "done"
+
+    outcome = await service.enqueue(quick)
+    original = service.backend.renew
+
+    async def renew_while_the_attempt_finishes(*args: Any, **kwargs: Any) -> Any:
+        release.set()
+        await service.wait_for(outcome.id, timeout=5)  # the finish lands while this renewal is in flight
+        return await original(*args, **kwargs)
+
+    service.backend.renew = renew_while_the_attempt_finishes  # type: ignore[method-assign]
+    await Worker(service).run_until_idle(timeout=10)
+    assert await service.result(outcome.id) == "done"
+    assert "lost the lease" not in caplog.text

@@ -341,12 +341,15 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         backend = self.service.backend
-        if self._jobs:
-            leases = [job.record.lease for job in self._jobs.values()]
+        leases = [job.record.lease for job in self._jobs.values() if not job.interrupt.finishing]
+        if leases:
             states = await backend.renew(
                 leases, now=self.service.clock.now(), lease_seconds=self.config.stale_threshold
             )
             for record_id, state in states.items():
+                job = self._jobs.get(record_id)
+                if job is None or job.interrupt.finishing:
+                    continue  # finished while the renewal was in flight: not lost, just over
                 if state is LeaseState.CANCEL_REQUESTED:
                     self._interrupt(record_id, "cancel")
                 elif state is LeaseState.LOST:
