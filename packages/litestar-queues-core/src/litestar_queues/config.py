@@ -7,7 +7,6 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from litestar_queues.backend import BackendConfig, QueueBackend
 from litestar_queues.clock import Clock, SystemClock
@@ -162,8 +161,6 @@ class QueueConfig:
     queue_event_publisher_state_key: str = "queue_event_publisher"
     channels_backend_state_key: str = "queue_channels_backend"
     clock: Clock = field(default_factory=SystemClock)
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Free-form settings for integrations (e.g. execution target profiles)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.task_modules, str):  # type: ignore[unreachable]  # a common slip: ("app.tasks") is a str

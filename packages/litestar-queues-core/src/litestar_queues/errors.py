@@ -10,7 +10,6 @@ __all__ = (
     "QueueError",
     "RecordNotFoundError",
     "SerializationError",
-    "TaskCancelledError",
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskTimeoutError",
@@ -48,10 +47,6 @@ class DuplicateTaskError(QueueError):
 
 class UnsupportedOperation(QueueError, NotImplementedError):  # noqa: N818 - public name from the design
     """The backend does not declare the capability an operation needs."""
-
-
-class TaskCancelledError(QueueError):
-    """Raised inside a running task when its cancellation was requested."""
 
 
 class TaskTimeoutError(QueueError, TimeoutError):
