@@ -98,6 +98,7 @@ class NotificationListener:
     async def _run(self) -> None:
         backoff = 0.0
         while True:
+            _raise_if_cancelling()
             try:
                 connection = await self._config.create_connection()
             except Exception as error:
@@ -132,12 +133,15 @@ class NotificationListener:
             await connection.add_listener(channel, _asyncpg_callback(handler))
         self._subscribed(connection.get_server_pid())
         while True:
+            _raise_if_cancelling()
+            waiter = asyncio.ensure_future(lost.wait())
             try:
-                await asyncio.wait_for(lost.wait(), self._health_seconds)
-            except asyncio.TimeoutError:
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), self._health_seconds)
-            else:
+                done, _ = await asyncio.wait({waiter}, timeout=self._health_seconds)  # never swallows a cancel
+            finally:
+                waiter.cancel()
+            if done:
                 return
+            await asyncio.wait_for(connection.fetchval("SELECT 1"), self._health_seconds)
 
     async def _listen_psycopg(self, connection: Any) -> None:
         await connection.set_autocommit(True)
@@ -146,11 +150,23 @@ class NotificationListener:
         self._subscribed(connection.info.backend_pid)
         handlers = self._channels
         while True:
+            _raise_if_cancelling()
             async for notification in connection.notifies(timeout=self._health_seconds):
                 handler = handlers.get(notification.channel)
                 if handler is not None:
                     handler(notification.payload)
             await asyncio.wait_for(connection.execute("SELECT 1"), self._health_seconds)
+
+
+def _raise_if_cancelling() -> None:
+    """Honour a cancellation that ``asyncio.wait_for`` swallowed (Python 3.11 drops one racing its timeout).
+
+    Without this, a listener whose cancellation was lost would loop forever and hang the event loop's shutdown.
+    """
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError
 
 
 async def _close(connection: Any) -> None:
