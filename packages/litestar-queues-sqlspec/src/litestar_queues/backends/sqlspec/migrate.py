@@ -15,9 +15,12 @@ config knows (the application's too), prints to the console, and takes no cross-
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from sqlspec.exceptions import DeadlockError
 from sqlspec.migrations.context import MigrationContext
 from sqlspec.migrations.runner import AsyncMigrationRunner
 from sqlspec.migrations.tracker import AsyncMigrationTracker
@@ -132,7 +135,7 @@ class SchemaMigrator:
         applied_now: list[str] = []
         async with self._db.session() as session:
             if not dialect.migrates_inside_guard:
-                await tracker.ensure_tracking_table(session)
+                await _while_busy(lambda: tracker.ensure_tracking_table(session))
             async with dialect.migration_guard(session) as use_transaction:
                 if dialect.migrates_inside_guard:
                     await tracker.ensure_tracking_table(session)
@@ -161,3 +164,21 @@ class SchemaMigrator:
                         await session.commit()
                     applied_now.append(version)
         return applied_now
+
+
+async def _while_busy(action: Callable[[], Awaitable[object]], *, attempts: int = 40) -> None:
+    """Run ``action``, retrying while the database reports busy.
+
+    SQLite answers a write from a connection whose read snapshot is stale with SQLITE_BUSY at once, without
+    waiting out ``busy_timeout``; that happens to a starter creating the version table while another holds the
+    migration lock. Waiting for that starter to finish and trying again is the right answer (bounded: ~8 s).
+    """
+    for attempt in range(attempts):
+        try:
+            await action()
+        except DeadlockError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(0.02 * (attempt + 1), 0.4))
+        else:
+            return

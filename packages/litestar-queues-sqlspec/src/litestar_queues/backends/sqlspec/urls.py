@@ -23,6 +23,8 @@ from litestar_queues.errors import ConfigurationError
 
 __all__ = ("SCHEMES", "config_from_url")
 
+_SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
 SCHEMES = frozenset({"postgresql", "postgres", "sqlite", "mysql", "mariadb"})
 """URL schemes (before an optional ``+driver``) this backend accepts."""
 
@@ -96,7 +98,10 @@ def config_from_url(url: str, options: dict[str, Any] | None = None) -> Any:
             raise ConfigurationError(msg)
         from sqlspec.adapters.aiosqlite import AiosqliteConfig  # noqa: PLC0415 - optional driver
 
-        return AiosqliteConfig(connection_config={"database": path[1:], "isolation_level": None, **extra})
+        # timeout is SQLite's busy_timeout: processes sharing the file queue for its write lock, and several
+        # starting at once wait for each other's migrations, so wait longer than sqlite3's 5 s default.
+        sqlite = {"database": path[1:], "isolation_level": None, "timeout": _SQLITE_BUSY_TIMEOUT_SECONDS}
+        return AiosqliteConfig(connection_config={**sqlite, **extra})
     if driver not in {None, "asyncmy"}:
         msg = f"unsupported MySQL driver {driver!r}; use asyncmy (aiomysql mangles bytes parameters)"
         raise ConfigurationError(msg)
