@@ -6,14 +6,29 @@ in the same run on the same machine.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-__all__ = ("Result", "Timer", "machine_summary", "markdown_table", "package_versions", "percentile", "rate")
+__all__ = (
+    "TRACKER",
+    "Result",
+    "System",
+    "Timer",
+    "Tracker",
+    "cancel_task",
+    "machine_summary",
+    "markdown_table",
+    "package_versions",
+    "percentile",
+    "rate",
+)
 
 
 @dataclass
@@ -97,3 +112,63 @@ def markdown_table(results: Sequence[Result], *, baseline: str | None = None) ->
             note = f" ({row.notes})" if row.notes else ""
             lines.append(f"| {metric} | {row.system}{note} | {row.value:,.1f} | {row.unit} |{ratio}")
     return "\n".join(lines)
+
+
+class Tracker:
+    """What the task functions report: when each job started and how many ran."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, float] = {}
+        self.count = 0
+        self.target = 0
+        self.reached = asyncio.Event()
+
+    def expect(self, total: int) -> None:
+        self.target = total
+        self.reached = asyncio.Event()
+        if self.count >= total:
+            self.reached.set()
+
+    def hit(self, n: int) -> None:
+        self.started.setdefault(n, time.perf_counter())
+        self.count += 1
+        if self.count >= self.target:
+            self.reached.set()
+
+    def reset(self) -> None:
+        self.started.clear()
+        self.count = 0
+
+
+TRACKER = Tracker()
+
+
+class System:
+    """One queue system: how to enqueue and how to run a worker in this process."""
+
+    name = "?"
+
+    async def open(self, url: str) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def enqueue(self, n: int) -> None:
+        raise NotImplementedError
+
+    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
+        await asyncio.gather(*(self.enqueue(n) for n in ns))
+
+    async def start_worker(self, concurrency: int) -> None:
+        raise NotImplementedError
+
+    async def stop_worker(self) -> None:
+        raise NotImplementedError
+
+
+async def cancel_task(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task

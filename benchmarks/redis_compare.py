@@ -36,69 +36,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import Result, machine_summary, package_versions, percentile, rate
+from harness import TRACKER, Result, System, cancel_task, machine_summary, package_versions, percentile, rate
 
 PEERS = ("saq", "arq", "taskiq-redis", "taskiq", "streaq", "redis", "valkey", "hiredis")
-
-
-class Tracker:
-    """What the task functions report: when each job started and how many ran."""
-
-    def __init__(self) -> None:
-        self.started: dict[int, float] = {}
-        self.count = 0
-        self.target = 0
-        self.reached = asyncio.Event()
-
-    def expect(self, total: int) -> None:
-        self.target = total
-        self.reached = asyncio.Event()
-        if self.count >= total:
-            self.reached.set()
-
-    def hit(self, n: int) -> None:
-        self.started.setdefault(n, time.perf_counter())
-        self.count += 1
-        if self.count >= self.target:
-            self.reached.set()
-
-    def reset(self) -> None:
-        self.started.clear()
-        self.count = 0
-
-
-TRACKER = Tracker()
-
-
-class System:
-    """One queue system: how to enqueue and how to run a worker in this process."""
-
-    name = "?"
-
-    async def open(self, url: str) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    async def enqueue(self, n: int) -> None:
-        raise NotImplementedError
-
-    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
-        await asyncio.gather(*(self.enqueue(n) for n in ns))
-
-    async def start_worker(self, concurrency: int) -> None:
-        raise NotImplementedError
-
-    async def stop_worker(self) -> None:
-        raise NotImplementedError
-
-
-async def _cancel(task: asyncio.Task[Any] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
 
 
 # -- litestar-queues ---------------------------------------------------------------------------------
@@ -178,7 +118,7 @@ class Saq(System):
 
     async def stop_worker(self) -> None:
         await self.worker.stop()
-        await _cancel(self.task)
+        await cancel_task(self.task)
 
 
 # -- arq ---------------------------------------------------------------------------------------------
@@ -217,7 +157,7 @@ class Arq(System):
         self.task = asyncio.create_task(self.worker.async_run())
 
     async def stop_worker(self) -> None:
-        await _cancel(self.task)
+        await cancel_task(self.task)
         with contextlib.suppress(BaseException):  # close() re-raises the cancellation of its job tasks
             await self.worker.close()
 
@@ -254,7 +194,7 @@ class Taskiq(System):
         self.task = asyncio.create_task(run_receiver_task(self.broker, max_async_tasks=concurrency))
 
     async def stop_worker(self) -> None:
-        await _cancel(self.task)
+        await cancel_task(self.task)
 
 
 # -- streaq ------------------------------------------------------------------------------------------
@@ -295,7 +235,7 @@ class Streaq(System):
         self.task = asyncio.create_task(self.worker.run_async())
 
     async def stop_worker(self) -> None:
-        await _cancel(self.task)
+        await cancel_task(self.task)
 
 
 # -- the server and the measurements -----------------------------------------------------------------
