@@ -8,26 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import platform
 import statistics
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 __all__ = (
     "TRACKER",
     "Result",
+    "SaqSystem",
     "System",
     "Timer",
     "Tracker",
+    "Opener",
+    "LitestarQueuesSystem",
     "cancel_task",
+    "import_available",
+    "measure_bulk",
+    "measure_drain",
+    "measure_pickup",
+    "measure_single",
     "machine_summary",
     "markdown_table",
     "package_versions",
     "percentile",
     "rate",
+    "run_rounds",
 )
 
 
@@ -39,8 +50,6 @@ class Result:
     metric: str
     value: float
     unit: str
-    notes: str = ""
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Timer:
@@ -71,13 +80,6 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     return quantiles[index]
 
 
-async def timed(action: Callable[[], Awaitable[object]]) -> float:
-    """Seconds one awaited action took."""
-    start = time.perf_counter()
-    await action()
-    return time.perf_counter() - start
-
-
 def package_versions(names: Sequence[str]) -> dict[str, str]:
     """Installed versions of the given distributions (``-`` when missing)."""
     found = {}
@@ -96,21 +98,26 @@ def machine_summary() -> str:
     return f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores"
 
 
-def markdown_table(results: Sequence[Result], *, baseline: str | None = None) -> str:
-    """Render results grouped by metric; with ``baseline``, add each system's ratio to it."""
+def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = ()) -> str:
+    """Results grouped by metric, best first; with ``ours``, a last column dividing each of ours by the best peer's
+    value (rates: higher is better; latencies, in ms: lower is better)."""
     metrics: dict[str, list[Result]] = {}
     for result in results:
         metrics.setdefault(result.metric, []).append(result)
     lines = [
-        "| metric | system | value | unit |" + (" ratio |" if baseline else ""),
-        "|---|---|---:|---|" + ("---:|" if baseline else ""),
+        "| metric | system | value |" + (" ours / best peer |" if ours else ""),
+        "|---|---|---:|" + ("---:|" if ours else ""),
     ]
     for metric, rows in metrics.items():
-        reference = next((r.value for r in rows if r.system == baseline), None)
-        for row in rows:
-            ratio = f" {row.value / reference:.2f}x |" if baseline and reference else (" |" if baseline else "")
-            note = f" ({row.notes})" if row.notes else ""
-            lines.append(f"| {metric} | {row.system}{note} | {row.value:,.1f} | {row.unit} |{ratio}")
+        peers = [r.value for r in rows if r.system not in ours]
+        higher = rows[0].unit != "ms"
+        best_peer = (max(peers) if higher else min(peers)) if peers else None
+        for row in sorted(rows, key=lambda r: -r.value if higher else r.value):
+            line = f"| {metric} | {row.system} | {row.value:,.1f} {row.unit} |"
+            if ours:
+                ratio = f"{row.value / best_peer:.2f}x" if best_peer and row.system in ours else ""
+                line += f" {ratio} |"
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -172,3 +179,185 @@ async def cancel_task(task: asyncio.Task[Any] | None) -> None:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+Opener = Callable[[], contextlib.AbstractAsyncContextManager[System]]
+"""Opens one system over fresh storage for one measurement (each comparison supplies its own)."""
+
+
+async def measure_single(open_system: Opener, jobs: int) -> float:
+    async with open_system() as system:
+        started = time.perf_counter()
+        for n in range(jobs):
+            await system.enqueue(n)
+        return rate(jobs, time.perf_counter() - started)
+
+
+async def measure_bulk(open_system: Opener, jobs: int, chunk: int = 1000) -> float:
+    async with open_system() as system:
+        started = time.perf_counter()
+        for first in range(0, jobs, chunk):
+            await system.enqueue_bulk(range(first, min(jobs, first + chunk)))
+        return rate(jobs, time.perf_counter() - started)
+
+
+async def measure_drain(open_system: Opener, jobs: int, concurrency: int) -> float:
+    async with open_system() as system:
+        for first in range(0, jobs, 1000):
+            await system.enqueue_bulk(range(first, min(jobs, first + 1000)))
+        TRACKER.expect(jobs)
+        started = time.perf_counter()
+        await system.start_worker(concurrency)
+        try:
+            await asyncio.wait_for(TRACKER.reached.wait(), 300)
+            return rate(jobs, time.perf_counter() - started)
+        finally:
+            await system.stop_worker()
+
+
+async def measure_pickup(open_system: Opener, samples: int) -> tuple[float, float]:
+    async with open_system() as system:
+        await system.start_worker(10)
+        try:
+            await asyncio.sleep(0.5)
+            latencies = []
+            for n in range(samples):
+                TRACKER.expect(TRACKER.count + 1)
+                sent = time.perf_counter()
+                await system.enqueue(n)
+                await asyncio.wait_for(TRACKER.reached.wait(), 10)
+                latencies.append(TRACKER.started[n] - sent)
+                await asyncio.sleep(0.01)
+            return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+        finally:
+            await system.stop_worker()
+
+
+class LitestarQueuesSystem(System):
+    """litestar-queues through its public ``QueueService`` and ``Worker``; a comparison supplies the backend config."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def backend_config(self, location: str) -> Any:
+        """The ``queue_backend`` for the storage at ``location`` (a server URL or DSN)."""
+        raise NotImplementedError
+
+    async def open(self, url: str) -> None:
+        from litestar_queues import QueueConfig, QueueService, TaskRegistry, task
+
+        registry = TaskRegistry()
+
+        @task("bench.noop", registry=registry)
+        async def noop(n: int) -> None:
+            TRACKER.hit(n)
+
+        self.task = noop
+        self.service = QueueService(QueueConfig(queue_backend=self.backend_config(url)), registry=registry)
+        await self.service.open()
+        self.worker: Any = None
+
+    async def close(self) -> None:
+        await self.service.close()
+
+    async def enqueue(self, n: int) -> None:
+        await self.service.enqueue(self.task, n)
+
+    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
+        await self.service.enqueue_many([self.service.request(self.task, n) for n in ns])
+
+    async def start_worker(self, concurrency: int) -> None:
+        from litestar_queues import Worker, WorkerConfig
+
+        self.worker = Worker(self.service, WorkerConfig(concurrency=concurrency, batch_size=concurrency))
+        await self.worker.start()
+
+    async def stop_worker(self) -> None:
+        await self.worker.stop(drain_timeout=5)
+
+
+class SaqSystem(System):
+    """SAQ; ``Queue.from_url`` picks its Redis or PostgreSQL broker from the URL."""
+
+    def __init__(self, name: str = "saq") -> None:
+        self.name = name
+
+    async def open(self, url: str) -> None:
+        from saq import Queue
+
+        self.queue = Queue.from_url(url, name="bench")
+        await self.queue.connect()
+        self.task: asyncio.Task[Any] | None = None
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+    async def enqueue(self, n: int) -> None:
+        await self.queue.enqueue("noop", n=n)
+
+    async def start_worker(self, concurrency: int) -> None:
+        from saq import Worker
+
+        async def noop(ctx: Any, *, n: int) -> None:
+            TRACKER.hit(n)
+
+        self.worker = Worker(self.queue, functions=[("noop", noop)], concurrency=concurrency)
+        self.task = asyncio.create_task(self.worker.start())
+
+    async def stop_worker(self) -> None:
+        await self.worker.stop()
+        await cancel_task(self.task)
+
+
+def import_available(
+    names: Sequence[str], factories: Mapping[str, Callable[[], System]], modules: Mapping[str, str]
+) -> list[System]:
+    """Build the named systems, skipping (with a message) those whose package is not installed."""
+    systems = []
+    for name in names:
+        module = modules.get(name)
+        if module is not None:
+            try:
+                __import__(module)
+            except ImportError:
+                print(f"skipping {name}: {module} is not installed", file=sys.stderr)
+                continue
+        systems.append(factories[name]())
+    return systems
+
+
+async def run_rounds(
+    systems: Sequence[System],
+    open_for: Callable[[System], Opener],
+    arguments: Any,
+    *,
+    measures_pickup: Callable[[System], bool] = lambda _: True,
+) -> list[Result]:
+    """Measure every system ``arguments.rounds`` times, interleaved; keep each metric's best value."""
+    best: dict[tuple[str, str], float] = {}
+    lowest: dict[tuple[str, str], float] = {}
+
+    def keep(system: System, metric: str, value: float, *, higher: bool = True) -> None:
+        table = best if higher else lowest
+        key = (system.name, metric)
+        old = table.get(key)
+        if old is None or (value > old if higher else value < old):
+            table[key] = value
+
+    for round_number in range(arguments.rounds):
+        for system in systems:
+            gc.collect()
+            print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
+            open_system = open_for(system)
+            keep(system, "enqueue single", await measure_single(open_system, arguments.single))
+            keep(system, "enqueue bulk (1000 per call)", await measure_bulk(open_system, arguments.bulk))
+            for concurrency in arguments.concurrency:
+                value = await measure_drain(open_system, arguments.jobs, concurrency)
+                keep(system, f"drain, concurrency {concurrency}", value)
+            if measures_pickup(system):
+                p50, p99 = await measure_pickup(open_system, arguments.samples)
+                keep(system, "idle pickup p50", p50, higher=False)
+                keep(system, "idle pickup p99", p99, higher=False)
+    results = [Result(name, metric, value, "jobs/s") for (name, metric), value in best.items()]
+    results += [Result(name, metric, value, "ms") for (name, metric), value in lowest.items()]
+    return results

@@ -24,19 +24,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import TRACKER, Result, System, cancel_task, machine_summary, package_versions, percentile, rate
+from harness import (
+    TRACKER,
+    LitestarQueuesSystem,
+    Result,
+    SaqSystem,
+    System,
+    cancel_task,
+    import_available,
+    machine_summary,
+    markdown_table,
+    package_versions,
+    run_rounds,
+)
 
 PEERS = ("saq", "arq", "taskiq-redis", "taskiq", "streaq", "redis", "valkey", "hiredis")
 
@@ -44,81 +55,19 @@ PEERS = ("saq", "arq", "taskiq-redis", "taskiq", "streaq", "redis", "valkey", "h
 # -- litestar-queues ---------------------------------------------------------------------------------
 
 
-class LitestarQueues(System):
+class LitestarQueues(LitestarQueuesSystem):
     def __init__(self, flavor: str) -> None:
+        super().__init__(f"litestar-queues {flavor}")
         self.flavor = flavor
-        self.name = f"litestar-queues {flavor}"
 
-    async def open(self, url: str) -> None:
-        from litestar_queues import QueueConfig, QueueService, TaskRegistry, task
-
+    def backend_config(self, location: str) -> Any:
         if self.flavor == "redis":
-            from litestar_queues.backends.redis import RedisBackendConfig as Config
-        else:
-            from litestar_queues.backends.valkey import ValkeyBackendConfig as Config  # type: ignore[assignment]
-        registry = TaskRegistry()
+            from litestar_queues.backends.redis import RedisBackendConfig
 
-        @task("bench.noop", registry=registry)
-        async def noop(n: int) -> None:
-            TRACKER.hit(n)
+            return RedisBackendConfig(url=location, key_prefix="bench")
+        from litestar_queues.backends.valkey import ValkeyBackendConfig
 
-        self.task = noop
-        self.url = url
-        self.config_type = Config
-        self.service = QueueService(QueueConfig(queue_backend=Config(url=url, key_prefix="bench")), registry=registry)
-        await self.service.open()
-        self.worker: Any = None
-
-    async def close(self) -> None:
-        await self.service.close()
-
-    async def enqueue(self, n: int) -> None:
-        await self.service.enqueue(self.task, n)
-
-    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
-        await self.service.enqueue_many([self.service.request(self.task, n) for n in ns])
-
-    async def start_worker(self, concurrency: int) -> None:
-        from litestar_queues import Worker, WorkerConfig
-
-        self.worker = Worker(self.service, WorkerConfig(concurrency=concurrency, batch_size=concurrency))
-        await self.worker.start()
-
-    async def stop_worker(self) -> None:
-        await self.worker.stop(drain_timeout=5)
-
-
-# -- SAQ ---------------------------------------------------------------------------------------------
-
-
-class Saq(System):
-    name = "saq"
-
-    async def open(self, url: str) -> None:
-        from saq import Queue
-
-        self.queue = Queue.from_url(url, name="bench")
-        await self.queue.connect()
-        self.task: asyncio.Task[Any] | None = None
-
-    async def close(self) -> None:
-        await self.queue.disconnect()
-
-    async def enqueue(self, n: int) -> None:
-        await self.queue.enqueue("noop", n=n)
-
-    async def start_worker(self, concurrency: int) -> None:
-        from saq import Worker
-
-        async def noop(ctx: Any, *, n: int) -> None:
-            TRACKER.hit(n)
-
-        self.worker = Worker(self.queue, functions=[("noop", noop)], concurrency=concurrency)
-        self.task = asyncio.create_task(self.worker.start())
-
-    async def stop_worker(self) -> None:
-        await self.worker.stop()
-        await cancel_task(self.task)
+        return ValkeyBackendConfig(url=location, key_prefix="bench")
 
 
 # -- arq ---------------------------------------------------------------------------------------------
@@ -287,59 +236,11 @@ async def opened(system: System, url: str) -> AsyncIterator[System]:
         await system.close()
 
 
-async def measure_single(system: System, url: str, jobs: int) -> float:
-    async with opened(system, url):
-        started = time.perf_counter()
-        for n in range(jobs):
-            await system.enqueue(n)
-        return rate(jobs, time.perf_counter() - started)
-
-
-async def measure_bulk(system: System, url: str, jobs: int, chunk: int = 1000) -> float:
-    async with opened(system, url):
-        started = time.perf_counter()
-        for first in range(0, jobs, chunk):
-            await system.enqueue_bulk(range(first, min(jobs, first + chunk)))
-        return rate(jobs, time.perf_counter() - started)
-
-
-async def measure_drain(system: System, url: str, jobs: int, concurrency: int) -> float:
-    async with opened(system, url):
-        for first in range(0, jobs, 1000):
-            await system.enqueue_bulk(range(first, min(jobs, first + 1000)))
-        TRACKER.expect(jobs)
-        started = time.perf_counter()
-        await system.start_worker(concurrency)
-        try:
-            await asyncio.wait_for(TRACKER.reached.wait(), 300)
-            return rate(jobs, time.perf_counter() - started)
-        finally:
-            await system.stop_worker()
-
-
-async def measure_pickup(system: System, url: str, samples: int) -> tuple[float, float]:
-    async with opened(system, url):
-        await system.start_worker(10)
-        try:
-            await asyncio.sleep(0.5)
-            latencies = []
-            for n in range(samples):
-                TRACKER.expect(TRACKER.count + 1)
-                sent = time.perf_counter()
-                await system.enqueue(n)
-                await asyncio.wait_for(TRACKER.reached.wait(), 10)
-                latencies.append(TRACKER.started[n] - sent)
-                await asyncio.sleep(0.01)
-            return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-        finally:
-            await system.stop_worker()
-
-
 def available_systems(names: Sequence[str]) -> list[System]:
     factories: dict[str, Callable[[], System]] = {
         "litestar-queues-redis": lambda: LitestarQueues("redis"),
         "litestar-queues-valkey": lambda: LitestarQueues("valkey"),
-        "saq": Saq,
+        "saq": SaqSystem,
         "arq": Arq,
         "taskiq-list": lambda: Taskiq("ListQueueBroker"),
         "taskiq-stream": lambda: Taskiq("RedisStreamBroker"),
@@ -347,66 +248,16 @@ def available_systems(names: Sequence[str]) -> list[System]:
     }
     modules = {"saq": "saq", "arq": "arq", "taskiq-list": "taskiq_redis", "taskiq-stream": "taskiq_redis"}
     modules |= {"streaq": "streaq", "litestar-queues-valkey": "valkey"}
-    systems = []
-    for name in names:
-        module = modules.get(name)
-        if module is not None:
-            try:
-                __import__(module)
-            except ImportError:
-                print(f"skipping {name}: {module} is not installed", file=sys.stderr)
-                continue
-        systems.append(factories[name]())
-    return systems
+    return import_available(names, factories, modules)
 
 
 async def run(arguments: argparse.Namespace, url: str) -> list[Result]:
-    systems = available_systems(arguments.systems)
-    best: dict[tuple[str, str], float] = {}
-    lowest: dict[tuple[str, str], float] = {}
-
-    def keep(system: System, metric: str, value: float, *, higher: bool = True) -> None:
-        table = best if higher else lowest
-        key = (system.name, metric)
-        old = table.get(key)
-        if old is None or (value > old if higher else value < old):
-            table[key] = value
-
-    for round_number in range(arguments.rounds):
-        for system in systems:
-            gc.collect()
-            print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
-            keep(system, "enqueue single", await measure_single(system, url, arguments.single))
-            keep(system, "enqueue bulk (1000 per call)", await measure_bulk(system, url, arguments.bulk))
-            for concurrency in arguments.concurrency:
-                value = await measure_drain(system, url, arguments.jobs, concurrency)
-                keep(system, f"drain, concurrency {concurrency}", value)
-            if system.name != "arq" or arguments.arq_pickup:
-                p50, p99 = await measure_pickup(system, url, arguments.samples)
-                keep(system, "idle pickup p50", p50, higher=False)
-                keep(system, "idle pickup p99", p99, higher=False)
-    results = [Result(name, metric, value, "jobs/s") for (name, metric), value in best.items()]
-    results += [Result(name, metric, value, "ms") for (name, metric), value in lowest.items()]
-    return results
-
-
-def report(results: list[Result], ours: Sequence[str]) -> str:
-    """A Markdown table; the last column divides our value by the best peer's (rates: higher is better,
-    latencies: lower is better)."""
-    metrics: dict[str, list[Result]] = {}
-    for result in results:
-        metrics.setdefault(result.metric, []).append(result)
-    lines = ["| metric | system | value | ours / best peer |", "|---|---|---:|---:|"]
-    for metric, rows in metrics.items():
-        peers = [r.value for r in rows if r.system not in ours]
-        higher = rows[0].unit != "ms"
-        best_peer = (max(peers) if higher else min(peers)) if peers else None
-        for row in sorted(rows, key=lambda r: -r.value if higher else r.value):
-            ratio = ""
-            if best_peer and row.system in ours:
-                ratio = f"{row.value / best_peer:.2f}x"
-            lines.append(f"| {metric} | {row.system} | {row.value:,.1f} {row.unit} | {ratio} |")
-    return "\n".join(lines)
+    return await run_rounds(
+        available_systems(arguments.systems),
+        lambda system: partial(opened, system, url),
+        arguments,
+        measures_pickup=lambda system: system.name != "arq" or arguments.arq_pickup,
+    )
 
 
 def main() -> None:
@@ -438,7 +289,7 @@ def main() -> None:
         f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
         f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
     )
-    print(report(results, ours))
+    print(markdown_table(results, ours=ours))
 
 
 if __name__ == "__main__":

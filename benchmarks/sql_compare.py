@@ -23,19 +23,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import TRACKER, Result, System, cancel_task, machine_summary, package_versions, percentile, rate
+from harness import (
+    TRACKER,
+    LitestarQueuesSystem,
+    Result,
+    SaqSystem,
+    System,
+    cancel_task,
+    import_available,
+    machine_summary,
+    markdown_table,
+    package_versions,
+    run_rounds,
+)
 
 PEERS = ("pgqueuer", "procrastinate", "saq", "asyncpg", "psycopg", "sqlspec")
 
@@ -43,46 +53,17 @@ PEERS = ("pgqueuer", "procrastinate", "saq", "asyncpg", "psycopg", "sqlspec")
 # -- litestar-queues -----------------------------------------------------------------------------------
 
 
-class LitestarQueues(System):
+class LitestarQueues(LitestarQueuesSystem):
     def __init__(self, driver: str) -> None:
+        super().__init__(f"litestar-queues sqlspec {driver}")
         self.driver = driver
-        self.name = f"litestar-queues sqlspec {driver}"
 
-    async def open(self, dsn: str) -> None:
-        from litestar_queues import QueueConfig, QueueService, TaskRegistry, task
+    def backend_config(self, location: str) -> Any:
         from litestar_queues.backends.sqlspec import SQLSpecBackendConfig
 
-        registry = TaskRegistry()
-
-        @task("bench.noop", registry=registry)
-        async def noop(n: int) -> None:
-            TRACKER.hit(n)
-
-        self.task = noop
-        url = dsn.replace("postgresql://", f"postgresql+{self.driver}://", 1)
+        url = location.replace("postgresql://", f"postgresql+{self.driver}://", 1)
         options = {"min_size": 2, "max_size": 60}
-        config = SQLSpecBackendConfig.from_url(url, table_prefix="bench_", connection_options=options)
-        self.service = QueueService(QueueConfig(queue_backend=config), registry=registry)
-        await self.service.open()
-        self.worker: Any = None
-
-    async def close(self) -> None:
-        await self.service.close()
-
-    async def enqueue(self, n: int) -> None:
-        await self.service.enqueue(self.task, n)
-
-    async def enqueue_bulk(self, ns: Sequence[int]) -> None:
-        await self.service.enqueue_many([self.service.request(self.task, n) for n in ns])
-
-    async def start_worker(self, concurrency: int) -> None:
-        from litestar_queues import Worker, WorkerConfig
-
-        self.worker = Worker(self.service, WorkerConfig(concurrency=concurrency, batch_size=concurrency))
-        await self.worker.start()
-
-    async def stop_worker(self) -> None:
-        await self.worker.stop(drain_timeout=5)
+        return SQLSpecBackendConfig.from_url(url, table_prefix="bench_", connection_options=options)
 
 
 # -- pgqueuer ------------------------------------------------------------------------------------------
@@ -167,39 +148,6 @@ class Procrastinate(System):
         await cancel_task(self.task)
 
 
-# -- SAQ -----------------------------------------------------------------------------------------------
-
-
-class Saq(System):
-    name = "saq (postgres)"
-
-    async def open(self, dsn: str) -> None:
-        from saq import Queue
-
-        self.queue = Queue.from_url(dsn, name="bench")
-        await self.queue.connect()
-        self.task: asyncio.Task[Any] | None = None
-
-    async def close(self) -> None:
-        await self.queue.disconnect()
-
-    async def enqueue(self, n: int) -> None:
-        await self.queue.enqueue("noop", n=n)
-
-    async def start_worker(self, concurrency: int) -> None:
-        from saq import Worker
-
-        async def noop(ctx: Any, *, n: int) -> None:
-            TRACKER.hit(n)
-
-        self.worker = Worker(self.queue, functions=[("noop", noop)], concurrency=concurrency)
-        self.task = asyncio.create_task(self.worker.start())
-
-    async def stop_worker(self) -> None:
-        await self.worker.stop()
-        await cancel_task(self.task)
-
-
 # -- the server and the measurements -------------------------------------------------------------------
 
 
@@ -280,123 +228,23 @@ async def opened(system: System, databases: Databases) -> AsyncIterator[System]:
             await system.close()
 
 
-async def measure_single(system: System, databases: Databases, jobs: int) -> float:
-    async with opened(system, databases):
-        started = time.perf_counter()
-        for n in range(jobs):
-            await system.enqueue(n)
-        return rate(jobs, time.perf_counter() - started)
-
-
-async def measure_bulk(system: System, databases: Databases, jobs: int, chunk: int = 1000) -> float:
-    async with opened(system, databases):
-        started = time.perf_counter()
-        for first in range(0, jobs, chunk):
-            await system.enqueue_bulk(range(first, min(jobs, first + chunk)))
-        return rate(jobs, time.perf_counter() - started)
-
-
-async def measure_drain(system: System, databases: Databases, jobs: int, concurrency: int) -> float:
-    async with opened(system, databases):
-        for first in range(0, jobs, 1000):
-            await system.enqueue_bulk(range(first, min(jobs, first + 1000)))
-        TRACKER.expect(jobs)
-        started = time.perf_counter()
-        await system.start_worker(concurrency)
-        try:
-            await asyncio.wait_for(TRACKER.reached.wait(), 300)
-            return rate(jobs, time.perf_counter() - started)
-        finally:
-            await system.stop_worker()
-
-
-async def measure_pickup(system: System, databases: Databases, samples: int) -> tuple[float, float]:
-    async with opened(system, databases):
-        await system.start_worker(10)
-        try:
-            await asyncio.sleep(0.5)
-            latencies = []
-            for n in range(samples):
-                TRACKER.expect(TRACKER.count + 1)
-                sent = time.perf_counter()
-                await system.enqueue(n)
-                await asyncio.wait_for(TRACKER.reached.wait(), 10)
-                latencies.append(TRACKER.started[n] - sent)
-                await asyncio.sleep(0.01)
-            return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-        finally:
-            await system.stop_worker()
-
-
 def available_systems(names: Sequence[str]) -> list[System]:
     factories: dict[str, Callable[[], System]] = {
         "litestar-queues-asyncpg": lambda: LitestarQueues("asyncpg"),
         "litestar-queues-psycopg": lambda: LitestarQueues("psycopg"),
         "pgqueuer": PgQueuer,
         "procrastinate": Procrastinate,
-        "saq": Saq,
+        "saq": lambda: SaqSystem("saq (postgres)"),
     }
     modules = {"pgqueuer": "pgqueuer", "procrastinate": "procrastinate", "saq": "saq"}
-    systems = []
-    for name in names:
-        module = modules.get(name)
-        if module is not None:
-            try:
-                __import__(module)
-            except ImportError:
-                print(f"skipping {name}: {module} is not installed", file=sys.stderr)
-                continue
-        systems.append(factories[name]())
-    return systems
+    return import_available(names, factories, modules)
 
 
 async def run(arguments: argparse.Namespace, base: str) -> list[Result]:
-    systems = available_systems(arguments.systems)
     databases = Databases(base)
-    best: dict[tuple[str, str], float] = {}
-    lowest: dict[tuple[str, str], float] = {}
-
-    def keep(system: System, metric: str, value: float, *, higher: bool = True) -> None:
-        table = best if higher else lowest
-        key = (system.name, metric)
-        old = table.get(key)
-        if old is None or (value > old if higher else value < old):
-            table[key] = value
-
-    for round_number in range(arguments.rounds):
-        for system in systems:
-            gc.collect()
-            print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
-            keep(system, "enqueue single", await measure_single(system, databases, arguments.single))
-            keep(system, "enqueue bulk (1000 per call)", await measure_bulk(system, databases, arguments.bulk))
-            for concurrency in arguments.concurrency:
-                value = await measure_drain(system, databases, arguments.jobs, concurrency)
-                keep(system, f"drain, concurrency {concurrency}", value)
-            p50, p99 = await measure_pickup(system, databases, arguments.samples)
-            keep(system, "idle pickup p50", p50, higher=False)
-            keep(system, "idle pickup p99", p99, higher=False)
-    results = [Result(name, metric, value, "jobs/s") for (name, metric), value in best.items()]
-    results += [Result(name, metric, value, "ms") for (name, metric), value in lowest.items()]
-    return results
-
-
-def report(results: list[Result], ours: Sequence[str]) -> str:
-    """A Markdown table; the last column divides our value by the best peer's (rates: higher is better,
-    latencies: lower is better)."""
-    metrics: dict[str, list[Result]] = {}
-    for result in results:
-        metrics.setdefault(result.metric, []).append(result)
-    lines = ["| metric | system | value | ours / best peer |", "|---|---|---:|---:|"]
-    for metric, rows in metrics.items():
-        peers = [r.value for r in rows if r.system not in ours]
-        higher = rows[0].unit != "ms"
-        best_peer = (max(peers) if higher else min(peers)) if peers else None
-        for row in sorted(rows, key=lambda r: -r.value if higher else r.value):
-            ratio = ""
-            if best_peer and row.system in ours:
-                ratio = f"{row.value / best_peer:.2f}x"
-            lines.append(f"| {metric} | {row.system} | {row.value:,.1f} {row.unit} | {ratio} |")
-    return "\n".join(lines)
+    return await run_rounds(
+        available_systems(arguments.systems), lambda system: partial(opened, system, databases), arguments
+    )
 
 
 def main() -> None:
@@ -426,7 +274,7 @@ def main() -> None:
         f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
         f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
     )
-    print(report(results, ours))
+    print(markdown_table(results, ours=ours))
 
 
 if __name__ == "__main__":
