@@ -10,8 +10,9 @@ Measures, for every system, with no-op tasks taking one int argument:
 
 litestar-queues runs through its public ``QueueService`` and ``Worker`` with the SQLSpec backend on asyncpg
 (and psycopg). Each measurement gets a fresh database on a private PostgreSQL server (initdb on a free port,
-``fsync=off``), whose schema each system installs untimed. Each number is the best of ``--rounds`` rounds,
-the systems interleaved within a round; peers run with their defaults except concurrency.
+default durability: every commit waits for its WAL flush), whose schema each system installs untimed. Each
+number is the best of ``--rounds`` rounds, the systems interleaved within a round; peers run with their
+defaults except concurrency.
 
 Run (the peers are pinned in the benchmarks project, not in the workspace)::
 
@@ -180,7 +181,7 @@ def private_server(bin_dir: str) -> Iterator[tuple[str, str]]:
     data = str(directory / "data")
     run = [*as_user, f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]
     subprocess.run(run, check=True, capture_output=True)
-    options = f"-p {port} -h 127.0.0.1 -k {directory} -c fsync=off -c max_connections=300"
+    options = f"-p {port} -h 127.0.0.1 -k {directory} -c max_connections=300"
     ctl = [*as_user, f"{bin_dir}/pg_ctl", "-D", data, "-l", str(directory / "log"), "-w"]
     subprocess.run([*ctl, "-o", options, "start"], check=True, capture_output=True)
     try:

@@ -104,6 +104,36 @@ async def test_finish_on_one_backend_wakes_a_finish_waiter_on_another(
     assert took[0] < PROMPT
 
 
+async def test_finishes_sharing_a_statement_wake_every_waiter(pg_driver: str, make_factory: Callable[..., Any]) -> None:
+    """Concurrent finishes share one statement and their ids share notifications: each waiter still wakes."""
+    factory = make_factory(pg_driver)
+    waiting, working = await factory.open(), await factory.open()
+    records = [_record() for _ in range(44)] + [_record(id="an,id,with,commas")]
+    await working.enqueue(records)
+    running = await working.claim(["default"], owner="w", limit=len(records), now=utc_now(), lease_seconds=30)
+    assert len(running) == len(records)
+    woken: list[str] = []
+
+    async def waiter(record_id: str, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        started = time.monotonic()
+        task_status.started()
+        await waiting.wait_for_finish(record_id, timeout=20)
+        if time.monotonic() - started < PROMPT:
+            woken.append(record_id)
+
+    async def finish(record: TaskRecord) -> None:
+        await working.finish(record.lease, Outcome(status=TaskStatus.COMPLETED), now=utc_now())
+
+    async with anyio.create_task_group() as group:
+        for record in records:
+            await group.start(waiter, record.id)
+        await anyio.sleep(0.1)
+        async with anyio.create_task_group() as finishing:
+            for record in running:
+                finishing.start_soon(finish, record)
+    assert sorted(woken) == sorted(record.id for record in records)
+
+
 async def test_wakeups_arrive_promptly_after_the_listener_is_terminated(
     pg_driver: str, make_factory: Callable[..., Any]
 ) -> None:

@@ -18,6 +18,9 @@ from litestar_queues.records import TaskRecord, WorkerInfo, new_record_id
 
 pytestmark = pytest.mark.anyio
 
+LATEST = 3
+"""The number of the newest packaged migration."""
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -38,27 +41,32 @@ async def test_open_creates_the_schema_in_an_empty_database(
     factory = make_factory(driver)
     backend = await factory.open()
     extension = backend.names.extension
-    assert await _versions(factory) == [f"ext_{extension}_0001", f"ext_{extension}_0002"]
+    assert await _versions(factory) == _all_versions(extension)
     record = now_record()
     assert (await backend.enqueue([record]))[0].created
     assert await backend.get(record.id) == record
 
 
-async def test_upgrade_from_the_previous_version_keeps_the_data(
-    driver: str, make_factory: Callable[..., Any], now_record: Callable[[], TaskRecord]
+def _all_versions(extension: str) -> list[str]:
+    return [f"ext_{extension}_{number:04d}" for number in range(1, LATEST + 1)]
+
+
+@pytest.mark.parametrize("previous", range(1, LATEST))
+async def test_upgrade_from_a_previous_version_keeps_the_data(
+    driver: str, make_factory: Callable[..., Any], now_record: Callable[[], TaskRecord], previous: int
 ) -> None:
     factory = make_factory(driver)
     old = factory.config().create_backend()
     extension = old.names.extension
     try:
-        assert await old._migrator.upgrade(f"ext_{extension}_0001") == [f"ext_{extension}_0001"]
+        assert await old._migrator.upgrade(f"ext_{extension}_{previous:04d}") == _all_versions(extension)[:previous]
         record = now_record()
-        await old.enqueue([record])  # the tasks table is all version 0001 has
+        await old.enqueue([record])  # the tasks table is there from version 0001 on
     finally:
         await old.close()
 
     backend = await factory.open()  # upgrades to head
-    assert await _versions(factory) == [f"ext_{extension}_0001", f"ext_{extension}_0002"]
+    assert await _versions(factory) == _all_versions(extension)
     assert await backend.get(record.id) == record
     info = WorkerInfo(
         id="w",
@@ -96,7 +104,7 @@ async def test_concurrent_starters_apply_each_migration_once(driver: str, make_f
         for backend in backends:
             await backend.close()
     extension = backends[0].names.extension
-    assert sorted(applied) == [f"ext_{extension}_0001", f"ext_{extension}_0002"]
+    assert sorted(applied) == _all_versions(extension)
     factory.opened.append(await factory.open())  # usable, and dropped afterwards
 
 

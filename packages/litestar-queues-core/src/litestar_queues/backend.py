@@ -27,6 +27,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import ClassVar, Protocol, runtime_checkable
 
+import msgspec
+
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.records import (
     EnqueueOutcome,
@@ -37,10 +39,11 @@ from litestar_queues.records import (
     RecordFilter,
     RecordPage,
     TaskRecord,
+    TaskStatus,
     WorkerInfo,
 )
 
-__all__ = ("BackendConfig", "Capability", "QueueBackend")
+__all__ = ("BackendConfig", "Capability", "QueueBackend", "finished_record")
 
 
 class Capability(str, enum.Enum):
@@ -139,8 +142,14 @@ class QueueBackend(ABC):
         """
 
     @abstractmethod
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
         """End a running attempt under the fence and return the updated record, or ``None`` if the fence failed.
+
+        ``claimed``, when given, is the record as claimed under ``lease``: a backend may then return
+        :func:`finished_record` of it instead of reading the stored row back (a running record changes
+        only in fields that finishing resets), and must return the same record either way.
 
         With a matching fence (and, when ``outcome.only_if_lease_expired``, ``lease_expires_at <= now``):
 
@@ -248,6 +257,32 @@ class QueueBackend(ABC):
     async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
         """Return when ``record_id`` may have become terminal, or after ``timeout`` seconds ([FINISH_WAKEUP])."""
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.FINISH_WAKEUP.value}")
+
+
+def finished_record(claimed: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord:
+    """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the record as claimed) with ``outcome``."""
+    status = TaskStatus(outcome.status)
+    if status is TaskStatus.PENDING:
+        return msgspec.structs.replace(
+            claimed,
+            status=status,
+            scheduled_at=outcome.scheduled_at or claimed.scheduled_at,
+            error=outcome.error,
+            attempts=max(0, claimed.attempts - 1) if outcome.refund_attempt else claimed.attempts,
+            owner=None,
+            lease_expires_at=None,
+            cancel_requested=False,
+        )
+    return msgspec.structs.replace(
+        claimed,
+        status=status,
+        finished_at=now,
+        result=outcome.result,
+        error=outcome.error,
+        owner=None,
+        lease_expires_at=None,
+        cancel_requested=False,
+    )
 
 
 @runtime_checkable

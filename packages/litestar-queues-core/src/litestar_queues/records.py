@@ -81,8 +81,10 @@ def can_transition(current: TaskStatus, new: TaskStatus) -> bool:
 
 _id_lock = threading.Lock()
 
-_last_ms = 0
-_counter = 0
+_last_stamp = 0
+"""``unix_ts_ms << 12 | counter`` of the newest id: UUIDv7's timestamp and ``rand_a`` fields as one number."""
+_ID_BITS = 1 << 124 | 0b10 << 62
+"""The variant bits, and a top bit that makes ``hex()`` print all 31 digits after it."""
 
 
 def new_record_id() -> str:
@@ -91,24 +93,15 @@ def new_record_id() -> str:
     Ids made by one process sort in creation order even within one millisecond (a 12-bit counter
     fills UUIDv7's ``rand_a`` field), which gives backends a FIFO tie-breaker for free.
     """
-    global _last_ms, _counter  # noqa: PLW0603 - process-wide monotonic state is the point
+    global _last_stamp  # noqa: PLW0603 - process-wide monotonic state is the point
     with _id_lock:
-        ms = time.time_ns() // 1_000_000
-        if ms <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:  # counter exhausted within one millisecond: borrow the next one
-                _last_ms += 1
-                _counter = 0
-            ms = _last_ms
-        else:
-            _last_ms = ms
-            _counter = 0
-        counter = _counter
-    value = (
-        (ms & 0xFFFFFFFFFFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random.getrandbits(62)
-    )  # reseeded in forked children
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        stamp = time.time_ns() // 1_000_000 << 12
+        if stamp <= _last_stamp:  # same millisecond (or the clock went back): count on; a full counter borrows
+            stamp = _last_stamp + 1
+        _last_stamp = stamp
+    digits = hex(_ID_BITS | stamp << 64 | random.getrandbits(62))  # reseeded in forked children
+    # "0x1", 12 digits of milliseconds, 3 of counter, 16 of variant and random bits; the version digit goes between
+    return f"{digits[3:11]}-{digits[11:15]}-7{digits[15:18]}-{digits[18:22]}-{digits[22:]}"
 
 
 class TaskError(msgspec.Struct, frozen=True, kw_only=True):

@@ -59,13 +59,21 @@ def retry_delay(base: float, attempt: int) -> float:
 class Interrupt:
     """Why a running attempt is being interrupted (set before cancelling its asyncio task), and whether it is ending."""
 
-    __slots__ = ("finishing", "reason")
+    __slots__ = ("finishing", "on_finishing", "reason")
 
-    def __init__(self) -> None:
+    def __init__(self, on_finishing: Callable[[], None] | None = None) -> None:
         self.reason: str | None = None
         """``"cancel"`` (cancellation requested), ``"lost"`` (lease lost) or ``"shutdown"`` (hand back)."""
         self.finishing = False
         """The attempt is over and its outcome is being written: a lease renewal racing it may report it lost."""
+        self.on_finishing = on_finishing
+        """Called once when the attempt's code is over and its outcome is about to be written."""
+
+    def finish(self) -> None:
+        """Mark the attempt as ending (its outcome is being written) and tell ``on_finishing``."""
+        self.finishing = True
+        if self.on_finishing is not None:
+            self.on_finishing()
 
 
 class AttemptRunner:
@@ -101,8 +109,8 @@ class AttemptRunner:
         if outcome is None:  # lease lost: someone else owns the record now; change nothing
             return None
         if interrupt is not None:
-            interrupt.finishing = True
-        final = await self.backend.finish(record.lease, outcome, now=self.clock.now())
+            interrupt.finish()
+        final = await self.backend.finish(record.lease, outcome, now=self.clock.now(), claimed=record)
         if final is None:
             logger.warning("task %s (%s): lease lost before finishing; outcome discarded", record.id, record.task_name)
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import threading
 import typing
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +32,7 @@ R = TypeVar("R")
 JOB_ID_PARAMETER = "_job_id"
 CONTEXT_PARAMETER = "_task_context"
 _INJECTED = frozenset({JOB_ID_PARAMETER, CONTEXT_PARAMETER})
+_PLAIN_KINDS = frozenset({inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY})
 
 
 class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,6 +100,41 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
         return None if self.cron is None else parse_cron(self.cron)
 
 
+class _CallShape:
+    """A task function's parameters, laid out once so that plain calls are checked and decoded without ``inspect``.
+
+    A call is plain when it maps onto the parameters without surprises: no more positional arguments than
+    positional-or-keyword parameters (and none reaching an injected one), every keyword naming a parameter not
+    already passed by position. A signature with positional-only or variadic parameters has no plain calls.
+    """
+
+    __slots__ = ("keywords", "names", "positional", "required")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        parameters = signature.parameters
+        self.names = tuple(parameters)
+        """All parameter names in order; the first ``positional`` are positional-or-keyword."""
+        kinds = [parameter.kind for parameter in parameters.values()]
+        self.positional = kinds.count(inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        limit = -1  # the most positional arguments a plain call passes: up to the first injected parameter
+        if _PLAIN_KINDS.issuperset(kinds):
+            injected = (i for i, name in enumerate(self.names[: self.positional]) if name in _INJECTED)
+            limit = next(injected, self.positional)
+        required = frozenset(n for n, p in parameters.items() if p.default is p.empty and n not in _INJECTED)
+        self.keywords = tuple(frozenset(self.names[count:]) for count in range(limit + 1))
+        """By the number of positional arguments of a plain call: the names its keywords may take."""
+        self.required = tuple(required.difference(self.names[:count]) for count in range(limit + 1))
+        """By the number of positional arguments of a plain call: the names it must pass as keywords."""
+
+    def is_plain(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+        """Whether the call is plain (``Signature.bind_partial`` would accept it)."""
+        return len(args) < len(self.keywords) and kwargs.keys() <= self.keywords[len(args)]
+
+    def is_complete(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+        """Whether a plain call passes every required parameter (so ``Signature.bind`` would accept it too)."""
+        return self.required[len(args)] <= kwargs.keys()
+
+
 class Task(Generic[P, R]):
     """A registered task function with its default options.
 
@@ -107,7 +143,9 @@ class Task(Generic[P, R]):
     """
 
     __slots__ = (
+        "_decoders",
         "_hints",
+        "_shape",
         "fn",
         "is_async",
         "name",
@@ -135,6 +173,8 @@ class Task(Generic[P, R]):
         self.wants_job_id = JOB_ID_PARAMETER in self.signature.parameters
         self.wants_context = CONTEXT_PARAMETER in self.signature.parameters
         self._hints: dict[str, Any] | None = None
+        self._shape: _CallShape | None = None
+        self._decoders: tuple[tuple[str, Any, type | None], ...] | None = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} queue={self.options.queue!r}>"
@@ -154,7 +194,7 @@ class Task(Generic[P, R]):
         clone: Task[P, R] = Task(
             self.fn, name=self.name, options=msgspec.structs.replace(self.options, **overrides), schedule=self.schedule
         )
-        clone._hints = self._hints
+        clone._hints, clone._shape, clone._decoders = self._hints, self._shape, self._decoders
         return clone
 
     def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -163,14 +203,22 @@ class Task(Generic[P, R]):
         Raises:
             TypeError: the arguments do not fit (naming the task), or an injected parameter was passed.
         """
-        reserved = _INJECTED.intersection(kwargs)
-        if reserved:
-            raise TypeError(f"task {self.name!r}: {sorted(reserved)} are injected at run time; do not pass them")
+        if not _INJECTED.isdisjoint(kwargs):
+            reserved = sorted(_INJECTED.intersection(kwargs))
+            raise TypeError(f"task {self.name!r}: {reserved} are injected at run time; do not pass them")
+        shape = self._call_shape()
+        if shape.is_plain(args, kwargs) and shape.is_complete(args, kwargs):
+            return
         injected = {name: None for name in _INJECTED if name in self.signature.parameters}
         try:
             self.signature.bind(*args, **kwargs, **injected)
         except TypeError as exc:
             raise TypeError(f"task {self.name!r}: {exc}") from None
+
+    def _call_shape(self) -> _CallShape:
+        if self._shape is None:
+            self._shape = _CallShape(self.signature)
+        return self._shape
 
     def _type_hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -185,6 +233,9 @@ class Task(Generic[P, R]):
         hints = self._type_hints()
         if not hints or not (args or kwargs):
             return args, kwargs
+        shape = self._call_shape()
+        if shape.is_plain(args, kwargs):
+            return self._decode_plain(shape, hints, args, kwargs)
         bound = self.signature.bind_partial(*args, **kwargs)
         for name, value in bound.arguments.items():
             annotation = hints.get(name)
@@ -198,6 +249,27 @@ class Task(Generic[P, R]):
             else:
                 bound.arguments[name] = convert_value(value, annotation)
         return list(bound.args), dict(bound.kwargs)
+
+    def _decode_plain(
+        self, shape: _CallShape, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """``decode_call`` of a plain call, with the arguments placed where ``BoundArguments`` puts them."""
+        if self._decoders is None:
+            self._decoders = tuple(_decoder(name, hints.get(name)) for name in shape.names)
+        decoders = self._decoders
+        decoded = [
+            _decode(value, annotation, exact) for value, (_, annotation, exact) in zip(args, decoders, strict=False)
+        ]
+        decoded_kwargs: dict[str, Any] = {}
+        if kwargs:
+            for index, (name, annotation, exact) in enumerate(decoders[len(args) :], start=len(args)):
+                if name in kwargs:
+                    value = _decode(kwargs[name], annotation, exact)
+                    if index == len(decoded) < shape.positional:  # like bound.args: every earlier one is positional
+                        decoded.append(value)
+                    else:
+                        decoded_kwargs[name] = value
+        return decoded, decoded_kwargs
 
     def decode_result(self, value: Any) -> Any:
         """Convert a stored result back to the function's annotated return type (as stored when unannotated)."""
@@ -261,6 +333,22 @@ class TaskRegistry:
 
 default_registry = TaskRegistry()
 """The registry ``@task`` uses unless given another."""
+
+
+def _decoder(name: str, annotation: Any) -> tuple[str, Any, type | None]:
+    """How ``_decode`` treats parameter ``name``.
+
+    Its annotation (``None``: the stored value is kept as it is) and the value type that needs no conversion: an
+    exact ``str``, ``int`` or ``bool`` annotated as itself. A ``bool`` for ``int`` or an ``int`` for ``float`` is
+    still converted.
+    """
+    if annotation is Any:
+        return name, None, None
+    return name, annotation, annotation if annotation is str or annotation is int or annotation is bool else None
+
+
+def _decode(value: Any, annotation: Any, exact: type | None) -> Any:
+    return value if annotation is None or type(value) is exact else convert_value(value, annotation)
 
 
 def _qualified(fn: Callable[..., Any]) -> str:

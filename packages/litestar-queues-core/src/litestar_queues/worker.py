@@ -31,12 +31,14 @@ _PRUNE_BATCHES = 20
 
 
 class _Job:
-    __slots__ = ("interrupt", "record", "task")
+    __slots__ = ("interrupt", "record", "released", "task")
 
     def __init__(self, record: TaskRecord, task: asyncio.Task[None], interrupt: Interrupt) -> None:
         self.record = record
         self.task = task
         self.interrupt = interrupt
+        self.released = False
+        """Its slot is free again: the task's code is over (its outcome may still be being written)."""
 
 
 class Worker:
@@ -45,6 +47,10 @@ class Worker:
     ``await worker.start()`` runs it in the background; ``await worker.stop()`` drains it: claiming stops,
     running attempts get ``drain_timeout`` seconds to finish, and the rest go back to pending without
     using up a retry. ``run_until_stopped`` does both around ``request_stop()`` (signal handlers call it).
+
+    A slot is free again as soon as its attempt's code is over, while the outcome is still being written:
+    the next claim overlaps the previous attempts' finishes. At most ``concurrency`` attempts run code,
+    and at most twice that many are in flight counting the ones being written.
     """
 
     def __init__(self, service: QueueService, config: WorkerConfig | None = None) -> None:
@@ -52,6 +58,7 @@ class Worker:
         self.config = config or service.config.worker
         self.id = self.config.worker_id or default_worker_id()
         self._jobs: dict[str, _Job] = {}
+        self._busy = 0
         self._per_queue: Counter[str] = Counter()
         self._slot_freed = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -75,8 +82,8 @@ class Worker:
 
     @property
     def running(self) -> int:
-        """Attempts running now."""
-        return len(self._jobs)
+        """Attempts running their code now (not counting ones whose outcome is being written)."""
+        return self._busy
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -190,7 +197,8 @@ class Worker:
         stop_wait = asyncio.get_running_loop().create_task(self._stop_requested.wait())
         try:
             while not self._stop_requested.is_set():
-                free = self.config.concurrency - len(self._jobs)
+                concurrency = self.config.concurrency
+                free = min(concurrency - self._busy, 2 * concurrency - len(self._jobs))
                 if free <= 0:
                     self._slot_freed.clear()
                     await self._first(self._slot_freed.wait(), stop_wait)
@@ -268,13 +276,22 @@ class Worker:
     def _start(self, record: TaskRecord) -> None:
         interrupt = Interrupt()
         task = asyncio.get_running_loop().create_task(self._execute(record, interrupt))
-        self._jobs[record.id] = _Job(record, task, interrupt)
+        job = self._jobs[record.id] = _Job(record, task, interrupt)
+        interrupt.on_finishing = lambda: self._release(job)
+        self._busy += 1
         self._per_queue[record.queue] += 1
-        task.add_done_callback(lambda _: self._finished(record))
+        task.add_done_callback(lambda _: self._finished(job))
 
-    def _finished(self, record: TaskRecord) -> None:
-        self._jobs.pop(record.id, None)
-        self._per_queue[record.queue] -= 1
+    def _release(self, job: _Job) -> None:
+        if not job.released:
+            job.released = True
+            self._busy -= 1
+            self._per_queue[job.record.queue] -= 1
+            self._slot_freed.set()
+
+    def _finished(self, job: _Job) -> None:
+        self._jobs.pop(job.record.id, None)
+        self._release(job)
         self.processed += 1
         self._slot_freed.set()
 
@@ -308,8 +325,8 @@ class Worker:
         return False
 
     def _interrupt(self, record_id: str, reason: str) -> None:
-        job = self._jobs.get(record_id)
-        if job is not None and job.interrupt.reason is None:
+        job = self._jobs.get(record_id)  # an attempt whose outcome is being written is left to write it
+        if job is not None and job.interrupt.reason is None and not job.interrupt.finishing:
             job.interrupt.reason = reason
             job.task.cancel()
 
@@ -336,7 +353,7 @@ class Worker:
             concurrency=self.config.concurrency,
             started_at=self._started_at,
             last_heartbeat_at=self.service.clock.now(),
-            metadata={"running": len(self._jobs), "processed": self.processed},
+            metadata={"running": self._busy, "processed": self.processed},
         )
 
     async def _heartbeat(self) -> None:

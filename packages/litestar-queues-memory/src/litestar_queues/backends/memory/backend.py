@@ -186,8 +186,12 @@ class MemoryBackend(QueueBackend):
             states[lease.record_id] = LeaseState.CANCEL_REQUESTED if record.cancel_requested else LeaseState.HELD
         return states
 
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
         """End the attempt held by ``lease`` with ``outcome``; ``None`` (changing nothing) if the fence fails.
+
+        ``claimed`` is not needed: the stored record is at hand.
 
         Raises:
             ValueError: ``outcome.status`` is ``running``, ``expired``, or ``pending`` without ``scheduled_at``.

@@ -271,8 +271,10 @@ class RespBackend(QueueBackend):
         states = await self._scripts.call(Script.RENEW, args)
         return {lease.record_id: _LEASE_STATES[state] for lease, state in zip(leases, states, strict=True)}
 
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
-        """End a running attempt under the fence (one script call).
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        """End a running attempt under the fence (one script call; ``claimed`` is not used).
 
         Raises:
             ValueError: ``outcome.status`` is not a finishing status, or ``pending`` without ``scheduled_at``.

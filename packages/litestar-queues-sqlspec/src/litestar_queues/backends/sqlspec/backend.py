@@ -106,13 +106,15 @@ class SQLSpecBackend(QueueBackend):
                     f"{extension!r} extension (see migration_extension_config), or set apply_migrations=True"
                 )
                 raise ConfigurationError(msg)
+        if self._owns_config and int(self._db.config.connection_config.get("max_size") or 2) > 1:
+            self._db.keep_connections()  # never of the application's own pool, nor of a pool of one
         if self._listen:
             self._listener = NotificationListener(
                 self._db.config,
                 self._db.driver,
                 {
                     self.names.wakeup_channel: self._work_waiters.wake,
-                    self.names.finish_channel: self._finish_waiters.wake,
+                    self.names.finish_channel: self._wake_finished,
                 },
                 on_connected=self._wake_all,
             )
@@ -124,8 +126,16 @@ class SQLSpecBackend(QueueBackend):
         if listener is not None:
             await listener.stop()
         self._wake_all()
+        await self._db.release_kept()
         if self._owns_config:
             await self._db.config.close_pool()
+
+    def _wake_finished(self, payload: str) -> None:
+        """A finish notification carries one id, or several comma-separated ids none of which holds a comma."""
+        self._finish_waiters.wake(payload)
+        if "," in payload:
+            for record_id in payload.split(","):
+                self._finish_waiters.wake(record_id)
 
     def _wake_all(self) -> None:
         self._work_waiters.wake_all()
@@ -187,8 +197,12 @@ class SQLSpecBackend(QueueBackend):
                 states[lease.record_id] = LeaseState.CANCEL_REQUESTED if cancel_requested else LeaseState.HELD
         return states
 
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
         """End the running attempt under ``lease``; the updated record, or ``None`` if the fence failed.
+
+        On PostgreSQL a terminal outcome with ``claimed`` is not read back (see the contract).
 
         Raises:
             ValueError: ``outcome.status`` is ``running`` or ``expired``, or ``pending`` without ``scheduled_at``.
@@ -200,7 +214,7 @@ class SQLSpecBackend(QueueBackend):
         if status is TaskStatus.PENDING and outcome.scheduled_at is None:
             msg = "finish with status 'pending' needs outcome.scheduled_at"
             raise ValueError(msg)
-        return await self._dialect.finish(lease, outcome, now=now)
+        return await self._dialect.finish(lease, outcome, now=now, claimed=claimed)
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``, earliest expiry first."""

@@ -6,12 +6,19 @@ without autocommit opens an implicit transaction with the first statement (on My
 whose REPEATABLE READ snapshot would then hide later commits). So a session that is in a
 transaction when the block ends is committed (or rolled back on error). The check reads driver
 state locally, so autocommit connections pay no extra round trip.
+
+On PostgreSQL, with a pool of more than one connection that the backend created itself (never the
+application's), one connection is kept between operations instead of going back to the pool: sequential
+operations (one enqueue after another) then skip the pool and reuse one warm server process, about a third
+of a single enqueue's time. An operation takes the kept connection when it is free and borrows from the pool
+otherwise, so operations never wait for it. A connection whose operation failed goes back to the pool
+(which discards broken ones); ``release_kept`` returns the kept one before the pool closes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Literal
 
 from litestar_queues.backends.sqlspec.names import Family
@@ -94,7 +101,7 @@ _NATIVE_RUNNERS: dict[DriverName, type[NativeRunner]] = {"asyncpg": AsyncpgRunne
 class Database:
     """Borrow sessions from a SQLSpec configuration and end their transactions."""
 
-    __slots__ = ("_in_transaction", "_native", "config", "driver", "family")
+    __slots__ = ("_in_transaction", "_keeping", "_kept", "_native", "config", "driver", "family")
 
     def __init__(self, config: Any, driver: DriverName) -> None:
         """Wrap ``config`` (a SQLSpec async adapter configuration for ``driver``)."""
@@ -103,6 +110,19 @@ class Database:
         self.family: Family = family_of(driver)
         self._in_transaction = _IN_TRANSACTION[driver]
         self._native: NativeRunner | None = _NATIVE_RUNNERS[driver]() if driver in _NATIVE_RUNNERS else None
+        self._keeping = False
+        self._kept: tuple[Any, AsyncExitStack] | None = None
+
+    def keep_connections(self) -> None:
+        """From now on keep the last good connection for the next operation (see the module docstring)."""
+        self._keeping = True
+
+    async def release_kept(self) -> None:
+        """Stop keeping connections and return the kept one to the pool (before the pool closes)."""
+        self._keeping = False
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            await kept[1].aclose()
 
     def in_transaction(self, session: Any) -> bool:
         """Return whether ``session``'s connection has an open transaction (a local check, no round trip)."""
@@ -124,8 +144,18 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, runner: NativeRunner) -> AsyncIterator[Any]:
-        """Yield a pooled driver connection; commit what it left open, or roll back if the block raised."""
-        async with self.config.provide_connection() as connection:
+        """Yield a driver connection (the kept one if free, else a pooled one); commit what it left open,
+        or roll back if the block raised."""
+        held, self._kept = self._kept, None
+        if held is not None and runner.closed(held[0]):  # the server ended it while it was kept
+            await held[1].aclose()
+            held = None
+        if held is None:
+            stack = AsyncExitStack()
+            held = (await stack.enter_async_context(self.config.provide_connection()), stack)
+        connection, stack = held
+        good = False
+        try:
             try:
                 yield connection
             except BaseException:
@@ -135,6 +165,12 @@ class Database:
                 raise
             if runner.in_transaction(connection):
                 await runner.end(connection, commit=True)
+            good = True
+        finally:
+            if good and self._keeping and self._kept is None:
+                self._kept = held
+            else:
+                await stack.aclose()
 
     async def select(
         self, sql: str, params: dict[str, Any] | None = None, *, statement_config: Any = None

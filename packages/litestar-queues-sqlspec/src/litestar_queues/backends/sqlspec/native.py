@@ -70,6 +70,10 @@ class NativeRunner(ABC):
         """Run a statement; return the number of rows it affected."""
 
     @abstractmethod
+    def closed(self, connection: Any) -> bool:
+        """Whether the driver knows the connection is gone (local state, no round trip)."""
+
+    @abstractmethod
     def in_transaction(self, connection: Any) -> bool:
         """Whether the connection has an open transaction (local state, no round trip)."""
 
@@ -105,6 +109,10 @@ class AsyncpgRunner(NativeRunner):
             tag: str = await connection.execute(text, *[params[name] for name in names])
         last = tag.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
+
+    def closed(self, connection: Any) -> bool:
+        """``Connection.is_closed()``: true once the server's end of the socket was seen closing."""
+        return bool(connection.is_closed())
 
     def in_transaction(self, connection: Any) -> bool:
         """asyncpg connections run in autocommit unless a transaction was started."""
@@ -147,6 +155,10 @@ class PsycopgRunner(NativeRunner):
             with _sqlspec_errors():
                 await cursor.execute(text, params)
             return int(cursor.rowcount)
+
+    def closed(self, connection: Any) -> bool:
+        """``closed`` or ``broken``."""
+        return bool(connection.closed or connection.broken)
 
     def in_transaction(self, connection: Any) -> bool:
         """Any state but IDLE: a connection without autocommit opened a transaction with the statement."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -9,9 +10,10 @@ import pytest
 from msgspec.structs import replace
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import Outcome, TaskError, TaskStatus
+from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
+    QUEUE,
     after,
     claim_one,
     completed,
@@ -141,6 +143,55 @@ class ResultConformance(ConformanceBase):
         assert stored is not None and stored.error == error, rule(
             "finish", "the error is stored exactly (type, message, traceback)", diff(expected, stored)
         )
+
+    @pytest.mark.parametrize(
+        "outcome",
+        [
+            completed({"rows": 3}),
+            Outcome(status=TaskStatus.FAILED, error=TaskError(type="builtins.ValueError", message="bad")),
+            Outcome(status=TaskStatus.CANCELLED, error=TaskError(type="cancelled", message="cancelled while running")),
+            Outcome(status=TaskStatus.PENDING, scheduled_at=None, error=TaskError(type="boom", message="retry")),
+            Outcome(status=TaskStatus.PENDING, scheduled_at=None, refund_attempt=True),
+        ],
+        ids=["completed", "failed", "cancelled", "retry", "hand-back"],
+    )
+    async def test_result_finish_given_the_claimed_record_returns_what_is_stored(
+        self, backend: QueueBackend, now: datetime, outcome: Outcome
+    ) -> None:
+        await enqueue_one(backend, make_record(now, key="claimed:key"))
+        running = await claim_one(backend, now)
+        # The stored row moves on while the attempt runs (lease renewed, cancellation requested);
+        # ``claimed`` is the snapshot from the claim.
+        await backend.renew([running.lease], now=after(now, 5), lease_seconds=60)
+        await backend.cancel(running.id, now=after(now, 6))
+        if outcome.status is TaskStatus.PENDING:
+            outcome = replace(outcome, scheduled_at=after(now, 30))
+        finished = await backend.finish(running.lease, outcome, now=after(now, 7), claimed=running)
+        stored = await backend.get(running.id)
+        assert finished is not None and finished == stored, rule(
+            "finish",
+            "with claimed=, return the same record as without it (the record as stored)",
+            diff(stored, finished),
+        )
+
+    async def test_result_concurrent_finishes_with_and_without_claimed_return_their_records(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        records = [make_record(now) for _ in range(12)]
+        await backend.enqueue(records)
+        running = await backend.claim([QUEUE], owner="w", limit=12, now=now, lease_seconds=30)
+        assert len(running) == 12
+
+        async def finish(index: int, record: TaskRecord) -> TaskRecord | None:
+            claimed = record if index % 2 else None
+            return await backend.finish(record.lease, completed(index), now=after(now, 1), claimed=claimed)
+
+        finished = await asyncio.gather(*(finish(index, record) for index, record in enumerate(running)))
+        for index, (record, result) in enumerate(zip(running, finished, strict=True)):
+            stored = await backend.get(record.id)
+            assert result is not None and result == stored and result.result == index, rule(
+                "finish", "each concurrent caller gets its own finished record", diff(stored, result)
+            )
 
     async def test_result_error_without_traceback_round_trips(self, backend: QueueBackend, now: datetime) -> None:
         await enqueue_one(backend, make_record(now))

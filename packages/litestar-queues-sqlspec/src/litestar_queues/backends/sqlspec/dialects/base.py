@@ -270,8 +270,11 @@ class Dialect(ABC):
             )
         return f"UPDATE {self.names.tasks} SET {changes} WHERE {fence}"
 
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
-        """Apply ``outcome`` under ``lease``; the updated record, or ``None`` if the fence failed."""
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        """Apply ``outcome`` under ``lease``; the updated record (read back: ``claimed`` is not used), or ``None``
+        if the fence failed."""
         sql, params = self.finish_statement(lease, outcome, now)
         terminal = TaskStatus(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 import msgspec
 from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
+from litestar_queues.backend import finished_record
 from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, MySQLValueCodec
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
@@ -274,8 +275,11 @@ class MySQLDialect(Dialect):
                     held[row["id"]] = bool(row["cancel_requested"])
         return held
 
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
-        """The guarded UPDATE (it always changes the status, so its row count decides), then a read; one transaction."""
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        """The guarded UPDATE (it always changes the status, so its row count decides), then a read unless
+        ``claimed`` gives the finished record; one transaction."""
         sql, params = self.finish_statement(lease, outcome, now)
 
         async def attempt() -> TaskRecord | None:
@@ -283,6 +287,8 @@ class MySQLDialect(Dialect):
                 result = await session.execute(sql, params)
                 if result.rows_affected != 1:
                     return None
+                if claimed is not None:
+                    return finished_record(claimed, outcome, now)
                 rows = await session.select(self.sql_get, {"id": lease.record_id})
                 return self.decode(rows[0])
 

@@ -8,6 +8,7 @@ PostgreSQL folds identical notifications of one transaction into one) and are de
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
 
+from litestar_queues.backend import finished_record
 from litestar_queues.backends.sqlspec.batching import Coalescer
 from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, PostgresValueCodec, encode_json
 from litestar_queues.backends.sqlspec.database import Database
@@ -54,6 +56,12 @@ _COLUMN_TYPES: dict[str, str] = {
     "cancel_requested": "boolean",
 }
 _ROWS_PER_INSERT = 5000
+_PARALLEL_INSERTS = 4
+_MIN_ROWS_PER_PARALLEL_INSERT = 250
+"""A bulk enqueue of more than 250 rows runs as up to four statements at once, each on its own pooled
+connection: the server inserts them in parallel while the client encodes the next ones."""
+_IDS_PER_NOTIFICATION = 20
+"""Finished ids sent per notification: 20 of at most 255 characters stay under PostgreSQL's 8000-byte payload."""
 _FRESH: dict[str, tuple[str, Any]] = {
     "status": ("'pending'", "pending"),
     "attempts": ("0", 0),
@@ -67,8 +75,9 @@ _FRESH: dict[str, tuple[str, Any]] = {
     "cancel_requested": ("FALSE", False),
 }
 """Columns of a record that was never claimed, and their SQL literal and row value."""
-_Ending = tuple[str, str, int, str, datetime, str | None, str | None]
-"""A terminal finish: record id, owner, token, status, moment, result JSON, error JSON."""
+_Ending = tuple[str, str, int, str, datetime, str | None, str | None, TaskRecord | None]
+"""A terminal finish: record id, owner, token, status, moment, result JSON, error JSON, and the finished
+record when the caller's claimed record gave it (else it is read back)."""
 
 
 class PostgresDialect(Dialect):
@@ -153,12 +162,19 @@ class PostgresDialect(Dialect):
             f"u AS (UPDATE {tasks} AS t SET status = b.status, finished_at = b.moment, result = b.result, "
             "error = b.error, active_key = NULL, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE "
             "FROM b WHERE t.id = b.id AND t.status = 'running' AND t.owner = b.owner AND t.token = b.token "
-            f"RETURNING {returning}) "
+            "RETURNING t.id) "
+        )
+        # One notification per _IDS_PER_NOTIFICATION finished ids (comma-separated), not one per id; an id
+        # holding a comma goes alone. Joining the one-row count makes the notifying CTE run, once.
+        chunk = (
+            f"CASE WHEN strpos(id, ',') > 0 THEN -n ELSE n / {_IDS_PER_NOTIFICATION} END AS chunk "
+            "FROM (SELECT id, row_number() OVER () AS n FROM u) AS numbered"
         )
         self.sql_finish_many = (
-            f"{finish}SELECT u.* FROM u CROSS JOIN LATERAL (SELECT pg_notify(:notify_channel, u.id)) AS n"
+            f"{finish}, n AS MATERIALIZED (SELECT count(*) FROM (SELECT pg_notify(:notify_channel, "
+            f"string_agg(c.id, ',')) FROM (SELECT id, {chunk}) AS c GROUP BY c.chunk) AS sent) SELECT u.id FROM u, n"
             if notify
-            else f"{finish}SELECT * FROM u"
+            else f"{finish}SELECT id FROM u"
         )
         self._finishes: Coalescer[_Ending, TaskRecord | None] = Coalescer(self._finish_many, key=itemgetter(0))
         self.sql_renew = (
@@ -217,7 +233,8 @@ class PostgresDialect(Dialect):
         return all(row[position] == value for position, value in self._fresh_checks)
 
     async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-        """``INSERT … SELECT * FROM unnest(<one array per column>) ON CONFLICT DO NOTHING``, chunked."""
+        """``INSERT … SELECT * FROM unnest(<one array per column>) ON CONFLICT DO NOTHING``, chunked (chunks of a
+        large call run concurrently on pooled connections; no two rows of one call share an id or a key)."""
         names = self._varying_names
         if len(rows) == 1:  # scalar parameters: cheaper to encode than one-element arrays
             row = rows[0]
@@ -231,22 +248,33 @@ class PostgresDialect(Dialect):
             if self.notify:
                 one["notify_channel"] = self.names.wakeup_channel
             return {found["id"] for found in await self.db.select(sql, one)}
+        size = min(_ROWS_PER_INSERT, max(_MIN_ROWS_PER_PARALLEL_INSERT, -(-len(rows) // _PARALLEL_INSERTS)))
+        chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
         inserted: set[str] = set()
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
-            columns = list(zip(*chunk, strict=True))
-            params: dict[str, Any]
-            if all(self._fresh(row) for row in chunk):
-                sql = self.sql_insert_fresh
-                params = {name: list(columns[i]) for name, i in zip(names, self._varying, strict=True)}
-            else:
-                sql = self.sql_insert
-                params = {column: list(values) for column, values in zip(TASK_COLUMNS, columns, strict=True)}
-            if self.notify:
-                params["notify_channel"] = self.names.wakeup_channel
-            result = await self.db.select(sql, params)
-            inserted.update(found["id"] for found in result if found["id"] is not None)
+        for first in range(0, len(chunks), _PARALLEL_INSERTS):
+            outcomes = await asyncio.gather(
+                *(self._insert_chunk(chunk) for chunk in chunks[first : first + _PARALLEL_INSERTS]),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                inserted |= outcome
         return inserted
+
+    async def _insert_chunk(self, chunk: Sequence[tuple[Any, ...]]) -> set[str]:
+        names = self._varying_names
+        columns = list(zip(*chunk, strict=True))
+        params: dict[str, Any]
+        if all(self._fresh(row) for row in chunk):
+            sql = self.sql_insert_fresh
+            params = {name: list(columns[i]) for name, i in zip(names, self._varying, strict=True)}
+        else:
+            sql = self.sql_insert
+            params = {column: list(values) for column, values in zip(TASK_COLUMNS, columns, strict=True)}
+        if self.notify:
+            params["notify_channel"] = self.names.wakeup_channel
+        return {found["id"] for found in await self.db.select(sql, params) if found["id"] is not None}
 
     async def claim(
         self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
@@ -261,8 +289,14 @@ class PostgresDialect(Dialect):
             sql = self.sql_claim_many
         return [self.decode(row) for row in await self.db.select(sql, params)]
 
-    async def finish(self, lease: Lease, outcome: Outcome, *, now: datetime) -> TaskRecord | None:
-        """Terminal outcomes of concurrent callers share one statement (see ``batching``); the rest run alone."""
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        """Terminal outcomes of concurrent callers share one statement (see ``batching``); the rest run alone.
+
+        The shared statement returns only ids: a caller's ``claimed`` record gives its finished record,
+        the finished records of callers without one are read back.
+        """
         status = TaskStatus(outcome.status)
         if status is TaskStatus.PENDING or outcome.only_if_lease_expired:
             return await super().finish(lease, outcome, now=now)
@@ -275,18 +309,22 @@ class PostgresDialect(Dialect):
             now,
             None if outcome.result is None else encode_json(outcome.result),
             None if error is None else encode_json(error),
+            None if claimed is None else finished_record(claimed, outcome, now),
         )
         return await self._finishes.submit(ending)
 
     async def _finish_many(self, endings: Sequence[_Ending]) -> list[TaskRecord | None]:
         columns = ("ids", "owners", "tokens", "statuses", "moments", "results", "errors")
         params: dict[str, Any] = {
-            name: list(values) for name, values in zip(columns, zip(*endings, strict=True), strict=True)
+            name: list(values)
+            for name, values in zip(columns, zip(*(ending[:7] for ending in endings), strict=True), strict=True)
         }
         if self.notify:
             params["notify_channel"] = self.names.finish_channel
-        finished = {row["id"]: self.decode(row) for row in await self.db.select(self.sql_finish_many, params)}
-        return [finished.get(ending[0]) for ending in endings]
+        done = {row["id"] for row in await self.db.select(self.sql_finish_many, params)}
+        unknown = [ending[0] for ending in endings if ending[7] is None and ending[0] in done]
+        read = {record.id: record for record in await self.fetch_by_ids(unknown)} if unknown else {}
+        return [(ending[7] or read.get(ending[0])) if ending[0] in done else None for ending in endings]
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""

@@ -1,0 +1,110 @@
+"""PostgreSQL: sequential operations reuse one kept connection; a kept connection the server ended is replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from litestar_queues.backends.sqlspec import SQLSpecBackend, SQLSpecBackendConfig
+from litestar_queues.clock import utc_now
+from litestar_queues.records import TaskRecord, new_record_id
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["asyncpg", "psycopg"])
+def pg_driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _record() -> TaskRecord:
+    now = utc_now()
+    return TaskRecord(id=new_record_id(), task_name="t", created_at=now, scheduled_at=now)
+
+
+async def _server_pid(backend: SQLSpecBackend) -> int:
+    [row] = await backend._db.select("SELECT pg_backend_pid() AS pid")
+    return int(row["pid"])
+
+
+async def test_sequential_operations_share_one_server_connection(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    backend = await make_factory(pg_driver).open()
+    pids = set()
+    for _ in range(5):
+        await backend.enqueue([_record()])
+        pids.add(await _server_pid(backend))
+    assert len(pids) == 1
+
+
+async def test_concurrent_operations_borrow_further_connections(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    backend = await make_factory(pg_driver).open()
+    pids: list[int] = []
+
+    async def hold_pid() -> None:
+        [row] = await backend._db.select("SELECT pg_backend_pid() AS pid, pg_sleep(0.2)")
+        pids.append(int(row["pid"]))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(hold_pid)
+    assert len(set(pids)) == 3
+
+
+@pytest.mark.parametrize("size", [1, 2])
+async def test_a_small_pool_serves_concurrent_operations(
+    pg_driver: str, make_factory: Callable[..., Any], size: int
+) -> None:
+    """Operations never wait for the kept connection, and a pool of one is never kept from."""
+    backend = await make_factory(pg_driver, connection_options={"min_size": 1, "max_size": size}).open()
+    records = [_record() for _ in range(6)]
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            for record in records:
+                group.start_soon(backend.enqueue, [record])
+        for _ in range(3):
+            await backend.enqueue([_record()])
+    assert all([await backend.get(record.id) for record in records])
+
+
+async def test_an_applications_own_pool_is_never_held(make_factory: Callable[..., Any]) -> None:
+    factory = make_factory("asyncpg")
+    await factory.open()  # the tables, dropped again when the test ends
+    own, _ = factory.config().create_sqlspec_config()
+    config = SQLSpecBackendConfig(sqlspec_config=own, table_prefix=factory.prefix, version_table=factory.version_table)
+    backend = config.create_backend()
+    await backend.open()
+    try:
+        await backend.enqueue([_record()])
+        assert backend._db._kept is None
+    finally:
+        await backend.close()
+        await own.close_pool()
+
+
+async def test_a_kept_connection_the_server_ended_is_replaced(pg_driver: str, make_factory: Callable[..., Any]) -> None:
+    factory = make_factory(pg_driver)
+    backend, other = await factory.open(), await factory.open()
+    await backend.enqueue([_record()])
+    kept = await _server_pid(backend)
+    await other._db.select("SELECT pg_terminate_backend(:pid) AS done", {"pid": kept})
+    record = _record()
+    for _ in range(2):  # psycopg learns of the end only from the next statement, which fails once
+        try:
+            await backend.enqueue([record])
+            break
+        except Exception:  # the one statement on the ended connection
+            continue
+    assert await backend.get(record.id) is not None
+    assert await _server_pid(backend) != kept
