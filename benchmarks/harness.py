@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -109,13 +110,15 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = ()) -> st
         "|---|---|---:|" + ("---:|" if ours else ""),
     ]
     for metric, rows in metrics.items():
-        peers = [r.value for r in rows if r.system not in ours]
+        peers = [r.value for r in rows if r.system not in ours and not math.isnan(r.value)]
         higher = rows[0].unit != "ms"
         best_peer = (max(peers) if higher else min(peers)) if peers else None
-        for row in sorted(rows, key=lambda r: -r.value if higher else r.value):
-            line = f"| {metric} | {row.system} | {row.value:,.1f} {row.unit} |"
+        for row in sorted(rows, key=lambda r: (math.isnan(r.value), -r.value if higher else r.value)):
+            shown = "did not finish" if math.isnan(row.value) else f"{row.value:,.1f} {row.unit}"
+            line = f"| {metric} | {row.system} | {shown} |"
             if ours:
-                ratio = f"{row.value / best_peer:.2f}x" if best_peer and row.system in ours else ""
+                measured = best_peer and row.system in ours and not math.isnan(row.value)
+                ratio = f"{row.value / best_peer:.2f}x" if measured else ""
                 line += f" {ratio} |"
             lines.append(line)
     return "\n".join(lines)
@@ -201,6 +204,12 @@ async def measure_bulk(open_system: Opener, jobs: int, chunk: int = 1000) -> flo
         return rate(jobs, time.perf_counter() - started)
 
 
+DRAIN_LIMIT = 120.0
+"""Seconds a drain may take before it counts as not finished (every system here drains 5,000 jobs far faster)."""
+STOP_LIMIT = 15.0
+"""Seconds a worker may take to stop before it is abandoned."""
+
+
 async def measure_drain(open_system: Opener, jobs: int, concurrency: int) -> float:
     async with open_system() as system:
         for first in range(0, jobs, 1000):
@@ -209,10 +218,10 @@ async def measure_drain(open_system: Opener, jobs: int, concurrency: int) -> flo
         started = time.perf_counter()
         await system.start_worker(concurrency)
         try:
-            await asyncio.wait_for(TRACKER.reached.wait(), 300)
+            await asyncio.wait_for(TRACKER.reached.wait(), DRAIN_LIMIT)
             return rate(jobs, time.perf_counter() - started)
         finally:
-            await system.stop_worker()
+            await asyncio.wait_for(system.stop_worker(), STOP_LIMIT)
 
 
 async def measure_pickup(open_system: Opener, samples: int) -> tuple[float, float]:
@@ -230,7 +239,7 @@ async def measure_pickup(open_system: Opener, samples: int) -> tuple[float, floa
                 await asyncio.sleep(0.01)
             return percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
         finally:
-            await system.stop_worker()
+            await asyncio.wait_for(system.stop_worker(), STOP_LIMIT)
 
 
 class LitestarQueuesSystem(System):
@@ -305,8 +314,10 @@ class SaqSystem(System):
         self.task = asyncio.create_task(self.worker.start())
 
     async def stop_worker(self) -> None:
-        await self.worker.stop()
-        await cancel_task(self.task)
+        try:
+            await self.worker.stop()
+        finally:
+            await cancel_task(self.task)
 
 
 def import_available(
@@ -333,29 +344,46 @@ async def run_rounds(
     *,
     measures_pickup: Callable[[System], bool] = lambda _: True,
 ) -> list[Result]:
-    """Measure every system ``arguments.rounds`` times, interleaved; keep each metric's best value."""
+    """Measure every system ``arguments.rounds`` times, interleaved; keep each metric's best value.
+
+    A measurement that fails or times out is reported on stderr and, when no round of it finished, shown as
+    "did not finish" (NaN) in the table; the run goes on.
+    """
     best: dict[tuple[str, str], float] = {}
     lowest: dict[tuple[str, str], float] = {}
 
     def keep(system: System, metric: str, value: float, *, higher: bool = True) -> None:
         table = best if higher else lowest
         key = (system.name, metric)
-        old = table.get(key)
-        if old is None or (value > old if higher else value < old):
+        old = table.get(key, math.nan)
+        if math.isnan(old) or (value > old if higher else value < old):
             table[key] = value
+
+    async def attempt(system: System, metrics: Sequence[str], measurement: Awaitable[Any]) -> Any:
+        try:
+            return await measurement
+        except Exception as exc:  # a peer's worker that hangs or crashes must not end the whole run
+            print(f"{system.name}: {', '.join(metrics)} did not finish: {type(exc).__name__} {exc}", file=sys.stderr)
+            return None
 
     for round_number in range(arguments.rounds):
         for system in systems:
             gc.collect()
             print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
             open_system = open_for(system)
-            keep(system, "enqueue single", await measure_single(open_system, arguments.single))
-            keep(system, "enqueue bulk (1000 per call)", await measure_bulk(open_system, arguments.bulk))
-            for concurrency in arguments.concurrency:
-                value = await measure_drain(open_system, arguments.jobs, concurrency)
-                keep(system, f"drain, concurrency {concurrency}", value)
+            rates = [
+                ("enqueue single", lambda o=open_system: measure_single(o, arguments.single)),
+                ("enqueue bulk (1000 per call)", lambda o=open_system: measure_bulk(o, arguments.bulk)),
+            ] + [
+                (f"drain, concurrency {c}", lambda o=open_system, c=c: measure_drain(o, arguments.jobs, c))
+                for c in arguments.concurrency
+            ]
+            for metric, measure in rates:
+                value = await attempt(system, [metric], measure())
+                keep(system, metric, math.nan if value is None else value)
             if measures_pickup(system):
-                p50, p99 = await measure_pickup(open_system, arguments.samples)
+                pickup = await attempt(system, ["idle pickup"], measure_pickup(open_system, arguments.samples))
+                p50, p99 = (math.nan, math.nan) if pickup is None else pickup
                 keep(system, "idle pickup p50", p50, higher=False)
                 keep(system, "idle pickup p99", p99, higher=False)
     results = [Result(name, metric, value, "jobs/s") for (name, metric), value in best.items()]

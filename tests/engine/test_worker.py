@@ -383,3 +383,35 @@ async def test_a_renewal_racing_a_finish_is_not_a_lost_lease(
     await Worker(service).run_until_idle(timeout=10)
     assert await service.result(outcome.id) == "done"
     assert "lost the lease" not in caplog.text
+
+
+async def test_a_slot_frees_while_the_outcome_is_written(service: QueueService, registry: TaskRegistry) -> None:
+    """Claims go on while finishes are slow, up to twice ``concurrency`` attempts in flight; stop waits for writes."""
+    writes = asyncio.Event()
+    started: list[int] = []
+
+    @task("quick", registry=registry)
+    async def quick(n: int) -> None:
+        started.append(n)
+
+    await service.enqueue_many([service.request(quick, n) for n in range(10)])
+    original = service.backend.finish
+
+    async def slow_finish(*args: Any, **kwargs: Any) -> Any:
+        await writes.wait()
+        return await original(*args, **kwargs)
+
+    service.backend.finish = slow_finish  # type: ignore[method-assign]
+    worker = Worker(service, WorkerConfig(concurrency=2, batch_size=2, poll_interval=0.05))
+    await worker.start()
+    await _until(lambda: len(started) == 4)  # two slots, four attempts: two ran while two outcomes were pending
+    assert worker.running == 0
+    assert (await service.get_statistics()).counts[TaskStatus.RUNNING] == 4
+    stopping = asyncio.ensure_future(worker.stop(drain_timeout=5))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # the outcomes are still being written
+    writes.set()
+    await stopping
+    assert len(started) == 4
+    stats = await service.get_statistics()
+    assert (stats.counts[TaskStatus.COMPLETED], stats.counts[TaskStatus.PENDING]) == (4, 6)
