@@ -109,6 +109,7 @@ async def test_finishes_sharing_a_statement_wake_every_waiter(pg_driver: str, ma
     factory = make_factory(pg_driver)
     waiting, working = await factory.open(), await factory.open()
     records = [_record() for _ in range(44)] + [_record(id="an,id,with,commas")]
+    records += [_record(id=f"{index}-{'☃' * 250}") for index in range(25)]  # 25 ids of ~750 bytes
     await working.enqueue(records)
     running = await working.claim(["default"], owner="w", limit=len(records), now=utc_now(), lease_seconds=30)
     assert len(running) == len(records)

@@ -127,8 +127,12 @@ class SchemaMigrator:
         Returns:
             The versions this call applied.
         """
-        if revision == "head" and not await self.pending():
-            return []  # the usual start: a read, no DDL, no lock
+        async with self._dialect.startup_lock():  # SQLite files: around the first connection too (see the dialect)
+            if revision == "head" and not await self.pending():
+                return []  # the usual start: a read, no DDL
+            return await self._upgrade(revision)
+
+    async def _upgrade(self, revision: str) -> list[str]:
         runner = self._runner()
         tracker = self._tracker()
         dialect = self._dialect

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -111,6 +112,10 @@ class Dialect(ABC):
         It yields whether the SQLSpec runner should wrap each migration in its own transaction
         (``None``: the adapter's default) or run inside the transaction the guard opened (``False``).
         """
+
+    def startup_lock(self) -> AbstractAsyncContextManager[None]:
+        """Serialise whole schema upgrades across processes where the database cannot (SQLite files); else nothing."""
+        return nullcontext()
 
     async def relock(self, session: Any) -> None:
         """Take the migration guard's lock again after a commit ended its transaction (SQLite only)."""

@@ -61,7 +61,8 @@ _MIN_ROWS_PER_PARALLEL_INSERT = 250
 """A bulk enqueue of more than 250 rows runs as up to four statements at once, each on its own pooled
 connection: the server inserts them in parallel while the client encodes the next ones."""
 _IDS_PER_NOTIFICATION = 20
-"""Finished ids sent per notification: 20 of at most 255 characters stay under PostgreSQL's 8000-byte payload."""
+"""Finished ids sent per notification: 20 ids of at most 380 bytes stay under PostgreSQL's 8000-byte payload
+(longer ids, up to 255 four-byte characters, go alone)."""
 _FRESH: dict[str, tuple[str, Any]] = {
     "status": ("'pending'", "pending"),
     "attempts": ("0", 0),
@@ -165,9 +166,10 @@ class PostgresDialect(Dialect):
             "RETURNING t.id) "
         )
         # One notification per _IDS_PER_NOTIFICATION finished ids (comma-separated), not one per id; an id
-        # holding a comma goes alone. Joining the one-row count makes the notifying CTE run, once.
+        # holding a comma, or long, goes alone. Joining the one-row count makes the notifying CTE run, once.
         chunk = (
-            f"CASE WHEN strpos(id, ',') > 0 THEN -n ELSE n / {_IDS_PER_NOTIFICATION} END AS chunk "
+            "CASE WHEN strpos(id, ',') > 0 OR octet_length(id) > 380 THEN -n "
+            f"ELSE n / {_IDS_PER_NOTIFICATION} END AS chunk "
             "FROM (SELECT id, row_number() OVER () AS n FROM u) AS numbered"
         )
         self.sql_finish_many = (

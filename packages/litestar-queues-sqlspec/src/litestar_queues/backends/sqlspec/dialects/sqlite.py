@@ -8,6 +8,8 @@ outside the write lock.) Lock waits are bounded by ``busy_timeout``.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +24,11 @@ from litestar_queues.errors import ConfigurationError
 from litestar_queues.records import TaskRecord
 
 __all__ = ("SQLiteDialect",)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent starters rely on the retries alone
+    fcntl = None  # type: ignore[assignment]
 
 _MIN_VERSION = (3, 35, 0)
 """``RETURNING`` arrived in SQLite 3.35."""
@@ -76,6 +83,31 @@ class SQLiteDialect(Dialect):
             await session.rollback()
             raise
         await session.commit()
+
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """An exclusive ``flock`` on ``<database>.migrate-lock`` while this process checks and upgrades the schema.
+
+        Processes starting at once on a new file would otherwise race: their first connections switch the
+        file to WAL while others already read it, and creating SQLSpec's version table outside the
+        ``BEGIN IMMEDIATE`` guard then meets "database is locked" instead of a wait. In-memory databases (one
+        process) and systems without ``fcntl`` take no lock.
+        """
+        database = str(getattr(self.db.config, "connection_config", {}).get("database", ":memory:"))
+        if fcntl is None or database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in database:
+            yield
+            return
+        descriptor = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.02)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     async def relock(self, session: Any) -> None:
         """``BEGIN IMMEDIATE``: wait for, then hold, the database write lock."""
