@@ -104,8 +104,18 @@ class BackendFactory:
             await backend.close()
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(params=DRIVERS)
 def driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["asyncpg", "psycopg"])
+def pg_driver(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 

@@ -12,11 +12,6 @@ from litestar_queues.backends.sqlspec.batching import Coalescer
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_concurrent_submissions_share_batches_and_get_their_own_results() -> None:
     batches: list[list[tuple[str, int]]] = []
 

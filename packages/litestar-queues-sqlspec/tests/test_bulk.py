@@ -16,11 +16,6 @@ COUNT = 5001
 """More rows than one chunk on every database (SQLite 1213, MySQL 2427, PostgreSQL 5000 per statement)."""
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_bulk_enqueue_across_chunks_creates_each_record_once(
     driver: str, make_factory: Callable[..., Any]
 ) -> None:

@@ -15,16 +15,6 @@ from litestar_queues.records import TaskRecord, new_record_id
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["asyncpg", "psycopg"])
-def pg_driver(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def _record() -> TaskRecord:
     now = utc_now()
     return TaskRecord(id=new_record_id(), task_name="t", created_at=now, scheduled_at=now)

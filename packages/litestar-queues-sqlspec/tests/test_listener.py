@@ -20,16 +20,6 @@ PROMPT = 1.0
 """Seconds within which a wakeup counts as prompt (the waits below are given 20)."""
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["asyncpg", "psycopg"])
-def pg_driver(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def _record(queue: str = "default", **changes: Any) -> TaskRecord:
     now = utc_now()
     values: dict[str, Any] = {

@@ -22,11 +22,6 @@ LATEST = 3
 """The number of the newest packaged migration."""
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _versions(factory: Any) -> list[str]:
     backend = factory.config().create_backend()
     try:

@@ -57,11 +57,6 @@ WORKER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_two_worker_processes_run_every_task_exactly_once(
     driver: str, make_factory: Callable[..., Any], tmp_path: Path
 ) -> None:

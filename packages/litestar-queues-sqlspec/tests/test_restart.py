@@ -20,11 +20,6 @@ BATCH = 30
 LEASE_SECONDS = 1.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.parametrize(("driver", "mode"), [("asyncpg", "immediate"), ("psycopg", "fast")])
 async def test_restart_mid_run_loses_nothing(throwaway_postgres: Any, driver: str, mode: str) -> None:
     url = throwaway_postgres.dsn.replace("postgresql://", f"postgresql+{driver}://", 1)

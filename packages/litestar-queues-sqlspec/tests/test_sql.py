@@ -17,11 +17,6 @@ pytestmark = pytest.mark.anyio
 FINISHED_ROWS = 200_000
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _records(count: int, **changes: Any) -> list[TaskRecord]:
     now = utc_now()
     values: dict[str, Any] = {"task_name": "t", "created_at": now, "scheduled_at": now}
@@ -115,8 +110,3 @@ async def test_sqlite_claims_read_the_claim_index_in_order(make_factory: Callabl
     plan = " | ".join(str(row["detail"]) for row in rows)
     assert f"{backend.names.prefix}tasks_claim_ix" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
-
-
-@pytest.fixture(params=["asyncpg", "psycopg"])
-def pg_driver(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
