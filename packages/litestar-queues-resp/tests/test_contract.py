@@ -21,28 +21,14 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
-    new_record_id,
 )
+from litestar_queues.testing.conformance.support import QUEUE, make_record
 
 pytestmark = pytest.mark.anyio
-
-QUEUE = "q"
 
 
 def at(now: datetime, seconds: float) -> datetime:
     return now + timedelta(seconds=seconds)
-
-
-def record(now: datetime, **changes: Any) -> TaskRecord:
-    values: dict[str, Any] = {
-        "id": new_record_id(),
-        "task_name": "tests.noop",
-        "queue": QUEUE,
-        "created_at": now,
-        "scheduled_at": now,
-    }
-    values.update(changes)
-    return TaskRecord(**values)
 
 
 async def add(backend: RespBackend, *records: TaskRecord) -> list[EnqueueOutcome]:
@@ -52,7 +38,7 @@ async def add(backend: RespBackend, *records: TaskRecord) -> list[EnqueueOutcome
 
 
 async def running(backend: RespBackend, now: datetime, **changes: Any) -> TaskRecord:
-    pending = record(now, **changes)
+    pending = make_record(now, **changes)
     await add(backend, pending)
     claimed = await backend.claim_record(pending.id, owner="w", now=now, lease_seconds=30)
     assert claimed is not None
@@ -64,7 +50,7 @@ async def running(backend: RespBackend, now: datetime, **changes: Any) -> TaskRe
 
 async def test_every_field_round_trips(backend: RespBackend, now: datetime) -> None:
     plus_two = timezone(timedelta(hours=2))
-    original = record(
+    original = make_record(
         now,
         args=[1, "two", [3.5, None], {"four": True}],
         kwargs={"x": {"nested": [1, 2]}, "y": "é✓"},
@@ -96,7 +82,7 @@ async def test_every_field_round_trips(backend: RespBackend, now: datetime) -> N
 
 
 async def test_running_record_round_trips_with_owner_and_lease(backend: RespBackend, now: datetime) -> None:
-    original = record(
+    original = make_record(
         now, status=TaskStatus.RUNNING, owner="", token=9, attempts=1, started_at=now, lease_expires_at=at(now, 30)
     )
     await add(backend, original)
@@ -111,7 +97,7 @@ async def test_get_missing_record_is_none(backend: RespBackend) -> None:
 
 async def test_bulk_enqueue_spans_chunks_and_dedups_across_them(open_backend: Any, now: datetime) -> None:
     async with open_backend(enqueue_chunk_size=7) as backend:
-        records = [record(now, key=f"k{i % 10}") for i in range(40)]
+        records = [make_record(now, key=f"k{i % 10}") for i in range(40)]
         outcomes = await backend.enqueue(records)
         assert [o.created for o in outcomes] == [True] * 10 + [False] * 30
         assert [o.record.id for o in outcomes[10:]] == [records[i % 10].id for i in range(10, 40)]
@@ -168,7 +154,7 @@ async def test_finish_terminal_frees_the_key(backend: RespBackend, now: datetime
         lease_expires_at=None,
     )
     assert await backend.get(claimed.id) == done
-    (again,) = await backend.enqueue([record(now, key="k")])
+    (again,) = await backend.enqueue([make_record(now, key="k")])
     assert again.created
     assert await backend.get_by_key("k") == again.record
 
@@ -187,7 +173,7 @@ async def test_finish_pending_keeps_the_key_and_refunds(backend: RespBackend, no
         owner=None,
         lease_expires_at=None,
     )
-    (dup,) = await backend.enqueue([record(now, key="k")])
+    (dup,) = await backend.enqueue([make_record(now, key="k")])
     assert not dup.created and dup.record.id == claimed.id
     assert await backend.claim([QUEUE], owner="w", limit=5, now=at(now, 4), lease_seconds=30) == []
     (again,) = await backend.claim([QUEUE], owner="w2", limit=5, now=at(now, 5), lease_seconds=30)
@@ -244,12 +230,12 @@ async def test_retention_none_keeps_finished_records(open_backend: Any, now: dat
 
 
 async def test_cancel_pending_running_terminal_and_missing(backend: RespBackend, now: datetime) -> None:
-    pending = record(now, key="k")
+    pending = make_record(now, key="k")
     await add(backend, pending)
     cancelled = await backend.cancel(pending.id, now=at(now, 1))
     assert cancelled == replace(pending, status=TaskStatus.CANCELLED, finished_at=at(now, 1))
     assert await backend.cancel(pending.id, now=at(now, 2)) == cancelled
-    assert (await backend.enqueue([record(now, key="k")]))[0].created
+    assert (await backend.enqueue([make_record(now, key="k")]))[0].created
     claimed = await running(backend, now)
     requested = await backend.cancel(claimed.id, now=now)
     assert requested == replace(claimed, cancel_requested=True)
@@ -266,16 +252,16 @@ async def test_requeue(backend: RespBackend, now: datetime) -> None:
         failed, status=TaskStatus.PENDING, scheduled_at=at(now, 5), attempts=0, finished_at=None, result=None
     )
     assert await backend.requeue(claimed.id, now=at(now, 6)) == requeued  # active: unchanged
-    (dup,) = await backend.enqueue([record(now, key="k")])
+    (dup,) = await backend.enqueue([make_record(now, key="k")])
     assert not dup.created
     assert await backend.requeue("missing", now=now) is None
 
 
 async def test_requeue_refuses_when_another_record_holds_the_key(backend: RespBackend, now: datetime) -> None:
-    first = record(now, key="k")
+    first = make_record(now, key="k")
     await add(backend, first)
     await backend.cancel(first.id, now=now)
-    await add(backend, record(now, key="k"))
+    await add(backend, make_record(now, key="k"))
     with pytest.raises(DuplicateTaskError):
         await backend.requeue(first.id, now=now)
     stored = await backend.get(first.id)
@@ -289,9 +275,9 @@ async def test_requeue_leaves_completed_records(backend: RespBackend, now: datet
 
 
 async def test_expire(backend: RespBackend, now: datetime) -> None:
-    soon = record(now, expires_at=at(now, 10), key="k")
-    later = record(now, expires_at=at(now, 100))
-    never = record(now)
+    soon = make_record(now, expires_at=at(now, 10), key="k")
+    later = make_record(now, expires_at=at(now, 100))
+    never = make_record(now)
     await add(backend, soon, later, never)
     assert await backend.claim([QUEUE], owner="w", limit=0, now=now, lease_seconds=1) == []
     assert [r.id for r in await backend.claim([QUEUE], owner="w", limit=5, now=at(now, 10), lease_seconds=1)] == [
@@ -302,7 +288,7 @@ async def test_expire(backend: RespBackend, now: datetime) -> None:
     assert await backend.expire(now=at(now, 10), limit=10) == 1
     expired = await backend.get(soon.id)
     assert expired == replace(soon, status=TaskStatus.EXPIRED, finished_at=at(now, 10))
-    assert (await backend.enqueue([record(now, key="k")]))[0].created
+    assert (await backend.enqueue([make_record(now, key="k")]))[0].created
     assert await backend.expire(now=at(now, 1000), limit=10) == 0  # `later` is running
 
 
@@ -328,7 +314,9 @@ async def test_prune_deletes_old_terminal_records_and_their_index_entries(backen
 
 async def test_query_filters_and_pages_newest_first(backend: RespBackend, now: datetime) -> None:
     records = [
-        record(now, queue=f"q{i % 3}", task_name=f"t{i % 2}", status=[TaskStatus.PENDING, TaskStatus.FAILED][i % 2])
+        make_record(
+            now, queue=f"q{i % 3}", task_name=f"t{i % 2}", status=[TaskStatus.PENDING, TaskStatus.FAILED][i % 2]
+        )
         for i in range(30)
     ]
     await add(backend, *records)
@@ -363,11 +351,11 @@ async def test_query_filters_and_pages_newest_first(backend: RespBackend, now: d
 
 
 async def test_statistics_per_queue_and_oldest_due(backend: RespBackend, now: datetime) -> None:
-    due_old = record(now, scheduled_at=at(now, -50), queue="a")
-    expired_older = record(now, scheduled_at=at(now, -100), expires_at=at(now, -1), queue="a")
-    delayed = record(now, scheduled_at=at(now, 50), queue="a", priority=5)
-    other = record(now, scheduled_at=at(now, -10), queue="b", priority=9)
-    await add(backend, due_old, expired_older, delayed, other, record(now, queue="b", status=TaskStatus.FAILED))
+    due_old = make_record(now, scheduled_at=at(now, -50), queue="a")
+    expired_older = make_record(now, scheduled_at=at(now, -100), expires_at=at(now, -1), queue="a")
+    delayed = make_record(now, scheduled_at=at(now, 50), queue="a", priority=5)
+    other = make_record(now, scheduled_at=at(now, -10), queue="b", priority=9)
+    await add(backend, due_old, expired_older, delayed, other, make_record(now, queue="b", status=TaskStatus.FAILED))
     stats_a = await backend.statistics(now=now, queue="a")
     assert stats_a.queue == "a" and stats_a.counts[TaskStatus.PENDING] == 3
     assert stats_a.oldest_pending_at == due_old.scheduled_at
@@ -421,8 +409,8 @@ async def test_locks(backend: RespBackend, now: datetime) -> None:
 async def test_concurrent_calls_share_script_calls_and_keep_their_semantics(
     backend: RespBackend, now: datetime
 ) -> None:
-    keyed = [record(now, key=f"k{i % 5}") for i in range(50)]
-    plain = [record(now) for _ in range(50)]
+    keyed = [make_record(now, key=f"k{i % 5}") for i in range(50)]
+    plain = [make_record(now) for _ in range(50)]
     outcomes = await asyncio.gather(*(backend.enqueue([r]) for r in keyed + plain), backend.enqueue([]))
     created = [outcome[0] for outcome in outcomes[:-1]]
     assert outcomes[-1] == []

@@ -11,18 +11,10 @@ from typing import Any
 import pytest
 
 from litestar_queues.backends.resp import RespBackend, RespBackendConfig, RespConnectionError
-from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
+from litestar_queues.records import Outcome, TaskStatus
+from litestar_queues.testing.conformance.support import QUEUE, make_record
 
 pytestmark = pytest.mark.anyio
-
-QUEUE = "q"
-
-
-def record(now: datetime, **changes: Any) -> TaskRecord:
-    values: dict[str, Any] = {"id": new_record_id(), "task_name": "t", "queue": QUEUE, "created_at": now}
-    values["scheduled_at"] = now
-    values.update(changes)
-    return TaskRecord(**values)
 
 
 async def script_flush(backend: RespBackend) -> None:
@@ -33,7 +25,7 @@ async def script_flush(backend: RespBackend) -> None:
 async def test_scripts_are_reloaded_after_script_flush(open_backend: Any, now: datetime) -> None:
     async with open_backend(enqueue_chunk_size=3) as backend:
         await script_flush(backend)
-        outcomes = await backend.enqueue([record(now) for _ in range(10)])  # pipelined chunks
+        outcomes = await backend.enqueue([make_record(now) for _ in range(10)])  # pipelined chunks
         assert all(outcome.created for outcome in outcomes)
         await script_flush(backend)
         claimed = await backend.claim([QUEUE], owner="w", limit=10, now=now, lease_seconds=30)
@@ -57,7 +49,7 @@ async def test_server_restart_mid_run(
     caplog.set_level(logging.WARNING, logger="litestar_queues.backends.resp")
     config = config_class(url=throwaway.url, key_prefix="restart")
     async with config.create_backend() as backend:
-        records = [record(now) for _ in range(20)]
+        records = [make_record(now) for _ in range(20)]
         await backend.enqueue(records)
         claimed = await backend.claim([QUEUE], owner="w", limit=5, now=now, lease_seconds=300)
         await backend.wait_for_work([QUEUE], timeout=1)  # the listener is up
@@ -93,7 +85,7 @@ async def test_server_restart_mid_run(
             await backend.wait_for_work([QUEUE], timeout=0.2)  # consumes the re-subscription hint
             waiting = asyncio.ensure_future(backend.wait_for_work([QUEUE], timeout=5))
             await asyncio.sleep(0.05)
-            await backend.enqueue([record(now)])
+            await backend.enqueue([make_record(now)])
             started = time.perf_counter()
             await waiting
             if time.perf_counter() - started < 0.5:

@@ -11,18 +11,10 @@ import pytest
 
 from litestar_queues.backend import Capability
 from litestar_queues.backends.resp import RespBackend
-from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
+from litestar_queues.records import Outcome, TaskStatus
+from litestar_queues.testing.conformance.support import QUEUE, make_record
 
 pytestmark = pytest.mark.anyio
-
-QUEUE = "q"
-
-
-def record(now: datetime, **changes: Any) -> TaskRecord:
-    values: dict[str, Any] = {"id": new_record_id(), "task_name": "t", "queue": QUEUE, "created_at": now}
-    values["scheduled_at"] = now
-    values.update(changes)
-    return TaskRecord(**values)
 
 
 async def settled(backend: RespBackend, queues: list[str]) -> None:
@@ -60,14 +52,14 @@ async def test_enqueue_on_another_connection_wakes_a_waiter(
         await asyncio.sleep(0.05)
         assert not waiting.done()
         started = time.perf_counter()
-        await producer.enqueue([record(now)])
+        await producer.enqueue([make_record(now)])
         await waiting
         assert time.perf_counter() - started < 0.5
 
 
 async def test_work_published_while_nobody_waits_is_not_lost(backend: RespBackend, now: datetime) -> None:
     await settled(backend, [QUEUE])
-    await backend.enqueue([record(now)])
+    await backend.enqueue([make_record(now)])
     await asyncio.sleep(0.05)  # the hint arrives while no one waits
     started = time.perf_counter()
     await backend.wait_for_work([QUEUE], timeout=5)
@@ -78,14 +70,14 @@ async def test_other_queues_do_not_wake(backend: RespBackend, now: datetime) -> 
     await settled(backend, [QUEUE])
     waiting = asyncio.ensure_future(backend.wait_for_work([QUEUE], timeout=0.3))
     await asyncio.sleep(0.05)
-    await backend.enqueue([record(now, queue="elsewhere")])
+    await backend.enqueue([make_record(now, queue="elsewhere")])
     await asyncio.sleep(0.1)
     assert not waiting.done()
     await waiting
 
 
 async def test_retry_and_requeue_wake_the_queue(backend: RespBackend, now: datetime) -> None:
-    await backend.enqueue([record(now)])
+    await backend.enqueue([make_record(now)])
     (claimed,) = await backend.claim([QUEUE], owner="w", limit=1, now=now, lease_seconds=30)
     await settled(backend, [QUEUE])
     waiting = asyncio.ensure_future(backend.wait_for_work([QUEUE], timeout=5))
@@ -95,7 +87,7 @@ async def test_retry_and_requeue_wake_the_queue(backend: RespBackend, now: datet
 
 
 async def test_wait_for_finish_wakes_on_finish(backend: RespBackend, open_backend: Any, now: datetime) -> None:
-    await backend.enqueue([record(now)])
+    await backend.enqueue([make_record(now)])
     (claimed,) = await backend.claim([QUEUE], owner="w", limit=1, now=now, lease_seconds=30)
     async with open_backend() as watcher:
         waiters = [asyncio.ensure_future(watcher.wait_for_finish(claimed.id, timeout=5)) for _ in range(3)]
@@ -112,7 +104,7 @@ async def test_wait_for_finish_wakes_on_finish(backend: RespBackend, open_backen
 
 
 async def test_wait_for_finish_times_out_and_a_retry_does_not_wake(backend: RespBackend, now: datetime) -> None:
-    await backend.enqueue([record(now)])
+    await backend.enqueue([make_record(now)])
     (claimed,) = await backend.claim([QUEUE], owner="w", limit=1, now=now, lease_seconds=30)
     waiting = asyncio.ensure_future(backend.wait_for_finish(claimed.id, timeout=0.4))
     await asyncio.sleep(0.1)
@@ -124,7 +116,7 @@ async def test_wait_for_finish_times_out_and_a_retry_does_not_wake(backend: Resp
 
 
 async def test_wait_for_finish_of_a_cancelled_or_missing_record(backend: RespBackend, now: datetime) -> None:
-    pending = record(now)
+    pending = make_record(now)
     await backend.enqueue([pending])
     waiting = asyncio.ensure_future(backend.wait_for_finish(pending.id, timeout=5))
     await asyncio.sleep(0.1)
