@@ -6,15 +6,17 @@ in the same run on the same machine.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import gc
 import math
 import platform
+import socket
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -28,16 +30,20 @@ __all__ = (
     "Tracker",
     "Opener",
     "LitestarQueuesSystem",
+    "add_round_arguments",
     "cancel_task",
+    "free_port",
     "import_available",
     "measure_bulk",
     "measure_drain",
     "measure_pickup",
     "measure_single",
+    "opened_system",
     "machine_summary",
     "markdown_table",
     "package_versions",
     "percentile",
+    "print_report",
     "rate",
     "run_rounds",
 )
@@ -175,6 +181,47 @@ class System:
 
     async def stop_worker(self) -> None:
         raise NotImplementedError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a private server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def opened_system(system: System, location: str) -> AsyncIterator[System]:
+    """``system`` opened over the storage at ``location`` with a fresh tracker, closed afterwards."""
+    TRACKER.reset()
+    await system.open(location)
+    try:
+        yield system
+    finally:
+        await system.close()
+
+
+def add_round_arguments(parser: argparse.ArgumentParser) -> None:
+    """The measurement sizes every comparison takes."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--single", type=int, default=2000, help="jobs in the single-enqueue measurement")
+    parser.add_argument("--bulk", type=int, default=20000, help="jobs in the bulk-enqueue measurement")
+    parser.add_argument("--jobs", type=int, default=10000, help="jobs drained")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--samples", type=int, default=200, help="idle pickups measured")
+
+
+def print_report(
+    arguments: argparse.Namespace, server: str, peers: Sequence[str], results: Sequence[Result], ours: Sequence[str]
+) -> None:
+    """Print the machine, server and package versions, the sizes, and the result table."""
+    versions = ", ".join(f"{name} {v}" for name, v in package_versions(peers).items() if v != "-")
+    print(f"{machine_summary()}; server {server}; {versions}")
+    print(
+        f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
+        f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
+    )
+    print(markdown_table(results, ours=ours))
 
 
 async def cancel_task(task: asyncio.Task[Any] | None) -> None:

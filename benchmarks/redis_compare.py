@@ -41,11 +41,12 @@ from harness import (
     Result,
     SaqSystem,
     System,
+    add_round_arguments,
     cancel_task,
+    free_port,
     import_available,
-    machine_summary,
-    markdown_table,
-    package_versions,
+    opened_system,
+    print_report,
     run_rounds,
 )
 
@@ -190,12 +191,6 @@ class Streaq(System):
 # -- the server and the measurements -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def private_server(binary: str) -> Any:
     port = free_port()
@@ -228,12 +223,8 @@ async def flush(url: str) -> None:
 @contextlib.asynccontextmanager
 async def opened(system: System, url: str) -> AsyncIterator[System]:
     await flush(url)
-    TRACKER.reset()
-    await system.open(url)
-    try:
+    async with opened_system(system, url):
         yield system
-    finally:
-        await system.close()
 
 
 def available_systems(names: Sequence[str]) -> list[System]:
@@ -265,12 +256,7 @@ def main() -> None:
     default_bin = os.environ.get("LQ_REDIS_BIN") or shutil.which("redis-server") or "redis-server"
     parser.add_argument("--server-bin", default=default_bin)
     parser.add_argument("--url", help="use this server instead of starting one (it is FLUSHALLed!)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--single", type=int, default=2000, help="jobs in the single-enqueue measurement")
-    parser.add_argument("--bulk", type=int, default=20000, help="jobs in the bulk-enqueue measurement")
-    parser.add_argument("--jobs", type=int, default=10000, help="jobs drained")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
-    parser.add_argument("--samples", type=int, default=200, help="idle pickups measured")
+    add_round_arguments(parser)
     parser.add_argument("--arq-pickup", action="store_true", help="also measure arq's pickup (0.5 s polling)")
     systems = ["litestar-queues-redis", "litestar-queues-valkey", "saq", "arq", "taskiq-list", "taskiq-stream"]
     parser.add_argument("--systems", nargs="+", default=[*systems, "streaq"])
@@ -283,13 +269,7 @@ def main() -> None:
         with private_server(arguments.server_bin) as (url, version):
             results = asyncio.run(run(arguments, url))
             server = f"{Path(arguments.server_bin).name} {version}"
-    versions = ", ".join(f"{name} {v}" for name, v in package_versions(PEERS).items() if v != "-")
-    print(f"{machine_summary()}; server {server}; {versions}")
-    print(
-        f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
-        f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
-    )
-    print(markdown_table(results, ours=ours))
+    print_report(arguments, server, PEERS, results, ours)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -40,11 +39,12 @@ from harness import (
     Result,
     SaqSystem,
     System,
+    add_round_arguments,
     cancel_task,
+    free_port,
     import_available,
-    machine_summary,
-    markdown_table,
-    package_versions,
+    opened_system,
+    print_report,
     run_rounds,
 )
 
@@ -152,12 +152,6 @@ class Procrastinate(System):
 # -- the server and the measurements -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def postgres_bin() -> str:
     configured = os.environ.get("LQ_POSTGRES_BIN")
     if configured:
@@ -220,13 +214,8 @@ class Databases:
 
 @contextlib.asynccontextmanager
 async def opened(system: System, databases: Databases) -> AsyncIterator[System]:
-    async with databases.fresh() as dsn:
-        TRACKER.reset()
-        await system.open(dsn)
-        try:
-            yield system
-        finally:
-            await system.close()
+    async with databases.fresh() as dsn, opened_system(system, dsn):
+        yield system
 
 
 def available_systems(names: Sequence[str]) -> list[System]:
@@ -252,12 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres-bin", default=None, help="PostgreSQL bin dir (default $LQ_POSTGRES_BIN)")
     parser.add_argument("--dsn", help="use this server (postgresql://user@host:port, no database) instead")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--single", type=int, default=2000, help="jobs in the single-enqueue measurement")
-    parser.add_argument("--bulk", type=int, default=20000, help="jobs in the bulk-enqueue measurement")
-    parser.add_argument("--jobs", type=int, default=10000, help="jobs drained")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
-    parser.add_argument("--samples", type=int, default=200, help="idle pickups measured")
+    add_round_arguments(parser)
     systems = ["litestar-queues-asyncpg", "litestar-queues-psycopg", "pgqueuer", "procrastinate", "saq"]
     parser.add_argument("--systems", nargs="+", default=systems)
     arguments = parser.parse_args()
@@ -269,13 +253,7 @@ def main() -> None:
         with private_server(arguments.postgres_bin or postgres_bin()) as (base, version):
             results = asyncio.run(run(arguments, base))
             server = version
-    versions = ", ".join(f"{name} {v}" for name, v in package_versions(PEERS).items() if v != "-")
-    print(f"{machine_summary()}; server {server}; {versions}")
-    print(
-        f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
-        f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
-    )
-    print(markdown_table(results, ours=ours))
+    print_report(arguments, server, PEERS, results, ours)
 
 
 if __name__ == "__main__":
