@@ -15,7 +15,6 @@ from litestar_queues.backends.memory.lazy_heap import LazyHeap
 from litestar_queues.backends.memory.queue_index import QueueIndex
 from litestar_queues.backends.memory.registry import LockTable, WorkerTable
 from litestar_queues.backends.memory.snapshots import copy_record, copy_value
-from litestar_queues.backends.memory.waiters import Waiters
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import (
@@ -31,6 +30,7 @@ from litestar_queues.records import (
     TaskStatus,
     WorkerInfo,
 )
+from litestar_queues.waiters import Waiters
 
 __all__ = ("MemoryBackend",)
 
@@ -373,13 +373,15 @@ class MemoryBackend(QueueBackend):
                 earliest = scheduled_at
         if earliest is not None:
             timeout = min(timeout, (earliest - utc_now()).total_seconds())
-        await self._work_waiters.wait(queues, timeout=timeout)
+        names = tuple(queues)
+        await self._work_waiters.wait(self._work_waiters.register(names), names, timeout)
 
     async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
         """Return when ``record_id`` becomes terminal or after ``timeout``; at once if it is terminal or unknown."""
         record = self._records.get(record_id)
         settled = record is None or record.status in TERMINAL_STATUSES
-        await self._finish_waiters.wait((record_id,), timeout=0.0 if settled else timeout)
+        future = self._finish_waiters.register((record_id,))
+        await self._finish_waiters.wait(future, (record_id,), 0.0 if settled else timeout)
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from litestar_queues.backends.sqlspec.enqueue import enqueue_records
 from litestar_queues.backends.sqlspec.listener import NotificationListener
 from litestar_queues.backends.sqlspec.migrate import SchemaMigrator, migration_extension_config
 from litestar_queues.backends.sqlspec.names import TableNames
-from litestar_queues.backends.sqlspec.waiters import Waiters
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import ConfigurationError, UnsupportedOperation
 from litestar_queues.records import (
@@ -32,6 +31,7 @@ from litestar_queues.records import (
     TaskStatus,
     WorkerInfo,
 )
+from litestar_queues.waiters import Waiters
 
 __all__ = ("SQLSpecBackend",)
 

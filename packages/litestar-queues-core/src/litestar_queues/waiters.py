@@ -1,4 +1,8 @@
-"""Tasks waiting for a named event (work on a queue, a record finishing), woken by notifications."""
+"""Tasks waiting for a named event (work on a queue, a record finishing): the push wakeups of a backend.
+
+A backend registers a waiter before it checks the state it waits on (so a wake-up between the check and
+the wait is not lost), then waits; whatever makes the event happen, or a notification of it, wakes the name.
+"""
 
 from __future__ import annotations
 
@@ -34,10 +38,12 @@ class Waiters:
                     del self._by_name[name]
 
     async def wait(self, future: asyncio.Future[None], names: Iterable[str], timeout: float) -> None:
-        """Wait until ``future`` resolves or ``timeout`` seconds pass, then release it."""
+        """Wait until ``future`` resolves or ``timeout`` seconds pass (always yielding once), then release it."""
         try:
             if timeout > 0 and not future.done():
                 await asyncio.wait({future}, timeout=timeout)
+            else:
+                await asyncio.sleep(0)
         finally:
             self.release(future, names)
             if not future.done():
