@@ -12,10 +12,11 @@ replies, so with such a client scripts answer with plain nested arrays instead.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -124,16 +125,19 @@ class ScriptRunner:
         pipe: RespPipeline = self._client.pipeline(transaction=False)
         for source, _ in _SOURCES.values():
             pipe.script_load(source)
-        try:
+        with self._connection_errors():
             await pipe.execute()
-        except BaseException as exc:
-            raise self._translate(exc) from exc
         self._monitor.succeeded()
 
-    def _translate(self, exc: BaseException) -> BaseException:
-        if self._errors.is_connection_error(exc):
-            return self._monitor.failed(exc)
-        return exc
+    @contextlib.contextmanager
+    def _connection_errors(self) -> Iterator[None]:
+        """Raise a connection error of the client as the monitor's ``RespConnectionError``; others as they are."""
+        try:
+            yield
+        except BaseException as exc:
+            if not self._errors.is_connection_error(exc):
+                raise
+            raise self._monitor.failed(exc) from exc
 
     async def call(self, script: Script, args: Sequence[Arg]) -> Any:
         """Run one script and return its reply.
@@ -143,17 +147,12 @@ class ScriptRunner:
         """
         sha = _SOURCES[script][1]
         payload = _pack(args)
-        try:
+        with self._connection_errors():
             try:
                 reply = await self._client.evalsha(sha, 1, self._prefix, payload, self._mode)
             except self._errors.no_script:
                 await self.load_all()
                 reply = await self._client.evalsha(sha, 1, self._prefix, payload, self._mode)
-        except BaseException as exc:
-            translated = self._translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
         self._monitor.succeeded()
         return _unpack(reply) if self._packed else reply
 
@@ -166,7 +165,7 @@ class ScriptRunner:
         if len(calls) == 1:
             script, args = calls[0]
             return [await self.call(script, args)]
-        try:
+        with self._connection_errors():
             replies = await self._pipeline(calls)
             missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._errors.no_script)]
             if missing:
@@ -174,11 +173,6 @@ class ScriptRunner:
                 retried = await self._pipeline([calls[i] for i in missing])
                 for i, reply in zip(missing, retried, strict=True):
                     replies[i] = reply
-        except BaseException as exc:
-            translated = self._translate(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
         self._monitor.succeeded()
         for reply in replies:
             if isinstance(reply, BaseException):
