@@ -100,11 +100,6 @@ class PostgresDialect(Dialect):
             f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) VALUES ({', '.join(f':{c}' for c in TASK_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue"
         )
-        self.sql_insert_one = (
-            f"WITH ins AS ({single}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
-            if notify
-            else single
-        )
         # Fresh pending records (the usual enqueue) bind only the columns that vary: fewer arrays to encode.
         varying = [column for column in TASK_COLUMNS if column not in _FRESH]
         fresh_columns = ", ".join([*varying, *_FRESH])
@@ -121,11 +116,11 @@ class PostgresDialect(Dialect):
         self._varying = [TASK_COLUMNS.index(column) for column in varying]
         self._fresh_checks = [(TASK_COLUMNS.index(column), value) for column, (_, value) in _FRESH.items()]
         self._varying_names = varying
-        self.sql_insert_one_fresh = (
-            f"WITH ins AS ({single_fresh}) SELECT id FROM ins, "
-            "LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+        self.sql_insert_one, self.sql_insert_one_fresh = (
+            f"WITH ins AS ({statement}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
             if notify
-            else single_fresh
+            else statement
+            for statement in (single, single_fresh)
         )
         self.sql_insert, self.sql_insert_fresh = (
             (
