@@ -61,12 +61,12 @@ class Interrupt:
 
     __slots__ = ("finishing", "on_finishing", "reason")
 
-    def __init__(self, on_finishing: Callable[[], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.reason: str | None = None
         """``"cancel"`` (cancellation requested), ``"lost"`` (lease lost) or ``"shutdown"`` (hand back)."""
         self.finishing = False
         """The attempt is over and its outcome is being written: a lease renewal racing it may report it lost."""
-        self.on_finishing = on_finishing
+        self.on_finishing: Callable[[], None] | None = None
         """Called once when the attempt's code is over and its outcome is about to be written."""
 
     def finish(self) -> None:
