@@ -30,6 +30,13 @@ def encode_arguments(
     Raises:
         SerializationError: an argument is not msgspec-encodable (the record is not created).
     """
+    try:  # one conversion per container; only a failure looks at the arguments one by one to name the culprit
+        return (
+            msgspec.to_builtins(list(args), builtin_types=None, str_keys=True),
+            msgspec.to_builtins(kwargs, builtin_types=None, str_keys=True),
+        )
+    except (TypeError, ValueError, OverflowError):
+        pass
     encoded_args = [
         _to_builtins(value, f"positional argument {index} of task {task_name!r}") for index, value in enumerate(args)
     ]

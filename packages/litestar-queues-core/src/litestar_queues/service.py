@@ -50,7 +50,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True):
+class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A checked, encoded call of a task: what ``enqueue_many`` takes (build one with ``service.request``)."""
 
     task_name: str
@@ -140,13 +140,17 @@ class QueueService:
             TypeError: the arguments do not fit the task's signature.
             SerializationError: an argument cannot be encoded; the message names it.
         """
-        call_kwargs: dict[str, Any] = dict(kwargs)
-        option_overrides = {
-            name: call_kwargs.pop(name)
-            for name in list(call_kwargs)
-            if name in ENQUEUE_OPTION_NAMES and name not in task.signature.parameters
-        }
-        options = msgspec.structs.replace(task.options, **option_overrides) if option_overrides else task.options
+        call_kwargs: dict[str, Any] = kwargs
+        options = task.options
+        if kwargs:
+            call_kwargs = dict(kwargs)
+            option_overrides = {
+                name: call_kwargs.pop(name)
+                for name in kwargs
+                if name in ENQUEUE_OPTION_NAMES and name not in task.signature.parameters
+            }
+            if option_overrides:
+                options = msgspec.structs.replace(options, **option_overrides)
         task.check_call(args, call_kwargs)
         encoded_args, encoded_kwargs = encode_arguments(task.name, args, call_kwargs)
         return EnqueueRequest(task_name=task.name, args=encoded_args, kwargs=encoded_kwargs, options=options)
@@ -205,10 +209,10 @@ class QueueService:
                 f"use one of {sorted(BUILTIN_EXECUTION_BACKENDS)}"
             )
         metadata = dict(options.metadata)
-        for name in ("description", "log_level"):
-            value = getattr(options, name)
-            if value is not None:
-                metadata[name] = value
+        if options.description is not None:
+            metadata["description"] = options.description
+        if options.log_level is not None:
+            metadata["log_level"] = options.log_level
         if options.quiet_success:
             metadata["quiet_success"] = True
         if not options.requeue_stale:
