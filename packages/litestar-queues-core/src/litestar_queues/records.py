@@ -104,7 +104,7 @@ def new_record_id() -> str:
     return f"{digits[3:11]}-{digits[11:15]}-7{digits[15:18]}-{digits[18:22]}-{digits[22:]}"
 
 
-class TaskError(msgspec.Struct, frozen=True, kw_only=True):
+class TaskError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Why an attempt failed: enough to act on without digging in logs."""
 
     type: str
@@ -114,7 +114,7 @@ class TaskError(msgspec.Struct, frozen=True, kw_only=True):
     """The formatted traceback, bounded in size."""
 
 
-class TaskRecord(msgspec.Struct, kw_only=True):
+class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
     """One unit of work as persisted by a backend.
 
     Arguments and results are stored as msgspec builtins (JSON types); they are converted back to the
@@ -172,7 +172,7 @@ class TaskRecord(msgspec.Struct, kw_only=True):
         return self.status in TERMINAL_STATUSES
 
 
-class Lease(msgspec.Struct, frozen=True):
+class Lease(msgspec.Struct, frozen=True, gc=False):
     """The fence a worker presents for every transition of a running record: owner and token."""
 
     record_id: str
@@ -191,7 +191,7 @@ class LeaseState(str, enum.Enum):
     """No longer owned (recovered by someone else, finished, or deleted): stop the attempt, change nothing."""
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """How a running attempt ends, applied by ``QueueBackend.finish`` under the fence."""
 
     status: TaskStatus
@@ -206,7 +206,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """Apply only if the lease has expired at ``now`` (stale recovery must not steal a renewed lease)."""
 
 
-class EnqueueOutcome(msgspec.Struct, frozen=True):
+class EnqueueOutcome(msgspec.Struct, frozen=True, gc=False):
     """The record an enqueue resolved to, and whether it was newly created."""
 
     record: TaskRecord
