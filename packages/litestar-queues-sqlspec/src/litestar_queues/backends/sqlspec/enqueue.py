@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import msgspec
 
-from litestar_queues.backends.sqlspec.codec import encode_task
 from litestar_queues.backends.sqlspec.dialects.base import Dialect
 from litestar_queues.records import ACTIVE_STATUSES, EnqueueOutcome, TaskRecord, TaskStatus
 
@@ -69,11 +68,10 @@ async def _resolve(dialect: Dialect, records: list[TaskRecord]) -> dict[str, Enq
 async def enqueue_records(dialect: Dialect, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
     """Insert ``records`` deduplicating by id, then by active key; one outcome per input, in input order."""
     outcomes: list[EnqueueOutcome | None] = [None] * len(records)
-    codec = dialect.codec
     for positions in _rounds(records):
         todo = {records[position].id: records[position] for position in positions}
         # A record stored inactive never conflicts on active_key; its key rule is checked explicitly.
-        inactive = [record for record in todo.values() if TaskStatus(record.status) not in ACTIVE_STATUSES]
+        inactive = [record for record in todo.values() if record.status not in ACTIVE_STATUSES]
         settled: dict[str, EnqueueOutcome] = {}
         holders = await _holders(dialect, inactive)
         for record in inactive:
@@ -84,12 +82,12 @@ async def enqueue_records(dialect: Dialect, records: Sequence[TaskRecord]) -> li
         for _ in range(_MAX_TRIES):
             if not todo:
                 break
-            inserted = await dialect.insert_tasks([encode_task(record, codec) for record in todo.values()])
+            inserted = await dialect.insert_tasks(list(todo.values()))
             for record_id in inserted:
                 record = todo.pop(record_id)
-                settled[record_id] = EnqueueOutcome(
-                    msgspec.structs.replace(record, status=TaskStatus(record.status)), created=True
-                )
+                if type(record.status) is not TaskStatus:
+                    record = msgspec.structs.replace(record, status=TaskStatus(record.status))
+                settled[record_id] = EnqueueOutcome(record, created=True)
             if todo:
                 resolved = await _resolve(dialect, list(todo.values()))
                 for record_id, outcome in resolved.items():

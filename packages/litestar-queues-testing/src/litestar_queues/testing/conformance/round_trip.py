@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import msgspec
 import pytest
 from msgspec.structs import fields
 
@@ -85,6 +86,17 @@ class RecordRoundTripConformance(ConformanceBase):
         assert stored == record, rule("get", _EXACT, diff(record, stored))
         assert stored is not None
         _assert_utc_datetimes(stored, "get")
+
+    async def test_round_trip_every_field_through_one_bulk_enqueue(self, backend: QueueBackend, now: datetime) -> None:
+        records = [
+            msgspec.structs.replace(_full_record(now, status), id=f"bulk-{status.value}", key=f"bulk:{status.value}")
+            for status in (TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.COMPLETED)
+        ]
+        outcomes = await backend.enqueue(records)
+        assert [outcome.record for outcome in outcomes] == records, rule("enqueue", _EXACT, "one call, many records")
+        for record in records:
+            stored = await backend.get(record.id)
+            assert stored == record, rule("get", _EXACT, diff(record, stored))
 
     async def test_round_trip_every_field_through_get_by_key_and_query(
         self, backend: QueueBackend, now: datetime

@@ -152,8 +152,8 @@ class Dialect(ABC):
     # -- writing work ------------------------------------------------------------------------------
 
     @abstractmethod
-    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-        """Insert encoded task rows, skipping any that conflict on id or active key; return the inserted ids."""
+    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
+        """Insert records, skipping any that conflict on id or active key; return the inserted ids."""
 
     async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
         """Return the task rows whose ``column`` is one of ``values`` (a list as long as a bulk enqueue)."""

@@ -23,7 +23,7 @@ import msgspec
 from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
 from litestar_queues.backend import finished_record
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, MySQLValueCodec
+from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, MySQLValueCodec, encode_task
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
@@ -151,7 +151,7 @@ class MySQLDialect(Dialect):
 
     # -- writing work ------------------------------------------------------------------------------
 
-    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
         """Insert chunk by chunk; a chunk that hits an existing id or key is redone without the conflicting rows.
 
         Each chunk is one ``executemany`` of the one-row INSERT, which asyncmy rewrites into multi-row
@@ -161,6 +161,7 @@ class MySQLDialect(Dialect):
         those cannot become terminal meanwhile, and inserts the rest.
         """
         id_column = TASK_COLUMNS.index("id")
+        rows = [encode_task(record, self.codec) for record in records]
         if len(rows) == 1:
             try:
                 await self.db.execute(self.sql_insert, dict(zip(self._insert_params, rows[0], strict=True)))

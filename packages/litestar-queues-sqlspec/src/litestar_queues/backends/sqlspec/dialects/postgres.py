@@ -16,9 +16,11 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
 
+import msgspec
+
 from litestar_queues.backend import finished_record
 from litestar_queues.backends.sqlspec.batching import Coalescer
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, PostgresValueCodec, encode_json
+from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, PostgresValueCodec, encode_json, encode_task
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect
 from litestar_queues.backends.sqlspec.names import Family, TableNames
@@ -55,27 +57,18 @@ _COLUMN_TYPES: dict[str, str] = {
     "lease_expires_at": "timestamptz",
     "cancel_requested": "boolean",
 }
+_Row = msgspec.defstruct("_Row", [(column, Any) for column in TASK_COLUMNS])
+"""A task row as one JSON object, the shape ``json_to_recordset`` reads. The structured columns travel as
+strings holding their JSON text: PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would
+become text, and task arguments may hold one."""
 _ROWS_PER_INSERT = 5000
 _PARALLEL_INSERTS = 4
 _MIN_ROWS_PER_PARALLEL_INSERT = 250
-"""A bulk enqueue of more than 250 rows runs as up to four statements at once, each on its own pooled
-connection: the server inserts them in parallel while the client encodes the next ones."""
+"""A bulk enqueue of more than 250 records runs as up to four statements at once, each on its own pooled
+connection: the server inserts them in parallel."""
 _IDS_PER_NOTIFICATION = 20
 """Finished ids sent per notification: 20 ids of at most 380 bytes stay under PostgreSQL's 8000-byte payload
 (longer ids, up to 255 four-byte characters, go alone)."""
-_FRESH: dict[str, tuple[str, Any]] = {
-    "status": ("'pending'", "pending"),
-    "attempts": ("0", 0),
-    "started_at": ("CAST(NULL AS timestamptz)", None),
-    "finished_at": ("CAST(NULL AS timestamptz)", None),
-    "result": ("CAST(NULL AS text)", None),
-    "error": ("CAST(NULL AS text)", None),
-    "owner": ("CAST(NULL AS varchar)", None),
-    "token": ("0", 0),
-    "lease_expires_at": ("CAST(NULL AS timestamptz)", None),
-    "cancel_requested": ("FALSE", False),
-}
-"""Columns of a record that was never claimed, and their SQL literal and row value."""
 _Ending = tuple[str, str, int, str, datetime, str | None, str | None, TaskRecord | None]
 """A terminal finish: record id, owner, token, status, moment, result JSON, error JSON, and the finished
 record when the caller's claimed record gave it (else it is read back)."""
@@ -91,45 +84,26 @@ class PostgresDialect(Dialect):
         super().__init__(db, names, PostgresValueCodec())
         self.notify = notify
         tasks = names.tasks
-        arrays = ", ".join(f"CAST(:{column} AS {_COLUMN_TYPES[column]}[])" for column in TASK_COLUMNS)
+        columns = ", ".join(TASK_COLUMNS)
+        typed = ", ".join(f"{column} {_COLUMN_TYPES[column]}" for column in TASK_COLUMNS)
         insert = (
-            f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) SELECT * FROM unnest({arrays}) "
-            "ON CONFLICT DO NOTHING RETURNING id, queue"
+            f"INSERT INTO {tasks} ({columns}) SELECT {columns} FROM json_to_recordset(CAST(:rows AS json)) "
+            f"AS r({typed}) ON CONFLICT DO NOTHING RETURNING id, queue"
         )
         single = (
-            f"INSERT INTO {tasks} ({', '.join(TASK_COLUMNS)}) VALUES ({', '.join(f':{c}' for c in TASK_COLUMNS)}) "
+            f"INSERT INTO {tasks} ({columns}) VALUES ({', '.join(f':{column}' for column in TASK_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue"
         )
-        # Fresh pending records (the usual enqueue) bind only the columns that vary: fewer arrays to encode.
-        varying = [column for column in TASK_COLUMNS if column not in _FRESH]
-        fresh_columns = ", ".join([*varying, *_FRESH])
-        constants = ", ".join(literal for literal, _ in _FRESH.values())
-        fresh_arrays = ", ".join(f"CAST(:{column} AS {_COLUMN_TYPES[column]}[])" for column in varying)
-        insert_fresh = (
-            f"INSERT INTO {tasks} ({fresh_columns}) SELECT *, {constants} FROM unnest({fresh_arrays}) "
-            "ON CONFLICT DO NOTHING RETURNING id, queue"
-        )
-        single_fresh = (
-            f"INSERT INTO {tasks} ({fresh_columns}) VALUES ({', '.join(f':{c}' for c in varying)}, {constants}) "
-            "ON CONFLICT DO NOTHING RETURNING id, queue"
-        )
-        self._varying = [TASK_COLUMNS.index(column) for column in varying]
-        self._fresh_checks = [(TASK_COLUMNS.index(column), value) for column, (_, value) in _FRESH.items()]
-        self._varying_names = varying
-        self.sql_insert_one, self.sql_insert_one_fresh = (
-            f"WITH ins AS ({statement}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+        self.sql_insert_one = (
+            f"WITH ins AS ({single}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
             if notify
-            else statement
-            for statement in (single, single_fresh)
+            else single
         )
-        self.sql_insert, self.sql_insert_fresh = (
-            (
-                f"WITH ins AS ({statement}) SELECT id FROM ins UNION ALL SELECT NULL FROM "
-                "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d) AS n"
-                if notify
-                else f"WITH ins AS ({statement}) SELECT id FROM ins"
-            )
-            for statement in (insert, insert_fresh)
+        self.sql_insert = (
+            f"WITH ins AS ({insert}) SELECT id FROM ins UNION ALL SELECT NULL FROM "
+            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d) AS n"
+            if notify
+            else f"WITH ins AS ({insert}) SELECT id FROM ins"
         )
         due = "status = 'pending' AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now)"
         order = "ORDER BY priority DESC, scheduled_at, id"
@@ -157,9 +131,13 @@ class PostgresDialect(Dialect):
             "AS b(id, owner, token, status, moment, result, error)), "
             f"u AS (UPDATE {tasks} AS t SET status = b.status, finished_at = b.moment, result = b.result, "
             "error = b.error, active_key = NULL, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE "
-            "FROM b WHERE t.id = b.id AND t.status = 'running' AND t.owner = b.owner AND t.token = b.token "
+            "FROM b WHERE t.id = b.id AND t.owner = b.owner AND t.token = b.token "
             "RETURNING t.id) "
         )
+        # The fence leaves out `t.status = 'running'`: only running records have an owner (every other
+        # transition clears it), and that condition would let the planner drive the join from the partial
+        # index of running records, whose statistics lag behind a burst of claims: a nested loop that
+        # re-reads the unnested arrays once per running row instead of one primary-key lookup per finish.
         # One notification per _IDS_PER_NOTIFICATION finished ids (comma-separated), not one per id; an id
         # holding a comma, or long, goes alone. Joining the one-row count makes the notifying CTE run, once.
         chunk = (
@@ -226,27 +204,21 @@ class PostgresDialect(Dialect):
         )
         return wrapped, {"notify_channel": channel}
 
-    def _fresh(self, row: tuple[Any, ...]) -> bool:
-        return all(row[position] == value for position, value in self._fresh_checks)
+    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
+        """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``,
+        chunked (chunks of a large call run concurrently on pooled connections; no two records of one call share
+        an id or a key).
 
-    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-        """``INSERT … SELECT * FROM unnest(<one array per column>) ON CONFLICT DO NOTHING``, chunked (chunks of a
-        large call run concurrently on pooled connections; no two rows of one call share an id or a key)."""
-        names = self._varying_names
-        if len(rows) == 1:  # scalar parameters: cheaper to encode than one-element arrays
-            row = rows[0]
-            if self._fresh(row):
-                sql, one = (
-                    self.sql_insert_one_fresh,
-                    {name: row[i] for name, i in zip(names, self._varying, strict=True)},
-                )
-            else:
-                sql, one = self.sql_insert_one, dict(zip(TASK_COLUMNS, row, strict=True))
+        One text parameter holding the rows as msgspec JSON costs the client far less than one array per column
+        (asyncpg checks every array element against abstract base classes; psycopg adapts each in Python).
+        """
+        if len(records) == 1:  # scalar parameters: cheaper for both sides than a one-row JSON text
+            params = dict(zip(TASK_COLUMNS, encode_task(records[0], self.codec), strict=True))
             if self.notify:
-                one["notify_channel"] = self.names.wakeup_channel
-            return {found["id"] for found in await self.db.select(sql, one)}
-        size = min(_ROWS_PER_INSERT, max(_MIN_ROWS_PER_PARALLEL_INSERT, -(-len(rows) // _PARALLEL_INSERTS)))
-        chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
+                params["notify_channel"] = self.names.wakeup_channel
+            return {found["id"] for found in await self.db.select(self.sql_insert_one, params)}
+        size = min(_ROWS_PER_INSERT, max(_MIN_ROWS_PER_PARALLEL_INSERT, -(-len(records) // _PARALLEL_INSERTS)))
+        chunks = [records[start : start + size] for start in range(0, len(records), size)]
         inserted: set[str] = set()
         for first in range(0, len(chunks), _PARALLEL_INSERTS):
             outcomes = await asyncio.gather(
@@ -259,19 +231,11 @@ class PostgresDialect(Dialect):
                 inserted |= outcome
         return inserted
 
-    async def _insert_chunk(self, chunk: Sequence[tuple[Any, ...]]) -> set[str]:
-        names = self._varying_names
-        columns = list(zip(*chunk, strict=True))
-        params: dict[str, Any]
-        if all(self._fresh(row) for row in chunk):
-            sql = self.sql_insert_fresh
-            params = {name: list(columns[i]) for name, i in zip(names, self._varying, strict=True)}
-        else:
-            sql = self.sql_insert
-            params = {column: list(values) for column, values in zip(TASK_COLUMNS, columns, strict=True)}
+    async def _insert_chunk(self, chunk: Sequence[TaskRecord]) -> set[str]:
+        params: dict[str, Any] = {"rows": encode_json([_Row(*encode_task(record, self.codec)) for record in chunk])}
         if self.notify:
             params["notify_channel"] = self.names.wakeup_channel
-        return {found["id"] for found in await self.db.select(sql, params) if found["id"] is not None}
+        return {found["id"] for found in await self.db.select(self.sql_insert, params) if found["id"] is not None}
 
     async def claim(
         self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime

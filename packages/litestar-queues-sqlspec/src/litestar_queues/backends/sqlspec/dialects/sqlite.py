@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, SQLiteValueCodec, encode_json
+from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, SQLiteValueCodec, encode_json, encode_task
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
@@ -113,10 +113,10 @@ class SQLiteDialect(Dialect):
         """``BEGIN IMMEDIATE``: wait for, then hold, the database write lock."""
         await (await session.connection.execute("BEGIN IMMEDIATE")).close()
 
-    async def insert_tasks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
         """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, chunked under the bind-parameter limit."""
         inserted: set[str] = set()
-        for chunk in chunked(rows, self._rows_per_insert):
+        for chunk in chunked([encode_task(record, self.codec) for record in records], self._rows_per_insert):
             sql = f"{self._insert_head}{', '.join(self._insert_row for _ in chunk)} ON CONFLICT DO NOTHING RETURNING id"
             async with self.db.session() as session:
                 # Straight to the aiosqlite connection of the SQLSpec session: SQLSpec would parse the
