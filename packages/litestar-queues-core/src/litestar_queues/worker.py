@@ -25,6 +25,10 @@ __all__ = ("Worker",)
 
 logger = logging.getLogger("litestar_queues.worker")
 
+_ATTEMPTS_PER_SLOT = 3
+"""Attempts a worker holds per slot: the one running code, and up to two whose outcomes are still being written
+(a backend that batches finishes may have two batches in flight while the next claim runs)."""
+
 MAINTENANCE_LOCK = "maintenance"
 _MAINTENANCE_BATCH = 500
 _PRUNE_BATCHES = 20
@@ -50,7 +54,7 @@ class Worker:
 
     A slot is free again as soon as its attempt's code is over, while the outcome is still being written:
     the next claim overlaps the previous attempts' finishes. At most ``concurrency`` attempts run code,
-    and at most twice that many are in flight counting the ones being written.
+    and at most three times that many are in flight counting the ones being written.
     """
 
     def __init__(self, service: QueueService, config: WorkerConfig | None = None) -> None:
@@ -198,7 +202,7 @@ class Worker:
         try:
             while not self._stop_requested.is_set():
                 concurrency = self.config.concurrency
-                free = min(concurrency - self._busy, 2 * concurrency - len(self._jobs))
+                free = min(concurrency - self._busy, _ATTEMPTS_PER_SLOT * concurrency - len(self._jobs))
                 if free <= 0:
                     self._slot_freed.clear()
                     await self._first(self._slot_freed.wait(), stop_wait)

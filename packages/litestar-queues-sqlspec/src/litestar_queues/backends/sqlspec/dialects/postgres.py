@@ -151,7 +151,9 @@ class PostgresDialect(Dialect):
             if notify
             else f"{finish}SELECT id FROM u"
         )
-        self._finishes: Coalescer[_Ending, TaskRecord | None] = Coalescer(self._finish_many, key=itemgetter(0))
+        self._finishes: Coalescer[_Ending, TaskRecord | None] = Coalescer(
+            self._finish_many, key=itemgetter(0), max_in_flight=2
+        )
         self.sql_renew = (
             f"UPDATE {tasks} AS t SET lease_expires_at = :lease_expires_at FROM unnest(CAST(:ids AS varchar[]), "
             "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
