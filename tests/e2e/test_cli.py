@@ -146,4 +146,5 @@ def test_the_worker_placement_command_runs_as_written(launch: Any) -> None:
     worker.wait_for_output("ready:")
     assert "drain timeout  30s" in worker.output
     assert "videos.transcode" in worker.output
+    assert "startup objects: garbage collections skip them" in worker.output
     assert worker.stop() == 0, worker.output

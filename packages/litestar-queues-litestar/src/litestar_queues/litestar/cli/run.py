@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -155,6 +156,7 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
         worker = runtime.worker
         if worker is None:  # pragma: no cover - start_worker=True always starts one
             raise RuntimeError("the worker did not start")
+        _freeze_startup_objects()
         _print_banner(config, worker, app_path)
         await drain.wait()
         stopping = asyncio.ensure_future(worker.stop())
@@ -164,6 +166,18 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
             await worker.stop(drain_timeout=0)
         forced.cancel()
         await stopping
+
+
+def _freeze_startup_objects() -> None:
+    """Move what the app's startup allocated (modules, routes, the app itself) out of the collector's sight.
+
+    They live as long as this process, yet every full collection would walk them again while tasks run: with
+    a busy worker that is a pause of tens of milliseconds every few thousand tasks. This process is the
+    worker's alone, so it may decide; an in-app worker leaves the web process's collector as it is.
+    """
+    gc.collect()
+    gc.freeze()
+    logger.info("froze %d startup objects: garbage collections skip them", gc.get_freeze_count())
 
 
 def _print_banner(config: QueueConfig, worker: Worker, app_path: str) -> None:
