@@ -110,3 +110,33 @@ async def test_sqlite_claims_read_the_claim_index_in_order(make_factory: Callabl
     plan = " | ".join(str(row["detail"]) for row in rows)
     assert f"{backend.names.prefix}tasks_claim_ix" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+async def test_claimed_times_are_utc_to_the_microsecond_whatever_the_session_time_zone(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    """The drivers return times in the session's ``TimeZone`` (psycopg) or in UTC (asyncpg); records hold UTC."""
+    zone = "Asia/Kathmandu"  # +05:45: an hour-only fix would not hide it
+    pool = {"min_size": 1, "max_size": 2}
+    if pg_driver == "asyncpg":
+        options: dict[str, Any] = {**pool, "server_settings": {"timezone": zone}}
+    else:
+        options = {**pool, "options": f"-c TimeZone={zone}"}
+    backend = await make_factory(pg_driver, connection_options=options).open()
+    async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
+        assert await session.select_value("SHOW TimeZone") == zone
+    now = utc_now().replace(microsecond=654321)
+    (record,) = _records(1, scheduled_at=now - timedelta(seconds=1), expires_at=now + timedelta(hours=1))
+    await backend.enqueue([record])
+    (claimed,) = await backend.claim(["default"], owner="w", limit=1, now=now, lease_seconds=30)
+    assert claimed == await backend.get(record.id)
+    assert (claimed.created_at, claimed.scheduled_at, claimed.expires_at) == (
+        record.created_at,
+        record.scheduled_at,
+        record.expires_at,
+    )
+    assert (claimed.started_at, claimed.lease_expires_at) == (now, now + timedelta(seconds=30))
+    assert all(
+        moment is not None and moment.utcoffset() == timedelta(0)
+        for moment in (claimed.created_at, claimed.scheduled_at, claimed.started_at, claimed.lease_expires_at)
+    )
