@@ -1,7 +1,8 @@
 """PostgreSQL (asyncpg, psycopg): single-statement claims with ``FOR UPDATE SKIP LOCKED`` and NOTIFY wakeups.
 
-Lists are bound as one array parameter (``= ANY(…)``, ``unnest(…)``), so statement texts never
-depend on a list's length and the drivers' prepared-statement caches stay warm. Notifications are
+Lists are bound as one array parameter (``= ANY(…)``, ``unnest(…)``) and the rows of a bulk enqueue
+as one JSON text (``json_to_recordset(…)``), so statement texts never depend on a list's length and
+the drivers' prepared-statement caches stay warm. Notifications are
 sent by the statements that make work available or finish it (``pg_notify`` on each returned row;
 PostgreSQL folds identical notifications of one transaction into one) and are delivered at commit.
 """
