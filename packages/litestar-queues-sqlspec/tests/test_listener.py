@@ -131,7 +131,9 @@ async def test_wakeups_arrive_promptly_after_the_listener_is_terminated(
     factory = make_factory(pg_driver)
     backend, other = await factory.open(), await factory.open()
     listener = backend.listener
-    assert listener is not None and listener.server_pid is not None
+    assert listener is not None
+    await backend.wait_for_work(["default"], timeout=0)  # the first wait starts listening
+    assert listener.server_pid is not None
     killed = listener.server_pid
 
     # A waiter parked before the kill is woken by the reconnect (notifications sent meanwhile are lost).
@@ -143,6 +145,24 @@ async def test_wakeups_arrive_promptly_after_the_listener_is_terminated(
             await anyio.sleep(0.02)
     # The new subscription delivers again: an enqueue elsewhere wakes a waiter promptly.
     assert await _seconds_until_woken(backend, lambda: other.enqueue([_record()])) < PROMPT
+
+
+async def test_a_backend_that_only_enqueues_never_listens_and_the_first_wait_misses_nothing(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    factory = make_factory(pg_driver)
+    web, worker = await factory.open(), await factory.open()
+    await web.enqueue([_record()])
+    assert web.listener is not None and worker.listener is not None
+    assert not web.listener.started and not worker.listener.started
+    # Work enqueued before anyone listened is found at once by the first wait, which then subscribes.
+    started = time.monotonic()
+    await worker.wait_for_work(["default"], timeout=20)
+    assert time.monotonic() - started < PROMPT
+    assert worker.listener.connected and not web.listener.started
+    # From then on, the other backend's enqueues wake the waiter promptly.
+    assert await _seconds_until_woken(worker, lambda: web.enqueue([_record()])) < PROMPT
+    assert not web.listener.started
 
 
 async def test_wait_for_work_returns_when_a_delayed_record_falls_due(

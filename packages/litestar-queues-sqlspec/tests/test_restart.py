@@ -40,6 +40,7 @@ async def _run(config: SQLSpecBackendConfig, throwaway_postgres: Any, mode: str,
 
     async with config.create_backend() as backend:
         assert isinstance(backend, SQLSpecBackend)
+        await backend.wait_for_work(["default"], timeout=0)  # listening from here on, through the restart
 
         async def produce() -> None:
             for start in range(0, RECORDS, BATCH):

@@ -53,8 +53,8 @@ class SQLSpecBackend(QueueBackend):
 
     On PostgreSQL with ``listen_notify`` (the default) the instance declares ``PUSH_WAKEUP`` and
     ``FINISH_WAKEUP``: enqueues, retries and requeues NOTIFY the queue name, terminal transitions
-    NOTIFY the record id, and one dedicated connection LISTENs. Elsewhere it declares neither and the
-    core polls.
+    NOTIFY the record id, and one dedicated connection LISTENs from the first wait on. Elsewhere it
+    declares neither and the core polls.
     """
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
@@ -85,13 +85,13 @@ class SQLSpecBackend(QueueBackend):
 
     @property
     def listener(self) -> NotificationListener | None:
-        """The LISTEN connection keeper while open on PostgreSQL (``None`` elsewhere)."""
+        """The LISTEN connection keeper while open on PostgreSQL (``None`` elsewhere); started by the first wait."""
         return self._listener
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Check the server, bring the schema up to date (or check it is), and start listening."""
+        """Check the server and bring the schema up to date (or check it is); listening starts with the first wait."""
         await self._dialect.check_server()
         if self.config.apply_migrations:
             applied = await self._migrator.upgrade()
@@ -118,7 +118,17 @@ class SQLSpecBackend(QueueBackend):
                 },
                 on_connected=self._wake_all,
             )
-            await self._listener.start()
+
+    async def _listening(self) -> None:
+        """Start the LISTEN connection on the first wait, and wait for its subscription.
+
+        A process that only enqueues (a web app next to separate workers) then never holds a LISTEN
+        connection nor receives the notifications of its own enqueues. Work made available before the
+        subscription is not missed: a waiter registers afterwards and first looks for due work.
+        """
+        listener = self._listener
+        if listener is not None and not listener.started:
+            await listener.start()
 
     async def close(self) -> None:
         """Stop listening, wake every waiter, and close the pool if the backend created it."""
@@ -305,6 +315,7 @@ class SQLSpecBackend(QueueBackend):
         if Capability.PUSH_WAKEUP not in self.capabilities:
             raise UnsupportedOperation(f"{type(self).__name__} on {self.names.family} has no push wakeups")
         names = list(dict.fromkeys(queues))
+        await self._listening()
         future = self._work_waiters.register(names)
         if names:
             wall_now = utc_now()
@@ -321,6 +332,7 @@ class SQLSpecBackend(QueueBackend):
         """
         if Capability.FINISH_WAKEUP not in self.capabilities:
             raise UnsupportedOperation(f"{type(self).__name__} on {self.names.family} has no finish wakeups")
+        await self._listening()
         future = self._finish_waiters.register((record_id,))
         status = await self._dialect.status_of(record_id)
         if status is None or status in _TERMINAL_VALUES:

@@ -69,6 +69,11 @@ class NotificationListener:
         """Backend pid of the listening connection while it is up (diagnostics and tests)."""
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called (and :meth:`stop` not since)."""
+        return self._task is not None
+
+    @property
     def connected(self) -> bool:
         """Whether the subscriptions are currently in place."""
         return self._connected.is_set()
