@@ -133,6 +133,7 @@ async def test_wakeups_arrive_promptly_after_the_listener_is_terminated(
     listener = backend.listener
     assert listener is not None
     await backend.wait_for_work(["default"], timeout=0)  # the first wait starts listening
+    assert await listener.wait_connected(5)
     assert listener.server_pid is not None
     killed = listener.server_pid
 
@@ -159,7 +160,8 @@ async def test_a_backend_that_only_enqueues_never_listens_and_the_first_wait_mis
     started = time.monotonic()
     await worker.wait_for_work(["default"], timeout=20)
     assert time.monotonic() - started < PROMPT
-    assert worker.listener.connected and not web.listener.started
+    assert await worker.listener.wait_connected(5)
+    assert not web.listener.started
     # From then on, the other backend's enqueues wake the waiter promptly.
     assert await _seconds_until_woken(worker, lambda: web.enqueue([_record()])) < PROMPT
     assert not web.listener.started
@@ -180,3 +182,18 @@ async def test_without_listen_notify_postgres_polls_only(make_factory: Callable[
     backend = await make_factory("asyncpg", listen_notify=False).open()
     assert backend.listener is None
     assert not backend.capabilities
+
+
+async def test_the_first_wait_keeps_its_timeout_when_the_listen_connection_hangs(
+    make_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = await make_factory("asyncpg").open()
+
+    async def hang() -> Any:
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr(backend.sqlspec_config, "create_connection", hang)
+    started = time.monotonic()
+    await backend.wait_for_work(["default"], timeout=0.3)
+    assert 0.25 < time.monotonic() - started < PROMPT
+    assert backend.listener is not None and backend.listener.started and not backend.listener.connected

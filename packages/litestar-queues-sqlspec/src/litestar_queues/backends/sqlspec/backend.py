@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -119,16 +120,23 @@ class SQLSpecBackend(QueueBackend):
                 on_connected=self._wake_all,
             )
 
-    async def _listening(self) -> None:
-        """Start the LISTEN connection on the first wait, and wait for its subscription.
+    async def _listening(self, timeout: float) -> float:
+        """Start the LISTEN connection on the first wait and give it up to ``timeout`` to subscribe; return
+        what is left of ``timeout``.
 
         A process that only enqueues (a web app next to separate workers) then never holds a LISTEN
-        connection nor receives the notifications of its own enqueues. Work made available before the
-        subscription is not missed: a waiter registers afterwards and first looks for due work.
+        connection nor receives the notifications of its own enqueues. Nothing sent before the subscription
+        is missed: the first waiter registers once subscribed and then looks for what it waits for, and a
+        waiter that registered earlier is woken by the subscription.
         """
         listener = self._listener
-        if listener is not None and not listener.started:
-            await listener.start()
+        if listener is None or listener.started:
+            return timeout
+        listener.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await listener.wait_connected(timeout)
+        return max(0.0, timeout - (loop.time() - started))
 
     async def close(self) -> None:
         """Stop listening, wake every waiter, and close the pool if the backend created it."""
@@ -315,7 +323,7 @@ class SQLSpecBackend(QueueBackend):
         if Capability.PUSH_WAKEUP not in self.capabilities:
             raise UnsupportedOperation(f"{type(self).__name__} on {self.names.family} has no push wakeups")
         names = list(dict.fromkeys(queues))
-        await self._listening()
+        timeout = await self._listening(timeout)
         future = self._work_waiters.register(names)
         if names:
             wall_now = utc_now()
@@ -332,7 +340,7 @@ class SQLSpecBackend(QueueBackend):
         """
         if Capability.FINISH_WAKEUP not in self.capabilities:
             raise UnsupportedOperation(f"{type(self).__name__} on {self.names.family} has no finish wakeups")
-        await self._listening()
+        timeout = await self._listening(timeout)
         future = self._finish_waiters.register((record_id,))
         status = await self._dialect.status_of(record_id)
         if status is None or status in _TERMINAL_VALUES:

@@ -78,11 +78,10 @@ class NotificationListener:
         """Whether the subscriptions are currently in place."""
         return self._connected.is_set()
 
-    async def start(self, *, wait_seconds: float = 5.0) -> None:
-        """Start listening; wait up to ``wait_seconds`` for the first subscription (polling covers a failure)."""
+    def start(self) -> None:
+        """Start listening in the background (``wait_connected`` waits for the subscription; polling covers a
+        failure)."""
         self._task = asyncio.create_task(self._run(), name="litestar-queues-sqlspec-listener")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), wait_seconds)
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""
