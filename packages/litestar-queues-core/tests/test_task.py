@@ -26,7 +26,6 @@ from litestar_queues import (
 )
 from litestar_queues.cron import CronSyntaxError
 from litestar_queues.errors import TaskNotFoundError
-from litestar_queues.serialization import convert_value
 from litestar_queues.task import _INJECTED
 
 
@@ -144,37 +143,21 @@ MOMENT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 def inspect_check_call(created: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """``Task.check_call`` as it was before the fast path: ``Signature.bind`` for every call."""
+    """``Task.check_call`` without the fast path: ``Signature.bind`` for every call."""
     reserved = _INJECTED.intersection(kwargs)
     if reserved:
         raise TypeError(f"task {created.name!r}: {sorted(reserved)} are injected at run time; do not pass them")
-    injected = {name: None for name in _INJECTED if name in created.signature.parameters}
-    try:
-        created.signature.bind(*args, **kwargs, **injected)
-    except TypeError as exc:
-        raise TypeError(f"task {created.name!r}: {exc}") from None
+    created._check_bound(args, kwargs)
 
 
 def inspect_decode_call(
     created: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
-    """``Task.decode_call`` as it was before the fast path: ``Signature.bind_partial`` for every call."""
+    """``Task.decode_call`` without the fast path: ``Signature.bind_partial`` for every call."""
     hints = typing.get_type_hints(created.fn)
     if not hints or not (args or kwargs):
         return args, kwargs
-    bound = created.signature.bind_partial(*args, **kwargs)
-    for name, value in bound.arguments.items():
-        annotation = hints.get(name)
-        if annotation is None or annotation is Any:
-            continue
-        kind = created.signature.parameters[name].kind
-        if kind is Parameter.VAR_POSITIONAL:
-            bound.arguments[name] = tuple(convert_value(item, annotation) for item in value)
-        elif kind is Parameter.VAR_KEYWORD:
-            bound.arguments[name] = {key: convert_value(item, annotation) for key, item in value.items()}
-        else:
-            bound.arguments[name] = convert_value(value, annotation)
-    return list(bound.args), dict(bound.kwargs)
+    return created._decode_bound(hints, args, kwargs)
 
 
 def outcome(call: Any, *arguments: Any) -> Any:

@@ -207,8 +207,11 @@ class Task(Generic[P, R]):
             reserved = sorted(_INJECTED.intersection(kwargs))
             raise TypeError(f"task {self.name!r}: {reserved} are injected at run time; do not pass them")
         shape = self._call_shape()
-        if shape.is_plain(args, kwargs) and shape.is_complete(args, kwargs):
-            return
+        if not (shape.is_plain(args, kwargs) and shape.is_complete(args, kwargs)):
+            self._check_bound(args, kwargs)
+
+    def _check_bound(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``check_call`` of any call, through ``Signature.bind`` (the fast path must agree with it)."""
         injected = {name: None for name in _INJECTED if name in self.signature.parameters}
         try:
             self.signature.bind(*args, **kwargs, **injected)
@@ -236,6 +239,12 @@ class Task(Generic[P, R]):
         shape = self._call_shape()
         if shape.is_plain(args, kwargs):
             return self._decode_plain(shape, hints, args, kwargs)
+        return self._decode_bound(hints, args, kwargs)
+
+    def _decode_bound(
+        self, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """``decode_call`` of any call, through ``Signature.bind_partial`` (the fast path must agree with it)."""
         bound = self.signature.bind_partial(*args, **kwargs)
         for name, value in bound.arguments.items():
             annotation = hints.get(name)
