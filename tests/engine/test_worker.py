@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from litestar_queues import (
     task,
 )
 from litestar_queues.events import InMemoryQueueEventSink, publish_task_log, publish_task_progress
+from litestar_queues.runner import Interrupt
 
 pytestmark = pytest.mark.anyio
 
@@ -416,3 +418,104 @@ async def test_a_slot_frees_while_the_outcome_is_written(service: QueueService, 
     assert len(started) == 6
     stats = await service.get_statistics()
     assert (stats.counts[TaskStatus.COMPLETED], stats.counts[TaskStatus.PENDING]) == (6, 4)
+
+
+async def test_a_finished_attempt_leaves_nothing_for_the_cycle_collector(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    """Reference counting frees each attempt as it ends: nothing of it waits, in a cycle, for the collector."""
+
+    @task("freed", registry=registry)
+    async def freed(n: int) -> int:
+        return n
+
+    await service.enqueue_many([service.request(freed, n) for n in range(50)])
+    gc.collect()
+    gc.disable()
+    try:
+        worker = Worker(service, WorkerConfig(concurrency=5, batch_size=5, poll_interval=0.05))
+        assert await worker.run_until_idle() == 50
+        left = [thing for thing in gc.get_objects() if isinstance(thing, Interrupt)]
+    finally:
+        gc.enable()
+    assert left == []
+
+
+@pytest.mark.parametrize(("concurrency", "claim_size"), [(50, 25), (10, 10)])
+async def test_with_a_backlog_the_next_claim_goes_out_while_the_batch_starts(
+    service: QueueService, registry: TaskRegistry, concurrency: int, claim_size: int
+) -> None:
+    """Claims of 20 or more take half the free slots, so that the next one overlaps the start of the batch;
+    smaller ones fill the slots and go one after another. Never more than ``concurrency`` run."""
+    started: list[int] = []
+    running = peak = 0
+
+    @task("backlog", registry=registry)
+    async def backlog(n: int) -> None:
+        nonlocal running, peak
+        started.append(n)
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    await service.enqueue_many([service.request(backlog, n) for n in range(200)])
+    original = service.backend.claim
+    claimed = 0
+    calls: list[tuple[int, int]] = []  # (limit, records claimed but not started yet)
+
+    async def claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claimed
+        calls.append((kwargs["limit"], claimed - len(started)))
+        records = await original(*args, **kwargs)
+        claimed += len(records)
+        return records
+
+    service.backend.claim = claim  # type: ignore[method-assign]
+    worker = Worker(service, WorkerConfig(concurrency=concurrency, batch_size=concurrency, poll_interval=0.05))
+    assert await worker.run_until_idle() == 200
+    assert sorted(started) == list(range(200))
+    assert peak <= concurrency
+    assert max(limit for limit, _ in calls) == claim_size
+    ahead = [held for _, held in calls if held]
+    assert bool(ahead) is (claim_size < concurrency)
+    assert all(held == claim_size for held in ahead)
+
+
+async def test_stopping_while_a_claim_is_ahead_leaves_nothing_running(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    """The records of a claim sent ahead are run (or handed back) by the drain, never left holding a lease."""
+    ran: list[int] = []
+
+    @task("ahead", registry=registry)
+    async def ahead(n: int) -> None:
+        ran.append(n)
+
+    await service.enqueue_many([service.request(ahead, n) for n in range(100)])
+    original = service.backend.claim
+    second_sent = asyncio.Event()
+    release = asyncio.Event()
+    calls = 0
+
+    async def claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the claim sent ahead of the first batch
+            second_sent.set()
+            await release.wait()
+        return await original(*args, **kwargs)
+
+    service.backend.claim = claim  # type: ignore[method-assign]
+    worker = Worker(service, WorkerConfig(concurrency=50, batch_size=50, poll_interval=0.05))
+    await worker.start()
+    await asyncio.wait_for(second_sent.wait(), 5)
+    stopping = asyncio.ensure_future(worker.stop(drain_timeout=5))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # the claim ahead is still out
+    release.set()
+    await stopping
+    stats = await service.get_statistics()
+    assert stats.counts[TaskStatus.RUNNING] == 0
+    assert stats.counts[TaskStatus.COMPLETED] == len(ran) == 50
+    assert stats.counts[TaskStatus.PENDING] == 50

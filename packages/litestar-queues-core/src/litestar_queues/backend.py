@@ -41,6 +41,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    as_status,
 )
 
 __all__ = ("BackendConfig", "Capability", "QueueBackend", "finished_record")
@@ -261,7 +262,7 @@ class QueueBackend(ABC):
 
 def finished_record(claimed: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord:
     """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the record as claimed) with ``outcome``."""
-    status = TaskStatus(outcome.status)
+    status = as_status(outcome.status)
     if status is TaskStatus.PENDING:
         return msgspec.structs.replace(
             claimed,

@@ -30,6 +30,7 @@ __all__ = (
     "TaskRecord",
     "TaskStatus",
     "WorkerInfo",
+    "as_status",
     "can_transition",
     "new_record_id",
 )
@@ -50,6 +51,19 @@ class TaskStatus(str, enum.Enum):
     """Cancelled before it started, or interrupted while running."""
     EXPIRED = "expired"
     """Never started before ``expires_at``."""
+
+
+_BY_VALUE: dict[str, TaskStatus] = {status.value: status for status in TaskStatus}
+
+
+def as_status(value: TaskStatus | str) -> TaskStatus:
+    """``TaskStatus(value)`` (a member or its value) at the cost of a dict lookup: the hot paths call it per record.
+
+    Raises:
+        ValueError: ``value`` is no status.
+    """
+    status = _BY_VALUE.get(value)
+    return TaskStatus(value) if status is None else status
 
 
 TERMINAL_STATUSES: frozenset[TaskStatus] = frozenset(

@@ -57,23 +57,22 @@ def retry_delay(base: float, attempt: int) -> float:
 
 
 class Interrupt:
-    """Why a running attempt is being interrupted (set before cancelling its asyncio task), and whether it is ending."""
+    """Why a running attempt is being interrupted (set before cancelling its asyncio task), and whether it is ending.
 
-    __slots__ = ("finishing", "on_finishing", "reason")
+    A worker subclasses it to hear when the attempt's code is over (:meth:`finish`).
+    """
+
+    __slots__ = ("finishing", "reason")
 
     def __init__(self) -> None:
         self.reason: str | None = None
         """``"cancel"`` (cancellation requested), ``"lost"`` (lease lost) or ``"shutdown"`` (hand back)."""
         self.finishing = False
         """The attempt is over and its outcome is being written: a lease renewal racing it may report it lost."""
-        self.on_finishing: Callable[[], None] | None = None
-        """Called once when the attempt's code is over and its outcome is about to be written."""
 
     def finish(self) -> None:
-        """Mark the attempt as ending (its outcome is being written) and tell ``on_finishing``."""
+        """Mark the attempt as ending: its code is over and its outcome is about to be written."""
         self.finishing = True
-        if self.on_finishing is not None:
-            self.on_finishing()
 
 
 class AttemptRunner:

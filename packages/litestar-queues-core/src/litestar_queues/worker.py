@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -29,20 +30,40 @@ _ATTEMPTS_PER_SLOT = 3
 """Attempts a worker holds per slot: the one running code, and up to two whose outcomes are still being written
 (a backend that batches finishes may have two batches in flight while the next claim runs)."""
 
+_CALLBACK_CONTEXT = contextvars.Context()
+"""The empty context a finished attempt's done callback runs in (it reads no context variables)."""
+
+_MIN_PIPELINED_CLAIM = 20
+"""Smallest claim worth splitting a batch for: below it, two round trips cost more than the overlap saves."""
+
 MAINTENANCE_LOCK = "maintenance"
 _MAINTENANCE_BATCH = 500
 _PRUNE_BATCHES = 20
 
 
-class _Job:
-    __slots__ = ("interrupt", "record", "released", "task")
+class _Job(Interrupt):
+    """A running attempt: its record and asyncio task, and the interrupt its runner sees.
 
-    def __init__(self, record: TaskRecord, task: asyncio.Task[None], interrupt: Interrupt) -> None:
+    It holds no closures: once the attempt is over and the worker forgets it, reference counting frees it
+    and everything the attempt allocated (a cycle would leave that to the garbage collector).
+    """
+
+    __slots__ = ("record", "released", "task", "worker")
+
+    def __init__(self, worker: Worker, record: TaskRecord) -> None:
+        super().__init__()
+        self.worker = worker
         self.record = record
-        self.task = task
-        self.interrupt = interrupt
+        self.task: asyncio.Task[None]  # set by the worker right after, to a task running this attempt
         self.released = False
         """Its slot is free again: the task's code is over (its outcome may still be being written)."""
+
+    def finish(self) -> None:
+        super().finish()
+        self.worker._release(self)
+
+    def done(self, _task: asyncio.Task[None]) -> None:
+        self.worker._finished(self)
 
 
 class Worker:
@@ -69,6 +90,8 @@ class Worker:
         self._cut_drain = asyncio.Event()
         self._stopping: asyncio.Future[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._ahead: tuple[asyncio.Task[list[TaskRecord]], int] | None = None
+        """A claim sent ahead while the previous batch starts, and its size: its records are held, not started."""
         self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"lq-{self.id}")
         self._started_at = service.clock.now()
         self._runner = service.runner(self.id)
@@ -179,7 +202,7 @@ class Worker:
         started = self.processed
         await self.start()
         try:
-            while self._jobs or await self._due_work_left():
+            while self._jobs or self._ahead is not None or await self._due_work_left():
                 if loop.time() > deadline:
                     raise TimeoutError(f"worker {self.id} still busy after {timeout}s")
                 self._slot_freed.clear()
@@ -196,39 +219,76 @@ class Worker:
     # -- claiming ----------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        backend = self.service.backend
-        pushes = Capability.PUSH_WAKEUP in backend.capabilities
-        stop_wait = asyncio.get_running_loop().create_task(self._stop_requested.wait())
+        loop = asyncio.get_running_loop()
+        stop_wait = loop.create_task(self._stop_requested.wait())
+        found = -1  # records the last claim found (-1: none since the last wait for work)
         try:
             while not self._stop_requested.is_set():
-                concurrency = self.config.concurrency
-                free = min(concurrency - self._busy, _ATTEMPTS_PER_SLOT * concurrency - len(self._jobs))
-                if free <= 0:
-                    self._slot_freed.clear()
-                    await self._first(self._slot_freed.wait(), stop_wait)
-                    continue
                 try:
-                    records = await self._claim(free)
+                    if self._ahead is not None:
+                        claim, size = self._ahead
+                        await asyncio.wait((claim, stop_wait), return_when=asyncio.FIRST_COMPLETED)
+                        if not claim.done():  # stopping: the claim still completes, below
+                            break
+                        self._ahead = None
+                        records = claim.result()
+                    else:
+                        if found == 0:
+                            await self._wait_for_work(stop_wait)
+                            found = -1
+                            continue
+                        size = self._claim_size(reserved=0)
+                        if size <= 0:
+                            self._slot_freed.clear()
+                            await self._first(self._slot_freed.wait(), stop_wait)
+                            continue
+                        records = await self._claim(size)
                 except Exception as exc:
                     await self._backend_failed("claiming", exc)
                     continue
                 self._backend_recovered()
-                if records:
-                    for record in records:
-                        self._start(record)
-                    await asyncio.sleep(0)  # let the new attempts start before claiming more
-                    continue
-                waiter = (
-                    backend.wait_for_work(self.queues, timeout=self.config.poll_interval)
-                    if pushes
-                    else asyncio.sleep(self.config.poll_interval)
-                )
-                try:
-                    await self._first(waiter, stop_wait)
-                except Exception as exc:
-                    await self._backend_failed("waiting for work", exc)
+                found = len(records)
+                if found == size and not self.config.queue_concurrency:
+                    # A backlog: the next claim goes out before this batch starts, and overlaps its run.
+                    size = self._claim_size(reserved=found)
+                    if size > 0:
+                        self._ahead = (loop.create_task(self._claim(size)), size)
+                for record in records:
+                    self._start(record)
+                await asyncio.sleep(0)  # let the new attempts start before claiming more
         finally:
             stop_wait.cancel()
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None:  # its records are held by now: run them, and the drain ends them
+                with contextlib.suppress(Exception):
+                    for record in await ahead[0]:
+                        self._start(record)
+
+    def _claim_size(self, *, reserved: int) -> int:
+        """Records to ask for next, with ``reserved`` slots already promised to claimed records.
+
+        When one claim could fill every free slot, it takes half of them (if that half is at least
+        ``_MIN_PIPELINED_CLAIM``): the other half goes to the next claim, sent while this batch starts.
+        """
+        concurrency = self.config.concurrency
+        room = min(concurrency - self._busy, _ATTEMPTS_PER_SLOT * concurrency - len(self._jobs)) - reserved
+        size = min(room, self.config.batch_size)
+        half = -(-room // 2)
+        if size == room and half >= _MIN_PIPELINED_CLAIM and not self.config.queue_concurrency:
+            return half
+        return size
+
+    async def _wait_for_work(self, stop_wait: asyncio.Task[Any]) -> None:
+        backend = self.service.backend
+        waiter = (
+            backend.wait_for_work(self.queues, timeout=self.config.poll_interval)
+            if Capability.PUSH_WAKEUP in backend.capabilities
+            else asyncio.sleep(self.config.poll_interval)
+        )
+        try:
+            await self._first(waiter, stop_wait)
+        except Exception as exc:
+            await self._backend_failed("waiting for work", exc)
 
     async def _first(self, awaitable: Awaitable[Any], stop_wait: asyncio.Task[Any]) -> None:
         waiter = asyncio.ensure_future(awaitable)
@@ -278,13 +338,11 @@ class Worker:
     # -- running -----------------------------------------------------------------------------------
 
     def _start(self, record: TaskRecord) -> None:
-        interrupt = Interrupt()
-        task = asyncio.get_running_loop().create_task(self._execute(record, interrupt))
-        job = self._jobs[record.id] = _Job(record, task, interrupt)
-        interrupt.on_finishing = lambda: self._release(job)
+        job = self._jobs[record.id] = _Job(self, record)
+        job.task = task = asyncio.get_running_loop().create_task(self._execute(record, job))
         self._busy += 1
         self._per_queue[record.queue] += 1
-        task.add_done_callback(lambda _: self._finished(job))
+        task.add_done_callback(job.done, context=_CALLBACK_CONTEXT)  # not a copy of the current context per job
 
     def _release(self, job: _Job) -> None:
         if not job.released:
@@ -330,8 +388,8 @@ class Worker:
 
     def _interrupt(self, record_id: str, reason: str) -> None:
         job = self._jobs.get(record_id)  # an attempt whose outcome is being written is left to write it
-        if job is not None and job.interrupt.reason is None and not job.interrupt.finishing:
-            job.interrupt.reason = reason
+        if job is not None and job.reason is None and not job.finishing:
+            job.reason = reason
             job.task.cancel()
 
     def _interrupt_all(self, reason: str) -> None:
@@ -362,14 +420,14 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         backend = self.service.backend
-        leases = [job.record.lease for job in self._jobs.values() if not job.interrupt.finishing]
+        leases = [job.record.lease for job in self._jobs.values() if not job.finishing]
         if leases:
             states = await backend.renew(
                 leases, now=self.service.clock.now(), lease_seconds=self.config.stale_threshold
             )
             for record_id, state in states.items():
                 job = self._jobs.get(record_id)
-                if job is None or job.interrupt.finishing:
+                if job is None or job.finishing:
                     continue  # finished while the renewal was in flight: not lost, just over
                 if state is LeaseState.CANCEL_REQUESTED:
                     self._interrupt(record_id, "cancel")
