@@ -43,9 +43,13 @@ async def test_items_with_one_key_never_share_a_batch() -> None:
         return [value for _, value in items]
 
     coalescer: Coalescer[tuple[str, int], int] = Coalescer(run, key=lambda item: item[0])
+
+    async def submit(value: int) -> None:
+        await coalescer.submit(("same", value))
+
     async with anyio.create_task_group() as group:
         for value in range(5):
-            group.start_soon(coalescer.submit, ("same", value))
+            group.start_soon(submit, value)
     assert len(batches) == 5
     assert all(len(batch) == 1 for batch in batches)
 

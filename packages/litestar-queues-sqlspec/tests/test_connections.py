@@ -1,4 +1,5 @@
-"""PostgreSQL: sequential operations reuse one kept connection; a kept connection the server ended is replaced."""
+"""PostgreSQL: operations reuse kept connections; a kept connection the server ended is replaced; a claim's
+relaxed commit does not outlive it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,36 @@ async def test_concurrent_operations_borrow_further_connections(
     assert len(set(pids)) == 3
 
 
+async def test_connections_of_concurrent_operations_are_kept_for_the_next_ones(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    """A worker's claim, finishes and heartbeat run at once: each finds a kept connection, not the pool."""
+    backend = await make_factory(pg_driver, connection_options={"min_size": 1, "max_size": 10}).open()
+
+    async def hold() -> None:
+        await backend._db.select("SELECT pg_sleep(0.1)")
+
+    for _ in range(2):
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(hold)
+        assert len(backend._db._kept) == 4  # at most four are kept; the other two went back to the pool
+
+
+async def test_a_claims_relaxed_commit_stays_in_its_own_transaction(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    """Claims commit without waiting for the WAL flush; the next operation on that connection waits again."""
+    backend = await make_factory(pg_driver).open()
+    await backend.enqueue([_record()])
+    await backend._db.execute("SET synchronous_commit = on")  # for this session, whatever the server's default
+    pid = await _server_pid(backend)
+    [claimed] = await backend.claim(["default"], owner="w", limit=1, now=utc_now(), lease_seconds=30)
+    [row] = await backend._db.select("SELECT pg_backend_pid() AS pid, current_setting('synchronous_commit') AS sync")
+    assert (row["pid"], row["sync"]) == (pid, "on")
+    assert claimed.owner == "w"
+
+
 @pytest.mark.parametrize("size", [1, 2])
 async def test_a_small_pool_serves_concurrent_operations(
     pg_driver: str, make_factory: Callable[..., Any], size: int
@@ -77,7 +108,7 @@ async def test_an_applications_own_pool_is_never_held(make_factory: Callable[...
     await backend.open()
     try:
         await backend.enqueue([_record()])
-        assert backend._db._kept is None
+        assert backend._db._kept == []
     finally:
         await backend.close()
         await own.close_pool()

@@ -31,6 +31,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    as_status,
 )
 from litestar_queues.waiters import Waiters
 
@@ -42,6 +43,9 @@ _PUSH = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP})
 _FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _WORKER_ROW_GRACE = timedelta(hours=1)
+_KEPT_CONNECTIONS = 4
+"""Most pooled connections kept between operations (PostgreSQL, own pool): a worker's claim, two finishes and a
+heartbeat each find one."""
 """Worker rows are deleted this long after they expired (the registry stays small without a sweeper)."""
 
 
@@ -107,8 +111,9 @@ class SQLSpecBackend(QueueBackend):
                     f"{extension!r} extension (see migration_extension_config), or set apply_migrations=True"
                 )
                 raise ConfigurationError(msg)
-        if self._owns_config and int(self._db.config.connection_config.get("max_size") or 2) > 1:
-            self._db.keep_connections()  # never of the application's own pool, nor of a pool of one
+        pool_size = int(self._db.config.connection_config.get("max_size") or 2)
+        if self._owns_config and pool_size > 1:  # never of the application's own pool, nor of a pool of one
+            self._db.keep_connections(min(_KEPT_CONNECTIONS, pool_size - 1))
         if self._listen:
             self._listener = NotificationListener(
                 self._db.config,
@@ -225,7 +230,7 @@ class SQLSpecBackend(QueueBackend):
         Raises:
             ValueError: ``outcome.status`` is ``running`` or ``expired``, or ``pending`` without ``scheduled_at``.
         """
-        status = TaskStatus(outcome.status)
+        status = as_status(outcome.status)
         if status not in _FINISH_STATUSES:
             msg = f"finish cannot end an attempt as {status.value!r}"
             raise ValueError(msg)

@@ -57,15 +57,18 @@ class Coalescer(Generic[_Item, _Result]):
         self._in_flight: set[Hashable] = set()
         """Keys of the items in running batches."""
 
-    async def submit(self, item: _Item) -> _Result:
-        """Add ``item`` to the next batch and return its result."""
-        future: asyncio.Future[_Result] = asyncio.get_running_loop().create_future()
+    def submit(self, item: _Item) -> asyncio.Future[_Result]:
+        """Add ``item`` to the next batch; the future resolves to its result.
+
+        A future rather than a coroutine: a waiting submitter holds no frame of its own.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Result] = loop.create_future()
         self._pending.append((item, future))
         if not self._ready and len(self._flushers) < self._max_in_flight:
             self._ready = True
-            flusher = asyncio.get_running_loop().create_task(self._flush())
-            self._flushers.add(flusher)
-        return await future
+            self._flushers.add(loop.create_task(self._flush()))
+        return future
 
     def _take(self) -> list[tuple[_Item, asyncio.Future[_Result]]]:
         batch: list[tuple[_Item, asyncio.Future[_Result]]] = []

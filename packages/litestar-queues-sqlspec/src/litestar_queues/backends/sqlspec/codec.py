@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from litestar_queues.errors import SerializationError
-from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskRecord, WorkerInfo, as_status
 
 __all__ = (
     "TASK_COLUMNS",
@@ -155,7 +155,7 @@ def encode_json(value: Any) -> str:
 
 def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
     """Return the row of ``record`` in :data:`TASK_COLUMNS` order."""
-    status = record.status if type(record.status) is TaskStatus else TaskStatus(record.status)
+    status = as_status(record.status)
     key = record.key
     return (
         record.id,
@@ -202,7 +202,7 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
         args=_json_decode(row["args"]),
         kwargs=_json_decode(row["kwargs"]),
         priority=row["priority"],
-        status=TaskStatus(row["status"]),
+        status=as_status(row["status"]),
         key=row["dedup_key"],
         attempts=row["attempts"],
         max_retries=row["max_retries"],

@@ -17,15 +17,17 @@ otherwise, so operations never wait for it. A connection whose operation failed 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from litestar_queues.backends.sqlspec.names import Family
 from litestar_queues.backends.sqlspec.native import AsyncpgRunner, NativeRunner, PsycopgRunner
 from litestar_queues.errors import ConfigurationError
 
 __all__ = ("SUPPORTED_DRIVERS", "Database", "DriverName", "detect_driver", "family_of")
+
+_T = TypeVar("_T")
 
 DriverName = Literal["asyncpg", "psycopg", "aiosqlite", "asyncmy"]
 
@@ -110,19 +112,19 @@ class Database:
         self.family: Family = family_of(driver)
         self._in_transaction = _IN_TRANSACTION[driver]
         self._native: NativeRunner | None = _NATIVE_RUNNERS[driver]() if driver in _NATIVE_RUNNERS else None
-        self._keeping = False
-        self._kept: tuple[Any, AsyncExitStack] | None = None
+        self._keeping = 0
+        self._kept: list[tuple[Any, AsyncExitStack]] = []
 
-    def keep_connections(self) -> None:
-        """From now on keep the last good connection for the next operation (see the module docstring)."""
-        self._keeping = True
+    def keep_connections(self, most: int) -> None:
+        """From now on keep up to ``most`` good connections for the next operations (see the module docstring)."""
+        self._keeping = most
 
     async def release_kept(self) -> None:
-        """Stop keeping connections and return the kept one to the pool (before the pool closes)."""
-        self._keeping = False
-        kept, self._kept = self._kept, None
-        if kept is not None:
-            await kept[1].aclose()
+        """Stop keeping connections and return the kept ones to the pool (before the pool closes)."""
+        self._keeping = 0
+        kept, self._kept = self._kept, []
+        for _, stack in kept:
+            await stack.aclose()
 
     def in_transaction(self, session: Any) -> bool:
         """Return whether ``session``'s connection has an open transaction (a local check, no round trip)."""
@@ -142,35 +144,36 @@ class Database:
             if self._in_transaction(session.connection):
                 await session.commit()
 
-    @asynccontextmanager
-    async def connection(self, runner: NativeRunner) -> AsyncIterator[Any]:
-        """Yield a driver connection (the kept one if free, else a pooled one); commit what it left open,
-        or roll back if the block raised."""
-        held, self._kept = self._kept, None
+    async def _run(
+        self, runner: NativeRunner, call: Callable[[Any, str, dict[str, Any]], Awaitable[_T]], sql: str, params: Any
+    ) -> _T:
+        """``call(connection, sql, params)`` on a kept connection if one is free, else a pooled one; commit what it
+        left open, or roll back if it raised."""
+        held = self._kept.pop() if self._kept else None
         if held is not None and runner.closed(held[0]):  # the server ended it while it was kept
             await held[1].aclose()
             held = None
         if held is None:
             stack = AsyncExitStack()
             held = (await stack.enter_async_context(self.config.provide_connection()), stack)
-        connection, stack = held
-        good = False
+        connection = held[0]
         try:
+            result = await call(connection, sql, params or {})
+            if runner.in_transaction(connection):
+                await runner.end(connection, commit=True)
+        except BaseException:
             try:
-                yield connection
-            except BaseException:
                 if runner.in_transaction(connection):
                     with suppress(Exception):
                         await runner.end(connection, commit=False)
-                raise
-            if runner.in_transaction(connection):
-                await runner.end(connection, commit=True)
-            good = True
-        finally:
-            if good and self._keeping and self._kept is None:
-                self._kept = held
-            else:
-                await stack.aclose()
+            finally:
+                await held[1].aclose()
+            raise
+        if len(self._kept) < self._keeping:
+            self._kept.append(held)
+        else:
+            await held[1].aclose()
+        return result
 
     async def select(
         self, sql: str, params: dict[str, Any] | None = None, *, statement_config: Any = None
@@ -181,8 +184,7 @@ class Database:
         """
         runner = self._native
         if runner is not None and statement_config is None:
-            async with self.connection(runner) as connection:
-                return list(await runner.select(connection, sql, params or {}))
+            return list(await self._run(runner, runner.select, sql, params))
         async with self.session() as session:
             if statement_config is not None:
                 rows: list[Any] = await session.select(sql, params, statement_config=statement_config)
@@ -194,8 +196,7 @@ class Database:
         """Run one statement (``:name`` parameters) in its own session; return the number of rows it affected."""
         runner = self._native
         if runner is not None:
-            async with self.connection(runner) as connection:
-                return await runner.execute(connection, sql, params or {})
+            return await self._run(runner, runner.execute, sql, params)
         async with self.session() as session:
             result = await (session.execute(sql, params) if params else session.execute(sql))
             return int(result.rows_affected)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import msgspec
 
 from litestar_queues.backends.sqlspec.dialects.base import Dialect
-from litestar_queues.records import ACTIVE_STATUSES, EnqueueOutcome, TaskRecord, TaskStatus
+from litestar_queues.records import ACTIVE_STATUSES, EnqueueOutcome, TaskRecord, TaskStatus, as_status
 
 __all__ = ("enqueue_records",)
 
@@ -86,7 +86,7 @@ async def enqueue_records(dialect: Dialect, records: Sequence[TaskRecord]) -> li
             for record_id in inserted:
                 record = todo.pop(record_id)
                 if type(record.status) is not TaskStatus:
-                    record = msgspec.structs.replace(record, status=TaskStatus(record.status))
+                    record = msgspec.structs.replace(record, status=as_status(record.status))
                 settled[record_id] = EnqueueOutcome(record, created=True)
             if todo:
                 resolved = await _resolve(dialect, list(todo.values()))

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 from sqlspec.exceptions import DeadlockError, SerializationConflictError, SQLSpecError, UniqueViolationError
 
@@ -31,15 +30,15 @@ _MAPPED: dict[str, type[SQLSpecError]] = {
 """SQLSTATEs the dialects act on, raised as the SQLSpec exceptions the SQLSpec path raises for them."""
 
 
-@contextmanager
-def _sqlspec_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as error:
-        mapped = _MAPPED.get(str(getattr(error, "sqlstate", "") or ""))
-        if mapped is None:
-            raise
-        raise mapped(str(error)) from error
+def _reraise(error: Exception) -> NoReturn:
+    """Raise a driver error the dialects act on as its SQLSpec exception, and any other as it is.
+
+    (Called from a plain ``try``/``except`` at each statement: no context manager on the hot path.)
+    """
+    mapped = _MAPPED.get(str(getattr(error, "sqlstate", "") or ""))
+    if mapped is None:
+        raise error
+    raise mapped(str(error)) from error
 
 
 class NativeRunner(ABC):
@@ -98,15 +97,19 @@ class AsyncpgRunner(NativeRunner):
     async def select(self, connection: Any, sql: str, params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
         """``Connection.fetch``: the statement is prepared once per connection."""
         text, names = self.convert(sql)
-        with _sqlspec_errors():
+        try:
             rows: Sequence[Mapping[str, Any]] = await connection.fetch(text, *[params[name] for name in names])
+        except Exception as error:
+            _reraise(error)
         return rows
 
     async def execute(self, connection: Any, sql: str, params: Mapping[str, Any]) -> int:
         """``Connection.execute`` with arguments; the row count is the last number of the command tag."""
         text, names = self.convert(sql)
-        with _sqlspec_errors():
+        try:
             tag: str = await connection.execute(text, *[params[name] for name in names])
+        except Exception as error:
+            _reraise(error)
         last = tag.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
@@ -143,8 +146,10 @@ class PsycopgRunner(NativeRunner):
 
         text, _ = self.convert(sql)
         async with connection.cursor(row_factory=dict_row) as cursor:
-            with _sqlspec_errors():
+            try:
                 await cursor.execute(text, params)
+            except Exception as error:
+                _reraise(error)
             rows: Sequence[Mapping[str, Any]] = await cursor.fetchall()
             return rows
 
@@ -152,8 +157,10 @@ class PsycopgRunner(NativeRunner):
         """A cursor's ``rowcount``."""
         text, _ = self.convert(sql)
         async with connection.cursor() as cursor:
-            with _sqlspec_errors():
+            try:
                 await cursor.execute(text, params)
+            except Exception as error:
+                _reraise(error)
             return int(cursor.rowcount)
 
     def closed(self, connection: Any) -> bool:

@@ -12,7 +12,7 @@ statement text and caches the result, so the text of every statement is fixed pe
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar
@@ -23,7 +23,7 @@ from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, ValueCodec, dec
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import DuplicateTaskError
-from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, TaskStatus
+from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
 
 __all__ = ("SELECT_COLUMNS", "Dialect", "chunked")
 
@@ -233,7 +233,7 @@ class Dialect(ABC):
 
     def finish_statement(self, lease: Lease, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
         """Return the guarded UPDATE applying ``outcome`` under ``lease`` (without RETURNING)."""
-        status = TaskStatus(outcome.status)
+        status = as_status(outcome.status)
         terminal = status is not TaskStatus.PENDING
         shape = (terminal, outcome.refund_attempt and not terminal, outcome.only_if_lease_expired)
         sql = self._finish_sql.get(shape)
@@ -275,13 +275,20 @@ class Dialect(ABC):
             )
         return f"UPDATE {self.names.tasks} SET {changes} WHERE {fence}"
 
-    async def finish(
+    def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
-    ) -> TaskRecord | None:
-        """Apply ``outcome`` under ``lease``; the updated record (read back: ``claimed`` is not used), or ``None``
-        if the fence failed."""
+    ) -> Awaitable[TaskRecord | None]:
+        """Apply ``outcome`` under ``lease``; the updated record, or ``None`` if the fence failed.
+
+        An awaitable rather than a coroutine function, so that a dialect may hand out a future (a finish
+        waiting for a shared statement then holds no frame). This one reads the record back: ``claimed``
+        is not used.
+        """
+        return self._finish_alone(lease, outcome, now)
+
+    async def _finish_alone(self, lease: Lease, outcome: Outcome, now: datetime) -> TaskRecord | None:
         sql, params = self.finish_statement(lease, outcome, now)
-        terminal = TaskStatus(outcome.status) is not TaskStatus.PENDING
+        terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")
         records = await self.update_returning(sql, params, notify=notify)
         return records[0] if records else None

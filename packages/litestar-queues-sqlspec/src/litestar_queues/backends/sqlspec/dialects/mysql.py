@@ -276,9 +276,9 @@ class MySQLDialect(Dialect):
                     held[row["id"]] = bool(row["cancel_requested"])
         return held
 
-    async def finish(
+    def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
-    ) -> TaskRecord | None:
+    ) -> Awaitable[TaskRecord | None]:
         """The guarded UPDATE (it always changes the status, so its row count decides), then a read unless
         ``claimed`` gives the finished record; one transaction."""
         sql, params = self.finish_statement(lease, outcome, now)
@@ -293,7 +293,7 @@ class MySQLDialect(Dialect):
                 rows = await session.select(self.sql_get, {"id": lease.record_id})
                 return self.decode(rows[0])
 
-        return await self.retrying(attempt)
+        return self.retrying(attempt)
 
     # -- control -----------------------------------------------------------------------------------
 

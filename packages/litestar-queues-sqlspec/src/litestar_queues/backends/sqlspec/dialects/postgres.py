@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from operator import itemgetter
@@ -25,7 +25,7 @@ from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, PostgresValueCo
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect
 from litestar_queues.backends.sqlspec.names import Family, TableNames
-from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 
 __all__ = ("PostgresDialect",)
 
@@ -113,14 +113,21 @@ class PostgresDialect(Dialect):
         # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the
         # subquery per outer row in some plans (a nested-loop semi-join, likelier with the generic plans
         # of prepared statements), and a re-run with SKIP LOCKED can pick further rows: more than n.
-        claim = f"UPDATE {tasks} AS t {self.claim_set()} FROM picked WHERE t.id = picked.id RETURNING {returning}"
+        # A claim commits without waiting for its WAL flush (`synchronous_commit` off for its own transaction
+        # only): a server crash may undo claims of the last moments, and their records are pending again, as
+        # after a crash of the worker holding them; their attempts, if they ran, end under a fence that no
+        # longer matches. Every later commit that waits (an enqueue, a finish) flushes the claim's WAL too.
+        relaxed = "relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+        claim = (
+            f"UPDATE {tasks} AS t {self.claim_set()} FROM picked, relaxed WHERE t.id = picked.id RETURNING {returning}"
+        )
         self.sql_claim_one = (
-            f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE {due} AND queue = :queue {order} "
-            f"LIMIT :limit FOR UPDATE SKIP LOCKED) {claim}"
+            f"WITH {relaxed}, picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE {due} AND queue = :queue "
+            f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) {claim}"
         )
         # One index range per queue (each already in due order), merged: never a sort of a whole backlog.
         self.sql_claim_many = (
-            f"WITH picked AS MATERIALIZED (SELECT c.id FROM unnest(CAST(:queues AS varchar[])) AS q(name) "
+            f"WITH {relaxed}, picked AS MATERIALIZED (SELECT c.id FROM unnest(CAST(:queues AS varchar[])) AS q(name) "
             f"CROSS JOIN LATERAL (SELECT id, priority, scheduled_at FROM {tasks} WHERE {due} AND queue = q.name "
             f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.scheduled_at, c.id "
             f"LIMIT :limit) {claim}"
@@ -253,17 +260,17 @@ class PostgresDialect(Dialect):
             sql = self.sql_claim_many
         return [self.decode(row) for row in await self.db.select(sql, params)]
 
-    async def finish(
+    def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
-    ) -> TaskRecord | None:
+    ) -> Awaitable[TaskRecord | None]:
         """Terminal outcomes of concurrent callers share one statement (see ``batching``); the rest run alone.
 
         The shared statement returns only ids: a caller's ``claimed`` record gives its finished record,
         the finished records of callers without one are read back.
         """
-        status = TaskStatus(outcome.status)
+        status = as_status(outcome.status)
         if status is TaskStatus.PENDING or outcome.only_if_lease_expired:
-            return await super().finish(lease, outcome, now=now)
+            return super().finish(lease, outcome, now=now)
         error = outcome.error
         ending: _Ending = (
             lease.record_id,
@@ -275,7 +282,7 @@ class PostgresDialect(Dialect):
             None if error is None else encode_json(error),
             None if claimed is None else finished_record(claimed, outcome, now),
         )
-        return await self._finishes.submit(ending)
+        return self._finishes.submit(ending)
 
     async def _finish_many(self, endings: Sequence[_Ending]) -> list[TaskRecord | None]:
         columns = ("ids", "owners", "tokens", "statuses", "moments", "results", "errors")
