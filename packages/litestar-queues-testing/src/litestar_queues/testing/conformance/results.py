@@ -103,6 +103,24 @@ class ResultConformance(ConformanceBase):
                 problem,
             )
 
+    async def test_result_json_values_round_trip_through_one_bulk_enqueue(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        records = [
+            make_record(now, args=[value], kwargs={"value": value}, metadata={"value": value})
+            for value in _VALUES.values()
+        ]
+        outcomes = await backend.enqueue(records)
+        assert all(outcome.created for outcome in outcomes)
+        for name, record in zip(_VALUES, records, strict=True):
+            stored = await backend.get(record.id)
+            assert stored is not None
+            for where in ("args", "kwargs", "metadata"):
+                problem = _same(getattr(stored, where), getattr(record, where), f"{name}: {where}")
+                assert problem is None, rule(
+                    "enqueue", f"store {where} exactly as given, in a bulk enqueue too", problem
+                )
+
     async def test_result_finish_completed_stores_status_result_and_finished_at(
         self, backend: QueueBackend, now: datetime
     ) -> None:

@@ -58,10 +58,11 @@ _COLUMN_TYPES: dict[str, str] = {
     "lease_expires_at": "timestamptz",
     "cancel_requested": "boolean",
 }
-_Row = msgspec.defstruct("_Row", [(column, Any) for column in TASK_COLUMNS])
-"""A task row as one JSON object, the shape ``json_to_recordset`` reads. The structured columns travel as
-strings holding their JSON text: PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would
-become text, and task arguments may hold one."""
+_Row = msgspec.defstruct("_Row", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True)
+"""A task row as one JSON object, the shape ``json_to_recordset`` reads; a missing key is a NULL column, so
+NULLs are left out (a new record has a dozen). The structured columns travel as strings holding their JSON
+text: PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would become text, and task
+arguments may hold one."""
 _ROWS_PER_INSERT = 5000
 _PARALLEL_INSERTS = 4
 _MIN_ROWS_PER_PARALLEL_INSERT = 250
