@@ -441,12 +441,21 @@ async def test_a_finished_attempt_leaves_nothing_for_the_cycle_collector(
     assert left == []
 
 
-@pytest.mark.parametrize(("concurrency", "claim_size"), [(50, 25), (10, 10)])
+@pytest.mark.parametrize(
+    ("concurrency", "batch_size", "split", "claim_size", "ahead"),
+    [(50, 50, True, 25, True), (50, 50, False, 50, False), (50, 25, False, 25, True), (10, 10, True, 10, False)],
+)
 async def test_with_a_backlog_the_next_claim_goes_out_while_the_batch_starts(
-    service: QueueService, registry: TaskRegistry, concurrency: int, claim_size: int
+    service: QueueService,
+    registry: TaskRegistry,
+    concurrency: int,
+    batch_size: int,
+    split: bool,
+    claim_size: int,
+    ahead: bool,
 ) -> None:
-    """Claims of 20 or more take half the free slots, so that the next one overlaps the start of the batch;
-    smaller ones fill the slots and go one after another. Never more than ``concurrency`` run."""
+    """A claim that leaves free slots is followed by the next one before its batch starts; with ``split_claims``
+    a claim of 20 or more that would fill them takes half. Never more than ``concurrency`` run."""
     started: list[int] = []
     running = peak = 0
 
@@ -472,14 +481,15 @@ async def test_with_a_backlog_the_next_claim_goes_out_while_the_batch_starts(
         return records
 
     service.backend.claim = claim  # type: ignore[method-assign]
-    worker = Worker(service, WorkerConfig(concurrency=concurrency, batch_size=concurrency, poll_interval=0.05))
+    service.backend.split_claims = split
+    worker = Worker(service, WorkerConfig(concurrency=concurrency, batch_size=batch_size, poll_interval=0.05))
     assert await worker.run_until_idle() == 200
     assert sorted(started) == list(range(200))
     assert peak <= concurrency
     assert max(limit for limit, _ in calls) == claim_size
-    ahead = [held for _, held in calls if held]
-    assert bool(ahead) is (claim_size < concurrency)
-    assert all(held == claim_size for held in ahead)
+    held = [count for _, count in calls if count]
+    assert bool(held) is ahead
+    assert all(count == claim_size for count in held)
 
 
 async def test_stopping_while_a_claim_is_ahead_leaves_nothing_running(
@@ -507,7 +517,7 @@ async def test_stopping_while_a_claim_is_ahead_leaves_nothing_running(
         return await original(*args, **kwargs)
 
     service.backend.claim = claim  # type: ignore[method-assign]
-    worker = Worker(service, WorkerConfig(concurrency=50, batch_size=50, poll_interval=0.05))
+    worker = Worker(service, WorkerConfig(concurrency=50, batch_size=25, poll_interval=0.05))
     await worker.start()
     await asyncio.wait_for(second_sent.wait(), 5)
     stopping = asyncio.ensure_future(worker.stop(drain_timeout=5))

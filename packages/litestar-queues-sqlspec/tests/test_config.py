@@ -131,3 +131,10 @@ def test_migration_extension_config_points_sqlspec_at_the_packaged_migrations() 
     name, options = migration_extension_config("jobs_")
     assert name == "jobs"
     assert options == {"migrations_path": "litestar_queues.backends.sqlspec:migrations", "table_prefix": "jobs_"}
+
+
+def test_workers_split_claims_only_on_postgresql() -> None:
+    """A PostgreSQL claim is a transaction whose round trip a second claim can overlap; SQLite serializes writers."""
+    assert SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().split_claims
+    assert not SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().split_claims
+    assert not SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().split_claims

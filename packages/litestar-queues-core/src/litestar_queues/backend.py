@@ -65,6 +65,11 @@ class QueueBackend(ABC):
     name: ClassVar[str] = "backend"
     """Short name used in logs and the CLI."""
 
+    split_claims: bool = False
+    """A hint for workers: a claim that could fill every free slot takes half of them, so that the next claim is
+    in flight while its batch starts. Worth it where a claim's round trip mostly waits for the server (a SQL
+    transaction); on Redis the extra claim cost more than the overlap saved."""
+
     async def __aenter__(self) -> QueueBackend:
         await self.open()
         return self

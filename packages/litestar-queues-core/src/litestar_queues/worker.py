@@ -267,14 +267,16 @@ class Worker:
     def _claim_size(self, *, reserved: int) -> int:
         """Records to ask for next, with ``reserved`` slots already promised to claimed records.
 
-        When one claim could fill every free slot, it takes half of them (if that half is at least
-        ``_MIN_PIPELINED_CLAIM``): the other half goes to the next claim, sent while this batch starts.
+        When one claim could fill every free slot and the backend asks for it (``split_claims``), it takes half
+        of them (if that half is at least ``_MIN_PIPELINED_CLAIM``): the other half goes to the next claim, sent
+        while this batch starts.
         """
         concurrency = self.config.concurrency
         room = min(concurrency - self._busy, _ATTEMPTS_PER_SLOT * concurrency - len(self._jobs)) - reserved
         size = min(room, self.config.batch_size)
         half = -(-room // 2)
-        if size == room and half >= _MIN_PIPELINED_CLAIM and not self.config.queue_concurrency:
+        backend = self.service.backend
+        if size == room and half >= _MIN_PIPELINED_CLAIM and backend.split_claims and not self.config.queue_concurrency:
             return half
         return size
 

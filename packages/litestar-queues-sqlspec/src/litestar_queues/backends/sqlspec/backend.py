@@ -80,6 +80,7 @@ class SQLSpecBackend(QueueBackend):
         self._work_waiters = Waiters()
         self._finish_waiters = Waiters()
         self._listener: NotificationListener | None = None
+        self.split_claims = family == "postgres"  # a claim there is a transaction: the next one overlaps a batch
         if self._listen:
             self.capabilities = _PUSH  # type: ignore[misc] # per instance: depends on the database family
 
