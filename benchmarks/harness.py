@@ -105,9 +105,10 @@ def machine_summary() -> str:
     return f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores"
 
 
-def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = ()) -> str:
+def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), references: Sequence[str] = ()) -> str:
     """Results grouped by metric, best first; with ``ours``, a last column dividing each of ours by the best peer's
-    value (rates: higher is better; latencies, in ms: lower is better)."""
+    value (rates: higher is better; latencies, in ms: lower is better). ``references`` are listed but are no
+    peers (a bound such as the server's commit floor)."""
     metrics: dict[str, list[Result]] = {}
     for result in results:
         metrics.setdefault(result.metric, []).append(result)
@@ -116,7 +117,7 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = ()) -> st
         "|---|---|---:|" + ("---:|" if ours else ""),
     ]
     for metric, rows in metrics.items():
-        peers = [r.value for r in rows if r.system not in ours and not math.isnan(r.value)]
+        peers = [r.value for r in rows if r.system not in (*ours, *references) and not math.isnan(r.value)]
         higher = rows[0].unit != "ms"
         best_peer = (max(peers) if higher else min(peers)) if peers else None
         for row in sorted(rows, key=lambda r: (math.isnan(r.value), -r.value if higher else r.value)):
@@ -163,6 +164,8 @@ class System:
     """One queue system: how to enqueue and how to run a worker in this process."""
 
     name = "?"
+    single_only = False
+    """Measured for single enqueues only (a reference bound, not a queue)."""
 
     async def open(self, url: str) -> None:
         raise NotImplementedError
@@ -212,7 +215,13 @@ def add_round_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_report(
-    arguments: argparse.Namespace, server: str, peers: Sequence[str], results: Sequence[Result], ours: Sequence[str]
+    arguments: argparse.Namespace,
+    server: str,
+    peers: Sequence[str],
+    results: Sequence[Result],
+    ours: Sequence[str],
+    *,
+    references: Sequence[str] = (),
 ) -> None:
     """Print the machine, server and package versions, the sizes, and the result table."""
     versions = ", ".join(f"{name} {v}" for name, v in package_versions(peers).items() if v != "-")
@@ -221,7 +230,7 @@ def print_report(
         f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
         f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
     )
-    print(markdown_table(results, ours=ours))
+    print(markdown_table(results, ours=ours, references=references))
 
 
 async def cancel_task(task: asyncio.Task[Any] | None) -> None:
@@ -425,10 +434,10 @@ async def run_rounds(
                 (f"drain, concurrency {c}", lambda o=open_system, c=c: measure_drain(o, arguments.jobs, c))
                 for c in arguments.concurrency
             ]
-            for metric, measure in rates:
+            for metric, measure in rates[:1] if system.single_only else rates:
                 value = await attempt(system, [metric], measure())
                 keep(system, metric, math.nan if value is None else value)
-            if measures_pickup(system):
+            if measures_pickup(system) and not system.single_only:
                 pickup = await attempt(system, ["idle pickup"], measure_pickup(open_system, arguments.samples))
                 p50, p99 = (math.nan, math.nan) if pickup is None else pickup
                 keep(system, "idle pickup p50", p50, higher=False)

@@ -8,6 +8,8 @@ Measures, for every system, with no-op tasks taking one int argument:
 * drain: jobs already queued, a worker with ``--concurrency`` slots started, time until the last one ran;
 * idle pickup: an idle worker; time from the start of one enqueue to the start of the task function.
 
+The single enqueues are also measured for a reference that is no queue: one-column inserts, the commit floor.
+
 litestar-queues runs through its public ``QueueService`` and ``Worker`` with the SQLSpec backend on asyncpg
 (and psycopg). Each measurement gets a fresh database on a private PostgreSQL server (initdb on a free port,
 default durability: every commit waits for its WAL flush), whose schema each system installs untimed. Each
@@ -149,6 +151,32 @@ class Procrastinate(System):
         await cancel_task(self.task)
 
 
+# -- the commit floor ----------------------------------------------------------------------------------
+
+
+class CommitFloor(System):
+    """A reference, not a queue: asyncpg inserting one int into a one-column table, one commit each.
+
+    Every single enqueue here waits for its commit's WAL flush; this is how many such commits the server
+    and disk allow one client, whatever the statement.
+    """
+
+    name = "bare INSERT (commit floor)"
+    single_only = True
+
+    async def open(self, dsn: str) -> None:
+        import asyncpg
+
+        self.connection = await asyncpg.connect(dsn)
+        await self.connection.execute("CREATE TABLE floor (n integer)")
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def enqueue(self, n: int) -> None:
+        await self.connection.execute("INSERT INTO floor (n) VALUES ($1)", n)
+
+
 # -- the server and the measurements -------------------------------------------------------------------
 
 
@@ -225,6 +253,7 @@ def available_systems(names: Sequence[str]) -> list[System]:
         "pgqueuer": PgQueuer,
         "procrastinate": Procrastinate,
         "saq": lambda: SaqSystem("saq (postgres)"),
+        "floor": CommitFloor,
     }
     modules = {"pgqueuer": "pgqueuer", "procrastinate": "procrastinate", "saq": "saq"}
     return import_available(names, factories, modules)
@@ -242,7 +271,7 @@ def main() -> None:
     parser.add_argument("--postgres-bin", default=None, help="PostgreSQL bin dir (default $LQ_POSTGRES_BIN)")
     parser.add_argument("--dsn", help="use this server (postgresql://user@host:port, no database) instead")
     add_round_arguments(parser)
-    systems = ["litestar-queues-asyncpg", "litestar-queues-psycopg", "pgqueuer", "procrastinate", "saq"]
+    systems = ["litestar-queues-asyncpg", "litestar-queues-psycopg", "pgqueuer", "procrastinate", "saq", "floor"]
     parser.add_argument("--systems", nargs="+", default=systems)
     arguments = parser.parse_args()
     ours = ("litestar-queues sqlspec asyncpg", "litestar-queues sqlspec psycopg")
@@ -253,7 +282,7 @@ def main() -> None:
         with private_server(arguments.postgres_bin or postgres_bin()) as (base, version):
             results = asyncio.run(run(arguments, base))
             server = version
-    print_report(arguments, server, PEERS, results, ours)
+    print_report(arguments, server, PEERS, results, ours, references=(CommitFloor.name,))
 
 
 if __name__ == "__main__":
