@@ -75,7 +75,8 @@ class Worker:
 
     A slot is free again as soon as its attempt's code is over, while the outcome is still being written:
     the next claim overlaps the previous attempts' finishes. At most ``concurrency`` attempts run code,
-    and at most three times that many are in flight counting the ones being written.
+    and at most three times that many are in flight counting the ones being written. With a backlog, the
+    next claim goes out while a batch starts (for the slots that batch leaves free; see ``_claim_size``).
     """
 
     def __init__(self, service: QueueService, config: WorkerConfig | None = None) -> None:
@@ -250,9 +251,9 @@ class Worker:
                 found = len(records)
                 if found == size and not self.config.queue_concurrency:
                     # A backlog: the next claim goes out before this batch starts, and overlaps its run.
-                    size = self._claim_size(reserved=found)
-                    if size > 0:
-                        self._ahead = (loop.create_task(self._claim(size)), size)
+                    next_size = self._claim_size(reserved=found)
+                    if next_size > 0:
+                        self._ahead = (loop.create_task(self._claim(next_size)), next_size)
                 for record in records:
                     self._start(record)
                 await asyncio.sleep(0)  # let the new attempts start before claiming more

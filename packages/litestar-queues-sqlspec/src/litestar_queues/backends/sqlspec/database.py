@@ -8,11 +8,11 @@ transaction when the block ends is committed (or rolled back on error). The chec
 state locally, so autocommit connections pay no extra round trip.
 
 On PostgreSQL, with a pool of more than one connection that the backend created itself (never the
-application's), one connection is kept between operations instead of going back to the pool: sequential
-operations (one enqueue after another) then skip the pool and reuse one warm server process, about a third
-of a single enqueue's time. An operation takes the kept connection when it is free and borrows from the pool
-otherwise, so operations never wait for it. A connection whose operation failed goes back to the pool
-(which discards broken ones); ``release_kept`` returns the kept one before the pool closes.
+application's), a few connections are kept between operations instead of going back to the pool: operations
+then skip the pool (and asyncpg's reset round trip on release) and reuse warm server processes, about a third
+of a single enqueue's time. An operation takes a kept connection when one is free and borrows from the pool
+otherwise, so operations never wait for one. A connection whose operation failed goes back to the pool
+(which discards broken ones); ``release_kept`` returns the kept ones before the pool closes.
 """
 
 from __future__ import annotations
