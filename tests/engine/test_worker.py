@@ -448,6 +448,7 @@ async def test_a_finished_attempt_leaves_nothing_for_the_cycle_collector(
 async def test_with_a_backlog_the_next_claim_goes_out_while_the_batch_starts(
     service: QueueService,
     registry: TaskRegistry,
+    *,
     concurrency: int,
     batch_size: int,
     split: bool,
