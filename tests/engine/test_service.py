@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import msgspec
 import pytest
@@ -19,7 +20,9 @@ from litestar_queues import (
     Worker,
     task,
 )
+from litestar_queues.backends.memory import MemoryBackend
 from litestar_queues.events import InMemoryQueueEventSink
+from litestar_queues.records import TaskRecord, is_record_id, new_record_id
 
 pytestmark = pytest.mark.anyio
 
@@ -98,6 +101,30 @@ async def test_wait_for_times_out_and_unknown_ids(service: QueueService, registr
         await service.wait_for("missing", timeout=0.05)
     with pytest.raises(RecordNotFoundError):
         await service.cancel("missing")
+
+
+@pytest.mark.parametrize("record_id", ["missing", "0192F3A4-7B1C-7D2E-8F90-A1B2C3D4E5F6", ""])
+async def test_a_malformed_record_id_is_not_found_without_asking_the_backend(record_id: str) -> None:
+    # Backends may store ids in a native UUID column, which would raise on anything else.
+    class UUIDColumnBackend(MemoryBackend):
+        async def get(self, record_id: str) -> TaskRecord | None:
+            assert is_record_id(record_id), f"the backend was asked for {record_id!r}"
+            return await super().get(record_id)
+
+        async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+            assert is_record_id(record_id), f"the backend was asked to cancel {record_id!r}"
+            return await super().cancel(record_id, now=now)
+
+        async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+            assert is_record_id(record_id), f"the backend was asked to requeue {record_id!r}"
+            return await super().requeue(record_id, now=now)
+
+    async with QueueService(QueueConfig(queue_backend=UUIDColumnBackend())) as service:
+        assert await service.get_task(record_id) is None
+        assert await service.get_task(new_record_id()) is None
+        for call in (service.wait_for, service.result, service.cancel, service.retry):
+            with pytest.raises(RecordNotFoundError, match="record ids are UUID strings"):
+                await call(record_id)
 
 
 async def test_cancel_and_retry(service: QueueService, registry: TaskRegistry) -> None:

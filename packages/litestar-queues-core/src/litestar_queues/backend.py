@@ -2,7 +2,8 @@
 
 A backend owns only primitives that must be atomic where the data lives; every semantic decision
 (retry policy, schedules, events, timeouts) is made by the core above it. The conformance suite in
-``litestar_queues.testing`` checks exactly the behaviour written in these docstrings.
+``litestar_queues.testing`` checks exactly the behaviour written in these docstrings (``docs/conformance.md``
+lists the tests of every rule).
 
 Conventions shared by every method:
 
@@ -16,6 +17,14 @@ Conventions shared by every method:
   fence). It applies only if the record is ``running`` with the same ``owner`` and ``token``;
   otherwise it changes nothing.
 * Records returned are snapshots: mutating them changes nothing stored.
+* Record ids are UUID strings in canonical form (36 characters, lowercase hex and hyphens), time-ordered
+  UUIDv7 as made by :func:`~litestar_queues.records.new_record_id`. Every record id the core passes in has
+  that form, also the ids of records that do not exist, so a native UUID column can store them (its byte
+  order is their string order). Keys, queue and task names, owners, worker ids and lock names are free text.
+* ``limit <= 0`` selects nothing: ``claim`` and ``expired_leases`` return ``[]``, ``expire`` and ``prune``
+  return ``0`` and ``query`` an empty last page; nothing changes.
+* Where a method names an error (``DuplicateTaskError``, ``UnsupportedOperation``), raise exactly that, not
+  the driver's own exception (a unique-constraint violation is not a ``DuplicateTaskError``).
 """
 
 from __future__ import annotations
@@ -111,7 +120,9 @@ class QueueBackend(ABC):
     async def get_by_key(self, key: str) -> TaskRecord | None:
         """Return the active record holding ``key``.
 
-        Else the most recently created record with that key (terminal), else ``None``.
+        Else the most recently created record with that key (terminal): greatest ``created_at``, then greatest
+        ``id``. Else ``None``. The active holder wins even over terminal records created after it (a requeued
+        record holds its key again), and "most recently created" is not "last finished" nor "last stored".
         """
 
     # -- claiming and running ----------------------------------------------------------------------
@@ -171,7 +182,10 @@ class QueueBackend(ABC):
 
     @abstractmethod
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
-        """Return up to ``limit`` running records whose ``lease_expires_at <= now`` (stale recovery candidates)."""
+        """Return up to ``limit`` running records whose ``lease_expires_at <= now`` (stale recovery candidates).
+
+        In any order.
+        """
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -191,14 +205,17 @@ class QueueBackend(ABC):
         Sets ``scheduled_at = now``, ``attempts = 0``, clears ``expires_at`` (a manual retry must not expire
         at once), ``finished_at``, ``result``, ``error`` and ``cancel_requested``. Returns the updated record;
         ``None`` if it does not exist; an active or completed record is returned unchanged. Raises
-        ``DuplicateTaskError`` if another active record now holds its key.
+        ``DuplicateTaskError`` (and changes nothing) if another active record now holds its key.
+
+        A requeue makes work available: it wakes ``wait_for_work`` on the record's queue ([PUSH_WAKEUP]).
         """
 
     @abstractmethod
     async def expire(self, *, now: datetime, limit: int) -> int:
         """Mark up to ``limit`` pending records with ``expires_at <= now`` as ``expired``; return how many.
 
-        Expired records get ``finished_at = now`` and free their key.
+        Expired records get ``finished_at = now`` and free their key. A record waiting for a retry is pending
+        too: it expires like one that never started.
         """
 
     @abstractmethod
@@ -211,15 +228,20 @@ class QueueBackend(ABC):
     async def query(self, where: RecordFilter, *, limit: int, cursor: str | None = None) -> RecordPage:
         """Return records matching ``where``, newest first (``id`` descending), at most ``limit`` per page.
 
-        ``cursor`` is the ``next_cursor`` of the previous page; iterating pages visits every matching
-        record exactly once when nothing changes meanwhile.
+        A record matches when it has every field ``where`` sets (``status`` and ``queue`` and ``task_name``;
+        ``None`` means any). ``cursor`` is the ``next_cursor`` of the previous page (an opaque string); iterating
+        pages visits every matching record exactly once when nothing changes meanwhile; ``next_cursor`` is
+        ``None`` on the last page.
         """
 
     @abstractmethod
     async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
         """Count records by status (every status present) and find the oldest due pending record.
 
-        For one ``queue``, or all queues when ``None``.
+        For one ``queue``, or all queues when ``None`` (the result's ``queue`` is the argument). ``counts`` has
+        every :class:`~litestar_queues.records.TaskStatus` as a key, ``0`` when none. ``oldest_pending_at`` is the
+        smallest ``scheduled_at`` of the records *due* at ``now`` (whatever their priority), or ``None`` when no
+        record is due: delayed, expired and running records never count, even when they are all there is.
         """
 
     # -- workers and maintenance -------------------------------------------------------------------
@@ -256,12 +278,31 @@ class QueueBackend(ABC):
     async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
         """Return when work may be available on ``queues`` or after ``timeout`` seconds ([PUSH_WAKEUP]).
 
-        A hint only: callers claim afterwards and must not assume work exists.
+        A hint only: callers claim afterwards and must not assume work exists. It must return promptly (well
+        before ``timeout``) after every transition that makes a record of any one of ``queues`` pending, made
+        through this backend or another one over the same storage: an ``enqueue`` that creates it, a ``finish``
+        with a ``pending`` outcome (a retry, a stale recovery, a shutdown hand-back) and a ``requeue``.
+
+        A record that is pending but not yet due falls due by time passing, which nothing announces: polling
+        (the caller's next wait) finds it, and a backend may also return at its ``scheduled_at``. A wait may
+        return early for other reasons (its first wait after subscribing, a reconnect, work on another queue,
+        work another claimer took first, a due record already waiting on ``queues`` — so a caller leaves out
+        queues it cannot claim from), but not at once again and again while nothing changes: with no record due
+        on ``queues`` and nothing happening, a wait lasts about ``timeout``.
         """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.PUSH_WAKEUP.value}")
 
     async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
-        """Return when ``record_id`` may have become terminal, or after ``timeout`` seconds ([FINISH_WAKEUP])."""
+        """Return when ``record_id`` may have become terminal, or after ``timeout`` seconds ([FINISH_WAKEUP]).
+
+        A hint only: callers read the record afterwards. It returns at once when the record is already terminal
+        or does not exist (check *after* subscribing, or a transition racing the subscription is missed), and
+        promptly after every transition that makes it terminal, made through this backend or another one over
+        the same storage: a ``finish`` with a terminal outcome (completed, failed, cancelled), a ``cancel`` of
+        the pending record, an ``expire``. It may return early for other reasons (a reconnect, another
+        transition of the record), but not at once again and again: while the record stays active and nothing
+        happens to it, a wait lasts about ``timeout``.
+        """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.FINISH_WAKEUP.value}")
 
 

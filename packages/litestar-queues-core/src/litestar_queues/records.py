@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import random
+import re
 import threading
 import time
 from datetime import datetime
@@ -32,6 +33,7 @@ __all__ = (
     "WorkerInfo",
     "as_status",
     "can_transition",
+    "is_record_id",
     "new_record_id",
 )
 
@@ -116,6 +118,18 @@ def new_record_id() -> str:
     digits = hex(_ID_BITS | stamp << 64 | random.getrandbits(62))  # reseeded in forked children
     # "0x1", 12 digits of milliseconds, 3 of counter, 16 of variant and random bits; the version digit goes between
     return f"{digits[3:11]}-{digits[11:15]}-7{digits[15:18]}-{digits[18:22]}-{digits[22:]}"
+
+
+_RECORD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_record_id(value: str) -> bool:
+    """Whether ``value`` has the form of every record id: a UUID string in canonical form (lowercase, hyphenated).
+
+    Backends may rely on it (a native UUID column), so the service answers "no such record" for anything else
+    without asking the backend.
+    """
+    return _RECORD_ID.fullmatch(value) is not None
 
 
 class TaskError(msgspec.Struct, frozen=True, kw_only=True, gc=False):

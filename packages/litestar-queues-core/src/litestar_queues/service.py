@@ -26,6 +26,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    is_record_id,
     new_record_id,
 )
 from litestar_queues.runner import AttemptRunner
@@ -48,6 +49,12 @@ logger = logging.getLogger("litestar_queues.service")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _check_record_id(record_id: str) -> None:
+    """Raise ``RecordNotFoundError`` for a value no record id can have, before a backend sees it."""
+    if not is_record_id(record_id):
+        raise RecordNotFoundError(f"no record {record_id!r} (record ids are UUID strings)")
 
 
 class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -332,8 +339,8 @@ class QueueService:
     # -- reading -----------------------------------------------------------------------------------
 
     async def get_task(self, record_id: str) -> TaskRecord | None:
-        """The record with ``record_id``, or ``None``."""
-        return await self.backend.get(record_id)
+        """The record with ``record_id``, or ``None`` (also when ``record_id`` is no record id at all)."""
+        return await self.backend.get(record_id) if is_record_id(record_id) else None
 
     async def get_task_by_key(self, key: str) -> TaskRecord | None:
         """The active record holding ``key``, else the latest record that had it, else ``None``."""
@@ -369,6 +376,7 @@ class QueueService:
             RecordNotFoundError: no such record.
             TimeoutError: not terminal within ``timeout`` seconds.
         """
+        _check_record_id(record_id)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         pushes = Capability.FINISH_WAKEUP in self.backend.capabilities
@@ -410,6 +418,7 @@ class QueueService:
         Raises:
             RecordNotFoundError: no such record.
         """
+        _check_record_id(record_id)
         record = await self.backend.cancel(record_id, now=self.clock.now())
         if record is None:
             raise RecordNotFoundError(f"no record {record_id!r}")
@@ -446,6 +455,7 @@ class QueueService:
             RecordNotFoundError: no such record.
             DuplicateTaskError: another active record holds its key.
         """
+        _check_record_id(record_id)
         record = await self.backend.requeue(record_id, now=self.clock.now())
         if record is None:
             raise RecordNotFoundError(f"no record {record_id!r}")
