@@ -6,9 +6,9 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -24,6 +24,7 @@ from litestar_queues import (
     WorkerConfig,
     task,
 )
+from litestar_queues.backends.memory import MemoryBackend
 from litestar_queues.events import InMemoryQueueEventSink, publish_task_log, publish_task_progress
 from litestar_queues.runner import Interrupt
 
@@ -287,6 +288,40 @@ async def test_queue_caps_and_registration(registry: TaskRegistry, make_config: 
         await worker.stop()
         assert await service.list_workers() == []
     assert active["peak"] == 2
+
+
+async def test_a_queue_at_its_cap_is_left_out_of_the_wait_for_work(
+    registry: TaskRegistry, make_config: Callable[..., QueueConfig]
+) -> None:
+    # Due work waiting in a queue at its cap must not end every wait at once: the worker would spin.
+    class CountingBackend(MemoryBackend):
+        waits: ClassVar[list[tuple[str, ...]]] = []
+
+        async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
+            self.waits.append(tuple(queues))
+            await super().wait_for_work(queues, timeout=timeout)
+
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    @task("capped", queue="heavy", registry=registry)
+    async def capped() -> None:
+        started.set()
+        await gate.wait()
+
+    config = WorkerConfig(queues=("heavy", "light"), concurrency=4, queue_concurrency={"heavy": 1}, poll_interval=0.2)
+    async with QueueService(make_config(queue_backend=CountingBackend(), worker=config), registry=registry) as service:
+        await service.enqueue_many([service.request(capped) for _ in range(3)])
+        worker = Worker(service)
+        await worker.start()
+        await started.wait()  # heavy is at its cap, with two due records waiting
+        await asyncio.sleep(0.05)
+        CountingBackend.waits.clear()
+        await asyncio.sleep(0.5)
+        assert 0 < len(CountingBackend.waits) <= 5, f"{len(CountingBackend.waits)} waits in 0.5 s (poll interval 0.2)"
+        assert set(CountingBackend.waits) == {("light",)}
+        gate.set()  # each freed slot ends the wait, so the remaining records run without waiting for a poll
+        await _until(lambda: worker.processed == 3)
+        await worker.stop()
 
 
 async def test_throughput_smoke_many_tasks_all_complete(service: QueueService, registry: TaskRegistry) -> None:

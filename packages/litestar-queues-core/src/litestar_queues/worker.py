@@ -283,27 +283,41 @@ class Worker:
 
     async def _wait_for_work(self, stop_wait: asyncio.Task[Any]) -> None:
         backend = self.service.backend
+        queues = self.queues
+        freed: list[Awaitable[Any]] = []
+        caps = self.config.queue_concurrency
+        if caps:
+            # A queue at its cap is left out of the wait: its due work would end every wait at once (a busy
+            # loop), and a freed slot ends the wait instead.
+            self._slot_freed.clear()
+            full = {queue for queue, cap in caps.items() if self._per_queue[queue] >= cap}
+            if full:
+                queues = tuple(queue for queue in queues if queue not in full)
+                freed.append(self._slot_freed.wait())
         waiter = (
-            backend.wait_for_work(self.queues, timeout=self.config.poll_interval)
-            if Capability.PUSH_WAKEUP in backend.capabilities
+            backend.wait_for_work(queues, timeout=self.config.poll_interval)
+            if queues and Capability.PUSH_WAKEUP in backend.capabilities
             else asyncio.sleep(self.config.poll_interval)
         )
         try:
-            await self._first(waiter, stop_wait)
+            await self._first(waiter, stop_wait, *freed)
         except Exception as exc:
             await self._backend_failed("waiting for work", exc)
 
-    async def _first(self, awaitable: Awaitable[Any], stop_wait: asyncio.Task[Any]) -> None:
-        waiter = asyncio.ensure_future(awaitable)
+    async def _first(self, awaitable: Awaitable[Any], stop_wait: asyncio.Task[Any], *more: Awaitable[Any]) -> None:
+        """Wait until ``stop_wait`` or one of the awaitables is done; cancel the others; raise what that one raised."""
+        waiters = [asyncio.ensure_future(item) for item in (awaitable, *more)]
         try:
-            await asyncio.wait((waiter, stop_wait), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((*waiters, stop_wait), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not waiter.done():
-                waiter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiter
-        if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
-            raise waiter.exception()  # type: ignore[misc]
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiter
+        for waiter in waiters:
+            if not waiter.cancelled() and waiter.exception() is not None:
+                raise waiter.exception()  # type: ignore[misc]
 
     async def _claim(self, free: int) -> list[TaskRecord]:
         backend = self.service.backend

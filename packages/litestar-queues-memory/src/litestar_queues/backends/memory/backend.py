@@ -362,17 +362,18 @@ class MemoryBackend(QueueBackend):
         """Return when a record becomes pending in ``queues``, when a delayed one falls due, or after ``timeout``.
 
         A record falls due by time passing, which nothing announces, so the wait also ends at the
-        earliest ``scheduled_at`` of the queues' pending records (by the wall clock: this is a hint, and
-        the caller's clock decides what ``claim`` returns).
+        earliest ``scheduled_at`` of the queues' unexpired pending records (by the wall clock: this is a
+        hint, and the caller's clock decides what ``claim`` returns).
         """
         earliest: datetime | None = None
+        wall_now = utc_now()
         for queue in queues:
             index = self._queues.get(queue)
-            scheduled_at = None if index is None else index.earliest_scheduled()
+            scheduled_at = None if index is None else index.earliest_scheduled(wall_now)
             if scheduled_at is not None and (earliest is None or scheduled_at < earliest):
                 earliest = scheduled_at
         if earliest is not None:
-            timeout = min(timeout, (earliest - utc_now()).total_seconds())
+            timeout = min(timeout, (earliest - wall_now).total_seconds())
         names = tuple(queues)
         await self._work_waiters.wait(self._work_waiters.register(names), names, timeout)
 

@@ -110,19 +110,22 @@ class QueueIndex:
                 oldest = top.scheduled_at
         return oldest
 
-    def earliest_scheduled(self) -> datetime | None:
-        """Return the earliest ``scheduled_at`` of any indexed pending record, due or not."""
-        records = self._records
+    def earliest_scheduled(self, now: datetime) -> datetime | None:
+        """Return the earliest ``scheduled_at`` of the pending records not expired at ``now``, due or not.
+
+        Parks expired records on the way, like a claim at ``now`` would.
+        """
         earliest: datetime | None = None
         for priority, heap in self.levels():
-            while heap:
-                scheduled_at, record_id = heap[0]
-                record = records.get(record_id)
-                if record is not None and self._is_level_entry_live(record, scheduled_at, priority):
-                    if earliest is None or scheduled_at < earliest:
-                        earliest = scheduled_at
-                    break
-                heapq.heappop(heap)
+            top = self.due_top(priority, heap, now)
+            if top is not None:
+                scheduled_at = top.scheduled_at
+            elif heap:  # its live top is not due yet
+                scheduled_at = heap[0][0]
+            else:
+                continue
+            if earliest is None or scheduled_at < earliest:
+                earliest = scheduled_at
         return earliest
 
     # -- liveness of entries -----------------------------------------------------------------------
