@@ -6,19 +6,28 @@ They subclass the memory backend and reach into its internals where a realistic 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
+from msgspec.structs import replace
+
 from litestar_queues.backends.memory import MemoryBackend
+from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import (
     EnqueueOutcome,
     Lease,
     LeaseState,
     Outcome,
+    QueueStatistics,
     RecordFilter,
+    RecordPage,
     TaskRecord,
     TaskStatus,
 )
+from litestar_queues.waiters import Waiters
 
 
 async def _pending(backend: MemoryBackend, queues: Sequence[str], now: datetime) -> list[TaskRecord]:
@@ -103,3 +112,254 @@ class KeyRacingBackend(MemoryBackend):
                 self._keys.holders.pop(record.key, None)  # the bug: the insert trusts the earlier check
             outcomes += await super().enqueue([record])
         return outcomes
+
+
+@contextmanager
+def _unheard(backend: MemoryBackend, waiters: str) -> Iterator[None]:
+    """Let the transitions made inside wake nobody waiting in ``backend.<waiters>``."""
+    kept = getattr(backend, waiters)
+    setattr(backend, waiters, Waiters())
+    try:
+        yield
+    finally:
+        setattr(backend, waiters, kept)
+
+
+class EnqueueOnlyWakeupBackend(MemoryBackend):
+    """Wakes ``wait_for_work`` on enqueue only: a retry, a stale recovery, a hand-back or a requeue wakes nobody."""
+
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        with _unheard(self, "_work_waiters"):
+            return await super().finish(lease, outcome, now=now, claimed=claimed)
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        with _unheard(self, "_work_waiters"):
+            return await super().requeue(record_id, now=now)
+
+
+class FirstQueueOnlyWakeupBackend(MemoryBackend):
+    """Listens only on the first of the queues it is asked to wait on."""
+
+    async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
+        await super().wait_for_work(list(queues)[:1], timeout=timeout)
+
+
+class BusyWaitingBackend(MemoryBackend):
+    """Every wait returns at once, so whoever waits for work or for a finish spins."""
+
+    async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
+        await asyncio.sleep(0)
+
+    async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
+        await asyncio.sleep(0)
+
+
+class FinishOnlyWakeupBackend(MemoryBackend):
+    """Wakes ``wait_for_finish`` on ``finish`` only: cancelling a pending record or expiring one wakes nobody."""
+
+    async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        with _unheard(self, "_finish_waiters"):
+            return await super().cancel(record_id, now=now)
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        with _unheard(self, "_finish_waiters"):
+            return await super().expire(now=now, limit=limit)
+
+
+class NewestByKeyBackend(MemoryBackend):
+    """``get_by_key`` returns the most recently created record with the key, even while an older one is active."""
+
+    async def get_by_key(self, key: str) -> TaskRecord | None:
+        newest = self._keys.latest(key, self._records)
+        return None if newest is None else await self.get(newest.id)
+
+
+class LastStoredByKeyBackend(MemoryBackend):
+    """``get_by_key`` falls back to the record stored last with the key, not the most recently created one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_stored: dict[str, str] = {}
+
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        outcomes = await super().enqueue(records)
+        for outcome in outcomes:
+            if outcome.created and outcome.record.key is not None:
+                self._last_stored[outcome.record.key] = outcome.record.id
+        return outcomes
+
+    async def get_by_key(self, key: str) -> TaskRecord | None:
+        record_id = self._keys.holders.get(key) or self._last_stored.get(key)
+        return None if record_id is None else await self.get(record_id)
+
+
+class ConditionOverwritingQueryBackend(MemoryBackend):
+    """``query`` drops the status condition when a queue is given too (a filter builder that overwrites)."""
+
+    async def query(self, where: RecordFilter, *, limit: int, cursor: str | None = None) -> RecordPage:
+        if where.status is not None and where.queue is not None:
+            where = RecordFilter(queue=where.queue, task_name=where.task_name)
+        return await super().query(where, limit=limit, cursor=cursor)
+
+
+class CancelledCountedAsFailedBackend(MemoryBackend):
+    """``statistics`` counts cancelled records as failed ones."""
+
+    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
+        stats = await super().statistics(now=now, queue=queue)
+        counts = dict(stats.counts)
+        counts[TaskStatus.FAILED] += counts[TaskStatus.CANCELLED]
+        counts[TaskStatus.CANCELLED] = 0
+        return replace(stats, counts=counts)
+
+
+class OldestOfAllPendingBackend(MemoryBackend):
+    """``statistics`` reports the oldest unexpired pending record as the oldest due one, delayed or not."""
+
+    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
+        stats = await super().statistics(now=now, queue=queue)
+        pending = await _pending(self, [queue] if queue else list(self._queues), now)
+        return replace(stats, oldest_pending_at=min((record.scheduled_at for record in pending), default=None))
+
+
+class UnboundedNegativeLimitBackend(MemoryBackend):
+    """Reads a negative ``limit`` as no limit in ``expired_leases``, ``expire``, ``prune`` and ``query``, as
+    SQLite reads ``LIMIT -1`` and Redis ``LIMIT 0 -1``."""
+
+    async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
+        return await super().expired_leases(now=now, limit=_unbounded(limit))
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        return await super().expire(now=now, limit=_unbounded(limit))
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        return await super().prune(finished_before=finished_before, limit=_unbounded(limit))
+
+    async def query(self, where: RecordFilter, *, limit: int, cursor: str | None = None) -> RecordPage:
+        return await super().query(where, limit=_unbounded(limit), cursor=cursor)
+
+
+def _unbounded(limit: int) -> int:
+    return 1_000_000 if limit < 0 else limit
+
+
+class SlicingClaimLimitBackend(MemoryBackend):
+    """``claim`` cuts the due records with ``due[:limit]``: at ``limit=-1`` it claims all of them but the last."""
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[TaskRecord]:
+        if limit < 0:
+            due = [record for record in await _pending(self, queues, now) if record.scheduled_at <= now]
+            limit = len(due[:limit])
+        return await super().claim(queues, owner=owner, limit=limit, now=now, lease_seconds=lease_seconds)
+
+
+class FreshOnlyExpiryBackend(MemoryBackend):
+    """``expire`` skips records that already ran an attempt (pending again, waiting for a retry)."""
+
+    async def expire(self, *, now: datetime, limit: int) -> int:
+        expired = 0
+        for record in list(self._records.values()):
+            if expired >= limit:
+                break
+            never_ran = record.status is TaskStatus.PENDING and record.attempts == 0
+            if never_ran and record.expires_at is not None and record.expires_at <= now:
+                record.finished_at = now
+                self._move(record, self._queues[record.queue], TaskStatus.EXPIRED)
+                expired += 1
+        return expired
+
+
+class RefundResettingBackend(MemoryBackend):
+    """A hand-back (``refund_attempt``) resets ``attempts`` to 0 instead of giving one attempt back."""
+
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        record = await super().finish(lease, outcome, now=now, claimed=claimed)
+        if record is not None and record.status is TaskStatus.PENDING and outcome.refund_attempt:
+            self._records[record.id].attempts = 0
+            return await self.get(record.id)
+        return record
+
+
+class PartialRequeueBackend(MemoryBackend):
+    """``requeue`` keeps ``cancel_requested``, and clears ``expires_at`` only of expired records."""
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        stored = self._records.get(record_id)
+        kept = None if stored is None else (stored.status, stored.expires_at, stored.cancel_requested)
+        record = await super().requeue(record_id, now=now)
+        if record is None or kept is None or record.status is not TaskStatus.PENDING:
+            return record
+        status, expires_at, cancel_requested = kept
+        changed = self._records[record_id]
+        changed.cancel_requested = cancel_requested
+        if status is not TaskStatus.EXPIRED:
+            changed.expires_at = expires_at
+        return await self.get(record_id)
+
+
+class RawDuplicateErrorBackend(MemoryBackend):
+    """Lets the storage's unique-constraint error out where the contract names its own way: ``enqueue`` of an
+    existing id and ``requeue`` of a record whose key another record holds raise ``sqlite3.IntegrityError``."""
+
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        if any(record.id in self._records for record in records):
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: tasks.id")
+        return await super().enqueue(records)
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        try:
+            return await super().requeue(record_id, now=now)
+        except DuplicateTaskError as error:
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: tasks.active_key") from error
+
+
+class UUIDColumnBackend(MemoryBackend):
+    """Keeps record ids in a native UUID column: a record id that is no canonical UUID string is a driver error.
+
+    Not broken: the suite must pass it, since every record id it uses is a UUID string.
+    """
+
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        for record in records:
+            _uuid_column(record.id)
+        return await super().enqueue(records)
+
+    async def get(self, record_id: str) -> TaskRecord | None:
+        return await super().get(_uuid_column(record_id))
+
+    async def claim_record(
+        self, record_id: str, *, owner: str, now: datetime, lease_seconds: float
+    ) -> TaskRecord | None:
+        return await super().claim_record(_uuid_column(record_id), owner=owner, now=now, lease_seconds=lease_seconds)
+
+    async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
+        for lease in leases:
+            _uuid_column(lease.record_id)
+        return await super().renew(leases, now=now, lease_seconds=lease_seconds)
+
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        _uuid_column(lease.record_id)
+        return await super().finish(lease, outcome, now=now, claimed=claimed)
+
+    async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        return await super().cancel(_uuid_column(record_id), now=now)
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        return await super().requeue(_uuid_column(record_id), now=now)
+
+    async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
+        await super().wait_for_finish(_uuid_column(record_id), timeout=timeout)
+
+
+def _uuid_column(record_id: str) -> str:
+    if str(uuid.UUID(record_id)) != record_id:
+        raise ValueError(f"invalid input syntax for type uuid: {record_id!r}")
+    return record_id

@@ -7,7 +7,7 @@ from datetime import datetime
 from msgspec.structs import replace
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import LeaseState, Outcome, TaskStatus
+from litestar_queues.records import LeaseState, Outcome, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
@@ -84,4 +84,4 @@ class CancelConformance(ConformanceBase):
         assert await backend.get(running.id) == finished, rule("cancel", "a terminal record is not changed")
 
     async def test_cancel_unknown_record_returns_none(self, backend: QueueBackend, now: datetime) -> None:
-        assert await backend.cancel("no-such-record", now=now) is None, rule("cancel", "None if it does not exist")
+        assert await backend.cancel(new_record_id(), now=now) is None, rule("cancel", "None if it does not exist")

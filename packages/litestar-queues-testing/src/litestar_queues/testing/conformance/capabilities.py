@@ -11,7 +11,7 @@ import pytest
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.testing.conformance.base import ConformanceBase
-from litestar_queues.testing.conformance.support import QUEUE, enqueue_one, make_record
+from litestar_queues.testing.conformance.support import QUEUE, enqueue_one, make_record, raising
 
 __all__ = ("CapabilityConformance",)
 
@@ -48,5 +48,7 @@ class CapabilityConformance(ConformanceBase):
             except UnsupportedOperation as error:
                 pytest.fail(f"{type(backend).__name__} declares {capability.value} but raised {error!r}")
         else:
-            with pytest.raises(UnsupportedOperation):
+            with raising(
+                UnsupportedOperation, "capabilities", f"undeclared: {capability.value} raises UnsupportedOperation"
+            ):
                 await call()  # undeclared: must say so, not half-work

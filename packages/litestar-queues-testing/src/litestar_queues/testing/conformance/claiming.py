@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import TaskRecord, TaskStatus
+from litestar_queues.records import TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
@@ -153,9 +153,13 @@ class ClaimConformance(ConformanceBase):
     async def test_claim_with_limit_below_one_returns_nothing(
         self, backend: QueueBackend, now: datetime, limit: int
     ) -> None:
-        record = await enqueue_one(backend, make_record(now))
-        assert await _claim_ids(backend, now, limit=limit) == [], rule("claim", "limit <= 0 returns []")
-        assert await backend.get(record.id) == record, rule("claim", "limit <= 0 changes nothing")
+        # Several due records: `due[:limit]` keeps all but the last one at -1, SQLite's LIMIT -1 means no limit.
+        records = [make_record(now) for _ in range(3)]
+        await backend.enqueue(records)
+        claimed = await _claim_ids(backend, now, limit=limit)
+        assert claimed == [], rule("claim", "limit <= 0 returns []", f"limit={limit} claimed {len(claimed)} of 3")
+        for record in records:
+            assert await backend.get(record.id) == record, rule("claim", "limit <= 0 changes nothing")
 
     async def test_claim_never_returns_running_or_terminal_records(self, backend: QueueBackend, now: datetime) -> None:
         await backend.enqueue([make_record(now) for _ in range(3)])
@@ -187,7 +191,13 @@ class ClaimConformance(ConformanceBase):
         claimed = await backend.claim_record(running.id, owner="worker-b", now=now, lease_seconds=LEASE_SECONDS)
         assert claimed is None, rule("claim_record", "returns None (changing nothing) if the record is not pending")
         assert await backend.get(running.id) == running, rule("claim_record", "changing nothing")
-        missing = await backend.claim_record("no-such-record", owner=OWNER, now=now, lease_seconds=LEASE_SECONDS)
+        cancelled = await enqueue_one(backend, make_record(now, scheduled_at=after(now, 60)))
+        await backend.cancel(cancelled.id, now=now)
+        ended = await backend.get(cancelled.id)
+        claimed = await backend.claim_record(cancelled.id, owner="worker-b", now=now, lease_seconds=LEASE_SECONDS)
+        assert claimed is None, rule("claim_record", "returns None (changing nothing) if the record is not pending")
+        assert await backend.get(cancelled.id) == ended, rule("claim_record", "changing nothing")
+        missing = await backend.claim_record(new_record_id(), owner=OWNER, now=now, lease_seconds=LEASE_SECONDS)
         assert missing is None, rule("claim_record", "returns None if the record does not exist")
 
     async def test_claim_record_is_not_claimed_again_by_claim(self, backend: QueueBackend, now: datetime) -> None:

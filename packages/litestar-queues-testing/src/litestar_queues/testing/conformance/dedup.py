@@ -18,6 +18,7 @@ from litestar_queues.testing.conformance.support import (
     completed,
     enqueue_one,
     make_record,
+    obeying,
     retry_at,
     rule,
 )
@@ -25,6 +26,12 @@ from litestar_queues.testing.conformance.support import (
 __all__ = ("DedupConformance",)
 
 _KEY = "dedup:key"
+_SAME_ID = "if a record with the same id exists, return it with created=False"
+_ACTIVE_KEY = "if key is set and an active (pending or running) record holds that key, return that record"
+_IN_CALL = (
+    "within one call, a later record whose key an earlier record of the same call took resolves to the earlier one"
+)
+_CONCURRENT = "concurrent enqueues of the same key from many callers create exactly one record"
 
 
 class DedupConformance(ConformanceBase):
@@ -34,27 +41,26 @@ class DedupConformance(ConformanceBase):
         self, backend: QueueBackend, now: datetime
     ) -> None:
         first = await enqueue_one(backend, make_record(now, args=["first"]))
-        (outcome,) = await backend.enqueue([make_record(now, id=first.id, args=["second"])])
-        assert not outcome.created, rule("enqueue", "if a record with the same id exists, return it with created=False")
+        with obeying("enqueue", _SAME_ID):
+            (outcome,) = await backend.enqueue([make_record(now, id=first.id, args=["second"])])
+        assert not outcome.created, rule("enqueue", _SAME_ID)
         assert outcome.record == first, rule("enqueue", "if a record with the same id exists, return it")
         assert await backend.get(first.id) == first, rule("enqueue", "a duplicate id stores nothing")
 
     async def test_dedup_active_key_returns_the_pending_holder(self, backend: QueueBackend, now: datetime) -> None:
         holder = await enqueue_one(backend, make_record(now, key=_KEY))
         duplicate = make_record(now, key=_KEY)
-        (outcome,) = await backend.enqueue([duplicate])
-        assert not outcome.created and outcome.record == holder, rule(
-            "enqueue", "if key is set and an active (pending or running) record holds that key, return that record"
-        )
+        with obeying("enqueue", _ACTIVE_KEY):
+            (outcome,) = await backend.enqueue([duplicate])
+        assert not outcome.created and outcome.record == holder, rule("enqueue", _ACTIVE_KEY)
         assert await backend.get(duplicate.id) is None, rule("enqueue", "a duplicate key stores nothing")
 
     async def test_dedup_active_key_returns_the_running_holder(self, backend: QueueBackend, now: datetime) -> None:
         await enqueue_one(backend, make_record(now, key=_KEY))
         running = await claim_one(backend, now)
-        (outcome,) = await backend.enqueue([make_record(now, key=_KEY)])
-        assert not outcome.created and outcome.record == running, rule(
-            "enqueue", "an active (pending or running) record holds its key"
-        )
+        with obeying("enqueue", _ACTIVE_KEY):
+            (outcome,) = await backend.enqueue([make_record(now, key=_KEY)])
+        assert not outcome.created and outcome.record == running, rule("enqueue", _ACTIVE_KEY)
 
     async def test_dedup_pending_retry_keeps_holding_its_key(self, backend: QueueBackend, now: datetime) -> None:
         await enqueue_one(backend, make_record(now, key=_KEY))
@@ -93,27 +99,56 @@ class DedupConformance(ConformanceBase):
         )
         assert await backend.get_by_key(_KEY) == second, rule("get_by_key", "return the active record holding key")
 
-    async def test_dedup_get_by_key_returns_the_newest_terminal_record(
+    async def test_dedup_get_by_key_returns_the_most_recently_created_terminal_record(
         self, backend: QueueBackend, now: datetime
     ) -> None:
-        for offset in range(3):
-            record = await enqueue_one(backend, make_record(after(now, offset), key=_KEY))
+        # Stored and ended in another order than created, and the last id is not the newest created_at: "last
+        # stored", "last finished" and "greatest id" each pick another record than "most recently created".
+        oldest_id, middle, newest, greatest_id = (
+            make_record(after(now, -100), key=_KEY),
+            make_record(after(now, -50), key=_KEY),
+            make_record(now, key=_KEY),
+            make_record(after(now, -200), key=_KEY),
+        )
+        for offset, record in enumerate([middle, newest, greatest_id, oldest_id]):
+            await enqueue_one(backend, record)
             await backend.cancel(record.id, now=after(now, offset))
-        newest = await backend.get(record.id)
-        assert await backend.get_by_key(_KEY) == newest, rule(
-            "get_by_key", "else the most recently created record with that key (terminal)"
+        expected = await backend.get(newest.id)
+        found = await backend.get_by_key(_KEY)
+        assert found == expected, rule(
+            "get_by_key",
+            "else the most recently created record with that key (terminal): greatest created_at, then greatest id",
+            f"expected the record created at {newest.created_at}, got {found.created_at if found else None}",
+        )
+
+    async def test_dedup_get_by_key_prefers_the_active_holder_to_newer_terminal_records(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        older = await enqueue_one(backend, make_record(after(now, -60), key=_KEY))
+        await backend.cancel(older.id, now=after(now, -30))
+        newer = await enqueue_one(backend, make_record(now, key=_KEY))
+        await backend.cancel(newer.id, now=now)
+        requeued = await backend.requeue(older.id, now=now)  # the older record holds the key again
+        assert requeued is not None and requeued.status is TaskStatus.PENDING, rule("requeue", "back to pending")
+        found = await backend.get_by_key(_KEY)
+        assert found == requeued, rule(
+            "get_by_key",
+            "return the active record holding key, even over terminal records created after it",
+            f"got the {found.status.value if found else None} record created at {found.created_at if found else None}",
+        )
+        running = await claim_one(backend, now)
+        assert await backend.get_by_key(_KEY) == running, rule(
+            "get_by_key", "return the active (pending or running) record holding key"
         )
 
     async def test_dedup_duplicate_keys_inside_one_bulk_call_resolve_to_the_first(
         self, backend: QueueBackend, now: datetime
     ) -> None:
         first, second, other = make_record(now, key=_KEY), make_record(now, key=_KEY), make_record(now, key="other")
-        outcomes = await backend.enqueue([first, second, other])
+        with obeying("enqueue", _IN_CALL):
+            outcomes = await backend.enqueue([first, second, other])
         assert [outcome.created for outcome in outcomes] == [True, False, True], rule(
-            "enqueue",
-            "within one call, a later record whose key an earlier record of the same call took resolves to the "
-            "earlier one",
-            f"created flags: {[outcome.created for outcome in outcomes]}",
+            "enqueue", _IN_CALL, f"created flags: {[outcome.created for outcome in outcomes]}"
         )
         assert outcomes[1].record == first, rule("enqueue", "a later record resolves to the earlier one")
         assert await backend.get(second.id) is None, rule("enqueue", "a duplicate key stores nothing")
@@ -122,10 +157,9 @@ class DedupConformance(ConformanceBase):
         self, backend: QueueBackend, now: datetime
     ) -> None:
         record = make_record(now)
-        outcomes = await backend.enqueue([record, make_record(now, id=record.id, args=["later"])])
-        assert [outcome.created for outcome in outcomes] == [True, False], rule(
-            "enqueue", "if a record with the same id exists, return it with created=False"
-        )
+        with obeying("enqueue", _SAME_ID):
+            outcomes = await backend.enqueue([record, make_record(now, id=record.id, args=["later"])])
+        assert [outcome.created for outcome in outcomes] == [True, False], rule("enqueue", _SAME_ID)
         assert outcomes[1].record == record, rule("enqueue", "if a record with the same id exists, return it")
 
     async def test_dedup_concurrent_enqueues_of_one_key_create_exactly_one(
@@ -157,7 +191,8 @@ async def _enqueue_concurrently(backends: list[QueueBackend], now: datetime) -> 
     outcomes: list[EnqueueOutcome] = []
 
     async def enqueue(backend: QueueBackend) -> None:
-        outcomes.extend(await backend.enqueue([make_record(now, key=_KEY)]))
+        with obeying("enqueue", _CONCURRENT):
+            outcomes.extend(await backend.enqueue([make_record(now, key=_KEY)]))
 
     async with anyio.create_task_group() as group:
         for backend in backends:
@@ -168,9 +203,7 @@ async def _enqueue_concurrently(backends: list[QueueBackend], now: datetime) -> 
 def _assert_one_created(outcomes: list[EnqueueOutcome]) -> None:
     created = [outcome.record.id for outcome in outcomes if outcome.created]
     assert len(created) == 1, rule(
-        "enqueue",
-        "concurrent enqueues of the same key from many callers create exactly one record",
-        f"{len(created)} of {len(outcomes)} concurrent enqueues were created",
+        "enqueue", _CONCURRENT, f"{len(created)} of {len(outcomes)} concurrent enqueues were created"
     )
     assert {outcome.record.id for outcome in outcomes} == set(created), rule(
         "enqueue", "every concurrent enqueue of the key resolves to the one record created"

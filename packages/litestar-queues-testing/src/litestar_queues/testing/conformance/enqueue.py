@@ -6,6 +6,7 @@ import random
 from datetime import datetime
 
 from litestar_queues.backend import QueueBackend
+from litestar_queues.records import new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
@@ -61,7 +62,7 @@ class EnqueueConformance(ConformanceBase):
         )
 
     async def test_enqueue_then_get_of_an_unknown_id_returns_none(self, backend: QueueBackend) -> None:
-        assert await backend.get("no-such-record") is None, rule("get", "return the record with record_id, or None")
+        assert await backend.get(new_record_id()) is None, rule("get", "return the record with record_id, or None")
 
     async def test_enqueue_then_get_by_key_returns_the_active_holder(
         self, backend: QueueBackend, now: datetime
@@ -94,4 +95,13 @@ class EnqueueConformance(ConformanceBase):
         assert stored is not None
         assert (stored.kwargs, stored.priority) == ({"items": [1]}, 0), rule(
             "enqueue", "store the record exactly as given (as it was when enqueue was called)"
+        )
+
+    async def test_enqueue_records_outlive_the_connection_that_stored_them(
+        self, backend: QueueBackend, cross_connection_backend: QueueBackend, now: datetime
+    ) -> None:
+        record = await enqueue_one(cross_connection_backend, make_record(now))
+        await cross_connection_backend.close()
+        assert await backend.get(record.id) == record, rule(
+            "close", "release connections; records persist", "a record stored through a closed backend is gone"
         )

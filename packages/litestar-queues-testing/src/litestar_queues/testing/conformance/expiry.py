@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from msgspec.structs import replace
 
 from litestar_queues.backend import QueueBackend
@@ -18,6 +19,7 @@ from litestar_queues.testing.conformance.support import (
     diff,
     enqueue_one,
     make_record,
+    retry_at,
     rule,
 )
 
@@ -48,6 +50,32 @@ class ExpiryConformance(ConformanceBase):
         statuses = [stored.status for stored in [await backend.get(record.id) for record in records] if stored]
         assert statuses.count(TaskStatus.EXPIRED) == 3, rule("expire", "return how many were marked", repr(statuses))
         assert await backend.expire(now=after(now, 10), limit=10) == 2, rule("expire", "the rest on the next call")
+
+    @pytest.mark.parametrize("limit", [0, -1])
+    async def test_expire_with_limit_below_one_marks_nothing(
+        self, backend: QueueBackend, now: datetime, limit: int
+    ) -> None:
+        records = [make_record(now, expires_at=after(now, 1)) for _ in range(3)]
+        await backend.enqueue(records)
+        assert await backend.expire(now=after(now, 10), limit=limit) == 0, rule(
+            "expire", "limit <= 0 selects nothing: return 0"
+        )
+        for record in records:
+            assert await backend.get(record.id) == record, rule("expire", "limit <= 0 changes nothing")
+
+    async def test_expire_marks_a_record_waiting_for_a_retry(self, backend: QueueBackend, now: datetime) -> None:
+        await enqueue_one(backend, make_record(now, expires_at=after(now, 60)))
+        running = await claim_one(backend, now)
+        retrying = await backend.finish(running.lease, retry_at(after(now, 120)), now=after(now, 1))
+        assert retrying is not None
+        assert await backend.expire(now=after(now, 60), limit=10) == 1, rule(
+            "expire",
+            "mark pending records with expires_at <= now: a record waiting for a retry is pending too",
+            "a record that had run an attempt was not expired",
+        )
+        expected = replace(retrying, status=TaskStatus.EXPIRED, finished_at=after(now, 60))
+        stored = await backend.get(running.id)
+        assert stored == expected, rule("expire", "expired records get finished_at = now", diff(expected, stored))
 
     async def test_expire_leaves_running_and_unexpiring_records_alone(
         self, backend: QueueBackend, now: datetime

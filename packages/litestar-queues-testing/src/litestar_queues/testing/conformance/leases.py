@@ -8,7 +8,7 @@ import pytest
 from msgspec.structs import replace
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import Lease, LeaseState, TaskError, TaskStatus
+from litestar_queues.records import Lease, LeaseState, TaskError, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     after,
@@ -70,7 +70,7 @@ class LeaseConformance(ConformanceBase):
         if fence == "finished record":
             assert await backend.finish(lease, completed(), now=now) is not None
         elif fence == "unknown record":
-            lease = Lease(record_id="no-such-record", owner=lease.owner, token=lease.token)
+            lease = Lease(record_id=new_record_id(), owner=lease.owner, token=lease.token)
         else:
             lease = {
                 "older token": stale(lease, token=lease.token - 1),
@@ -127,6 +127,16 @@ class LeaseConformance(ConformanceBase):
             await claim_one(backend, now, lease_seconds=1)
         found = await backend.expired_leases(now=after(now, 2), limit=3)
         assert len(found) == 3, rule("expired_leases", "return up to limit running records", f"got {len(found)}")
+
+    @pytest.mark.parametrize("limit", [0, -1])
+    async def test_lease_expired_leases_with_limit_below_one_returns_nothing(
+        self, backend: QueueBackend, now: datetime, limit: int
+    ) -> None:
+        await backend.enqueue([make_record(now) for _ in range(3)])
+        for _ in range(3):
+            await claim_one(backend, now, lease_seconds=1)
+        found = await backend.expired_leases(now=after(now, 2), limit=limit)
+        assert found == [], rule("expired_leases", "limit <= 0 selects nothing", f"limit={limit}: got {len(found)}")
 
     async def test_lease_expired_leases_skips_renewed_leases(self, backend: QueueBackend, now: datetime) -> None:
         await enqueue_one(backend, make_record(now))

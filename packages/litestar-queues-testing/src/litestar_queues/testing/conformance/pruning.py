@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from litestar_queues.backend import QueueBackend
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
@@ -12,6 +14,7 @@ from litestar_queues.testing.conformance.support import (
     completed,
     enqueue_one,
     make_record,
+    obeying,
     rule,
 )
 
@@ -59,10 +62,25 @@ class PruneConformance(ConformanceBase):
         assert await backend.prune(finished_before=now, limit=3) == 3, rule("prune", "delete up to limit records")
         assert await backend.prune(finished_before=now, limit=3) == 2, rule("prune", "the rest on the next call")
 
+    @pytest.mark.parametrize("limit", [0, -1])
+    async def test_prune_with_limit_below_one_deletes_nothing(
+        self, backend: QueueBackend, now: datetime, limit: int
+    ) -> None:
+        records = [make_record(now) for _ in range(3)]
+        await backend.enqueue(records)
+        for record in records:
+            await backend.cancel(record.id, now=after(now, -100))
+        assert await backend.prune(finished_before=now, limit=limit) == 0, rule(
+            "prune", "limit <= 0 selects nothing: return 0"
+        )
+        for record in records:
+            assert await backend.get(record.id) is not None, rule("prune", "limit <= 0 deletes nothing")
+
     async def test_prune_frees_the_id(self, backend: QueueBackend, now: datetime) -> None:
         record = await enqueue_one(backend, make_record(now, key="prune:key"))
         await backend.cancel(record.id, now=after(now, -10))
         await backend.prune(finished_before=now, limit=10)
         assert await backend.get_by_key("prune:key") is None, rule("get_by_key", "a deleted record is gone")
-        (outcome,) = await backend.enqueue([record])
+        with obeying("enqueue", "an id is new again once its record was deleted"):
+            (outcome,) = await backend.enqueue([record])
         assert outcome.created, rule("enqueue", "an id is new again once its record was deleted")

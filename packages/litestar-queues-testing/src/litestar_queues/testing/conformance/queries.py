@@ -9,7 +9,7 @@ import pytest
 from litestar_queues.backend import QueueBackend
 from litestar_queues.records import RecordFilter, TaskRecord, TaskStatus
 from litestar_queues.testing.conformance.base import ConformanceBase
-from litestar_queues.testing.conformance.support import claim_one, make_record, rule
+from litestar_queues.testing.conformance.support import LEASE_SECONDS, OWNER, completed, make_record, rule
 
 __all__ = ("QueryConformance",)
 
@@ -44,38 +44,49 @@ class QueryConformance(ConformanceBase):
         "where",
         [
             RecordFilter(status=TaskStatus.RUNNING),
-            RecordFilter(queue="other"),
-            RecordFilter(task_name="conformance.special"),
-            RecordFilter(status=TaskStatus.PENDING, queue="other"),
-            RecordFilter(status=TaskStatus.PENDING, queue="other", task_name="conformance.special"),
+            RecordFilter(queue="beta"),
+            RecordFilter(task_name="conformance.two"),
+            RecordFilter(status=TaskStatus.RUNNING, queue="beta"),
+            RecordFilter(status=TaskStatus.COMPLETED, task_name="conformance.two"),
+            RecordFilter(queue="beta", task_name="conformance.one"),
+            RecordFilter(status=TaskStatus.PENDING, queue="alpha", task_name="conformance.two"),
         ],
-        ids=["status", "queue", "task_name", "status+queue", "all three"],
+        ids=["status", "queue", "task_name", "status+queue", "status+task_name", "queue+task_name", "all three"],
     )
-    async def test_query_filters_by_status_queue_and_task_name(
+    async def test_query_filters_by_every_field_it_sets(
         self, backend: QueueBackend, now: datetime, where: RecordFilter
     ) -> None:
-        await backend.enqueue(
-            [
-                make_record(now, queue=queue, task_name=task_name)
-                for queue in ("conformance", "other")
-                for task_name in ("conformance.noop", "conformance.special")
-                for _ in range(2)
-            ]
-        )
-        await claim_one(backend, now)
-        everything = (await backend.query(RecordFilter(), limit=100)).records
-        expected = [
-            record.id
-            for record in everything
-            if (where.status is None or record.status == where.status)
-            and (where.queue is None or record.queue == where.queue)
-            and (where.task_name is None or record.task_name == where.task_name)
+        # One record for each status x queue x task name: dropping any field of the filter, or or-ing them,
+        # selects more records than the filter does.
+        cube = [
+            (status, make_record(now, queue=queue, task_name=task_name))
+            for status in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED)
+            for queue in ("alpha", "beta")
+            for task_name in ("conformance.one", "conformance.two")
         ]
+        await backend.enqueue([record for _, record in cube][::-1])
+        for status, record in cube:
+            if status is not TaskStatus.PENDING:
+                running = await backend.claim_record(record.id, owner=OWNER, now=now, lease_seconds=LEASE_SECONDS)
+                assert running is not None, rule("claim_record", "claim one specific pending record")
+                if status is TaskStatus.COMPLETED:
+                    await backend.finish(running.lease, completed(), now=now)
+        expected = sorted(
+            (
+                record.id
+                for status, record in cube
+                if where.status in (None, status)
+                and where.queue in (None, record.queue)
+                and where.task_name in (None, record.task_name)
+            ),
+            reverse=True,
+        )
         page = await backend.query(where, limit=100)
         assert [record.id for record in page.records] == expected, rule(
-            "query", "return records matching where (None means any)", f"filter {where!r}"
+            "query",
+            "a record matches when it has every field where sets (None means any), newest first",
+            f"filter {where!r}: expected {len(expected)} records, got {len(page.records)}",
         )
-        assert expected, "the filter should match something"
 
     @pytest.mark.parametrize("limit", [1, 4, 7, 25])
     async def test_query_pages_visit_every_record_exactly_once(
@@ -91,6 +102,16 @@ class QueryConformance(ConformanceBase):
             "query",
             "iterating pages visits every matching record exactly once, newest first",
             f"visited {len(visited)} ids ({len(set(visited))} distinct) of {len(expected)}",
+        )
+
+    @pytest.mark.parametrize("limit", [0, -1])
+    async def test_query_with_limit_below_one_returns_an_empty_last_page(
+        self, backend: QueueBackend, now: datetime, limit: int
+    ) -> None:
+        await backend.enqueue([make_record(now) for _ in range(3)])
+        page = await backend.query(RecordFilter(), limit=limit)
+        assert (page.records, page.next_cursor) == ([], None), rule(
+            "query", "limit <= 0 selects nothing: an empty last page", f"limit={limit}: {len(page.records)} records"
         )
 
     async def test_query_of_nothing_returns_an_empty_last_page(self, backend: QueueBackend) -> None:

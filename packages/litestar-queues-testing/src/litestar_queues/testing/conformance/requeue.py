@@ -9,7 +9,7 @@ from msgspec.structs import replace
 
 from litestar_queues.backend import QueueBackend
 from litestar_queues.errors import DuplicateTaskError
-from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
+from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     after,
@@ -18,6 +18,7 @@ from litestar_queues.testing.conformance.support import (
     diff,
     enqueue_one,
     make_record,
+    raising,
     rule,
 )
 
@@ -31,8 +32,11 @@ _RESET = (
 
 
 async def _ended(backend: QueueBackend, now: datetime, status: TaskStatus) -> TaskRecord:
-    """Return a record that reached ``status`` (failed, cancelled or expired) holding key ``_KEY``."""
-    expires_at = after(now, 30) if status is TaskStatus.EXPIRED else None
+    """Return a record that reached ``status`` (failed, cancelled or expired) holding key ``_KEY``.
+
+    Every one has an ``expires_at`` (passed only for the expired one), which a requeue clears.
+    """
+    expires_at = after(now, 30 if status is TaskStatus.EXPIRED else 3600)
     record = await enqueue_one(backend, make_record(now, key=_KEY, expires_at=expires_at))
     if status is TaskStatus.EXPIRED:
         await backend.expire(now=after(now, 30), limit=10)
@@ -71,6 +75,42 @@ class RequeueConformance(ConformanceBase):
         assert await backend.get(ended.id) == expected, rule("requeue", "the requeue is stored")
         assert await backend.get_by_key(_KEY) == expected, rule("requeue", "a pending record holds its key again")
 
+    async def test_requeue_clears_every_field_of_a_record_stored_ended(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        # Stored as given, with every field a requeue resets set, cancel_requested included.
+        ended = await enqueue_one(
+            backend,
+            make_record(
+                after(now, -600),
+                status=TaskStatus.FAILED,
+                key=_KEY,
+                attempts=4,
+                token=4,
+                started_at=after(now, -300),
+                finished_at=after(now, -200),
+                expires_at=after(now, -100),
+                result={"partial": [1, 2]},
+                error=TaskError(type="builtins.KeyError", message="'x'"),
+                cancel_requested=True,
+                metadata={"kept": True},
+            ),
+        )
+        requeued = await backend.requeue(ended.id, now=now)
+        expected = replace(
+            ended,
+            status=TaskStatus.PENDING,
+            scheduled_at=now,
+            expires_at=None,
+            attempts=0,
+            finished_at=None,
+            result=None,
+            error=None,
+            cancel_requested=False,
+        )
+        assert requeued == expected, rule("requeue", _RESET, diff(expected, requeued))
+        assert await backend.get(ended.id) == expected, rule("requeue", "the requeue is stored")
+
     async def test_requeue_makes_a_failed_record_claimable_again(self, backend: QueueBackend, now: datetime) -> None:
         ended = await _ended(backend, now, TaskStatus.FAILED)
         await backend.requeue(ended.id, now=after(now, 60))
@@ -82,7 +122,7 @@ class RequeueConformance(ConformanceBase):
     ) -> None:
         ended = await _ended(backend, now, TaskStatus.FAILED)
         await enqueue_one(backend, make_record(now, key=_KEY))
-        with pytest.raises(DuplicateTaskError):
+        with raising(DuplicateTaskError, "requeue", "raises DuplicateTaskError if another active record holds its key"):
             await backend.requeue(ended.id, now=after(now, 60))
         stored = await backend.get(ended.id)
         assert stored == ended, rule("requeue", "a refused requeue changes nothing", diff(ended, stored))
@@ -104,4 +144,4 @@ class RequeueConformance(ConformanceBase):
             assert await backend.get(record.id) == record, rule("requeue", "an active or completed record is unchanged")
 
     async def test_requeue_of_unknown_record_returns_none(self, backend: QueueBackend, now: datetime) -> None:
-        assert await backend.requeue("no-such-record", now=now) is None, rule("requeue", "None if it does not exist")
+        assert await backend.requeue(new_record_id(), now=now) is None, rule("requeue", "None if it does not exist")

@@ -9,7 +9,7 @@ import pytest
 from msgspec.structs import fields
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import RecordFilter, TaskError, TaskRecord, TaskStatus
+from litestar_queues.records import RecordFilter, TaskError, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
@@ -89,7 +89,7 @@ class RecordRoundTripConformance(ConformanceBase):
 
     async def test_round_trip_every_field_through_one_bulk_enqueue(self, backend: QueueBackend, now: datetime) -> None:
         records = [
-            msgspec.structs.replace(_full_record(now, status), id=f"bulk-{status.value}", key=f"bulk:{status.value}")
+            msgspec.structs.replace(_full_record(now, status), id=new_record_id(), key=f"bulk:{status.value}")
             for status in (TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.COMPLETED)
         ]
         outcomes = await backend.enqueue(records)

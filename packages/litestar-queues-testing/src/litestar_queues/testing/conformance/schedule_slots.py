@@ -7,15 +7,17 @@ from datetime import datetime
 import anyio
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import EnqueueOutcome
+from litestar_queues.records import EnqueueOutcome, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
-from litestar_queues.testing.conformance.support import claim_one, completed, enqueue_one, make_record, rule
+from litestar_queues.testing.conformance.support import claim_one, completed, enqueue_one, make_record, obeying, rule
 
 __all__ = ("ScheduleSlotConformance",)
 
 
-def _slot_id(now: datetime) -> str:
-    return f"schedule:nightly-report:{now:%Y%m%dT%H%M}"
+_SAME_ID = (
+    "if a record with the same id exists (any status), return it with created=False: a slot's id is deterministic, "
+    "so every scheduler enqueues the same one"
+)
 
 
 class ScheduleSlotConformance(ConformanceBase):
@@ -24,30 +26,32 @@ class ScheduleSlotConformance(ConformanceBase):
     async def test_schedule_slot_enqueued_again_while_pending_is_not_created(
         self, backend: QueueBackend, now: datetime
     ) -> None:
-        first = await enqueue_one(backend, make_record(now, id=_slot_id(now)))
-        (outcome,) = await backend.enqueue([make_record(now, id=_slot_id(now))])
-        assert (outcome.created, outcome.record) == (False, first), rule(
-            "enqueue", "if a record with the same id exists (any status), return it with created=False"
-        )
+        slot_id = new_record_id()
+        first = await enqueue_one(backend, make_record(now, id=slot_id))
+        with obeying("enqueue", _SAME_ID):
+            (outcome,) = await backend.enqueue([make_record(now, id=slot_id)])
+        assert (outcome.created, outcome.record) == (False, first), rule("enqueue", _SAME_ID)
 
     async def test_schedule_slot_enqueued_again_after_it_finished_is_not_created(
         self, backend: QueueBackend, now: datetime
     ) -> None:
-        await enqueue_one(backend, make_record(now, id=_slot_id(now)))
+        slot_id = new_record_id()
+        await enqueue_one(backend, make_record(now, id=slot_id))
         running = await claim_one(backend, now)
         finished = await backend.finish(running.lease, completed("sent"), now=now)
-        (outcome,) = await backend.enqueue([make_record(now, id=_slot_id(now))])
-        assert (outcome.created, outcome.record) == (False, finished), rule(
-            "enqueue", "if a record with the same id exists (any status), return it with created=False"
-        )
+        with obeying("enqueue", _SAME_ID):
+            (outcome,) = await backend.enqueue([make_record(now, id=slot_id)])
+        assert (outcome.created, outcome.record) == (False, finished), rule("enqueue", _SAME_ID)
 
     async def test_schedule_slot_enqueued_by_many_schedulers_at_once_is_created_once(
         self, backend: QueueBackend, now: datetime
     ) -> None:
         outcomes: list[EnqueueOutcome] = []
+        slot_id = new_record_id()
 
         async def scheduler() -> None:
-            outcomes.extend(await backend.enqueue([make_record(now, id=_slot_id(now))]))
+            with obeying("enqueue", _SAME_ID + ", however many enqueue it at once"):
+                outcomes.extend(await backend.enqueue([make_record(now, id=slot_id)]))
 
         async with anyio.create_task_group() as group:
             for _ in range(20):

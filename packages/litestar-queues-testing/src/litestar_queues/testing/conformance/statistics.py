@@ -4,18 +4,49 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import TaskStatus
+from litestar_queues.records import Outcome, TaskError, TaskStatus
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
+    LEASE_SECONDS,
+    OWNER,
     after,
     claim_one,
-    completed,
     make_record,
     rule,
 )
 
 __all__ = ("StatisticsConformance",)
+
+
+def _counts(**counts: int) -> dict[TaskStatus, int]:
+    return {status: counts.get(status.value, 0) for status in TaskStatus}
+
+
+def _named(counts: dict[TaskStatus, int]) -> dict[str, int]:
+    return {TaskStatus(status).value: count for status, count in counts.items()}
+
+
+async def _populate(backend: QueueBackend, now: datetime, queue: str, counts: dict[TaskStatus, int]) -> None:
+    """Bring ``counts[status]`` records of ``queue`` to each status through the transitions (expired ones at
+    ``expire(now + 1 s)``, left to the caller)."""
+    plan = [status for status in TaskStatus for _ in range(counts[status])]
+    records = [
+        make_record(now, queue=queue, expires_at=after(now, 1) if status is TaskStatus.EXPIRED else None)
+        for status in plan
+    ]
+    await backend.enqueue(records)
+    for status, record in zip(plan, records, strict=True):
+        if status is TaskStatus.CANCELLED:
+            await backend.cancel(record.id, now=now)
+        elif status in (TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED):
+            running = await backend.claim_record(record.id, owner=OWNER, now=now, lease_seconds=LEASE_SECONDS)
+            assert running is not None, rule("claim_record", "claim one specific pending record")
+            if status is not TaskStatus.RUNNING:
+                error = TaskError(type="builtins.RuntimeError", message="x") if status is TaskStatus.FAILED else None
+                await backend.finish(running.lease, Outcome(status=status, error=error), now=now)
 
 
 class StatisticsConformance(ConformanceBase):
@@ -30,22 +61,25 @@ class StatisticsConformance(ConformanceBase):
             "statistics", "nothing pending", repr(stats)
         )
 
-    async def test_statistics_counts_records_by_status(self, backend: QueueBackend, now: datetime) -> None:
-        await backend.enqueue([make_record(now, expires_at=after(now, 10)) for _ in range(6)])
-        await claim_one(backend, now)  # running
-        done = await claim_one(backend, now)
-        await backend.finish(done.lease, completed(), now=now)
-        cancelled = await claim_one(backend, now)
-        await backend.cancel(cancelled.id, now=now)  # still running: cancel only requested
-        await backend.expire(now=after(now, 10), limit=1)
-        stats = await backend.statistics(now=now)
-        expected = dict.fromkeys(TaskStatus, 0) | {
-            TaskStatus.PENDING: 2,
-            TaskStatus.RUNNING: 2,
-            TaskStatus.COMPLETED: 1,
-            TaskStatus.EXPIRED: 1,
-        }
-        assert stats.counts == expected, rule("statistics", "count records by status", repr(stats.counts))
+    async def test_statistics_counts_every_status_per_queue_and_overall(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        # A different count for every status and queue: a status counted as another, or a queue counted into
+        # another, changes the numbers.
+        alpha = _counts(pending=1, running=2, completed=3, failed=4, cancelled=5, expired=6)
+        beta = _counts(pending=3, running=1, failed=2, expired=1)
+        await _populate(backend, now, "alpha", alpha)
+        await _populate(backend, now, "beta", beta)
+        assert (
+            await backend.expire(now=after(now, 1), limit=100) == alpha[TaskStatus.EXPIRED] + beta[TaskStatus.EXPIRED]
+        ), rule("expire", "mark up to limit pending records with expires_at <= now; return how many")
+        for queue, expected in [("alpha", alpha), ("beta", beta), (None, {s: alpha[s] + beta[s] for s in TaskStatus})]:
+            stats = await backend.statistics(now=now, queue=queue)
+            assert (stats.queue, stats.counts) == (queue, expected), rule(
+                "statistics",
+                "count records by status (every status present), for one queue or all queues when None",
+                f"queue={queue!r}: expected {_named(expected)}, got queue={stats.queue!r} {_named(stats.counts)}",
+            )
 
     async def test_statistics_finds_the_oldest_due_pending_record(self, backend: QueueBackend, now: datetime) -> None:
         await backend.enqueue(
@@ -63,6 +97,35 @@ class StatisticsConformance(ConformanceBase):
             f"got {stats.oldest_pending_at!r}, expected {after(now, -600)!r}",
         )
         assert stats.oldest_pending_age(now) == 600.0, rule("statistics", "the age of the oldest due pending record")
+
+    @pytest.mark.parametrize("only", ["delayed", "expired", "running"])
+    async def test_statistics_with_nothing_due_has_no_oldest_pending(
+        self, backend: QueueBackend, now: datetime, only: str
+    ) -> None:
+        if only == "running":
+            await backend.enqueue([make_record(now, scheduled_at=after(now, -60)) for _ in range(2)])
+            await claim_one(backend, now)
+            await claim_one(backend, now)
+        else:
+            # Delayed: due in a minute and in an hour. Expired: due long ago, expired a second ago.
+            await backend.enqueue(
+                [
+                    make_record(now, scheduled_at=after(now, 60)),
+                    make_record(now, scheduled_at=after(now, 3600), priority=5),
+                ]
+                if only == "delayed"
+                else [make_record(now, scheduled_at=after(now, -600), expires_at=after(now, -1)) for _ in range(2)]
+            )
+        stats = await backend.statistics(now=now)
+        assert stats.oldest_pending_at is None, rule(
+            "statistics",
+            "oldest_pending_at is the smallest scheduled_at of the records due at now, or None when no record is "
+            "due: delayed, expired and running records never count, even when they are all there is",
+            f"only {only} records: got {stats.oldest_pending_at!r}",
+        )
+        assert stats.counts[TaskStatus.RUNNING if only == "running" else TaskStatus.PENDING] == 2, rule(
+            "statistics", "count records by status", repr(stats.counts)
+        )
 
     async def test_statistics_ignores_running_records_for_the_oldest_pending(
         self, backend: QueueBackend, now: datetime

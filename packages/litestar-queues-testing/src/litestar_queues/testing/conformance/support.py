@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +24,8 @@ __all__ = (
     "diff",
     "enqueue_one",
     "make_record",
+    "obeying",
+    "raising",
     "require",
     "retry_at",
     "rule",
@@ -49,6 +53,38 @@ def rule(method: str, text: str, detail: str = "") -> str:
     """
     message = f"QueueBackend.{method}: {text}"
     return f"{message}\n  {detail}" if detail else message
+
+
+def _described(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}: {error}"
+
+
+@contextmanager
+def raising(expected: type[Exception], method: str, text: str) -> Iterator[None]:
+    """Expect the block to raise ``expected``; fail quoting the rule when it raises something else or nothing.
+
+    A driver's own error (a unique-constraint violation where ``DuplicateTaskError`` is due) fails the test with
+    the contract's expectation, not with a traceback that leaves the reader to guess the rule.
+    """
+    try:
+        yield
+    except expected:
+        return
+    except Exception as error:  # any other exception breaks the rule: say which
+        pytest.fail(rule(method, text, f"expected {expected.__name__}, but it raised {_described(error)}"))
+    pytest.fail(rule(method, text, f"expected {expected.__name__}, but nothing was raised"))
+
+
+@contextmanager
+def obeying(method: str, text: str) -> Iterator[None]:
+    """Fail quoting the rule when the block raises: the contract expects a result here, not an exception."""
+    try:
+        yield
+    except AssertionError:
+        raise
+    except Exception as error:  # any exception breaks the rule: say which
+        pytest.fail(rule(method, text, f"it raised {_described(error)} instead"))
 
 
 def diff(expected: TaskRecord | None, actual: TaskRecord | None) -> str:
