@@ -40,7 +40,7 @@ async def _enqueue_shuffled(backend: QueueBackend, records: list[TaskRecord]) ->
     shuffled = list(records)
     random.Random(3).shuffle(shuffled)
     outcomes = await backend.enqueue(shuffled)
-    assert all(outcome.created for outcome in outcomes)
+    assert all(outcome.created for outcome in outcomes), rule("enqueue", "new records are stored, created=True")
 
 
 class ClaimConformance(ConformanceBase):

@@ -80,7 +80,7 @@ class EnqueueConformance(ConformanceBase):
         returned.kwargs["nested"]["a"] = 2
         returned.metadata["tags"].append("y")
         read = await backend.get(record.id)
-        assert read is not None
+        assert read is not None, rule("get", "return the record with record_id")
         read.kwargs["extra"] = True
         assert await backend.get(record.id) == make_record(
             now, id=record.id, args=[[1, 2]], kwargs={"nested": {"a": 1}}, metadata={"tags": ["x"]}
@@ -92,7 +92,7 @@ class EnqueueConformance(ConformanceBase):
         record.kwargs["items"].append(2)
         record.priority = 99
         stored = await backend.get(record.id)
-        assert stored is not None
+        assert stored is not None, rule("get", "return the record with record_id")
         assert (stored.kwargs, stored.priority) == ({"items": [1]}, 0), rule(
             "enqueue", "store the record exactly as given (as it was when enqueue was called)"
         )

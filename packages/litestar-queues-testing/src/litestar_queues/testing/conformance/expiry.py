@@ -67,7 +67,7 @@ class ExpiryConformance(ConformanceBase):
         await enqueue_one(backend, make_record(now, expires_at=after(now, 60)))
         running = await claim_one(backend, now)
         retrying = await backend.finish(running.lease, retry_at(after(now, 120)), now=after(now, 1))
-        assert retrying is not None
+        assert retrying is not None, rule("finish", "a matching fence: the updated record")
         assert await backend.expire(now=after(now, 60), limit=10) == 1, rule(
             "expire",
             "mark pending records with expires_at <= now: a record waiting for a retry is pending too",

@@ -32,7 +32,7 @@ class PruneConformance(ConformanceBase):
         await enqueue_one(backend, make_record(now))
         running = await claim_one(backend, now)
         finished = await backend.finish(running.lease, completed(), now=after(now, -90))
-        assert finished is not None
+        assert finished is not None, rule("finish", "a matching fence: the updated record")
         deleted = await backend.prune(finished_before=after(now, -60), limit=10)
         assert deleted == 2, rule(
             "prune", "delete terminal records with finished_at < finished_before; return how many"

@@ -135,7 +135,7 @@ class RequeueConformance(ConformanceBase):
         running = await claim_one(backend, now)
         done = await claim_one(backend, now)
         finished = await backend.finish(done.lease, completed("done"), now=now)
-        assert finished is not None
+        assert finished is not None, rule("finish", "a matching fence: the updated record")
         for record in (pending, running, finished):
             requeued = await backend.requeue(record.id, now=after(now, 60))
             assert requeued == record, rule(

@@ -88,7 +88,7 @@ class ResultConformance(ConformanceBase):
         running = await claim_one(backend, now)
         finished = await backend.finish(running.lease, completed(value), now=now)
         stored = await backend.get(running.id)
-        assert finished is not None and stored is not None
+        assert finished is not None and stored is not None, rule("finish", "the fence matches: the updated record")
         for where, actual, expected in [
             ("args", stored.args, [value]),
             ("kwargs", stored.kwargs, {"value": value}),
@@ -111,10 +111,10 @@ class ResultConformance(ConformanceBase):
             for value in _VALUES.values()
         ]
         outcomes = await backend.enqueue(records)
-        assert all(outcome.created for outcome in outcomes)
+        assert all(outcome.created for outcome in outcomes), rule("enqueue", "new records are created=True")
         for name, record in zip(_VALUES, records, strict=True):
             stored = await backend.get(record.id)
-            assert stored is not None
+            assert stored is not None, rule("get", "return the record with record_id")
             for where in ("args", "kwargs", "metadata"):
                 problem = _same(getattr(stored, where), getattr(record, where), f"{name}: {where}")
                 assert problem is None, rule(
@@ -198,7 +198,7 @@ class ResultConformance(ConformanceBase):
         records = [make_record(now) for _ in range(12)]
         await backend.enqueue(records)
         running = await backend.claim([QUEUE], owner="w", limit=12, now=now, lease_seconds=30)
-        assert len(running) == 12
+        assert len(running) == 12, rule("claim", "claim up to limit due records", f"got {len(running)} of 12")
 
         async def finish(index: int, record: TaskRecord) -> TaskRecord | None:
             claimed = record if index % 2 else None

@@ -58,7 +58,7 @@ class RetryConformance(ConformanceBase):
         await enqueue_one(backend, make_record(now))
         running = await claim_one(backend, now)
         retrying = await backend.finish(running.lease, retry_at(after(now, 10), error=_ERROR), now=after(now, 1))
-        assert retrying is not None
+        assert retrying is not None, rule("finish", "a matching fence: the updated record")
         early = await backend.claim([QUEUE], owner=OWNER, limit=5, now=after(now, 9), lease_seconds=LEASE_SECONDS)
         assert early == [], rule("claim", "records not yet due are never returned (a retry waits for its backoff)")
         again = await claim_one(backend, after(now, 10))

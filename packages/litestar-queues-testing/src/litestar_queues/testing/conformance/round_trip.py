@@ -84,7 +84,7 @@ class RecordRoundTripConformance(ConformanceBase):
         assert returned == record, rule("enqueue", _EXACT, diff(record, returned))
         stored = await backend.get(record.id)
         assert stored == record, rule("get", _EXACT, diff(record, stored))
-        assert stored is not None
+        assert stored is not None, rule("get", "return the record with record_id")
         _assert_utc_datetimes(stored, "get")
 
     async def test_round_trip_every_field_through_one_bulk_enqueue(self, backend: QueueBackend, now: datetime) -> None:
