@@ -221,7 +221,7 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
             [
                 "test_requeue_resets_an_ended_record_to_pending[[]failed[]]",
                 "test_requeue_resets_an_ended_record_to_pending[[]cancelled[]]",
-                "test_requeue_clears_every_field_of_a_record_stored_ended",
+                "test_requeue_resets_an_ended_record_to_pending[[]stored failed with every field set[]]",
             ],
             ["clears expires_at, finished_at, result, error and cancel_requested", "cancel_requested: expected False"],
         ),

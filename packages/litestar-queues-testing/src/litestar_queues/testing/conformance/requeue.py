@@ -25,17 +25,38 @@ from litestar_queues.testing.conformance.support import (
 __all__ = ("RequeueConformance",)
 
 _KEY = "requeue:key"
+_STORED = "stored failed with every field set"
 _RESET = (
     "put a failed, cancelled or expired record back to pending: scheduled_at = now, attempts = 0, clears "
     "expires_at, finished_at, result, error and cancel_requested"
 )
 
 
-async def _ended(backend: QueueBackend, now: datetime, status: TaskStatus) -> TaskRecord:
-    """Return a record that reached ``status`` (failed, cancelled or expired) holding key ``_KEY``.
+async def _ended(backend: QueueBackend, now: datetime, how: str) -> TaskRecord:
+    """Return a record that ended ``how`` (failed, cancelled, expired, or stored failed) holding key ``_KEY``.
 
-    Every one has an ``expires_at`` (passed only for the expired one), which a requeue clears.
+    Every one has an ``expires_at`` (passed only for the expired one), which a requeue clears; the stored one has
+    every field a requeue resets set, ``cancel_requested`` included.
     """
+    if how == _STORED:
+        return await enqueue_one(
+            backend,
+            make_record(
+                after(now, -600),
+                status=TaskStatus.FAILED,
+                key=_KEY,
+                attempts=4,
+                token=4,
+                started_at=after(now, -300),
+                finished_at=after(now, -200),
+                expires_at=after(now, -100),
+                result={"partial": [1, 2]},
+                error=TaskError(type="builtins.KeyError", message="'x'"),
+                cancel_requested=True,
+                metadata={"kept": True},
+            ),
+        )
+    status = TaskStatus(how)
     expires_at = after(now, 30 if status is TaskStatus.EXPIRED else 3600)
     record = await enqueue_one(backend, make_record(now, key=_KEY, expires_at=expires_at))
     if status is TaskStatus.EXPIRED:
@@ -54,11 +75,11 @@ async def _ended(backend: QueueBackend, now: datetime, status: TaskStatus) -> Ta
 class RequeueConformance(ConformanceBase):
     """``requeue`` resets an ended record to pending, unless its key was taken meanwhile."""
 
-    @pytest.mark.parametrize("status", [TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED])
+    @pytest.mark.parametrize("how", ["failed", "cancelled", "expired", _STORED])
     async def test_requeue_resets_an_ended_record_to_pending(
-        self, backend: QueueBackend, now: datetime, status: TaskStatus
+        self, backend: QueueBackend, now: datetime, how: str
     ) -> None:
-        ended = await _ended(backend, now, status)
+        ended = await _ended(backend, now, how)
         requeued = await backend.requeue(ended.id, now=after(now, 60))
         expected = replace(
             ended,
@@ -75,44 +96,8 @@ class RequeueConformance(ConformanceBase):
         assert await backend.get(ended.id) == expected, rule("requeue", "the requeue is stored")
         assert await backend.get_by_key(_KEY) == expected, rule("requeue", "a pending record holds its key again")
 
-    async def test_requeue_clears_every_field_of_a_record_stored_ended(
-        self, backend: QueueBackend, now: datetime
-    ) -> None:
-        # Stored as given, with every field a requeue resets set, cancel_requested included.
-        ended = await enqueue_one(
-            backend,
-            make_record(
-                after(now, -600),
-                status=TaskStatus.FAILED,
-                key=_KEY,
-                attempts=4,
-                token=4,
-                started_at=after(now, -300),
-                finished_at=after(now, -200),
-                expires_at=after(now, -100),
-                result={"partial": [1, 2]},
-                error=TaskError(type="builtins.KeyError", message="'x'"),
-                cancel_requested=True,
-                metadata={"kept": True},
-            ),
-        )
-        requeued = await backend.requeue(ended.id, now=now)
-        expected = replace(
-            ended,
-            status=TaskStatus.PENDING,
-            scheduled_at=now,
-            expires_at=None,
-            attempts=0,
-            finished_at=None,
-            result=None,
-            error=None,
-            cancel_requested=False,
-        )
-        assert requeued == expected, rule("requeue", _RESET, diff(expected, requeued))
-        assert await backend.get(ended.id) == expected, rule("requeue", "the requeue is stored")
-
     async def test_requeue_makes_a_failed_record_claimable_again(self, backend: QueueBackend, now: datetime) -> None:
-        ended = await _ended(backend, now, TaskStatus.FAILED)
+        ended = await _ended(backend, now, "failed")
         await backend.requeue(ended.id, now=after(now, 60))
         again = await claim_one(backend, after(now, 60))
         assert (again.id, again.attempts) == (ended.id, 1), rule("requeue", "back to pending with attempts = 0")
@@ -120,7 +105,7 @@ class RequeueConformance(ConformanceBase):
     async def test_requeue_refuses_when_another_active_record_holds_the_key(
         self, backend: QueueBackend, now: datetime
     ) -> None:
-        ended = await _ended(backend, now, TaskStatus.FAILED)
+        ended = await _ended(backend, now, "failed")
         await enqueue_one(backend, make_record(now, key=_KEY))
         with raising(DuplicateTaskError, "requeue", "raises DuplicateTaskError if another active record holds its key"):
             await backend.requeue(ended.id, now=after(now, 60))
