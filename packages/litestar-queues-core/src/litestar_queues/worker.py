@@ -286,14 +286,13 @@ class Worker:
         queues = self.queues
         freed: list[Awaitable[Any]] = []
         caps = self.config.queue_concurrency
-        if caps:
+        full = {queue for queue, cap in caps.items() if self._per_queue[queue] >= cap} if caps else None
+        if full:
             # A queue at its cap is left out of the wait: its due work would end every wait at once (a busy
             # loop), and a freed slot ends the wait instead.
+            queues = tuple(queue for queue in queues if queue not in full)
             self._slot_freed.clear()
-            full = {queue for queue, cap in caps.items() if self._per_queue[queue] >= cap}
-            if full:
-                queues = tuple(queue for queue in queues if queue not in full)
-                freed.append(self._slot_freed.wait())
+            freed.append(self._slot_freed.wait())
         waiter = (
             backend.wait_for_work(queues, timeout=self.config.poll_interval)
             if queues and Capability.PUSH_WAKEUP in backend.capabilities

@@ -362,8 +362,9 @@ class MemoryBackend(QueueBackend):
         """Return when a record becomes pending in ``queues``, when a delayed one falls due, or after ``timeout``.
 
         A record falls due by time passing, which nothing announces, so the wait also ends at the
-        earliest ``scheduled_at`` of the queues' unexpired pending records (by the wall clock: this is a
-        hint, and the caller's clock decides what ``claim`` returns).
+        earliest ``scheduled_at`` of the queues' pending records, leaving out due ones that expired (they
+        are no work: returning for them would return at once again and again). By the wall clock: this is a
+        hint, and the caller's clock decides what ``claim`` returns.
         """
         earliest: datetime | None = None
         wall_now = utc_now()

@@ -111,10 +111,8 @@ class QueueIndex:
         return oldest
 
     def earliest_scheduled(self, now: datetime) -> datetime | None:
-        """Return the earliest ``scheduled_at`` of the pending records not expired at ``now``, due or not.
-
-        Parks expired records on the way, like a claim at ``now`` would.
-        """
+        """Return the earliest ``scheduled_at`` of the pending records, due or not, leaving out due ones expired at
+        ``now`` (parked on the way, as a claim at ``now`` parks them)."""
         earliest: datetime | None = None
         for priority, heap in self.levels():
             top = self.due_top(priority, heap, now)
