@@ -19,7 +19,7 @@ def test_backend_of_wrong_type_is_rejected() -> None:
 
 
 def test_unknown_execution_backend() -> None:
-    with pytest.raises(ConfigurationError, match="'local' or 'immediate'"):
+    with pytest.raises(ConfigurationError, match="unknown execution_backend 'lambda'; use one of immediate, local"):
         QueueConfig(execution_backend="lambda")
 
 

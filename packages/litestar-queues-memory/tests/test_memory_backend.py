@@ -40,9 +40,10 @@ def test_config_builds_an_unopened_memory_backend() -> None:
     assert backend.config is config
 
 
-def test_declares_both_wakeups_and_its_name() -> None:
-    assert MemoryBackend.capabilities == {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP}
+def test_declares_both_wakeups_transfer_and_its_name() -> None:
+    assert MemoryBackend.capabilities == {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
     assert MemoryBackend.name == "memory"
+    assert MemoryBackend().local_only  # remote execution targets refuse it
 
 
 async def test_wait_for_work_ends_when_a_delayed_record_falls_due(memory: MemoryBackend) -> None:

@@ -27,7 +27,7 @@ def test_capabilities_are_declared(flavor: str) -> None:
     from litestar_queues.backends.valkey import ValkeyBackend
 
     for backend_class in (RedisBackend, ValkeyBackend):
-        assert backend_class.capabilities == {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP}
+        assert backend_class.capabilities == {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
 
 
 async def test_wait_for_work_times_out_without_work(backend: RespBackend) -> None:

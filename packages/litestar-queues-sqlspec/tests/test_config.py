@@ -100,12 +100,20 @@ def test_app_owned_config_is_used_as_is_and_never_owned() -> None:
 
 
 def test_push_capabilities_are_declared_only_where_notifications_work() -> None:
-    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP}
+    transfer = {Capability.TRANSFER}
+    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, *transfer}
     assert SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().capabilities == push
-    assert not SQLSpecBackendConfig.from_url("postgresql://u@h/db", listen_notify=False).create_backend().capabilities
-    assert not SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().capabilities
-    assert not SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().capabilities
-    assert not SQLSpecBackend.capabilities
+    unlistened = SQLSpecBackendConfig.from_url("postgresql://u@h/db", listen_notify=False).create_backend()
+    assert unlistened.capabilities == transfer
+    assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().capabilities == transfer
+    assert SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().capabilities == transfer
+    assert SQLSpecBackend.capabilities == transfer
+
+
+def test_only_sqlite_is_local_only() -> None:
+    assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().local_only
+    assert not SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().local_only
+    assert not SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().local_only
 
 
 @pytest.mark.parametrize("prefix", ["", "Jobs_", "1jobs", "jobs-", "jobs;drop", 'q"', "a_2024_", "x" * 41])

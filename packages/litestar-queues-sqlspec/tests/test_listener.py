@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from litestar_queues.backend import Capability
 from litestar_queues.backends.sqlspec import SQLSpecBackend
 from litestar_queues.clock import utc_now
 from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
@@ -181,7 +182,7 @@ async def test_wait_for_work_returns_when_a_delayed_record_falls_due(
 async def test_without_listen_notify_postgres_polls_only(make_factory: Callable[..., Any]) -> None:
     backend = await make_factory("asyncpg", listen_notify=False).open()
     assert backend.listener is None
-    assert not backend.capabilities
+    assert Capability.PUSH_WAKEUP not in backend.capabilities and Capability.FINISH_WAKEUP not in backend.capabilities
 
 
 async def test_the_first_wait_keeps_its_timeout_when_the_listen_connection_hangs(

@@ -363,3 +363,14 @@ def _uuid_column(record_id: str) -> str:
     if str(uuid.UUID(record_id)) != record_id:
         raise ValueError(f"invalid input syntax for type uuid: {record_id!r}")
     return record_id
+
+
+class TransferRacingBackend(MemoryBackend):
+    """Checks the fence, awaits (a round trip), then hands the attempt over without checking it again."""
+
+    async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
+        if self._held(lease) is None:
+            return None
+        await asyncio.sleep(0)
+        record = self._records[lease.record_id]
+        return await super().transfer(record.lease, owner=owner, now=now, lease_seconds=lease_seconds)

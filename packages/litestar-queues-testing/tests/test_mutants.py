@@ -97,6 +97,12 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
             ["an active (pending or running) record holds that key"],
         ),
         (
+            "TransferRacingBackend",
+            "TransferConformance",
+            ["test_transfer_from_many_callers_applies_once"],
+            "of two transfers presenting the same lease at most one applies",
+        ),
+        (
             "KeyRacingBackend",
             "DedupConformance",
             None,

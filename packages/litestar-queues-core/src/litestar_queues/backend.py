@@ -63,6 +63,8 @@ class Capability(str, enum.Enum):
     """``wait_for_work`` returns promptly when work may have become available (not just on timeout)."""
     FINISH_WAKEUP = "finish_wakeup"
     """``wait_for_finish`` returns promptly when a record may have reached a terminal status."""
+    TRANSFER = "transfer"
+    """``transfer`` hands a running attempt to another owner (execution targets that run attempts elsewhere)."""
 
 
 class QueueBackend(ABC):
@@ -78,6 +80,10 @@ class QueueBackend(ABC):
     """A hint for workers: a claim that could fill every free slot takes half of them, so that the next claim is
     in flight while its batch starts. Worth it where a claim's round trip mostly waits for the server (a SQL
     transaction); on Redis the extra claim cost more than the overlap saved."""
+
+    local_only: bool = False
+    """Storage that only this process (memory) or this machine (SQLite) can reach: an execution target that runs
+    attempts in other machines refuses it at startup."""
 
     async def __aenter__(self) -> QueueBackend:
         await self.open()
@@ -179,6 +185,17 @@ class QueueBackend(ABC):
         In every case ``owner`` and ``lease_expires_at`` become ``None`` and ``cancel_requested`` becomes
         false. A failed fence changes nothing at all.
         """
+
+    async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
+        """Under the fence, hand the running attempt to ``owner``; return the record after the change ([TRANSFER]).
+
+        With a matching fence: ``owner`` becomes ``owner``, ``token`` increments (so ``lease`` is no longer
+        current), ``lease_expires_at = now + lease_seconds``; ``attempts``, ``started_at``, ``cancel_requested``
+        and every other field are kept. A failed fence changes nothing and returns ``None``, so of two transfers
+        presenting the same lease at most one applies. Remote execution uses it to give an attempt to the process
+        that runs it elsewhere.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.TRANSFER.value}")
 
     @abstractmethod
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:

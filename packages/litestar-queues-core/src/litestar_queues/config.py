@@ -12,6 +12,7 @@ from litestar_queues.backend import BackendConfig, QueueBackend
 from litestar_queues.clock import Clock, SystemClock
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.config import QueueEventConfig
+from litestar_queues.targets import ExecutionConfig
 
 __all__ = ("BUILTIN_EXECUTION_BACKENDS", "QueueConfig", "WorkerConfig", "default_worker_id", "resolve_backend")
 
@@ -138,8 +139,11 @@ class QueueConfig:
     Attributes:
         queue_backend: ``"memory"``, a URL (``redis://``, ``valkey://``, ``postgresql://``, ``sqlite:///``,
             ``mysql://``), or a typed backend config such as ``RedisBackendConfig(...)``.
-        execution_backend: Where attempts run by default: ``"local"`` (a worker) or ``"immediate"`` (inline
-            at enqueue, for tests).
+        execution_backend: Where attempts run by default: ``"local"`` (a worker), ``"immediate"`` (inline at
+            enqueue, for tests), the name of a target in ``execution_backends``, or a typed target config such as
+            ``CloudRunExecutionConfig(...)`` (which also makes it available by name).
+        execution_backends: More targets that tasks may name (``@task(execution_backend="cloudrun")``) while
+            the default stays ``execution_backend``.
         task_modules: Modules imported on startup so their ``@task`` decorators register.
         initialize_schedules: Create or refresh the pending record of every scheduled task on startup.
         in_app_worker: Start a worker inside the Litestar app process (plugin).
@@ -149,7 +153,8 @@ class QueueConfig:
     """
 
     queue_backend: str | BackendConfig | QueueBackend = "memory"
-    execution_backend: str = "local"
+    execution_backend: str | ExecutionConfig = "local"
+    execution_backends: tuple[ExecutionConfig, ...] = ()
     task_modules: tuple[str, ...] = ()
     initialize_schedules: bool = True
     in_app_worker: bool = True
@@ -168,7 +173,41 @@ class QueueConfig:
                 f"task_modules must be a tuple of module names, not a string: use ({self.task_modules!r},)"
             )
         self.task_modules = tuple(self.task_modules)
-        if self.execution_backend not in BUILTIN_EXECUTION_BACKENDS:
+        self.execution_backends = tuple(self.execution_backends)
+        self._check_execution_backends()
+
+    @property
+    def default_execution_backend(self) -> str:
+        """The name of the target that runs tasks which name none."""
+        default = self.execution_backend
+        return default if isinstance(default, str) else default.name
+
+    @property
+    def execution_configs(self) -> tuple[ExecutionConfig, ...]:
+        """Every configured target besides ``local`` and ``immediate``: the default's config first, if typed."""
+        default = self.execution_backend
+        if isinstance(default, str):
+            return self.execution_backends
+        return (default, *(config for config in self.execution_backends if config is not default))
+
+    def _check_execution_backends(self) -> None:
+        default = self.execution_backend
+        for config in (default, *self.execution_backends):
+            if not isinstance(config, (str, ExecutionConfig)) or (config is not default and isinstance(config, str)):
+                raise ConfigurationError(
+                    f"execution backends are names or typed target configs (such as CloudRunExecutionConfig), "
+                    f"got {config!r}"
+                )
+        names = [config.name for config in self.execution_configs]
+        for name in names:
+            if name in BUILTIN_EXECUTION_BACKENDS or names.count(name) > 1:
+                raise ConfigurationError(
+                    f"execution backend name {name!r} is used twice (or is a built-in one); give each config its own "
+                    "name"
+                )
+        known = sorted(BUILTIN_EXECUTION_BACKENDS.union(names))
+        if self.default_execution_backend not in known:
             raise ConfigurationError(
-                f"unknown execution_backend {self.execution_backend!r}; use 'local' or 'immediate'"
+                f"unknown execution_backend {self.default_execution_backend!r}; use one of {', '.join(known)}, or a "
+                "typed config such as CloudRunExecutionConfig(...)"
             )

@@ -9,7 +9,7 @@ import random
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -24,7 +24,7 @@ from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
 from litestar_queues.serialization import encode_result
 from litestar_queues.task import CONTEXT_PARAMETER, JOB_ID_PARAMETER, Task, TaskRegistry
 
-__all__ = ("MAX_BACKOFF_SECONDS", "AttemptRunner", "Interrupt", "describe_error", "retry_delay")
+__all__ = ("MAX_BACKOFF_SECONDS", "AttemptRunner", "Interrupt", "describe_error", "failed_attempt", "retry_delay")
 
 logger = logging.getLogger("litestar_queues.worker")
 
@@ -54,6 +54,15 @@ def retry_delay(base: float, attempt: int) -> float:
         return 0.0
     ceiling = min(MAX_BACKOFF_SECONDS, base * 2.0 ** min(attempt - 1, 32))
     return ceiling / 2 + random.random() * ceiling / 2
+
+
+def failed_attempt(record: TaskRecord, error: TaskError, now: datetime, *, retryable: bool = True) -> Outcome:
+    """How a failed attempt of ``record`` ends under its task's retry policy: a retry after backoff while retries
+    remain and the error is retryable, else failed."""
+    if not retryable or record.attempts > record.max_retries:
+        return Outcome(status=TaskStatus.FAILED, error=error)
+    due = now + timedelta(seconds=retry_delay(record.retry_delay, record.attempts))
+    return Outcome(status=TaskStatus.PENDING, error=error, scheduled_at=due)
 
 
 class Interrupt:
@@ -116,6 +125,17 @@ class AttemptRunner:
         await self._report(final, context, handed_back=outcome.refund_attempt)
         return final
 
+    async def end(self, record: TaskRecord, outcome: Outcome) -> TaskRecord | None:
+        """End the attempt of ``record`` with ``outcome`` without running it (a dispatch that failed, an attempt
+        that stopped elsewhere): finish under the record's current fence, log, publish the lifecycle event.
+
+        Returns the updated record, or ``None`` (changing nothing) if the fence failed.
+        """
+        final = await self.backend.finish(record.lease, outcome, now=self.clock.now())
+        if final is not None:
+            await self._report(final, None, handed_back=outcome.refund_attempt)
+        return final
+
     async def _attempt(
         self, record: TaskRecord, context: TaskExecutionContext, interrupt: Interrupt | None
     ) -> Outcome | None:
@@ -163,13 +183,10 @@ class AttemptRunner:
             raise TaskTimeoutError(f"task {task.name!r} exceeded its timeout of {timeout:g}s") from None
 
     def _failure(self, record: TaskRecord, exc: Exception) -> Outcome:
-        error = describe_error(exc)
-        if isinstance(exc, _NOT_RETRYABLE) or record.attempts > record.max_retries:
-            return Outcome(status=TaskStatus.FAILED, error=error)
-        due = self.clock.now() + timedelta(seconds=retry_delay(record.retry_delay, record.attempts))
-        return Outcome(status=TaskStatus.PENDING, error=error, scheduled_at=due)
+        retryable = not isinstance(exc, _NOT_RETRYABLE)
+        return failed_attempt(record, describe_error(exc), self.clock.now(), retryable=retryable)
 
-    async def _report(self, final: TaskRecord, context: TaskExecutionContext, *, handed_back: bool) -> None:
+    async def _report(self, final: TaskRecord, context: TaskExecutionContext | None, *, handed_back: bool) -> None:
         status = final.status
         if status is TaskStatus.COMPLETED:
             level = logging.DEBUG if final.metadata.get("quiet_success") else logging.INFO
@@ -198,7 +215,7 @@ class AttemptRunner:
                 final,
                 event_type,
                 worker_id=self.worker_id,
-                sequence=context.next_sequence(),
+                sequence=context.next_sequence() if context is not None else None,
                 level="error" if status is TaskStatus.FAILED else None,
                 message=error.message if error else None,
                 payload={"errorType": error.type} if error else None,

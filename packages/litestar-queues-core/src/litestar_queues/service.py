@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import msgspec
 
 from litestar_queues.backend import Capability, QueueBackend
-from litestar_queues.config import BUILTIN_EXECUTION_BACKENDS, QueueConfig, resolve_backend
+from litestar_queues.config import QueueConfig, resolve_backend
 from litestar_queues.errors import ConfigurationError, RecordNotFoundError, TaskFailedError
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
@@ -41,6 +41,7 @@ from litestar_queues.scheduler import (
     slot_record_id,
 )
 from litestar_queues.serialization import encode_arguments
+from litestar_queues.targets import ExecutionTarget, check_task_targets, create_targets
 from litestar_queues.task import ENQUEUE_OPTION_NAMES, Task, TaskOptions, TaskRegistry, default_registry
 
 __all__ = ("EnqueueRequest", "QueueService")
@@ -81,6 +82,9 @@ class QueueService:
         self.clock = self.config.clock
         self.publisher = QueueEventPublisher(self.config.event_config)
         self.id = f"service-{uuid.uuid4().hex[:8]}"
+        self.targets: dict[str, ExecutionTarget] = create_targets(self.config.execution_configs)
+        """Where attempts run, by ``execution_backend`` name: ``local``, ``immediate`` and the configured ones."""
+        self._default_target = self.config.default_execution_backend
         self._backend: QueueBackend | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -95,10 +99,11 @@ class QueueService:
         await self.close()
 
     async def open(self) -> None:
-        """Import task modules, then create and open the backend.
+        """Import task modules, create and open the backend, then open the execution targets.
 
         Raises:
-            ConfigurationError: a task module failed to import, or the backend is unknown or not installed.
+            ConfigurationError: a task module failed to import, the backend is unknown or not installed, a task
+                names an execution backend that is not configured, or a target cannot serve this configuration.
         """
         for module in self.config.task_modules:
             try:
@@ -110,9 +115,23 @@ class QueueService:
         backend = resolve_backend(self.config.queue_backend)
         await backend.open()
         self._backend = backend
+        try:
+            for target in self.targets.values():
+                await target.open(self)
+            check_task_targets(
+                self.targets, ((task.name, task.options) for task in self.registry), self._default_target
+            )
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        """Close the backend."""
+        """Close the execution targets and the backend."""
+        for target in self.targets.values():
+            try:
+                await target.close()
+            except Exception:
+                logger.exception("closing execution target %s failed", target.name)
         backend, self._backend = self._backend, None
         if backend is not None:
             await backend.close()
@@ -209,12 +228,14 @@ class QueueService:
             scheduled_at = options.scheduled_at
         else:
             scheduled_at = now + timedelta(seconds=options.delay) if options.delay else now
-        execution_backend = options.execution_backend or self.config.execution_backend
-        if execution_backend not in BUILTIN_EXECUTION_BACKENDS:
+        execution_backend = options.execution_backend or self._default_target
+        target = self.targets.get(execution_backend)
+        if target is None:
             raise ConfigurationError(
                 f"task {request.task_name!r}: execution backend {execution_backend!r} is not available here; "
-                f"use one of {sorted(BUILTIN_EXECUTION_BACKENDS)}"
+                f"use one of {sorted(self.targets)} or configure it in QueueConfig.execution_backends"
             )
+        target.check(request.task_name, options)
         metadata = dict(options.metadata)
         if options.description is not None:
             metadata["description"] = options.description
@@ -413,7 +434,10 @@ class QueueService:
     # -- control -----------------------------------------------------------------------------------
 
     async def cancel(self, record_id: str) -> TaskRecord:
-        """Cancel pending work at once; request cooperative cancellation of running work.
+        """Cancel pending work at once; request cancellation of running work.
+
+        A worker running it interrupts it at its next lease renewal; a remote target (Cloud Run) ends the record
+        as cancelled at once and stops the attempt where it runs.
 
         Raises:
             RecordNotFoundError: no such record.
@@ -422,6 +446,10 @@ class QueueService:
         record = await self.backend.cancel(record_id, now=self.clock.now())
         if record is None:
             raise RecordNotFoundError(f"no record {record_id!r}")
+        if record.status is TaskStatus.RUNNING:
+            target = self.targets.get(record.execution_backend)
+            stopped = await target.cancel(record) if target is not None else None
+            return stopped or record
         if record.status is TaskStatus.CANCELLED and self.publisher.enabled:
             await self.publisher.publish_task_event(
                 record, QueueEventType.CANCELLED, message="cancelled before it started"

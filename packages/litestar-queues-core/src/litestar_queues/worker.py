@@ -21,6 +21,7 @@ from litestar_queues.records import LeaseState, Outcome, RecordFilter, TaskError
 from litestar_queues.runner import Interrupt
 from litestar_queues.scheduler import schedule_of
 from litestar_queues.service import QueueService
+from litestar_queues.targets import reconcile_targets, target_for
 
 __all__ = ("Worker",)
 
@@ -97,6 +98,9 @@ class Worker:
         self._started_at = service.clock.now()
         self._runner = service.runner(self.id)
         self._runner.executor = self._executor
+        self._targets = service.targets
+        self._remote = {name for name, target in service.targets.items() if target.remote}
+        """Targets whose attempts run elsewhere: they reconcile their own stale attempts."""
         self._failing: str | None = None
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
@@ -126,6 +130,9 @@ class Worker:
             loop.create_task(self._every(self.config.heartbeat_interval, self._heartbeat), name=f"{self.id}-heartbeat"),
             loop.create_task(self._every(self.config.maintenance_interval, self._maintenance), name=f"{self.id}-maint"),
         ]
+        if self._remote:
+            reconcile = self._every(self.config.reconcile_interval, self._reconcile)
+            self._loops.append(loop.create_task(reconcile, name=f"{self.id}-reconcile"))
         logger.info(
             "worker %s started: queues=%s concurrency=%d backend=%s",
             self.id,
@@ -377,7 +384,7 @@ class Worker:
         try:
             if schedule_of(record) is not None and not await self._start_scheduled(record):
                 return
-            await self._runner.run(record, interrupt)
+            await target_for(self._targets, record).dispatch(record, self._runner, interrupt)
         except asyncio.CancelledError:
             if interrupt.reason is None:
                 raise
@@ -459,7 +466,10 @@ class Worker:
         if not await backend.acquire_lock(MAINTENANCE_LOCK, owner=self.id, ttl_seconds=ttl, now=clock.now()):
             return
         expired = await backend.expire(now=clock.now(), limit=_MAINTENANCE_BATCH)
-        recovered = await self.recover_stale(await backend.expired_leases(now=clock.now(), limit=_MAINTENANCE_BATCH))
+        stale = await backend.expired_leases(now=clock.now(), limit=_MAINTENANCE_BATCH)
+        recovered = await self.recover_stale(
+            [record for record in stale if record.execution_backend not in self._remote]
+        )
         pruned = 0
         if self.config.retention is not None:
             cutoff = clock.now() - timedelta(seconds=self.config.retention)
@@ -472,6 +482,12 @@ class Worker:
             logger.info(
                 "maintenance: %d expired, %d recovered from dead workers, %d pruned", expired, recovered, pruned
             )
+
+    async def _reconcile(self) -> None:
+        ttl = self.config.reconcile_interval * 2
+        changed = await reconcile_targets(self.service, owner=self.id, ttl_seconds=ttl)
+        if changed:
+            logger.info("reconcile: %d attempt(s) that stopped elsewhere ended", changed)
 
     async def recover_stale(self, records: Sequence[TaskRecord]) -> int:
         """Requeue (or fail) running records whose worker stopped renewing their lease; return how many changed.

@@ -25,6 +25,7 @@ from litestar_queues.testing.conformance import (  # noqa: E402
     RetryConformance,
     ScheduleSlotConformance,
     StatisticsConformance,
+    TransferConformance,
     WakeupConformance,
     WorkerRegistryConformance,
 )
@@ -51,6 +52,7 @@ __all__ = (
     "RetryConformance",
     "ScheduleSlotConformance",
     "StatisticsConformance",
+    "TransferConformance",
     "WakeupConformance",
     "WorkerRegistryConformance",
     "assert_enqueued",

@@ -57,8 +57,11 @@ class MemoryBackend(QueueBackend):
     change the other's lists and dicts. ``close()`` wakes every waiter and keeps the records.
     """
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
+    )
     name: ClassVar[str] = "memory"
+    local_only = True
 
     def __init__(self, config: MemoryBackendConfig | None = None) -> None:
         """Create an empty backend.
@@ -221,6 +224,17 @@ class MemoryBackend(QueueBackend):
             record.finished_at = now
             record.result = copy_value(outcome.result)
         self._move(record, self._queues[record.queue], status)
+        return copy_record(record)
+
+    async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
+        """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
+        record = self._held(lease)
+        if record is None:
+            return None
+        record.owner = owner
+        record.token += 1
+        record.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        self._leases.push((record.lease_expires_at, record.id, record.token))
         return copy_record(record)
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:

@@ -75,7 +75,9 @@ class RespBackend(QueueBackend):
     all chunks in one pipeline. Records live in flat hashes so scripts never parse JSON; see ``docs/redis.md``.
     """
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
+    )
 
     def __init__(self, config: RespBackendConfig, errors: RespErrorTypes) -> None:
         """Create an unopened backend.
@@ -270,6 +272,14 @@ class RespBackend(QueueBackend):
             args += (lease.record_id, lease.owner, str(lease.token))
         states = await self._scripts.call(Script.RENEW, args)
         return {lease.record_id: _LEASE_STATES[state] for lease, state in zip(leases, states, strict=True)}
+
+    async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
+        """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease (one script call)."""
+        row = await self._scripts.call(
+            Script.TRANSFER,
+            [lease.record_id, lease.owner, str(lease.token), owner, str(to_micros(now) + _seconds(lease_seconds))],
+        )
+        return decode_optional_record(row)
 
     async def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None

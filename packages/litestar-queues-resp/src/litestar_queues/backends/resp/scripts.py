@@ -41,6 +41,7 @@ class Script(str, enum.Enum):
     CLAIM = "claim"
     CLAIM_RECORD = "claim_record"
     RENEW = "renew"
+    TRANSFER = "transfer"
     FINISH = "finish"
     EXPIRED_LEASES = "expired_leases"
     CANCEL = "cancel"

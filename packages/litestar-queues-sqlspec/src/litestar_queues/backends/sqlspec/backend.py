@@ -39,7 +39,7 @@ __all__ = ("SQLSpecBackend",)
 
 logger = logging.getLogger("litestar_queues.backends.sqlspec")
 
-_PUSH = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP})
+_PUSH = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER})
 _FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _WORKER_ROW_GRACE = timedelta(hours=1)
@@ -62,7 +62,7 @@ class SQLSpecBackend(QueueBackend):
     declares neither and the core polls.
     """
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.TRANSFER})
     """Per instance: PostgreSQL with ``listen_notify`` adds push wakeups (set in ``__init__``)."""
     name: ClassVar[str] = "sqlspec"
 
@@ -81,6 +81,7 @@ class SQLSpecBackend(QueueBackend):
         self._finish_waiters = Waiters()
         self._listener: NotificationListener | None = None
         self.split_claims = family == "postgres"  # a claim there is a transaction: the next one overlaps a batch
+        self.local_only = family == "sqlite"  # a file other machines cannot reach
         if self._listen:
             self.capabilities = _PUSH  # type: ignore[misc] # per instance: depends on the database family
 
@@ -206,6 +207,10 @@ class SQLSpecBackend(QueueBackend):
         return await self._dialect.claim_record(
             record_id, owner=owner, now=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
         )
+
+    async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
+        """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
+        return await self._dialect.transfer(lease, owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend each held lease and report ``HELD``, ``CANCEL_REQUESTED`` or ``LOST`` per record id."""

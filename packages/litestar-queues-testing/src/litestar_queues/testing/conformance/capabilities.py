@@ -23,6 +23,14 @@ async def _use(capability: Capability, backend: QueueBackend, now: datetime) -> 
     if capability is Capability.FINISH_WAKEUP:
         record = await enqueue_one(backend, make_record(now))
         return lambda: backend.wait_for_finish(record.id, timeout=0.01)
+    if capability is Capability.TRANSFER:
+        await enqueue_one(backend, make_record(now))
+        (running,) = await backend.claim([QUEUE], owner="worker-a", limit=1, now=now, lease_seconds=30)
+
+        async def transfer() -> None:
+            await backend.transfer(running.lease, owner="worker-b", now=now, lease_seconds=30)
+
+        return transfer
     pytest.fail(f"the conformance suite does not know how to exercise {capability!r} yet")
 
 

@@ -20,6 +20,7 @@ from litestar_queues.testing.conformance.retries import RetryConformance
 from litestar_queues.testing.conformance.round_trip import RecordRoundTripConformance
 from litestar_queues.testing.conformance.schedule_slots import ScheduleSlotConformance
 from litestar_queues.testing.conformance.statistics import StatisticsConformance
+from litestar_queues.testing.conformance.transfer import TransferConformance
 from litestar_queues.testing.conformance.wakeups import WakeupConformance
 from litestar_queues.testing.conformance.workers import WorkerRegistryConformance
 
@@ -34,6 +35,7 @@ class BackendConformance(
     ConcurrencyConformance,
     LeaseConformance,
     FencingConformance,
+    TransferConformance,
     RetryConformance,
     CancelConformance,
     RequeueConformance,

@@ -231,6 +231,27 @@ class Dialect(ABC):
             held.update((row["id"], bool(row["cancel_requested"])) for row in rows)
         return held
 
+    def transfer_statement(self, lease: Lease, owner: str, lease_expires_at: datetime) -> tuple[str, dict[str, Any]]:
+        """Return the guarded UPDATE handing the attempt held by ``lease`` to ``owner`` (without RETURNING)."""
+        sql = (
+            f"UPDATE {self.names.tasks} SET owner = :new_owner, token = token + 1, "
+            "lease_expires_at = :lease_expires_at "
+            "WHERE id = :id AND status = 'running' AND owner = :owner AND token = :token"
+        )
+        params = {
+            "id": lease.record_id,
+            "owner": lease.owner,
+            "token": lease.token,
+            "new_owner": owner,
+            "lease_expires_at": self.codec.time(lease_expires_at),
+        }
+        return sql, params
+
+    async def transfer(self, lease: Lease, *, owner: str, lease_expires_at: datetime) -> TaskRecord | None:
+        """Hand the attempt held by ``lease`` to ``owner``; the record after the change, or ``None``."""
+        records = await self.update_returning(*self.transfer_statement(lease, owner, lease_expires_at))
+        return records[0] if records else None
+
     def finish_statement(self, lease: Lease, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
         """Return the guarded UPDATE applying ``outcome`` under ``lease`` (without RETURNING)."""
         status = as_status(outcome.status)

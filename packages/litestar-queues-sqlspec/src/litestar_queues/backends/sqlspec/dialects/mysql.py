@@ -276,6 +276,20 @@ class MySQLDialect(Dialect):
                     held[row["id"]] = bool(row["cancel_requested"])
         return held
 
+    async def transfer(self, lease: Lease, *, owner: str, lease_expires_at: datetime) -> TaskRecord | None:
+        """The guarded UPDATE (it always changes the token, so its row count decides), then a read; one transaction."""
+        sql, params = self.transfer_statement(lease, owner, lease_expires_at)
+
+        async def attempt() -> TaskRecord | None:
+            async with self.transaction() as session:
+                result = await session.execute(sql, params)
+                if result.rows_affected != 1:
+                    return None
+                rows = await session.select(self.sql_get, {"id": lease.record_id})
+                return self.decode(rows[0])
+
+        return await self.retrying(attempt)
+
     def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
     ) -> Awaitable[TaskRecord | None]:
