@@ -43,7 +43,7 @@ def make_config() -> QueueConfig:
             queues=(QUEUE,),
             poll_interval=0.05,
             heartbeat_interval=0.2,
-            stale_threshold=3.0,
+            stale_threshold=10.0,
             maintenance_interval=0.2,
             reconcile_interval=0.2,
         ),

@@ -164,7 +164,7 @@ async def test_maintenance_signals_lengthen_the_lease_and_do_not_stop_the_task(h
     harness.emulator.signal(execution, signal.SIGTSTP)
     await harness.until(lambda: _longer(lease_left(), 60), "the lease to be lengthened")
     harness.emulator.signal(execution, signal.SIGCONT)
-    await harness.until(lambda: _longer(lease_left(), -60, shorter_than=10), "the lease to be back to normal")
+    await harness.until(lambda: _longer(lease_left(), -60, shorter_than=30), "the lease to be back to normal")
     harness.release()
     final = await harness.final(record_id)
     assert final.status is TaskStatus.COMPLETED
