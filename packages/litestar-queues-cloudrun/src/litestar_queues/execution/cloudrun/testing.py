@@ -6,7 +6,7 @@ local subprocess (the real ``litestar-queues-cloudrun-worker``, with the environ
 Behaviour that Google does not document (the exact error code of a failed operation, how a cancelled container
 is stopped) is modelled on the documented parts: SIGTERM, then SIGKILL after a grace period.
 
-Fault hooks: ``fail_next`` (429/5xx bursts), ``fail_after_run_next`` (an execution is created but the call answers
+Fault hooks: ``hold``/``release`` (no container starts in between), ``fail_next`` (429/5xx bursts), ``fail_after_run_next`` (an execution is created but the call answers
 500), ``lose_next`` (a run is accepted but its container never starts), ``start_delay``, ``signal`` (crash a
 container with SIGKILL, or send SIGTSTP/SIGCONT), per-job ``timeout`` and ``max_retries``. ``requests`` logs every
 call for assertions.
@@ -178,6 +178,8 @@ class CloudRunEmulator:
         self.requests: list[RecordedRequest] = []
         self.start_delay = 0.0
         """Seconds between accepting a run and starting its container."""
+        self._starts = asyncio.Event()
+        self._starts.set()
         self._failures: list[tuple[int, str]] = []
         self._fail_after_run = 0
         self._lost = 0
@@ -219,6 +221,14 @@ class CloudRunEmulator:
     def lose_next(self, count: int = 1) -> None:
         """The next ``count`` runs are accepted, but their containers never start."""
         self._lost += count
+
+    def hold(self) -> None:
+        """Accept runs but start no container until ``release`` (e.g. until a test subscribed to events)."""
+        self._starts.clear()
+
+    def release(self) -> None:
+        """Start the containers held since ``hold``, and the next ones at once."""
+        self._starts.set()
 
     def signal(self, execution: str, signum: int) -> None:
         """Send ``signum`` to the running container of ``execution`` (SIGKILL: a crash or an OOM kill)."""
@@ -405,6 +415,7 @@ class CloudRunEmulator:
     # -- containers --------------------------------------------------------------------------------
 
     async def _execute(self, execution: EmulatedExecution, argv: list[str]) -> None:
+        await self._starts.wait()
         if self.start_delay:
             await asyncio.sleep(self.start_delay)
         job = execution.job
