@@ -76,7 +76,7 @@ async def effect(path: str, mode: str = "ok", *, _task_context: TaskExecutionCon
     if mode == "fail":
         raise RuntimeError("failed on purpose")
     if mode == "block":
-        time.sleep(60)  # noqa: ASYNC251 - a wedged task: only the platform's timeout ends it
+        time.sleep(60)
     if mode == "wait" or (mode == "crash-once" and attempt == 1):
         release = Path(f"{path}.release")
         for _ in range(1200):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from litestar_queues import QueueService, TaskRecord, TaskStatus, Worker, default_registry
+from litestar_queues import QueueService, TaskRecord, Worker, default_registry
 from litestar_queues.execution.cloudrun import CloudRunTarget
 from litestar_queues.execution.cloudrun.testing import CloudRunEmulator, EmulatedExecution
 from litestar_queues.testing import server_url
@@ -119,7 +119,9 @@ async def harness(
             unique = uuid.uuid4().hex[:8]
             monkeypatch.setenv("LQ_E2E_CLOUDRUN", emulator.url)
             monkeypatch.setenv("LQ_E2E_BACKEND", backend_url)
-            monkeypatch.setenv("LQ_E2E_PREFIX", f"lqcr-{unique}" if backend_url.startswith("redis") else f"lqcr_{unique}_")
+            monkeypatch.setenv(
+                "LQ_E2E_PREFIX", f"lqcr-{unique}" if backend_url.startswith("redis") else f"lqcr_{unique}_"
+            )
             monkeypatch.setenv("LQ_E2E_START_TIMEOUT", str(start_timeout))
             async with QueueService(app.make_config()) as service:
                 worker = Worker(service)
@@ -132,5 +134,3 @@ async def harness(
         if "cloudrun_e2e.effect" in default_registry:
             default_registry.unregister("cloudrun_e2e.effect")
         sys.modules.pop("tests.cloudrun.cloudrun_app", None)
-
-

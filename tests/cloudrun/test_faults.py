@@ -4,12 +4,13 @@ PostgreSQL: the normal path, and each fault ending in the right record state wit
 from __future__ import annotations
 
 import signal
+
 import pytest
+from tests.cloudrun.conftest import Harness
 
 from litestar_queues import TaskStatus
 from litestar_queues.clock import utc_now
 from litestar_queues.execution.cloudrun import ExitCode
-from tests.cloudrun.conftest import Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -175,4 +176,3 @@ async def test_maintenance_signals_lengthen_the_lease_and_do_not_stop_the_task(h
 async def _longer(left: object, seconds: float, shorter_than: float = float("inf")) -> bool:
     value = await left  # type: ignore[misc]
     return bool(seconds < value < shorter_than)
-

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_ws import aconnect_ws
+from tests.cloudrun.conftest import ROOT, WORKER
 
 from litestar_queues.execution.cloudrun import ExitCode
 from litestar_queues.execution.cloudrun.testing import CloudRunEmulator
 from litestar_queues.testing import server_url
-from tests.cloudrun.conftest import ROOT, WORKER
 
 pytestmark = pytest.mark.anyio
 

@@ -6,10 +6,10 @@ local subprocess (the real ``litestar-queues-cloudrun-worker``, with the environ
 Behaviour that Google does not document (the exact error code of a failed operation, how a cancelled container
 is stopped) is modelled on the documented parts: SIGTERM, then SIGKILL after a grace period.
 
-Fault hooks: ``hold``/``release`` (no container starts in between), ``fail_next`` (429/5xx bursts), ``fail_after_run_next`` (an execution is created but the call answers
-500), ``lose_next`` (a run is accepted but its container never starts), ``start_delay``, ``signal`` (crash a
-container with SIGKILL, or send SIGTSTP/SIGCONT), per-job ``timeout`` and ``max_retries``. ``requests`` logs every
-call for assertions.
+Fault hooks: ``hold``/``release`` (no container starts in between), ``fail_next`` (429/5xx bursts),
+``fail_after_run_next`` (an execution is created but the call answers 500), ``lose_next`` (a run is accepted but
+its container never starts), ``start_delay``, ``signal`` (crash a container with SIGKILL, or send SIGTSTP and
+SIGCONT), per-job ``timeout`` and ``max_retries``. ``requests`` logs every call for assertions.
 
 Use it in an ``async`` test::
 
