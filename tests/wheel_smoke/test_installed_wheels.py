@@ -84,3 +84,13 @@ class TestMemoryBackendFromWheels(BackendConformance):
     async def backend(self):  # type: ignore[no-untyped-def]
         async with MemoryBackend(MemoryBackendConfig()) as backend:
             yield backend
+
+
+def test_the_cloud_run_entry_point_is_installed_and_explains_a_missing_environment() -> None:
+    import subprocess
+
+    script = Path(sys.executable).with_name("litestar-queues-cloudrun-worker")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LITESTAR_", "CLOUD_RUN_"))}
+    result = subprocess.run([str(script), "app:app"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 78, result.stderr  # ExitCode.CONFIGURATION_ERROR
+    assert "missing environment variable" in result.stderr
