@@ -1,7 +1,7 @@
 """The migration guide's task, per-call overrides and schedules, run as written on the memory backend.
 
-Adapted only where the seed names a deployment choice this example cannot have: ``execution_backend="local"``
-instead of ``"cloudrun"``.
+Adapted only where the seed names a deployment choice this example does not make: ``execution_backend="local"``
+instead of ``"cloudrun"`` (the task as written, on Cloud Run, is ``cloudrun_app.py``).
 """
 
 from __future__ import annotations
