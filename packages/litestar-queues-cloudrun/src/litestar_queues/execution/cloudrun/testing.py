@@ -185,6 +185,7 @@ class CloudRunEmulator:
         self._lost = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.StreamWriter] = set()
         self._logs = Path(tempfile.mkdtemp(prefix="lq-cloudrun-emulator-"))
         self.url = ""
         """``http://127.0.0.1:<port>``, once started: pass it as ``api_endpoint``."""
@@ -261,6 +262,8 @@ class CloudRunEmulator:
         """Stop listening, kill every container still running and reap it."""
         if self._server is not None:
             self._server.close()
+        for writer in list(self._connections):  # keep-alive clients would hold wait_closed (Python 3.12+)
+            writer.close()
         for execution in self.executions.values():
             process = execution.process
             if process is not None and process.returncode is None:
@@ -278,6 +281,7 @@ class CloudRunEmulator:
     # -- HTTP --------------------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
         try:
             while True:
                 request_line = await reader.readline()
@@ -300,6 +304,7 @@ class CloudRunEmulator:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._connections.discard(writer)
             writer.close()
 
     async def _answer(self, method: str, target: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
