@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import io
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -106,6 +107,19 @@ class Harness:
         return "\n".join(f"--- {name}\n{e.output}" for name, e in self.emulator.executions.items())
 
 
+async def _stopped(worker: Worker) -> None:
+    """Stop the worker; if that hangs, fail with every asyncio task's stack (a stop once hung under heavy load)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(worker.stop(drain_timeout=0)), 60)
+    except asyncio.TimeoutError:
+        stacks = []
+        for task in asyncio.all_tasks():
+            buffer = io.StringIO()
+            task.print_stack(file=buffer)
+            stacks.append(buffer.getvalue())
+        raise AssertionError("the worker did not stop within 60s:\n" + "\n".join(stacks)) from None
+
+
 @pytest.fixture
 async def harness(
     backend_url: str, start_timeout: float, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -120,7 +134,7 @@ async def harness(
             monkeypatch.setenv("LQ_E2E_CLOUDRUN", emulator.url)
             monkeypatch.setenv("LQ_E2E_BACKEND", backend_url)
             monkeypatch.setenv(
-                "LQ_E2E_PREFIX", f"lqcr-{unique}" if backend_url.startswith("redis") else f"lqcr_{unique}_"
+                "LQ_E2E_PREFIX", f"lqcr-{unique}" if backend_url.startswith("redis") else f"lqcr_{unique}x_"
             )
             monkeypatch.setenv("LQ_E2E_START_TIMEOUT", str(start_timeout))
             async with QueueService(app.make_config()) as service:
@@ -129,7 +143,7 @@ async def harness(
                 try:
                     yield Harness(emulator, service, worker, app, tmp_path / "effects")
                 finally:
-                    await worker.stop(drain_timeout=0)
+                    await _stopped(worker)
     finally:
         if "cloudrun_e2e.effect" in default_registry:
             default_registry.unregister("cloudrun_e2e.effect")

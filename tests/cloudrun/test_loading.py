@@ -13,7 +13,7 @@ from litestar_queues.errors import ConfigurationError
 from litestar_queues.execution.cloudrun import ExitCode
 from litestar_queues.execution.cloudrun.container import AttemptIds, load_queue_config, main
 
-MODULE = '''
+MODULE = """
 from litestar import Litestar
 from litestar_queues import QueueConfig, QueuePlugin
 
@@ -24,7 +24,7 @@ def create_app():
     return app
 
 nothing = 42
-'''
+"""
 
 
 @pytest.fixture
