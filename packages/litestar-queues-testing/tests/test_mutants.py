@@ -99,8 +99,9 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
         (
             "TransferRacingBackend",
             "TransferConformance",
+            None,
             ["test_transfer_from_many_callers_applies_once"],
-            "of two transfers presenting the same lease at most one applies",
+            ["of two transfers presenting the same lease at most one applies"],
         ),
         (
             "KeyRacingBackend",
