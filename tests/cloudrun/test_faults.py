@@ -105,7 +105,8 @@ async def test_the_platform_timeout_ends_a_wedged_task(harness: Harness) -> None
     (timed_out,) = await harness.all_finished()
     assert timed_out.timed_out and timed_out.state == "failed"
     assert [request.body["overrides"]["timeout"] for request in harness.run_requests()] == ["4s"]
-    assert [line.split()[0] for line in harness.effects()] == ["start"]
+    # on a loaded machine the timeout may even strike before the task started: never is it done, or run twice
+    assert [line.split()[0] for line in harness.effects()] in (["start"], [])
 
 
 async def test_cancel_stops_the_execution_and_the_record_ends_cancelled(harness: Harness) -> None:
