@@ -18,7 +18,7 @@ from litestar_queues.records import TaskRecord, WorkerInfo, new_record_id
 
 pytestmark = pytest.mark.anyio
 
-LATEST = 3
+LATEST = 5
 """The number of the newest packaged migration."""
 
 

@@ -25,6 +25,9 @@ local KEY_FINISHED = P .. ':fin'
 
 local KEY_QUEUES = P .. ':queues'
 
+-- paused queue -> when it was paused (microseconds)
+local KEY_PAUSED = P .. ':paused'
+
 local function rkey(id) return P .. ':r:' .. id end
 
 local function bkey(id) return P .. ':b:' .. id end
