@@ -9,6 +9,7 @@ import contextvars
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from litestar_queues.runner import Interrupt
 from litestar_queues.scheduler import schedule_of
 from litestar_queues.service import QueueService
 from litestar_queues.targets import reconcile_targets, target_for
+from litestar_queues.throughput import RecentCounts
 
 __all__ = ("Worker",)
 
@@ -38,6 +40,8 @@ _MIN_PIPELINED_CLAIM = 20
 """Smallest claim worth splitting a batch for: below it, two round trips cost more than the overlap saves."""
 
 MAINTENANCE_LOCK = "maintenance"
+THROUGHPUT_WINDOW = 60.0
+"""Seconds the finished counts of a heartbeat cover (``litestar_queues.throughput``)."""
 _MAINTENANCE_BATCH = 500
 _PRUNE_BATCHES = 20
 
@@ -104,6 +108,7 @@ class Worker:
         self._failing: str | None = None
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
+        self._recent = RecentCounts(THROUGHPUT_WINDOW, time.monotonic())
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -221,8 +226,14 @@ class Worker:
         return self.processed - started
 
     async def _due_work_left(self) -> bool:
-        stats = await self.service.backend.statistics(now=self.service.clock.now())
-        return stats.oldest_pending_at is not None
+        """Whether a queue this worker serves, and that is not paused, has due work."""
+        backend = self.service.backend
+        paused = await backend.paused_queues()
+        now = self.service.clock.now()
+        for queue in self.queues:
+            if queue not in paused and (await backend.statistics(now=now, queue=queue)).oldest_pending_at is not None:
+                return True
+        return False
 
     # -- claiming ----------------------------------------------------------------------------------
 
@@ -378,6 +389,7 @@ class Worker:
         self._jobs.pop(job.record.id, None)
         self._release(job)
         self.processed += 1
+        self._recent.totals[job.record.queue] += 1
         self._slot_freed.set()
 
     async def _execute(self, record: TaskRecord, interrupt: Interrupt) -> None:
@@ -438,7 +450,11 @@ class Worker:
             concurrency=self.config.concurrency,
             started_at=self._started_at,
             last_heartbeat_at=self.service.clock.now(),
-            metadata={"running": self._busy, "processed": self.processed},
+            metadata={
+                "running": self._busy,
+                "processed": self.processed,
+                **self._recent.report(time.monotonic()),
+            },
         )
 
     async def _heartbeat(self) -> None:
