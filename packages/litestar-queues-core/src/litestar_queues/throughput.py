@@ -56,7 +56,7 @@ def finished_per_minute(workers: Iterable[WorkerInfo]) -> dict[str, float]:
 
     Workers that report nothing yet (just started, or from an older version) add nothing.
     """
-    rates: Counter[str] = Counter()
+    rates: dict[str, float] = {}
     for worker in workers:
         window = worker.metadata.get(WINDOW_KEY)
         finished = worker.metadata.get(FINISHED_KEY)
@@ -64,5 +64,5 @@ def finished_per_minute(workers: Iterable[WorkerInfo]) -> dict[str, float]:
             continue
         for queue, count in finished.items():
             if isinstance(count, int):
-                rates[queue] += count * 60.0 / window
-    return dict(rates)
+                rates[queue] = rates.get(queue, 0.0) + count * 60.0 / window
+    return rates
