@@ -45,7 +45,7 @@ from litestar_queues.serialization import encode_arguments
 from litestar_queues.targets import ExecutionTarget, check_task_targets, create_targets
 from litestar_queues.task import ENQUEUE_OPTION_NAMES, Task, TaskOptions, TaskRegistry, default_registry
 
-__all__ = ("EnqueueRequest", "QueueService")
+__all__ = ("CANCELLABLE", "RETRYABLE", "EnqueueRequest", "QueueService")
 
 logger = logging.getLogger("litestar_queues.service")
 
@@ -65,8 +65,15 @@ def _checked_queue(queue: str) -> str:
     return queue
 
 
-_CANCELLABLE = (TaskStatus.PENDING, TaskStatus.RUNNING)
-_RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
+CANCELLABLE = (TaskStatus.PENDING, TaskStatus.RUNNING)
+"""The statuses ``cancel`` changes, in the order bulk cancels visit them."""
+RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
+"""The statuses ``retry`` puts back to pending, in the order bulk retries visit them."""
+
+
+def _among(statuses: tuple[TaskStatus, ...], status: TaskStatus | str | None) -> tuple[TaskStatus, ...]:
+    """``statuses``, or only ``status`` if it is one of them (else none)."""
+    return statuses if status is None else tuple(given for given in statuses if given is as_status(status))
 
 
 class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -508,7 +515,9 @@ class QueueService:
         """Cancel the active records matching the filters (at most ``limit``, newest first within each status);
         return how many were cancelled or asked to stop."""
         count = 0
-        async for record in self._matching(_CANCELLABLE, status, queue, task_name, limit):
+        async for record in self.iterate_tasks(
+            _among(CANCELLABLE, status), queue=queue, task_name=task_name, limit=limit
+        ):
             await self.cancel(record.id)
             count += 1
         return count
@@ -527,7 +536,9 @@ class QueueService:
         A record whose dedup key another active record holds now is left as it is (and logged).
         """
         count = 0
-        async for record in self._matching(_RETRYABLE, status, queue, task_name, limit):
+        async for record in self.iterate_tasks(
+            _among(RETRYABLE, status), queue=queue, task_name=task_name, limit=limit
+        ):
             try:
                 await self.retry(record.id)
             except DuplicateTaskError as exc:
@@ -536,19 +547,19 @@ class QueueService:
             count += 1
         return count
 
-    async def _matching(
+    async def iterate_tasks(
         self,
-        statuses: tuple[TaskStatus, ...],
-        status: TaskStatus | None,
-        queue: str | None,
-        task_name: str | None,
-        limit: int | None,
+        statuses: Iterable[TaskStatus],
+        *,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
     ) -> AsyncIterator[TaskRecord]:
-        """The records of ``statuses`` (only ``status`` when given, if it is one of them) matching the filters, at
-        most ``limit``, one status after another, each newest first; read a page ahead of what the caller changes."""
+        """Yield the records of ``statuses`` matching the filters, one status after another (each newest first),
+        at most ``limit`` in all. Pages are read by id, so a caller may change each record as it comes."""
         remaining = limit
-        for wanted in statuses if status is None else [given for given in statuses if given is as_status(status)]:
-            where = RecordFilter(status=wanted, queue=queue, task_name=task_name)
+        for status in statuses:
+            where = RecordFilter(status=status, queue=queue, task_name=task_name)
             cursor: str | None = None
             while remaining is None or remaining > 0:
                 size = 200 if remaining is None else min(200, remaining)

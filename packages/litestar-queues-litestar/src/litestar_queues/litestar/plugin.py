@@ -4,12 +4,13 @@ Litestar inspects the dependency provider's signature at runtime, so this module
 postponed) annotations.
 """
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 
 from click import Group
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.channels import ChannelsPlugin
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -23,6 +24,8 @@ from litestar_queues.litestar.authorization import ChannelAuthorizer
 from litestar_queues.litestar.runtime import QueueRuntime, event_channels
 
 __all__ = ("QueuePlugin", "get_queue_plugin")
+
+logger = logging.getLogger("litestar_queues.litestar")
 
 
 class QueuePlugin(InitPlugin, CLIPlugin):
@@ -111,8 +114,22 @@ class QueuePlugin(InitPlugin, CLIPlugin):
             else:
                 # Not registered by the app: this plugin owns it. Its lifespan goes first so it outlives ours.
                 app_config.lifespan.append(channels)
+        dashboard = self._config.dashboard
+        if dashboard is not None:
+            app_config.route_handlers.append(self._dashboard_router(dashboard, own_csrf=app_config.csrf_config is None))
         app_config.lifespan.append(self._lifespan)
         return app_config
+
+    def _dashboard_router(self, dashboard: object, *, own_csrf: bool) -> Router:
+        from litestar_queues.litestar.dashboard.config import DashboardConfig  # noqa: PLC0415 - only with a dashboard
+        from litestar_queues.litestar.dashboard.routes import create_dashboard_router  # noqa: PLC0415 - needs jinja2
+
+        if not isinstance(dashboard, DashboardConfig):
+            raise ConfigurationError(
+                f"QueueConfig.dashboard must be a DashboardConfig, got {type(dashboard).__name__}: "
+                "from litestar_queues.litestar import DashboardConfig"
+            )
+        return create_dashboard_router(dashboard, self._config, own_csrf=own_csrf)
 
     def on_cli_init(self, cli: Group) -> None:
         """Add the ``queues`` command group to the ``litestar`` CLI."""
@@ -123,6 +140,14 @@ class QueuePlugin(InitPlugin, CLIPlugin):
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         config = self._config
+        if config.dashboard is not None and not config.dashboard.guards:
+            mode = "read" if config.dashboard.read_only else "read and change"
+            logger.warning(
+                "the litestar-queues dashboard at %s has no guards: anyone who can reach this app can %s its queues "
+                "(pass DashboardConfig(guards=[...]); see docs/dashboard.md)",
+                config.dashboard.path,
+                mode,
+            )
         async with QueueRuntime(config, start_worker=config.in_app_worker) as runtime:
             service = cast("QueueService", runtime.service)
             values = {

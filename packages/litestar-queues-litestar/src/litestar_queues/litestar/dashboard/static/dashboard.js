@@ -1,0 +1,135 @@
+// litestar-queues dashboard: a little progressive enhancement. Every page is complete without it; with it,
+// running jobs show their progress and status live (Server-Sent Events of the jobs on the page) and the overview
+// refreshes itself.
+(function () {
+  "use strict";
+  var body = document.body;
+  var TERMINAL = { completed: 1, failed: 1, cancelled: 1, expired: 1 };
+  var LIFECYCLE = {
+    "task.started": "running", "task.retrying": "pending", "task.completed": "completed",
+    "task.failed": "failed", "task.cancelled": "cancelled"
+  };
+
+  function each(selector, fn, root) {
+    Array.prototype.forEach.call((root || document).querySelectorAll(selector), fn);
+  }
+
+  function setStatus(id, status) {
+    each('[data-job-status="' + id + '"]', function (badge) {
+      badge.textContent = status;
+      badge.className = "status s-" + status;
+    });
+    if (status !== "running") {
+      each('[data-job-progress="' + id + '"]', function (bar) { bar.hidden = true; });
+    }
+  }
+
+  function setProgress(id, event) {
+    var percent = event.progressPercent;
+    if (percent == null && event.progressTotal) {
+      percent = 100 * event.progressCurrent / event.progressTotal;
+    }
+    each('[data-job-progress="' + id + '"]', function (holder) {
+      var bar = holder.querySelector("progress");
+      var label = holder.querySelector(".pct");
+      holder.hidden = false;
+      if (percent != null) {
+        bar.max = 100;
+        bar.value = Math.max(0, Math.min(100, percent));
+        label.textContent = Math.round(bar.value) + "%";
+      } else if (event.progressCurrent != null) {
+        label.textContent = String(event.progressCurrent);
+      }
+    });
+  }
+
+  function logEvent(id, event) {
+    each('[data-job-events="' + id + '"]', function (list) {
+      var item = document.createElement("li");
+      var when = document.createElement("time");
+      var kind = document.createElement("span");
+      var text = document.createElement("span");
+      when.dateTime = event.occurredAt;
+      when.textContent = (event.occurredAt || "").replace("T", " ").slice(0, 19);
+      kind.className = "type";
+      kind.textContent = event.type;
+      var detail = event.message || "";
+      if (event.type === "task.progress") {
+        var shown = event.progressPercent != null ? Math.round(event.progressPercent) + "%" :
+          event.progressCurrent + (event.progressTotal ? " / " + event.progressTotal : "");
+        detail = shown + (detail ? " · " + detail : "");
+      }
+      if (event.attempt != null) { detail = (detail ? detail + " · " : "") + "attempt " + event.attempt; }
+      text.textContent = detail;
+      item.setAttribute("data-event-type", event.type);
+      item.appendChild(when);
+      item.appendChild(kind);
+      item.appendChild(text);
+      list.appendChild(item);
+      list.scrollTop = list.scrollHeight;
+      each("[data-events-empty]", function (hint) { hint.hidden = true; });
+    });
+  }
+
+  function watch() {
+    var url = body.getAttribute("data-live");
+    if (!url || !window.EventSource) { return null; }
+    var ids = [];
+    each("[data-job-progress], [data-job-events], [data-live-job]", function (node) {
+      var id = node.getAttribute("data-job-progress") || node.getAttribute("data-job-events") ||
+        node.getAttribute("data-job");
+      if (id && ids.indexOf(id) < 0) { ids.push(id); }
+    });
+    if (!ids.length) { return null; }
+    var heading = document.querySelector("[data-job-active]");
+    var active = heading && heading.getAttribute("data-job-active") === "true";
+    var source = new EventSource(url + "?" + ids.map(function (id) { return "job=" + encodeURIComponent(id); }).join("&"));
+    source.onmessage = function (message) {
+      var event;
+      try { event = JSON.parse(message.data); } catch (error) { return; }
+      var id = event.taskId;
+      if (!id) { return; }
+      logEvent(id, event);
+      if (event.type === "task.progress") { setProgress(id, event); }
+      var status = LIFECYCLE[event.type];
+      if (status) {
+        setStatus(id, status);
+        // The job page shows the result or error once the job ends: read it again (once, never in a loop).
+        if (active && TERMINAL[status] && heading.getAttribute("data-job") === id) {
+          active = false;
+          source.close();
+          window.setTimeout(function () { window.location.reload(); }, 300);
+        }
+      }
+    };
+    return source;
+  }
+
+  function autoRefresh() {
+    var box = document.querySelector("[data-autorefresh]");
+    if (!box || !window.fetch || !window.DOMParser) { return; }
+    box.parentNode.hidden = false;
+    window.setInterval(function () {
+      if (!box.checked || document.hidden) { return; }
+      fetch(window.location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html || !box.checked) { return; }
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+          var main = document.getElementById("main");
+          if (!fresh || !main) { return; }
+          var checked = box.checked;
+          main.innerHTML = fresh.innerHTML;
+          box = document.querySelector("[data-autorefresh]");
+          box.checked = checked;
+          box.parentNode.hidden = false;
+          if (live) { live.close(); }
+          live = watch();
+        })
+        .catch(function () { /* the next tick tries again */ });
+    }, 5000);
+  }
+
+  var live = watch();
+  autoRefresh();
+})();
