@@ -15,7 +15,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, ServerSentEvent
 from litestar.static_files import create_static_files_router
 
@@ -146,20 +146,15 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
         return dashboard.render(request, "overview.html", page="overview", overview=data)
 
     @get("/jobs")
-    async def jobs(
-        request: Request[Any, Any, Any],
-        *,
-        status: str | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        q: str | None = None,
-        cursor: str | None = None,
-    ) -> Response[Any]:
+    async def jobs(request: Request[Any, Any, Any]) -> Response[Any]:
         service = dashboard.service(request)
+        query = request.query_params
+        status, cursor = query.get("status"), query.get("cursor")
         try:
-            filters = _filters(status, queue, task)
+            filters = _filters(status, query.get("queue"), query.get("task"))
         except ValueError:
             return dashboard.error(request, 400, f"There is no status {status!r}.")
+        q = query.get("q")
         search = (q or "").strip()
         if search:
             found = await service.get_task(search) if is_record_id(search) else None
@@ -187,7 +182,7 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
         )
 
     @get("/jobs/{job_id:str}")
-    async def job(request: Request[Any, Any, Any], job_id: str) -> Response[str]:
+    async def job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> Response[str]:
         service = dashboard.service(request)
         record = await service.get_task(job_id)
         if record is None:
@@ -195,12 +190,11 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
         return dashboard.render(request, "job.html", page="job", job=record, now=service.clock.now())
 
     @get("/events")
-    async def events(
-        request: Request[Any, Any, Any], job: Annotated[list[str] | None, Parameter(query="job")] = None
-    ) -> Response[Any]:
+    async def events(request: Request[Any, Any, Any]) -> Response[Any]:
         if not dashboard.live(request):
             return Response("live events need the app's queue events on Litestar Channels", status_code=404)
-        ids = [value for value in dict.fromkeys(job or ()) if is_record_id(value)][: config.page_size]
+        asked = request.query_params.getall("job", [])
+        ids = [value for value in dict.fromkeys(asked) if is_record_id(value)][: config.page_size]
         if not ids:
             return Response("name one or more jobs: ?job=<id>", status_code=400)
         stream: ServerSentEvent = await sse_queue_events(
@@ -213,7 +207,7 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
     if not config.read_only:
 
         @post("/jobs/{job_id:str}/retry")
-        async def retry(request: Request[Any, Any, Any], job_id: str) -> Response[Any]:
+        async def retry(request: Request[Any, Any, Any], job_id: FromPath[str]) -> Response[Any]:
             try:
                 await dashboard.service(request).retry(job_id)
             except RecordNotFoundError:
@@ -223,7 +217,7 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
             return dashboard.back(f"/jobs/{job_id}", "retried")
 
         @post("/jobs/{job_id:str}/cancel")
-        async def cancel(request: Request[Any, Any, Any], job_id: str) -> Response[Any]:
+        async def cancel(request: Request[Any, Any, Any], job_id: FromPath[str]) -> Response[Any]:
             try:
                 record = await dashboard.service(request).cancel(job_id)
             except RecordNotFoundError:
