@@ -19,9 +19,7 @@
       badge.textContent = status;
       badge.className = "status s-" + status;
     });
-    if (status !== "running") {
-      each('[data-job-progress="' + id + '"]', function (bar) { bar.hidden = true; });
-    }
+    each('[data-job-progress="' + id + '"]', function (bar) { bar.hidden = status !== "running"; });
   }
 
   function setProgress(id, event) {
@@ -94,15 +92,37 @@
       var status = LIFECYCLE[event.type];
       if (status) {
         setStatus(id, status);
-        // The job page shows the result or error once the job ends: read it again (once, never in a loop).
+        // The job page shows the result or error once the job ends: read it again (once, never in a loop),
+        // keeping the events seen so far (a Channels backend may keep no history to replay them).
         if (active && TERMINAL[status] && heading.getAttribute("data-job") === id) {
           active = false;
           source.close();
-          window.setTimeout(function () { window.location.reload(); }, 300);
+          refresh(true);
         }
       }
     };
     return source;
+  }
+
+  // Read this page again and put its new content in place; with keepEvents, the live event list stays as it is.
+  function refresh(keepEvents) {
+    return fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        var parsed = html && new DOMParser().parseFromString(html, "text/html").getElementById("main");
+        var main = document.getElementById("main");
+        if (!parsed || !main) { return false; }
+        var fresh = document.importNode(parsed, true);
+        var list = document.querySelector("[data-job-events]");
+        var freshList = fresh.querySelector("[data-job-events]");
+        if (keepEvents && list && freshList) {
+          freshList.parentNode.replaceChild(list, freshList);
+          each("[data-events-empty]", function (hint) { hint.hidden = list.children.length > 0; }, fresh);
+        }
+        main.parentNode.replaceChild(fresh, main);
+        return true;
+      })
+      .catch(function () { return false; });
   }
 
   function autoRefresh() {
@@ -111,22 +131,13 @@
     box.parentNode.hidden = false;
     window.setInterval(function () {
       if (!box.checked || document.hidden) { return; }
-      fetch(window.location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
-        .then(function (html) {
-          if (!html || !box.checked) { return; }
-          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
-          var main = document.getElementById("main");
-          if (!fresh || !main) { return; }
-          var checked = box.checked;
-          main.innerHTML = fresh.innerHTML;
-          box = document.querySelector("[data-autorefresh]");
-          box.checked = checked;
-          box.parentNode.hidden = false;
-          if (live) { live.close(); }
-          live = watch();
-        })
-        .catch(function () { /* the next tick tries again */ });
+      refresh(false).then(function (swapped) {
+        if (!swapped) { return; }
+        box = document.querySelector("[data-autorefresh]");
+        box.parentNode.hidden = false;
+        if (live) { live.close(); }
+        live = watch();
+      });
     }, 5000);
   }
 
