@@ -74,11 +74,10 @@ def test_dashboard_in_a_browser(
     assert midway < 100
     expect(page.locator(f'[data-job-events="{job_id}"] li[data-event-type="task.progress"]')).to_have_count(12)
 
-    # The job list: the job, filters, a progress bar on running jobs (none now).
+    # The job list, filtered by status.
     page.goto(f"{dashboard}/jobs?status=completed")
     expect(page.locator(f'tr[data-job="{job_id}"]')).to_contain_text("browser.steps")
-    if memory:
-        screenshot(page, "jobs")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(1)
 
     # A failed job shows its traceback and is retried from its page.
     failing = enqueue(page, dashboard, "browser.fail_once", '["import"]')
@@ -110,3 +109,16 @@ def test_dashboard_in_a_browser(
     expect(page.locator('tr[data-queue="browser"] .badge.paused')).to_have_count(0)
     page.goto(f"{dashboard}/jobs/{held}")
     expect(page.locator(".job-heading .status")).to_have_text("completed", timeout=20_000)
+
+    # The job list with everything that happened, and a job running with its progress bar.
+    enqueue(page, dashboard, "browser.steps", "[40, 0.25]")
+    expect(page.locator(".job-heading .status")).to_have_text("running")
+    page.goto(f"{dashboard}/jobs")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(5)  # with the schedule's pending run
+    running = page.locator("tr[data-live-job]")
+    expect(running.locator(".status")).to_have_text("running")
+    page.wait_for_function(
+        "bar => bar.value > 0", arg=running.locator("progress").element_handle(), polling=50, timeout=20_000
+    )
+    if memory:
+        screenshot(page, "jobs")
