@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from harness import machine_summary
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from harness import machine_summary
 from litestar_queues import QueueConfig, QueuePlugin, task
 from litestar_queues.backends.sqlspec import SQLSpecBackend, SQLSpecBackendConfig
 from litestar_queues.litestar import DashboardConfig
@@ -49,10 +49,7 @@ PAGES: list[tuple[str, str]] = [
 def _fill(finished: int, pending: int, prefix: str) -> list[str]:
     """SQL filling ``<prefix>tasks``: UUIDv7-shaped, time-ordered ids; 98.6 % completed, 1 % failed, 0.4 % cancelled."""
     tasks = f'"{prefix}tasks"'
-    ids = (
-        "lpad(to_hex(floor(extract(epoch FROM {t}) * 1000)::bigint), 12, '0')"
-        " || lpad(to_hex(g), 20, '0')"
-    )
+    ids = "lpad(to_hex(floor(extract(epoch FROM {t}) * 1000)::bigint), 12, '0') || lpad(to_hex(g), 20, '0')"
     uuid_of = (
         "substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-7' || substr({h}, 14, 3) || '-8' || substr({h}, 18, 3)"
         " || '-' || substr({h}, 21, 12)"
@@ -68,9 +65,10 @@ def _fill(finished: int, pending: int, prefix: str) -> list[str]:
         f"INSERT INTO {tasks} ({columns}) SELECT {uuid_of.format(h=hex_finished)}, 'app.task' || (g % {TASKS}), "
         f"'q' || (g % {QUEUES}), '[1, \"abc\"]', '{{}}', 0, "
         "CASE WHEN g % 100 = 0 THEN 'failed' WHEN g % 250 = 1 THEN 'cancelled' ELSE 'completed' END, 1, 0, 1.0, "
-        f"{finished_at} - interval '2 seconds', {finished_at} - interval '2 seconds', {finished_at} - interval '1 second', "
+        f"{finished_at} - interval '2 seconds', {finished_at} - interval '2 seconds', "
+        f"{finished_at} - interval '1 second', "
         f"{finished_at}, CASE WHEN g % 100 = 0 THEN NULL ELSE '{{\"ok\": true}}' END, "
-        "CASE WHEN g % 100 = 0 THEN '{\"type\": \"builtins.ValueError\", \"message\": \"boom\", "
+        'CASE WHEN g % 100 = 0 THEN \'{"type": "builtins.ValueError", "message": "boom", '
         "\"traceback\": \"Traceback (most recent call last): ...\"}' END, 'local', '{}', 1, false "
         f"FROM generate_series(1, {finished}) AS g",
         f"INSERT INTO {tasks} ({columns}) SELECT {uuid_of.format(h=hex_pending)}, 'app.task' || (g % {TASKS}), "
@@ -117,7 +115,9 @@ def _run_pages(config: QueueConfig, rounds: int) -> dict[str, tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", default=os.environ.get("LQ_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--dsn", default=os.environ.get("LQ_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--finished", type=int, default=1_000_000)
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=30)
@@ -133,7 +133,8 @@ def main() -> None:
         await backend.open()
         started = time.perf_counter()
         await _sql(backend, *_fill(args.finished, args.pending, prefix), f'VACUUM ANALYZE "{prefix}tasks"')
-        print(f"filled {args.finished:,} finished + {args.pending:,} pending records in {time.perf_counter() - started:.0f} s")
+        seconds = time.perf_counter() - started
+        print(f"filled {args.finished:,} finished + {args.pending:,} pending records in {seconds:.0f} s")
         await backend.close()
 
     async def drop_index() -> None:
@@ -162,7 +163,7 @@ def main() -> None:
     finally:
         run(drop_tables)
     print(f"\n{machine_summary()}")
-    print(f"PostgreSQL, {args.finished:,} finished + {args.pending:,} pending records, {args.rounds} requests per page\n")
+    print(f"PostgreSQL, {args.finished:,} finished + {args.pending:,} pending records, {args.rounds} requests a page\n")
     print("| page | median | p95 | without tasks_ended_ix: median | p95 |")
     print("|---|---:|---:|---:|---:|")
     for name, _ in PAGES:
