@@ -207,6 +207,7 @@ def test_pause_and_resume_a_queue(client: TestClient[Litestar]) -> None:
     assert post(client, "/queues/queue/resume", queue="math").headers["location"].endswith("notice=resumed")
     assert run(client, service.paused_queues()) == {}
     assert post(client, "/queues/queue/pause", queue="").status_code == 400
+    assert post(client, "/queues/queue/drain", queue="math").status_code == 404
 
 
 def test_enqueue_from_the_dashboard(client: TestClient[Litestar]) -> None:

@@ -52,6 +52,9 @@ _NOTICES = {
 }
 """Messages shown after an action redirects (the query string names one; no text of the request is echoed)."""
 
+_QUEUE_ACTIONS = {"pause": ("paused", "already_paused"), "resume": ("resumed", "not_paused")}
+"""The notices of a queue action: when it changed the queue, and when it did not."""
+
 _Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
@@ -262,21 +265,17 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
                 limit=config.bulk_limit,
             )
 
-        @post("/queue/pause")
-        async def pause(request: Request[Any, Any, Any], data: _Form) -> Response[Any]:
+        @post("/queue/{action:str}")
+        async def queue_action(request: Request[Any, Any, Any], action: FromPath[str], data: _Form) -> Response[Any]:
+            notices = _QUEUE_ACTIONS.get(action)
+            if notices is None:
+                return dashboard.error(request, 404, "A queue is paused or resumed.")
             queue = data.get("queue", "")
             if not queue:
-                return dashboard.error(request, 400, "Name the queue to pause.")
-            paused = await dashboard.service(request).pause_queue(queue)
-            return dashboard.back("/", "paused" if paused else "already_paused")
-
-        @post("/queue/resume")
-        async def resume(request: Request[Any, Any, Any], data: _Form) -> Response[Any]:
-            queue = data.get("queue", "")
-            if not queue:
-                return dashboard.error(request, 400, "Name the queue to resume.")
-            resumed = await dashboard.service(request).resume_queue(queue)
-            return dashboard.back("/", "resumed" if resumed else "not_paused")
+                return dashboard.error(request, 400, f"Name the queue to {action}.")
+            service = dashboard.service(request)
+            change = service.pause_queue if action == "pause" else service.resume_queue
+            return dashboard.back("/", notices[0] if await change(queue) else notices[1])
 
         @post("/enqueue")
         async def enqueue(request: Request[Any, Any, Any], data: _Form) -> Response[Any]:
@@ -296,7 +295,7 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
                 return dashboard.error(request, 400, f"Nothing was enqueued: {exc}")
             return dashboard.back(f"/jobs/{outcome.id}", "enqueued" if outcome.created else "existing")
 
-        handlers += [retry, cancel, bulk, pause, resume, enqueue]
+        handlers += [retry, cancel, bulk, queue_action, enqueue]
 
     static = create_static_files_router(
         path="/static",
