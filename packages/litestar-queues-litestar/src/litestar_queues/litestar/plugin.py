@@ -39,7 +39,9 @@ class QueuePlugin(InitPlugin, CLIPlugin):
       schedules, starts an in-app worker when ``in_app_worker=True``, and stores the service, worker, event
       publisher and Channels backend on ``app.state`` under the configured keys;
     * on shutdown drains the worker (``WorkerConfig.drain_timeout``) and closes everything;
-    * adds the ``litestar queues`` command group.
+    * adds the ``litestar queues`` command group;
+    * mounts the web dashboard when ``QueueConfig.dashboard`` is a ``DashboardConfig`` (``docs/dashboard.md``),
+      and warns at startup when it has no guards.
 
     Nothing is opened before the app's lifespan starts, so a server that forks or spawns several web workers
     gives each process its own service and its own in-app worker.
