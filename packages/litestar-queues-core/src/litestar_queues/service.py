@@ -71,11 +71,6 @@ RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
 """The statuses ``retry`` puts back to pending, in the order bulk retries visit them."""
 
 
-def _among(statuses: tuple[TaskStatus, ...], status: TaskStatus | str | None) -> tuple[TaskStatus, ...]:
-    """``statuses``, or only ``status`` if it is one of them (else none)."""
-    return statuses if status is None else tuple(given for given in statuses if given is as_status(status))
-
-
 class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A checked, encoded call of a task: what ``enqueue_many`` takes (build one with ``service.request``)."""
 
@@ -458,7 +453,7 @@ class QueueService:
     # -- queues ------------------------------------------------------------------------------------
 
     async def pause_queue(self, queue: str) -> bool:
-        """Pause ``queue``: workers start none of its work until :meth:`resume_queue`; return whether it was running.
+        """Pause ``queue``: workers start none of its work until :meth:`resume_queue`; whether this call paused it.
 
         The pause is kept by the backend (every process sharing it sees it, and it survives restarts). It gates
         claims only: enqueues are still accepted, running work finishes, retries wait in the queue.
@@ -516,7 +511,7 @@ class QueueService:
         return how many were cancelled or asked to stop."""
         count = 0
         async for record in self.iterate_tasks(
-            _among(CANCELLABLE, status), queue=queue, task_name=task_name, limit=limit
+            CANCELLABLE, status=status, queue=queue, task_name=task_name, limit=limit
         ):
             await self.cancel(record.id)
             count += 1
@@ -536,9 +531,7 @@ class QueueService:
         A record whose dedup key another active record holds now is left as it is (and logged).
         """
         count = 0
-        async for record in self.iterate_tasks(
-            _among(RETRYABLE, status), queue=queue, task_name=task_name, limit=limit
-        ):
+        async for record in self.iterate_tasks(RETRYABLE, status=status, queue=queue, task_name=task_name, limit=limit):
             try:
                 await self.retry(record.id)
             except DuplicateTaskError as exc:
@@ -551,15 +544,19 @@ class QueueService:
         self,
         statuses: Iterable[TaskStatus],
         *,
+        status: TaskStatus | str | None = None,
         queue: str | None = None,
         task_name: str | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[TaskRecord]:
-        """Yield the records of ``statuses`` matching the filters, one status after another (each newest first),
-        at most ``limit`` in all. Pages are read by id, so a caller may change each record as it comes."""
+        """Yield the records of ``statuses`` (only of ``status`` when given: none if it is not one of them) matching
+        the filters, one status after another (each newest first), at most ``limit`` in all. Pages are read by id,
+        so a caller may change each record as it comes."""
+        if status is not None:
+            statuses = [given for given in statuses if given is as_status(status)]
         remaining = limit
-        for status in statuses:
-            where = RecordFilter(status=status, queue=queue, task_name=task_name)
+        for wanted in statuses:
+            where = RecordFilter(status=wanted, queue=queue, task_name=task_name)
             cursor: str | None = None
             while remaining is None or remaining > 0:
                 size = 200 if remaining is None else min(200, remaining)

@@ -238,7 +238,7 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
             except ValueError:
                 return dashboard.error(request, 400, f"There is no status {data.get('status')!r}.")
             service = dashboard.service(request)
-            statuses = filters.among(RETRYABLE if action == "retry" else CANCELLABLE)
+            statuses = RETRYABLE if action == "retry" else CANCELLABLE
             listing = f"/jobs{filters.query()}"
             if data.get("confirm") == "yes":
                 change = service.retry_many if action == "retry" else service.cancel_many
@@ -248,7 +248,11 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
                 return dashboard.back(listing, f"bulk_{action}" if changed else "nothing", count=changed)
             matching = 0
             selection = service.iterate_tasks(
-                statuses, queue=filters.queue, task_name=filters.task_name, limit=config.bulk_limit + 1
+                statuses,
+                status=filters.status,
+                queue=filters.queue,
+                task_name=filters.task_name,
+                limit=config.bulk_limit + 1,
             )
             async for _ in selection:
                 matching += 1
@@ -260,7 +264,7 @@ def create_dashboard_router(config: DashboardConfig, queue_config: QueueConfig, 
                 page="jobs",
                 action=action,
                 filters=filters,
-                statuses=statuses,
+                statuses=[filters.status] if filters.status else statuses,
                 matching=matching,
                 limit=config.bulk_limit,
             )

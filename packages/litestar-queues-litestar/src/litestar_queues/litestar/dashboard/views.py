@@ -176,10 +176,6 @@ class JobFilter:
         """Whether any filter is set."""
         return self.status is not None or self.queue is not None or self.task_name is not None
 
-    def among(self, statuses: Sequence[TaskStatus]) -> tuple[TaskStatus, ...]:
-        """``statuses``, or only the filtered status if it is one of them (else none)."""
-        return tuple(status for status in statuses if self.status is None or status is self.status)
-
     def replaced(self, **changes: Any) -> JobFilter:
         """These filters with ``changes``."""
         return dataclasses.replace(self, **changes)
