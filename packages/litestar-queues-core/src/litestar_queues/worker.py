@@ -226,10 +226,14 @@ class Worker:
         return self.processed - started
 
     async def _due_work_left(self) -> bool:
-        """Whether a queue this worker serves, and that is not paused, has due work."""
+        """Whether due work is left, leaving out paused queues (read only when something is due at all)."""
         backend = self.service.backend
-        paused = await backend.paused_queues()
         now = self.service.clock.now()
+        if (await backend.statistics(now=now)).oldest_pending_at is None:
+            return False
+        paused = await backend.paused_queues()
+        if not paused:
+            return True
         for queue in self.queues:
             if queue not in paused and (await backend.statistics(now=now, queue=queue)).oldest_pending_at is not None:
                 return True
