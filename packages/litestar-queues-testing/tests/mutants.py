@@ -407,6 +407,16 @@ class PausedWorkWakingBackend(MemoryBackend):
         await super().wait_for_work(queues, timeout=timeout)
 
 
+class PausedEnqueueWakingBackend(MemoryBackend):
+    """``enqueue`` wakes the waiters of every queue it stores a record of, paused or not."""
+
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        outcomes = await super().enqueue(records)
+        for record in records:
+            self._work_waiters.wake(record.queue)
+        return outcomes
+
+
 class UUIDColumnBackend(MemoryBackend):
     """Keeps record ids in a native UUID column: a record id that is no canonical UUID string is a driver error.
 

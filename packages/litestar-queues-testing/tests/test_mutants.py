@@ -278,6 +278,13 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
             ["after a resume_queue of one of queues"],
         ),
         (
+            "PausedEnqueueWakingBackend",
+            "WakeupConformance",
+            "ignores_new_work",
+            ["test_wakeup_wait_for_work_ignores_new_work_of_a_paused_queue"],
+            ["a transition that makes one pending does not end a wait either"],
+        ),
+        (
             "PausedWorkWakingBackend",
             "WakeupConformance",
             "paused",

@@ -337,7 +337,8 @@ class QueueBackend(ABC):
         through this backend or another one over the same storage: an ``enqueue`` that creates it, a ``finish``
         with a ``pending`` outcome (a retry, a stale recovery, a shutdown hand-back) and a ``requeue``; and after a
         ``resume_queue`` of one of ``queues``. Records of a paused queue are no work: whatever they are, they never
-        end a wait at once (nor again and again), and a transition that makes one pending need not end it.
+        end a wait at once (nor again and again), and a transition that makes one pending does not end it either
+        (an enqueue into a paused queue wakes nobody: no one could claim it).
 
         A record that is pending but not yet due falls due by time passing, which nothing announces: polling
         (the caller's next wait) finds it, and a backend may also return at its ``scheduled_at``. A wait may

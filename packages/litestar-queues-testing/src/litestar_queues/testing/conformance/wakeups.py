@@ -244,6 +244,22 @@ class WakeupConformance(ConformanceBase):
             f"{waits} waits with a {_SHORT}s timeout ended within {_WINDOW}s (at most {_MOST_WAITS} expected)",
         )
 
+    async def test_wakeup_wait_for_work_ignores_new_work_of_a_paused_queue(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        require(backend, Capability.PUSH_WAKEUP)
+        await backend.pause_queue(QUEUE, now=now)
+        woken = await _wakes(
+            2.0,
+            lambda timeout: backend.wait_for_work([QUEUE], timeout=timeout),
+            lambda: backend.enqueue([make_record(now, scheduled_at=after(now, -1))]),
+        )
+        assert not woken, rule(
+            "wait_for_work",
+            "records of a paused queue are no work: a transition that makes one pending does not end a wait either",
+            "an enqueue into the paused queue ended a wait on it",
+        )
+
     async def test_wakeup_wait_for_work_returns_after_its_timeout(self, backend: QueueBackend) -> None:
         require(backend, Capability.PUSH_WAKEUP)
         with anyio.move_on_after(self.wakeup_timeout / 2) as scope:

@@ -96,14 +96,17 @@ class PostgresDialect(Dialect):
             f"INSERT INTO {tasks} ({columns}) VALUES ({', '.join(f':{column}' for column in TASK_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue"
         )
+        # New work of a paused queue wakes nobody: no worker could claim it.
         self.sql_insert_one = (
-            f"WITH ins AS ({single}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+            f"WITH ins AS ({single}) SELECT id FROM ins LEFT JOIN LATERAL (SELECT pg_notify(:notify_channel, ins.queue) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = ins.queue)) AS n ON TRUE"
             if notify
             else single
         )
         self.sql_insert = (
             f"WITH ins AS ({insert}) SELECT id FROM ins UNION ALL SELECT NULL FROM "
-            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d) AS n"
+            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = d.queue)) AS n"
             if notify
             else f"WITH ins AS ({insert}) SELECT id FROM ins"
         )
