@@ -98,7 +98,8 @@ class PostgresDialect(Dialect):
         )
         # New work of a paused queue wakes nobody: no worker could claim it.
         self.sql_insert_one = (
-            f"WITH ins AS ({single}) SELECT id FROM ins LEFT JOIN LATERAL (SELECT pg_notify(:notify_channel, ins.queue) "
+            f"WITH ins AS ({single}) SELECT id FROM ins "
+            "LEFT JOIN LATERAL (SELECT pg_notify(:notify_channel, ins.queue) "
             f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = ins.queue)) AS n ON TRUE"
             if notify
             else single
