@@ -1,8 +1,9 @@
 """Browser tests: headless Chromium (Debian's ``chromium``, driven by Playwright for Python) against apps served by
 uvicorn on 127.0.0.1. The one place the browser is set up; any browser test uses these fixtures:
 
-* ``browser``: a Chromium launched once per session (``scripts/browser.sh`` installs it; Playwright's own browser
-  download is never used), with the flags this machine needs;
+* ``browser``: a Chromium launched once per test module (``scripts/browser.sh`` installs it; Playwright's own
+  browser download is never used), with the flags this machine needs. Not once per session: Playwright's sync API
+  runs an event loop in the main thread while it is open, and the async tests of later modules need that thread;
 * ``page``: a fresh page (its own cookies) per test;
 * ``serve``: start an ASGI app (``"module:attribute"`` in ``tests/browser/``) under uvicorn with extra
   environment variables, and get its base URL; it is stopped after the test;
@@ -53,7 +54,7 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[playwright_sync.Browser]:
     path = chromium_path()
     if path is None:
