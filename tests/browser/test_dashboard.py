@@ -58,7 +58,7 @@ def test_dashboard_in_a_browser(
     expect(page.locator("table.schedules")).to_contain_text("cron 0 3 * * *")
 
     # A job enqueued from the page reports its progress live: the bar moves before the job ends.
-    job_id = enqueue(page, dashboard, "browser.steps", "[12, 0.25]")
+    job_id = enqueue(page, dashboard, "browser.steps", "[16, 0.3]")
     bar = page.locator(f'[data-job-progress="{job_id}"] progress')
     expect(page.locator(".job-heading .status")).to_have_text("running")
     page.wait_for_function(
@@ -69,10 +69,10 @@ def test_dashboard_in_a_browser(
     if memory:
         screenshot(page, "job-running")
     # The page reads the job again once its terminal event arrives: the result is there, the events stay.
-    expect(page.locator('pre[data-field="result"]')).to_have_text('{\n  "steps": 12\n}', timeout=30_000)
+    expect(page.locator('pre[data-field="result"]')).to_have_text('{\n  "steps": 16\n}', timeout=30_000)
     assert job_status(page) == "completed"
     assert midway < 100
-    expect(page.locator(f'[data-job-events="{job_id}"] li[data-event-type="task.progress"]')).to_have_count(12)
+    expect(page.locator(f'[data-job-events="{job_id}"] li[data-event-type="task.progress"]')).to_have_count(16)
 
     # The job list, filtered by status.
     page.goto(f"{dashboard}/jobs?status=completed")

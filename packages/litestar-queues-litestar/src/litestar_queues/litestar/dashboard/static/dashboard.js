@@ -119,10 +119,34 @@
           freshList.parentNode.replaceChild(list, freshList);
           each("[data-events-empty]", function (hint) { hint.hidden = list.children.length > 0; }, fresh);
         }
+        // A progress bar keeps what the events told it (the server does not know it).
+        each("[data-job-progress]", function (holder) {
+          var live = main.querySelector('[data-job-progress="' + holder.getAttribute("data-job-progress") + '"]');
+          var bar = live && live.querySelector("progress");
+          if (bar && bar.hasAttribute("value")) {
+            holder.querySelector("progress").max = bar.max;
+            holder.querySelector("progress").value = bar.value;
+            holder.querySelector(".pct").textContent = live.querySelector(".pct").textContent;
+          }
+        }, fresh);
         main.parentNode.replaceChild(fresh, main);
         return true;
       })
       .catch(function () { return false; });
+  }
+
+  // A job page reads its job again every few seconds while the job is active: an event stream can miss the end
+  // (a Channels backend may keep no history for a page that subscribes late), the page must not.
+  function followJob() {
+    if (!document.querySelector('[data-job-active="true"]') || !window.fetch || !window.DOMParser) { return; }
+    var timer = window.setInterval(function () {
+      var heading = document.querySelector("[data-job-active]");
+      if (!heading || heading.getAttribute("data-job-active") !== "true") {
+        window.clearInterval(timer);
+        return;
+      }
+      if (!document.hidden) { refresh(true); }
+    }, 3000);
   }
 
   function autoRefresh() {
@@ -142,5 +166,6 @@
   }
 
   var live = watch();
+  followJob();
   autoRefresh();
 })();
