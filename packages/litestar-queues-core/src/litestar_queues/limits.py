@@ -1,0 +1,160 @@
+"""The limits every stored value keeps, checked once in core so that every backend behaves the same.
+
+Backends store names in 255-character columns and keys, cannot store a NUL character in a name, and
+write arguments and results as JSON, which has no NaN or Infinity. A value outside these limits is
+refused where it is given (``@task``, ``Task.using``, ``enqueue``), with an error naming it, instead of
+failing later in one backend's driver or silently changing on the way through another.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from litestar_queues.errors import ConfigurationError, SerializationError
+
+__all__ = (
+    "MAX_INT",
+    "MAX_NAME_LENGTH",
+    "MAX_NESTING",
+    "MIN_INT",
+    "check_int",
+    "check_json_value",
+    "check_name",
+    "check_seconds",
+    "stored_record_id",
+)
+
+MAX_NAME_LENGTH = 255
+"""Most characters of a task name, queue name, dedup key, execution profile, worker id or record id."""
+
+MAX_NESTING = 64
+"""Most levels of lists and dicts inside one argument, result or metadata value."""
+
+MIN_INT = -(2**31)
+MAX_INT = 2**31 - 1
+"""Bounds of ``priority`` and ``retries`` (the SQL backends store them as 32-bit integers)."""
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def check_name(value: object, what: str) -> str:
+    """Return ``value`` if it is a name every backend can store, else raise naming ``what``.
+
+    A name is a non-empty ``str`` of at most :data:`MAX_NAME_LENGTH` characters, without NUL characters or
+    lone surrogates (it must encode as UTF-8).
+
+    Raises:
+        ConfigurationError: it is not such a name.
+    """
+    if type(value) is not str:
+        raise ConfigurationError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
+    if not value:
+        raise ConfigurationError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ConfigurationError(
+            f"{what} must be at most {MAX_NAME_LENGTH} characters, got {len(value)}: {value[:40]!r}..."
+        )
+    if "\x00" in value:
+        raise ConfigurationError(f"{what} must not contain NUL characters, got {value!r}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ConfigurationError(f"{what} must be valid Unicode text (no lone surrogates), got {value!r}") from None
+    return value
+
+
+def check_int(value: object, what: str, *, minimum: int = MIN_INT, maximum: int = MAX_INT) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) within ``[minimum, maximum]``, else raise naming ``what``.
+
+    Raises:
+        ConfigurationError: it is not such an integer.
+    """
+    if type(value) is not int:
+        raise ConfigurationError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
+    if not minimum <= value <= maximum:
+        bounds = f"at least {minimum}" if value < minimum != MIN_INT else f"between {minimum} and {maximum}"
+        raise ConfigurationError(f"{what} must be {bounds}, got {value}")
+    return value
+
+
+def check_seconds(value: object, what: str, *, positive: bool = False) -> float:
+    """Return ``value`` (a real number of seconds or a ``timedelta``) as a finite float ``>= 0`` (``> 0`` if
+    ``positive``), else raise naming ``what``.
+
+    Raises:
+        ConfigurationError: it is not a number, not finite, negative, or zero when it must be positive.
+    """
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if type(value) is bool or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{what} must be a number of seconds, got {value!r} ({type(value).__name__})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigurationError(f"{what} must be a finite number of seconds, got {value!r}")
+    if number < 0 or (positive and number == 0):
+        raise ConfigurationError(f"{what} must be {'positive' if positive else 'at least 0'}, got {value!r}")
+    return number
+
+
+def check_json_value(value: Any, what: str) -> None:
+    """Check that ``value`` (msgspec builtins) is stored as it is by every backend.
+
+    Raises:
+        SerializationError: it holds NaN or an infinity (JSON has neither: a backend would store ``null``), or it
+            nests lists and dicts deeper than :data:`MAX_NESTING` levels. The message names ``what`` and where.
+    """
+    if type(value) in _SCALARS:
+        return
+    problem = _problem(value, 0)
+    if problem is not None:
+        path, text = problem
+        where = f" at {path}" if path else ""
+        raise SerializationError(f"{what}{where} {text}")
+
+
+def _problem(value: Any, depth: int) -> tuple[str, str] | None:
+    """Where the first value that cannot be stored is, and why; ``None`` if there is none."""
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return None
+        return "", f"is {value!r}, which JSON cannot hold: pass None, a string or a finite number instead"
+    if kind is list:
+        items: Any = enumerate(value)
+    elif kind is dict:
+        items = value.items()
+    else:
+        return None
+    if depth == MAX_NESTING:
+        return "", f"is nested deeper than {MAX_NESTING} levels of lists and dicts"
+    for key, item in items:
+        if type(item) not in _SCALARS:
+            found = _problem(item, depth + 1)
+            if found is not None:
+                return f"[{key!r}]{found[0]}", found[1]
+    return None
+
+
+def stored_record_id(value: object) -> str | None:
+    """Return a record id given as ``str`` or ``uuid.UUID`` as the stored string, or ``None`` if no record can have
+    it (empty, too long, or holding a NUL character).
+
+    Raises:
+        TypeError: ``value`` is neither a ``str`` nor a ``UUID``.
+    """
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"a record id must be a str or uuid.UUID, got {value!r} ({type(value).__name__})")
+    if not value or len(value) > MAX_NAME_LENGTH or "\x00" in value:
+        return None
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return None
+    return value
