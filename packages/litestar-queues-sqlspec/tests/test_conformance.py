@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,6 +22,20 @@ class _SQLSpecConformance(BackendConformance):
     async def backend(self, factory: Any) -> SQLSpecBackend:
         backend: SQLSpecBackend = await factory.open()
         return backend
+
+    @pytest.fixture
+    def corrupt_record(self, backend: SQLSpecBackend) -> Callable[[str], Awaitable[str]]:
+        """The suite's hook: store text that is not JSON in a record's ``args`` column."""
+
+        async def corrupt(record_id: str) -> str:
+            async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
+                sql = f"UPDATE {backend.names.tasks} SET args = 'not json' WHERE id = :id"
+                await session.execute(sql, {"id": record_id})
+                if backend.names.family != "postgres":
+                    await session.commit()
+            return "args"
+
+        return corrupt
 
     @pytest.fixture
     async def second_backend(self, factory: Any, backend: SQLSpecBackend) -> SQLSpecBackend:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from valkey.asyncio import Valkey
 
 from litestar_queues.backends.valkey import ValkeyBackend, ValkeyBackendConfig
 from litestar_queues.records import new_record_id
@@ -30,3 +32,18 @@ class TestValkeyBackend(BackendConformance):
     async def second_backend(self, backend: ValkeyBackend, config: ValkeyBackendConfig) -> AsyncIterator[ValkeyBackend]:
         async with config.create_backend() as other:
             yield other
+
+    @pytest.fixture
+    async def corrupt_record(self, config: ValkeyBackendConfig) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+        """The suite's hook: replace the ``args`` of a stored record's body with a JSON string."""
+        client = Valkey.from_url(server_url("LQ_VALKEY_URL"))
+
+        async def corrupt(record_id: str) -> str:
+            key = f"{config.key_prefix}:b:{record_id}"
+            body = json.loads(await client.get(key))
+            body[1] = "not a list"
+            await client.set(key, json.dumps(body))
+            return "args"
+
+        yield corrupt
+        await client.aclose()

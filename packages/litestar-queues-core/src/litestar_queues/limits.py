@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from litestar_queues.errors import ConfigurationError, SerializationError
+from litestar_queues.records import is_record_id
 
 __all__ = (
     "MAX_INT",
@@ -28,7 +29,7 @@ __all__ = (
 )
 
 MAX_NAME_LENGTH = 255
-"""Most characters of a task name, queue name, dedup key, execution profile, worker id or record id."""
+"""Most characters of a task name, queue name, dedup key, execution profile or worker id (record ids are UUIDs)."""
 
 MAX_NESTING = 64
 """Most levels of lists and dicts inside one argument, result or metadata value."""
@@ -141,7 +142,7 @@ def _problem(value: Any, depth: int) -> tuple[str, str] | None:
 
 def stored_record_id(value: object) -> str | None:
     """Return a record id given as ``str`` or ``uuid.UUID`` as the stored string, or ``None`` if no record can have
-    it (empty, too long, or holding a NUL character).
+    it (record ids are UUID strings in canonical form, see :func:`~litestar_queues.records.is_record_id`).
 
     Raises:
         TypeError: ``value`` is neither a ``str`` nor a ``UUID``.
@@ -150,11 +151,4 @@ def stored_record_id(value: object) -> str | None:
         return str(value)
     if not isinstance(value, str):
         raise TypeError(f"a record id must be a str or uuid.UUID, got {value!r} ({type(value).__name__})")
-    if not value or len(value) > MAX_NAME_LENGTH or "\x00" in value:
-        return None
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return None
-    return value
+    return value if is_record_id(value) else None

@@ -26,6 +26,7 @@ from litestar_queues.testing.conformance import (  # noqa: E402
     ScheduleSlotConformance,
     StatisticsConformance,
     TransferConformance,
+    UndecodableConformance,
     WakeupConformance,
     WorkerRegistryConformance,
 )
@@ -53,6 +54,7 @@ __all__ = (
     "ScheduleSlotConformance",
     "StatisticsConformance",
     "TransferConformance",
+    "UndecodableConformance",
     "WakeupConformance",
     "WorkerRegistryConformance",
     "assert_enqueued",

@@ -33,6 +33,7 @@ from litestar_queues.records import (
     WorkerInfo,
     as_status,
 )
+from litestar_queues.salvage import isolate_undecodable
 from litestar_queues.waiters import Waiters
 
 __all__ = ("SQLSpecBackend",)
@@ -198,15 +199,19 @@ class SQLSpecBackend(QueueBackend):
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
         claimed.sort(key=_due_order)
-        return claimed
+        return await isolate_undecodable(self, claimed, now=now)
 
     async def claim_record(
         self, record_id: str, *, owner: str, now: datetime, lease_seconds: float
     ) -> TaskRecord | None:
         """Claim one pending record whatever its ``scheduled_at``; ``None`` if missing or not pending."""
-        return await self._dialect.claim_record(
+        claimed = await self._dialect.claim_record(
             record_id, owner=owner, now=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
         )
+        if claimed is None:
+            return None
+        runnable = await isolate_undecodable(self, [claimed], now=now)
+        return runnable[0] if runnable else None
 
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
