@@ -63,6 +63,8 @@ def redact_url(url: str) -> str:
         if item
         for name in (item.split("=", 1)[0],)
     )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to hide (and urlunsplit would drop the "//" of "sqlite:///x.db")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
