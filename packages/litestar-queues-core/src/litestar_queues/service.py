@@ -197,13 +197,24 @@ class QueueService:
     ) -> EnqueueOutcome:
         """Enqueue a registered task by name (CLI, admin tools).
 
+        Unlike ``enqueue`` (whose callers a type checker sees), the arguments are also checked against the types
+        of the task's parameters, as a worker will convert them, before anything is stored.
+
         Raises:
             TaskNotFoundError: no task has that name.
+            TypeError: the arguments do not fit the task's signature or its parameters' types; the message names
+                the parameter.
         """
         task = self.registry.get(task_name)
         if options:
             task = task.using(**options)
-        return await self.enqueue(task, *args, **(kwargs or {}))
+        request = self.request(task, *args, **(kwargs or {}))
+        try:
+            task.decode_call(list(request.args), dict(request.kwargs))
+        except msgspec.ValidationError as exc:
+            raise TypeError(str(exc)) from None
+        (outcome,) = await self.enqueue_many([request])
+        return outcome
 
     async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueOutcome]:
         """Enqueue many calls in one backend round trip (per chunk); outcomes come back in order.

@@ -309,14 +309,38 @@ class Task(Generic[P, R]):
         return self._hints
 
     def decode_call(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        """Convert stored builtin arguments back to the annotated parameter types."""
+        """Convert stored builtin arguments back to the annotated parameter types.
+
+        Raises:
+            msgspec.ValidationError: an argument does not convert to its parameter's type; the message names the
+                task and the parameter.
+        """
         hints = self._type_hints()
         if not hints or not (args or kwargs):
             return args, kwargs
         shape = self._call_shape()
-        if shape.is_plain(args, kwargs):
-            return self._decode_plain(shape, hints, args, kwargs)
-        return self._decode_bound(hints, args, kwargs)
+        try:
+            if shape.is_plain(args, kwargs):
+                return self._decode_plain(shape, hints, args, kwargs)
+            return self._decode_bound(hints, args, kwargs)
+        except msgspec.ValidationError as exc:
+            raise msgspec.ValidationError(f"task {self.name!r}: {self._culprit(hints, args, kwargs)}{exc}") from None
+
+    def _culprit(self, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> str:
+        """``"argument 'name' (expects <type>): "`` of the first argument that does not convert (error path only)."""
+        for name, value in self.signature.bind_partial(*args, **kwargs).arguments.items():
+            annotation = hints.get(name)
+            if annotation is None or annotation is Any:
+                continue
+            kind = self.signature.parameters[name].kind
+            items = value.values() if kind is inspect.Parameter.VAR_KEYWORD else value
+            values = items if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) else (value,)
+            try:
+                for item in values:
+                    convert_value(item, annotation)
+            except msgspec.ValidationError:
+                return f"argument {name!r} (expects {_type_name(annotation)}): "
+        return ""
 
     def _decode_bound(
         self, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
@@ -446,6 +470,10 @@ def _decoder(name: str, annotation: Any) -> tuple[str, Any, type | None]:
 
 def _decode(value: Any, annotation: Any, exact: type | None) -> Any:
     return value if annotation is None or type(value) is exact else convert_value(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
 def _default_name(fn: Callable[..., Any]) -> str:

@@ -4,8 +4,9 @@ Litestar inspects the dependency provider's signature at runtime, so this module
 postponed) annotations.
 """
 
+import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import cast
 
 from click import Group
@@ -17,12 +18,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.plugins import CLIPlugin, InitPlugin
 
 from litestar_queues import QueueConfig, QueueService
-from litestar_queues.errors import ConfigurationError
+from litestar_queues.errors import ConfigurationError, QueueError
 from litestar_queues.events import QueueEventPublisher
 from litestar_queues.litestar.authorization import ChannelAuthorizer
 from litestar_queues.litestar.runtime import QueueRuntime, event_channels
 
 __all__ = ("QueuePlugin", "get_queue_plugin")
+
+logger = logging.getLogger("litestar_queues.litestar")
 
 
 class QueuePlugin(InitPlugin, CLIPlugin):
@@ -123,7 +126,12 @@ class QueuePlugin(InitPlugin, CLIPlugin):
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         config = self._config
-        async with QueueRuntime(config, start_worker=config.in_app_worker) as runtime:
+        async with AsyncExitStack() as stack:
+            try:
+                runtime = await stack.enter_async_context(QueueRuntime(config, start_worker=config.in_app_worker))
+            except QueueError as exc:  # the server's own report of the failed startup is a traceback
+                logger.error("litestar-queues could not start: %s", exc)
+                raise
             service = cast("QueueService", runtime.service)
             values = {
                 config.queue_service_state_key: service,
