@@ -29,6 +29,8 @@ class QueueEventType:
     COMPLETED: Final = "task.completed"
     FAILED: Final = "task.failed"
     CANCELLED: Final = "task.cancelled"
+    STREAM_GAP: Final = "stream.gap"
+    """Sent by the stream helpers to a subscriber that fell behind: ``payload["dropped"]`` events were dropped."""
 
 
 LIFECYCLE_EVENT_TYPES: Final = frozenset(
