@@ -111,19 +111,25 @@ def check_json_value(value: Any, what: str) -> None:
     if type(value) in _SCALARS:
         return
     problem = _problem(value, 0)
-    if problem is not None:
-        path, text = problem
-        where = f" at {path}" if path else ""
-        raise SerializationError(f"{what}{where} {text}")
+    if problem is None:
+        return
+    if problem is _TOO_DEEP:
+        raise SerializationError(f"{what} is nested deeper than {MAX_NESTING} levels of lists and dicts")
+    path, number = problem
+    where = f" at {path}" if path else ""
+    raise SerializationError(
+        f"{what}{where} is {number!r}, which JSON cannot hold: pass None, a string or a finite number instead"
+    )
 
 
-def _problem(value: Any, depth: int) -> tuple[str, str] | None:
-    """Where the first value that cannot be stored is, and why; ``None`` if there is none."""
+_TOO_DEEP = ("", 0.0)
+
+
+def _problem(value: Any, depth: int) -> tuple[str, float] | None:
+    """Where the first non-finite float is and its value, :data:`_TOO_DEEP`, or ``None`` if nothing is wrong."""
     kind = type(value)
     if kind is float:
-        if math.isfinite(value):
-            return None
-        return "", f"is {value!r}, which JSON cannot hold: pass None, a string or a finite number instead"
+        return None if math.isfinite(value) else ("", value)
     if kind is list:
         items: Any = enumerate(value)
     elif kind is dict:
@@ -131,10 +137,12 @@ def _problem(value: Any, depth: int) -> tuple[str, str] | None:
     else:
         return None
     if depth == MAX_NESTING:
-        return "", f"is nested deeper than {MAX_NESTING} levels of lists and dicts"
+        return _TOO_DEEP
     for key, item in items:
         if type(item) not in _SCALARS:
             found = _problem(item, depth + 1)
+            if found is _TOO_DEEP:
+                return found
             if found is not None:
                 return f"[{key!r}]{found[0]}", found[1]
     return None

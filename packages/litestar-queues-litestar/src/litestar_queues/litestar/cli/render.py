@@ -73,7 +73,7 @@ def print_records(records: Sequence[TaskRecord], next_cursor: str | None) -> Non
     """Print a page of records, one per line in aligned columns, then the cursor of the next page.
 
     Nothing is cut: when stdout is a terminal too narrow for the columns, each record takes two lines instead
-    (id, status, attempts and times, then the task and queue). Piped output always has one line per record.
+    (id, status and attempts, then the task, queue and times). Piped output always has one line per record.
     """
     if not records:
         console.print("[bright_black]no records[/]")
@@ -92,12 +92,11 @@ def print_records(records: Sequence[TaskRecord], next_cursor: str | None) -> Non
         ]
         widths = [max(len(row[column]) for row in (_LIST_HEADER, *rows)) for column in range(len(_LIST_HEADER))]
         if console.is_terminal and sum(widths) + 2 * (len(widths) - 1) > console.width:
-            for (identity, _, attempts, scheduled, finished, queue, task_name), record in zip(
-                rows, records, strict=True
-            ):
-                times = f"scheduled {scheduled}" if finished == "-" else f"finished {finished}"
-                console.print(f"{escape(identity)}  {_status(record.status)}  {attempts}  {times}", crop=False)
-                console.print(f"  {task_name} on {queue}", markup=False, crop=False)
+            for row, record in zip(rows, records, strict=True):
+                identity, _, attempts, scheduled, finished, queue, task_name = row
+                times = f"scheduled {scheduled}" + ("" if finished == "-" else f", finished {finished}")
+                console.print(f"{escape(identity)}  {_status(record.status)}  {attempts}", crop=False)
+                console.print(f"  {task_name} on {queue}, {times}", markup=False, crop=False)
         else:
             console.print(_aligned(_LIST_HEADER, widths), style="bold", markup=False, crop=False)
             for row, record in zip(rows, records, strict=True):
