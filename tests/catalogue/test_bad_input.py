@@ -591,3 +591,15 @@ def test_an_event_needs_only_its_type() -> None:
     assert QueueEvent(type="x").id != QueueEvent(type="x").id
     with pytest.raises(ValueError, match="occurred_at must be timezone-aware"):
         QueueEvent(type="x", occurred_at=datetime(2030, 1, 1))
+
+
+@pytest.mark.parametrize("name", ["", "x" * (MAX_NAME_LENGTH + 1), "a\x00b", "\ud800"])
+async def test_a_lookup_by_a_name_no_record_can_hold_finds_nothing_on_every_backend(
+    service: QueueService, name: str
+) -> None:
+    assert await service.get_task_by_key(name) is None
+    assert (await service.list_tasks(queue=name)).records == []
+    assert (await service.list_tasks(task_name=name)).records == []
+    assert (await service.list_tasks(cursor=name)).records == []
+    assert sum((await service.get_statistics(queue=name)).counts.values()) == 0
+    assert await service.cancel_many(queue=name) == 0

@@ -25,6 +25,7 @@ __all__ = (
     "check_json_value",
     "check_name",
     "check_seconds",
+    "is_storable",
     "stored_record_id",
 )
 
@@ -52,6 +53,8 @@ def check_name(value: object, what: str) -> str:
     """
     if type(value) is not str:
         raise ConfigurationError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
+    if is_storable(value):
+        return value
     if not value:
         raise ConfigurationError(f"{what} must not be empty")
     if len(value) > MAX_NAME_LENGTH:
@@ -60,12 +63,7 @@ def check_name(value: object, what: str) -> str:
         )
     if "\x00" in value:
         raise ConfigurationError(f"{what} must not contain NUL characters, got {value!r}")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ConfigurationError(f"{what} must be valid Unicode text (no lone surrogates), got {value!r}") from None
-    return value
+    raise ConfigurationError(f"{what} must be valid Unicode text (no lone surrogates), got {value!r}")
 
 
 def check_int(value: object, what: str, *, minimum: int = MIN_INT, maximum: int = MAX_INT) -> int:
@@ -146,6 +144,22 @@ def _problem(value: Any, depth: int) -> tuple[str, float] | None:
             if found is not None:
                 return f"[{key!r}]{found[0]}", found[1]
     return None
+
+
+def is_storable(name: str) -> bool:
+    """Whether a record can hold ``name`` as its queue, task name or key (see :func:`check_name`).
+
+    Lookups by a name no record can hold find nothing, without asking the backend (where such a name could be an
+    error of the driver instead).
+    """
+    if not name or len(name) > MAX_NAME_LENGTH or "\x00" in name:
+        return False
+    if not name.isascii():
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 def stored_record_id(value: object) -> str | None:

@@ -18,7 +18,7 @@ from litestar_queues.config import QueueConfig, resolve_backend
 from litestar_queues.errors import ConfigurationError, RecordNotFoundError, RecordStateError, TaskFailedError
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
-from litestar_queues.limits import check_json_value, stored_record_id
+from litestar_queues.limits import check_json_value, is_storable, stored_record_id
 from litestar_queues.records import (
     EnqueueOutcome,
     QueueStatistics,
@@ -387,7 +387,7 @@ class QueueService:
 
     async def get_task_by_key(self, key: str) -> TaskRecord | None:
         """The active record holding ``key``, else the latest record that had it, else ``None``."""
-        return await self.backend.get_by_key(key)
+        return await self.backend.get_by_key(key) if is_storable(key) else None
 
     async def list_tasks(
         self,
@@ -402,10 +402,14 @@ class QueueService:
         where = RecordFilter(
             status=TaskStatus(status) if status is not None else None, queue=queue, task_name=task_name
         )
+        if not _can_match(where) or (cursor is not None and not is_storable(cursor)):
+            return RecordPage([], None)
         return await self.backend.query(where, limit=limit, cursor=cursor)
 
     async def get_statistics(self, queue: str | None = None) -> QueueStatistics:
         """Counts by status and the oldest due pending record, for one queue or all."""
+        if queue is not None and not is_storable(queue):
+            return QueueStatistics(counts=dict.fromkeys(TaskStatus, 0), queue=queue)
         return await self.backend.statistics(now=self.clock.now(), queue=queue)
 
     async def list_workers(self) -> list[WorkerInfo]:
@@ -485,6 +489,8 @@ class QueueService:
         count = 0
         for wanted in statuses:
             where = RecordFilter(status=wanted, queue=queue, task_name=task_name)
+            if not _can_match(where):
+                continue
             cursor: str | None = None
             while True:
                 page = await self.backend.query(where, limit=200, cursor=cursor)
@@ -537,6 +543,11 @@ def _existing_id(record_id: str | uuid.UUID) -> str:
     if stored_id is None:
         raise RecordNotFoundError(f"no record {record_id!r} (record ids are UUID strings)")
     return stored_id
+
+
+def _can_match(where: RecordFilter) -> bool:
+    """Whether a record can hold the names ``where`` asks for (else the backend need not be asked)."""
+    return all(name is None or is_storable(name) for name in (where.queue, where.task_name))
 
 
 def _check_arguments(request: EnqueueRequest) -> None:
