@@ -129,8 +129,8 @@ def _set_seconds(options: TaskOptions, name: str, *, positive: bool) -> None:
 
 
 ENQUEUE_OPTION_NAMES: frozenset[str] = frozenset(TaskOptions.__struct_fields__)
-_DEFAULT_OPTIONS = TaskOptions()
 """Per-call option names, accepted by ``Task.using`` (and by ``QueueService.enqueue`` when not task parameters)."""
+_DEFAULT_OPTIONS = TaskOptions()
 
 
 def changed_options(task_name: str, options: TaskOptions, changes: Mapping[str, Any]) -> TaskOptions:
@@ -324,23 +324,36 @@ class Task(Generic[P, R]):
                 return self._decode_plain(shape, hints, args, kwargs)
             return self._decode_bound(hints, args, kwargs)
         except msgspec.ValidationError as exc:
-            raise msgspec.ValidationError(f"task {self.name!r}: {self._culprit(hints, args, kwargs)}{exc}") from None
+            raise self._decode_error(exc, hints, args, kwargs) from None
 
-    def _culprit(self, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> str:
-        """``"argument 'name' (expects <type>): "`` of the first argument that does not convert (error path only)."""
-        for name, value in self.signature.bind_partial(*args, **kwargs).arguments.items():
+    def _decode_error(
+        self, exc: msgspec.ValidationError, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> msgspec.ValidationError:
+        """``exc`` of ``decode_call`` naming the task and the first argument that does not convert (error path)."""
+        shape = self._call_shape()
+        if shape.is_plain(args, kwargs):
+            arguments: dict[str, Any] = {**dict(zip(shape.names, args, strict=False)), **kwargs}
+        else:
+            arguments = self.signature.bind_partial(*args, **kwargs).arguments
+        culprit = ""
+        for name, value in arguments.items():
             annotation = hints.get(name)
             if annotation is None or annotation is Any:
                 continue
             kind = self.signature.parameters[name].kind
-            items = value.values() if kind is inspect.Parameter.VAR_KEYWORD else value
-            values = items if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) else (value,)
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                values = value
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                values = value.values()
+            else:
+                values = (value,)
             try:
                 for item in values:
                     convert_value(item, annotation)
             except msgspec.ValidationError:
-                return f"argument {name!r} (expects {_type_name(annotation)}): "
-        return ""
+                culprit = f"argument {name!r} (expects {_type_name(annotation)}): "
+                break
+        return msgspec.ValidationError(f"task {self.name!r}: {culprit}{exc}")
 
     def _decode_bound(
         self, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
