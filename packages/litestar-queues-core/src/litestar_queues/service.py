@@ -27,6 +27,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    is_record_id,
     new_record_id,
 )
 from litestar_queues.runner import AttemptRunner
@@ -402,7 +403,7 @@ class QueueService:
         where = RecordFilter(
             status=TaskStatus(status) if status is not None else None, queue=queue, task_name=task_name
         )
-        if not _can_match(where) or (cursor is not None and not is_storable(cursor)):
+        if not _can_match(where) or (cursor is not None and not is_record_id(cursor)):
             return RecordPage([], None)
         return await self.backend.query(where, limit=limit, cursor=cursor)
 
