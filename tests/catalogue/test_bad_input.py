@@ -363,19 +363,13 @@ async def test_retrying_a_record_that_cannot_be_retried_raises_on_every_backend(
 
 
 async def _corrupt(service: QueueService, record_id: str) -> None:
-    """Damage the stored ``args`` of ``record_id`` the way the conformance hooks do."""
+    """Damage the stored ``args`` of ``record_id`` with the backend's conformance hook."""
     backend: Any = service.backend
     if backend.name in ("redis", "valkey"):
-        client = backend._client
-        key = f"{backend.config.key_prefix}:b:{record_id}"
-        body = json.loads(await client.get(key))
-        body[1] = "not a list"
-        await client.set(key, json.dumps(body))
-        return
-    async with backend.sqlspec_config.provide_session() as session:
-        await session.execute(f"UPDATE {backend.names.tasks} SET args = 'not json' WHERE id = :id", {"id": record_id})
-        if backend.names.family != "postgres":
-            await session.commit()
+        from litestar_queues.backends.resp.testing import corrupt_args
+    else:
+        from litestar_queues.backends.sqlspec.testing import corrupt_args
+    await corrupt_args(backend, record_id)
 
 
 async def test_an_undecodable_record_fails_alone_and_can_still_be_found_and_cancelled(
@@ -494,7 +488,7 @@ def test_worker_queues_given_as_a_list_are_kept_in_order_without_repeats() -> No
         ({"queue_backend": "nosuch://x"}, "unknown queue backend 'nosuch://x'; use one of"),
         ({"queue_backend": "postgresql:/x"}, "unknown queue backend 'postgresql:/x'"),
         ({"queue_backend": 42}, "QueueConfig.queue_backend must be a backend name, a URL or a typed backend config"),
-        ({"execution_backend": "remote"}, "unknown QueueConfig.execution_backend 'remote'"),
+        ({"execution_backend": "remote"}, "unknown execution_backend 'remote'; use one of immediate, local"),
         ({"clock": object()}, "QueueConfig.clock must have a now() method"),
     ],
 )

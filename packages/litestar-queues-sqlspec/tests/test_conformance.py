@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend
+from litestar_queues.backends.sqlspec.testing import corrupt_args
 from litestar_queues.testing import BackendConformance
 
 
@@ -25,17 +27,7 @@ class _SQLSpecConformance(BackendConformance):
 
     @pytest.fixture
     def corrupt_record(self, backend: SQLSpecBackend) -> Callable[[str], Awaitable[str]]:
-        """The suite's hook: store text that is not JSON in a record's ``args`` column."""
-
-        async def corrupt(record_id: str) -> str:
-            async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
-                sql = f"UPDATE {backend.names.tasks} SET args = 'not json' WHERE id = :id"
-                await session.execute(sql, {"id": record_id})
-                if backend.names.family != "postgres":
-                    await session.commit()
-            return "args"
-
-        return corrupt
+        return functools.partial(corrupt_args, backend)
 
     @pytest.fixture
     async def second_backend(self, factory: Any, backend: SQLSpecBackend) -> SQLSpecBackend:

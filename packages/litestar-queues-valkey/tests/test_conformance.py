@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from valkey.asyncio import Valkey
 
+from litestar_queues.backends.resp.testing import corrupt_args
 from litestar_queues.backends.valkey import ValkeyBackend, ValkeyBackendConfig
 from litestar_queues.records import new_record_id
 from litestar_queues.testing import BackendConformance
@@ -34,16 +34,5 @@ class TestValkeyBackend(BackendConformance):
             yield other
 
     @pytest.fixture
-    async def corrupt_record(self, config: ValkeyBackendConfig) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
-        """The suite's hook: replace the ``args`` of a stored record's body with a JSON string."""
-        client = Valkey.from_url(server_url("LQ_VALKEY_URL"))
-
-        async def corrupt(record_id: str) -> str:
-            key = f"{config.key_prefix}:b:{record_id}"
-            body = json.loads(await client.get(key))
-            body[1] = "not a list"
-            await client.set(key, json.dumps(body))
-            return "args"
-
-        yield corrupt
-        await client.aclose()
+    def corrupt_record(self, backend: ValkeyBackend) -> Callable[[str], Awaitable[str]]:
+        return functools.partial(corrupt_args, backend)

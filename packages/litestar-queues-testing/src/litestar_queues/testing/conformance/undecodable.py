@@ -17,7 +17,7 @@ import pytest
 from litestar_queues.backend import QueueBackend
 from litestar_queues.records import RecordFilter, TaskRecord, TaskStatus
 from litestar_queues.salvage import UNDECODABLE
-from litestar_queues.testing.conformance.base import ConformanceBase
+from litestar_queues.testing.conformance.base import ConformanceBase, optional_fixture
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
     OWNER,
@@ -49,13 +49,12 @@ class UndecodableConformance(ConformanceBase):
     @pytest.fixture
     def corrupt(self, request: pytest.FixtureRequest) -> Corrupt:
         """The backend's ``corrupt_record`` fixture, or skip (see the module docstring)."""
-        try:
-            hook: Corrupt = request.getfixturevalue("corrupt_record")
-        except pytest.FixtureLookupError:
-            pytest.skip(
-                "undecodable-record test: define a `corrupt_record` fixture returning `async corrupt(record_id) -> "
-                "field` that damages a stored record (see docs/writing-a-backend.md) to run it"
-            )
+        hook: Corrupt = optional_fixture(
+            request,
+            "corrupt_record",
+            "undecodable-record test: define a `corrupt_record` fixture returning `async corrupt(record_id) -> field` "
+            "that damages a stored record (see docs/writing-a-backend.md) to run it",
+        )
         return hook
 
     async def test_claim_fails_an_undecodable_record_and_returns_the_rest(
