@@ -270,8 +270,10 @@ class Task(Generic[P, R]):
             ConfigurationError: an option value is invalid (the message names the task, the option and the value).
         """
         options = changed_options(self.name, self.options, overrides)
-        clone: Task[P, R] = Task(self.fn, name=self.name, options=options, schedule=self.schedule)
-        clone._hints, clone._shape, clone._decoders = self._hints, self._shape, self._decoders
+        clone: Task[P, R] = object.__new__(Task)  # everything but the options is shared: no inspect.signature again
+        for slot in Task.__slots__:
+            setattr(clone, slot, getattr(self, slot))
+        clone.options = options
         return clone
 
     def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
