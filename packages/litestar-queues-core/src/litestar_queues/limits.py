@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = (
     "MAX_NAME_LENGTH",
     "MAX_NESTING",
     "MIN_INT",
+    "check_arguments",
     "check_int",
     "check_json_value",
     "check_name",
@@ -121,6 +123,20 @@ def check_json_value(value: Any, what: str) -> None:
 
 
 _TOO_DEEP = ("", 0.0)
+
+
+def check_arguments(task_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """:func:`check_json_value` of every encoded argument of a call of ``task_name``, naming the argument.
+
+    Raises:
+        SerializationError: an argument holds NaN or an infinity, or nests too deeply.
+    """
+    for index, value in enumerate(args):
+        if type(value) not in _SCALARS:
+            check_json_value(value, f"positional argument {index} of task {task_name!r}")
+    for name, value in kwargs.items():
+        if type(value) not in _SCALARS:
+            check_json_value(value, f"argument {name!r} of task {task_name!r}")
 
 
 def _problem(value: Any, depth: int) -> tuple[str, float] | None:

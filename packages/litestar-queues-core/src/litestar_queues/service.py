@@ -18,7 +18,7 @@ from litestar_queues.config import QueueConfig, resolve_backend
 from litestar_queues.errors import ConfigurationError, RecordNotFoundError, RecordStateError, TaskFailedError
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
-from litestar_queues.limits import check_json_value, is_storable, stored_record_id
+from litestar_queues.limits import check_arguments, is_storable, stored_record_id
 from litestar_queues.records import (
     EnqueueOutcome,
     QueueStatistics,
@@ -241,7 +241,7 @@ class QueueService:
 
     def _record(self, request: EnqueueRequest, now: datetime, *, record_id: str | None = None) -> TaskRecord:
         options = request.options
-        _check_arguments(request)
+        check_arguments(request.task_name, request.args, request.kwargs)
         if options.scheduled_at is not None:
             scheduled_at = options.scheduled_at
         else:
@@ -551,19 +551,4 @@ def _can_match(where: RecordFilter) -> bool:
     return all(name is None or is_storable(name) for name in (where.queue, where.task_name))
 
 
-def _check_arguments(request: EnqueueRequest) -> None:
-    """Check the encoded arguments of ``request`` against the limits every backend keeps.
-
-    Raises:
-        SerializationError: an argument holds NaN or an infinity, or nests too deeply; the message names it.
-    """
-    for index, value in enumerate(request.args):
-        if type(value) not in _SCALARS:
-            check_json_value(value, f"positional argument {index} of task {request.task_name!r}")
-    for name, value in request.kwargs.items():
-        if type(value) not in _SCALARS:
-            check_json_value(value, f"argument {name!r} of task {request.task_name!r}")
-
-
-_SCALARS = frozenset({str, int, bool, type(None)})
 _RETRYABLE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
