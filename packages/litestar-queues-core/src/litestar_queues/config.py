@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import socket
 import uuid
@@ -68,6 +69,22 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _provider(url: str) -> tuple[str, str, str, str]:
+    """The scheme, module, config class and install hint of the backend a name or URL names.
+
+    Raises:
+        ConfigurationError: unknown name or scheme.
+    """
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else url.lower()
+    try:
+        return (scheme, *_URL_BACKENDS[scheme])
+    except KeyError:
+        known = ", ".join(sorted({"memory", *(f"{s}://" for s in _URL_BACKENDS if s != "memory")}))
+        raise ConfigurationError(
+            f"unknown queue backend {redact_url(url)!r}; use one of: {known}, or a typed config"
+        ) from None
+
+
 def backend_config(url: str) -> BackendConfig:
     """Return the typed configuration of a backend name or URL (``"memory"``, ``redis://...``, ...).
 
@@ -75,14 +92,7 @@ def backend_config(url: str) -> BackendConfig:
         ConfigurationError: unknown name or scheme, a malformed URL, or the distribution providing it is not
             installed.
     """
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else url.lower()
-    try:
-        module_name, class_name, install = _URL_BACKENDS[scheme]
-    except KeyError:
-        known = ", ".join(sorted({"memory", *(f"{s}://" for s in _URL_BACKENDS if s != "memory")}))
-        raise ConfigurationError(
-            f"unknown queue backend {redact_url(url)!r}; use one of: {known}, or a typed config"
-        ) from None
+    scheme, module_name, class_name, install = _provider(url)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -90,6 +100,22 @@ def backend_config(url: str) -> BackendConfig:
     config_class = getattr(module, class_name)
     config: BackendConfig = config_class() if scheme == "memory" else config_class.from_url(url)
     return config
+
+
+def _check_backend_url(url: str) -> None:
+    """Check a backend name or URL now: its scheme, and its form when the distribution providing it is installed
+    (a missing one is reported when the backend is created, so a configuration can be made without it).
+
+    Raises:
+        ConfigurationError: unknown name or scheme, or a malformed URL.
+    """
+    _, module_name, _, _ = _provider(url)
+    try:
+        installed = importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:  # not even its parent package (litestar_queues.backends) is installed
+        installed = False
+    if installed:
+        backend_config(url)
 
 
 def resolve_backend(value: str | BackendConfig | QueueBackend) -> QueueBackend:
@@ -232,7 +258,8 @@ class QueueConfig:
     clock: Clock = field(default_factory=SystemClock)
 
     def __post_init__(self) -> None:
-        """Check every setting; a backend URL is checked now (scheme, form, installed extra), not at startup.
+        """Check every setting; a backend name or URL is checked now (its scheme, and its form where the providing
+        distribution is installed), not at startup.
 
         Raises:
             ConfigurationError: a setting has a wrong type or value; the message names it and the value.
@@ -267,7 +294,7 @@ class QueueConfig:
         if not callable(getattr(self.clock, "now", None)):
             raise ConfigurationError(f"QueueConfig.clock must have a now() method, got {self.clock!r}")
         if isinstance(self.queue_backend, str):
-            backend_config(self.queue_backend)
+            _check_backend_url(self.queue_backend)
         elif not isinstance(self.queue_backend, (BackendConfig, QueueBackend)):
             raise ConfigurationError(
                 "QueueConfig.queue_backend must be a backend name, a URL or a typed backend config, "
