@@ -25,7 +25,7 @@ Conventions shared by every method:
 * A stored record that cannot be decoded is decoded field by field with
   :func:`~litestar_queues.salvage.salvage_record` (its ``error`` names the broken fields) and returned like any
   other, never failing the whole call; ``claim`` and ``claim_record`` fail it under its fence instead of returning
-  it (:func:`~litestar_queues.salvage.isolate_undecodable`) and return the rest.
+  it (:func:`~litestar_queues.salvage.isolate_undecodable`, ``isolate_undecodable_record``) and return the rest.
 * ``limit <= 0`` selects nothing: ``claim`` and ``expired_leases`` return ``[]``, ``expire`` and ``prune``
   return ``0`` and ``query`` an empty last page; nothing changes.
 * Where a method names an error (``DuplicateTaskError``, ``UnsupportedOperation``), raise exactly that, not

@@ -19,7 +19,7 @@ from typing import Any, Final
 from litestar_queues.backend import QueueBackend
 from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
 
-__all__ = ("UNDECODABLE", "is_undecodable", "isolate_undecodable", "salvage_record")
+__all__ = ("UNDECODABLE", "is_undecodable", "isolate_undecodable", "isolate_undecodable_record", "salvage_record")
 
 logger = logging.getLogger("litestar_queues.backends")
 
@@ -86,3 +86,13 @@ async def isolate_undecodable(backend: QueueBackend, claimed: list[TaskRecord], 
             logger.error("%s; marking it failed instead of running it", error.message)
             await backend.finish(record.lease, Outcome(status=TaskStatus.FAILED, error=error), now=now)
     return runnable
+
+
+async def isolate_undecodable_record(
+    backend: QueueBackend, claimed: TaskRecord | None, *, now: datetime
+) -> TaskRecord | None:
+    """:func:`isolate_undecodable` of the one record ``claim_record`` claimed (``None`` when it was failed)."""
+    if claimed is None or not is_undecodable(claimed):
+        return claimed
+    await isolate_undecodable(backend, [claimed], now=now)
+    return None

@@ -45,7 +45,7 @@ from litestar_queues.records import (
     TaskStatus,
     WorkerInfo,
 )
-from litestar_queues.salvage import isolate_undecodable
+from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
 
 __all__ = ("RespBackend",)
 
@@ -262,11 +262,7 @@ class RespBackend(QueueBackend):
         row = await self._scripts.call(
             Script.CLAIM_RECORD, [record_id, owner, str(now_us), str(now_us + _seconds(lease_seconds))]
         )
-        claimed = decode_optional_record(row)
-        if claimed is None:
-            return None
-        runnable = await isolate_undecodable(self, [claimed], now=now)
-        return runnable[0] if runnable else None
+        return await isolate_undecodable_record(self, decode_optional_record(row), now=now)
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend held leases and report each one's state (one script call)."""

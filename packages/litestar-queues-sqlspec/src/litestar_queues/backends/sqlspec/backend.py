@@ -35,7 +35,7 @@ from litestar_queues.records import (
     WorkerInfo,
     as_status,
 )
-from litestar_queues.salvage import isolate_undecodable
+from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
 from litestar_queues.waiters import Waiters
 
 __all__ = ("SQLSpecBackend",)
@@ -240,10 +240,7 @@ class SQLSpecBackend(QueueBackend):
         claimed = await self._dialect.claim_record(
             record_id, owner=owner, now=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
         )
-        if claimed is None:
-            return None
-        runnable = await isolate_undecodable(self, [claimed], now=now)
-        return runnable[0] if runnable else None
+        return await isolate_undecodable_record(self, claimed, now=now)
 
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
