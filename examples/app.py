@@ -2,17 +2,23 @@
 
 Run it:  ``bash scripts/example.sh``  (or ``uv run uvicorn examples.app:app``) and open http://127.0.0.1:8000.
 
-* ``POST /api/jobs`` enqueues ``reports.build`` and returns its id.
+* ``POST /api/jobs`` enqueues ``reports.build`` and returns its id and the token that lets the caller watch it.
 * ``GET /api/jobs/{id}`` returns the record: status, attempts, result or error.
-* ``WS /api/jobs/{id}/events`` streams the job's events (progress, logs, lifecycle) as JSON messages.
-* ``GET /api/jobs/{id}/events/sse`` streams the same events as Server-Sent Events.
+* ``WS /api/jobs/{id}/events?token=...`` streams the job's events (progress, logs, lifecycle) as JSON messages.
+* ``GET /api/jobs/{id}/events/sse?token=...`` streams the same events as Server-Sent Events.
+
+Who may watch a job is decided by one authorization hook (``may_watch``): only whoever created the job, who got
+its token. Several web processes must share the secret the tokens are signed with: set
+``LITESTAR_QUEUES_EXAMPLE_SECRET`` (else each process makes up its own).
 
 By default the queue lives in memory and an in-app worker runs the jobs. One environment variable switches the
 queue backend: ``LITESTAR_QUEUES_BACKEND=sqlite:///jobs.db`` (or ``redis://...``, ``postgresql://...``).
 ``LITESTAR_QUEUES_IN_APP_WORKER=0`` leaves the work to ``litestar --app examples.app:app queues run``.
 """
 
+import hmac
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +26,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, get, post, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
-from litestar.connection import WebSocket
+from litestar.connection import ASGIConnection, WebSocket
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.response import File, ServerSentEvent
@@ -33,6 +39,20 @@ from litestar_queues.litestar import NamedDependency
 STATIC = Path(__file__).parent / "static"
 EVENT_HISTORY = 200
 """Events kept per channel, so a page opened late still shows the whole job."""
+SECRET = os.environ.get("LITESTAR_QUEUES_EXAMPLE_SECRET", "").encode() or secrets.token_bytes(32)
+"""Signs the tokens that let a job's creator watch it."""
+
+
+def events_token(job_id: str) -> str:
+    """The token that lets its holder watch the job's events: given to whoever created the job."""
+    return hmac.new(SECRET, job_id.encode(), "sha256").hexdigest()
+
+
+def may_watch(connection: ASGIConnection[Any, Any, Any, Any], channels: list[str]) -> bool:
+    """The authorization hook of the event streams: a job's own channel, for the holder of its token."""
+    job_id = connection.path_params.get("job_id", "")
+    token = connection.query_params.get("token", "")
+    return channels == [QueueChannels.task(job_id)] and hmac.compare_digest(token, events_token(job_id))
 
 
 class JobRequest(msgspec.Struct):
@@ -51,6 +71,8 @@ class JobView(msgspec.Struct):
     attempts: int
     result: Any = None
     error: str | None = None
+    events_token: str | None = None
+    """Only in the answer to the job's creator: pass it as ``?token=`` to the event streams."""
 
     @classmethod
     def of(cls, record: TaskRecord) -> "JobView":
@@ -67,9 +89,9 @@ async def index() -> File:
 
 @post("/api/jobs")
 async def create_job(data: JSONBody[JobRequest], queue_service: NamedDependency[QueueService]) -> JobView:
-    """Enqueue a report."""
+    """Enqueue a report; the answer carries the token that lets the caller watch it."""
     outcome = await queue_service.enqueue(build_report, data.title, steps=data.steps, step_seconds=data.step_seconds)
-    return JobView.of(outcome.record)
+    return msgspec.structs.replace(JobView.of(outcome.record), events_token=events_token(outcome.id))
 
 
 @get("/api/jobs/{job_id:str}")
@@ -83,13 +105,13 @@ async def get_job(job_id: FromPath[str], queue_service: NamedDependency[QueueSer
 
 @websocket("/api/jobs/{job_id:str}/events")
 async def job_events(socket: WebSocket, job_id: FromPath[str]) -> None:
-    """The job's events, live, over a websocket."""
+    """The job's events, live, over a websocket (``may_watch`` decides first: a refusal closes it with 1008)."""
     await stream_queue_events(socket, [QueueChannels.task(job_id)])
 
 
 @get("/api/jobs/{job_id:str}/events/sse")
 async def job_events_sse(request: Request, job_id: FromPath[str]) -> ServerSentEvent:
-    """The job's events as Server-Sent Events (resumes after ``Last-Event-ID``)."""
+    """The job's events as Server-Sent Events (resumes after ``Last-Event-ID``; a refusal is a 403)."""
     return await sse_queue_events(request, [QueueChannels.task(job_id)])
 
 
@@ -104,7 +126,7 @@ def create_app() -> Litestar:
     )
     return Litestar(
         route_handlers=[index, create_job, get_job, job_events, job_events_sse],
-        plugins=[channels, QueuePlugin(config=queue_config)],
+        plugins=[channels, QueuePlugin(config=queue_config, authorize_channels=may_watch)],
     )
 
 

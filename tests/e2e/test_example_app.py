@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_ws import WebSocketSession, connect_ws
+from httpx_ws import WebSocketSession, WebSocketUpgradeError, connect_ws
 
 from litestar_queues.testing import server_url
 
@@ -19,16 +19,26 @@ TERMINAL = {"task.completed", "task.failed", "task.cancelled"}
 EXPECTED = ["task.started", "task.log", "task.progress", "task.progress", "task.progress", "task.log", "task.completed"]
 
 
+TOKENS: dict[str, str] = {}
+"""The events token each job's creator got (the example app lets only its holder watch the job)."""
+
+
 def enqueue(base_url: str, *, steps: int = 3, step_seconds: float = 0.05) -> str:
     response = httpx.post(
         f"{base_url}/api/jobs", json={"title": "e2e", "steps": steps, "step_seconds": step_seconds}, timeout=5
     )
     assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    job_id = str(response.json()["id"])
+    TOKENS[job_id] = response.json()["events_token"]
+    return job_id
 
 
 def ws_url(base_url: str, job_id: str) -> str:
-    return f"{base_url.replace('http://', 'ws://')}/api/jobs/{job_id}/events"
+    return f"{base_url.replace('http://', 'ws://')}/api/jobs/{job_id}/events?token={TOKENS[job_id]}"
+
+
+def sse_url(base_url: str, job_id: str) -> str:
+    return f"{base_url}/api/jobs/{job_id}/events/sse?token={TOKENS[job_id]}"
 
 
 def receive_until_finished(ws: WebSocketSession) -> list[dict[str, Any]]:
@@ -91,17 +101,29 @@ def test_job_events_over_a_websocket(example_server: Any) -> None:
 
 def test_job_events_over_sse(example_server: Any) -> None:
     job_id = enqueue(example_server.url)
-    with httpx.stream("GET", f"{example_server.url}/api/jobs/{job_id}/events/sse", timeout=10) as response:
+    with httpx.stream("GET", sse_url(example_server.url, job_id), timeout=10) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = read_sse(response)
     assert_one_clean_run(events, job_id)
+
+
+def test_only_the_holder_of_a_jobs_token_may_watch_it(example_server: Any) -> None:
+    job_id, other = enqueue(example_server.url), enqueue(example_server.url)
+    plain = f"{example_server.url}/api/jobs/{job_id}/events/sse"
+    for url in (plain, f"{plain}?token=forged", f"{plain}?token={TOKENS[other]}"):
+        assert httpx.get(url, timeout=5).status_code == 403, url
+    # closed before the handshake completes: uvicorn answers the upgrade request with 403
+    with pytest.raises(WebSocketUpgradeError) as refused, connect_ws(ws_url(example_server.url, job_id).split("?")[0]):
+        pass
+    assert refused.value.response.status_code == 403
+    assert "?token=${token}" in httpx.get(example_server.url + "/", timeout=5).text
 
 
 def test_clients_leaving_mid_stream_do_not_disturb_the_server(example_server: Any) -> None:
     job_id = enqueue(example_server.url, steps=5, step_seconds=0.1)
     with connect_ws(ws_url(example_server.url, job_id)) as ws:
         ws.receive_text(timeout=10)
-    with httpx.stream("GET", f"{example_server.url}/api/jobs/{job_id}/events/sse", timeout=10) as response:
+    with httpx.stream("GET", sse_url(example_server.url, job_id), timeout=10) as response:
         assert len(read_sse(response, stop_after=2)) == 2
     with connect_ws(ws_url(example_server.url, job_id)) as ws:  # the job still streams to whoever stays
         events = receive_until_finished(ws)
@@ -123,15 +145,15 @@ def test_a_subscriber_arriving_after_the_job_gets_its_history(example_server: An
 
 def test_sse_reconnect_resumes_after_last_event_id(example_server: Any) -> None:
     job_id = enqueue(example_server.url, step_seconds=0.2)
-    sse_url = f"{example_server.url}/api/jobs/{job_id}/events/sse"
+    url = sse_url(example_server.url, job_id)
     # A second tab on the websocket stays connected throughout. (MemoryChannelsBackend forgets a channel's history
     # once its last subscriber leaves; a shared backend such as RedisChannelsStreamBackend keeps it by TTL.)
     with connect_ws(ws_url(example_server.url, job_id)) as other_tab:
-        with httpx.stream("GET", sse_url, timeout=10) as response:
+        with httpx.stream("GET", url, timeout=10) as response:
             first = read_sse(response, stop_after=3)
         assert [event["type"] for event in first] == EXPECTED[:3]
         everything = receive_until_finished(other_tab)  # the job runs on while the SSE client is away
-        with httpx.stream("GET", sse_url, headers={"Last-Event-ID": first[-1]["id"]}, timeout=10) as response:
+        with httpx.stream("GET", url, headers={"Last-Event-ID": first[-1]["id"]}, timeout=10) as response:
             rest = read_sse(response)
     assert [event["id"] for event in first + rest] == [event["id"] for event in everything]
     assert_one_clean_run(first + rest, job_id)

@@ -26,10 +26,19 @@ def enqueue_and_wait(base_url: str, wait_for: Any) -> dict[str, Any]:
     return dict(wait_for(finished, what="the in-app worker to run the job"))
 
 
-def test_unknown_backend_stops_startup_with_a_clear_message(launch: Any) -> None:
+def test_unknown_backend_stops_the_app_where_its_config_is_made(launch: Any) -> None:
     server = launch.uvicorn({"LITESTAR_QUEUES_BACKEND": "nosuch://localhost"})
     assert server.wait() != 0
-    assert "litestar-queues could not start: unknown queue backend 'nosuch://localhost'" in server.output
+    assert "ConfigurationError: unknown queue backend 'nosuch://localhost'" in server.output
+
+
+def test_unreachable_backend_stops_startup_with_a_clear_message(launch: Any) -> None:
+    server = launch.uvicorn({"LITESTAR_QUEUES_BACKEND": "sqlite:///no/such/folder/jobs.db"})
+    assert server.wait() != 0
+    assert (
+        "litestar-queues could not start: sqlspec backend (aiosqlite) at sqlite:///no/such/folder/jobs.db: "
+        "the folder" in server.output
+    )
     assert "Application startup failed" in server.output
 
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from litestar.cli.main import litestar_group
 
-from litestar_queues import QueueConfig, QueueService
+from litestar_queues import Outcome, QueueConfig, QueueService, TaskError, TaskStatus
 
 pytest.importorskip("litestar_queues.backends.sqlspec", reason="these tests share a SQLite file with the CLI")
 
@@ -177,3 +177,122 @@ def test_pause_and_resume_a_queue(cli: Invoke, backend_url: str) -> None:
     assert "reports: resumed" in cli("resume", "reports").stdout
     assert "reports: was not paused" in cli("resume", "reports").stdout
     assert json.loads(cli("status", "--json").stdout)["paused"] == {}
+
+
+def test_retry_of_a_record_that_cannot_be_retried_exits_1(cli: Invoke, backend_url: str) -> None:
+    record_id = enqueue_later(backend_url)
+    result = cli("retry", record_id)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: cannot retry {record_id}: it is pending; only failed, cancelled or expired records can be retried"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--args", '["t"]', "--kwargs", '{"steps": "many"}'),
+            "task 'reports.build': argument 'steps' (expects int): Expected `int`, got `str`",
+        ),
+        (("--args", "[[1, 2]]"), "task 'reports.build': argument 'title' (expects str): Expected `str`, got `array`"),
+        (("--args", "[" * 1000 + "]" * 1000), "nested too deeply: values may nest at most 64 levels"),
+    ],
+    ids=["wrong-type-kwarg", "wrong-type-arg", "nested-1000"],
+)
+def test_enqueue_names_the_argument_that_does_not_fit(cli: Invoke, args: tuple[str, ...], message: str) -> None:
+    result = cli("enqueue", "reports.build", *args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.replace("│", " ").split()), result.stderr
+    assert json.loads(cli("list", "--json").stdout)["records"] == [], "nothing was stored"
+
+
+def test_a_bad_option_given_as_kwargs_exits_1_with_one_line(cli: Invoke) -> None:
+    result = cli("enqueue", "reports.build", "--args", '["t"]', "--kwargs", '{"priority": "high"}')
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (  # (before it, the log may say the tables were just created)
+        "Error: task 'reports.build': option 'priority' must be an integer, got 'high' (str)"
+    )
+
+
+def test_a_relative_sqlite_path_in_a_missing_folder_is_one_line(
+    cli: Invoke, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITESTAR_QUEUES_BACKEND", "sqlite:///var/jobs.db")
+    result = cli("list")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: sqlspec backend (aiosqlite) at sqlite:///var/jobs.db: the folder {tmp_path}/var of the database "
+        "file does not exist ('var/jobs.db' is relative to the working directory; for the absolute path "
+        "/var/jobs.db use four slashes: sqlite:////var/jobs.db)"
+    ]
+
+
+def test_an_unknown_postgresql_role_is_one_line_without_the_password(
+    cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litestar_queues.testing import server_url
+
+    url = server_url("LQ_POSTGRES_DSN").replace("postgresql://postgres@", "postgresql://ghost:hunter2@", 1)
+    monkeypatch.setenv("LITESTAR_QUEUES_BACKEND", url)
+    result = cli("status")
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: sqlspec backend (asyncpg) at postgresql://ghost:***@")
+    assert line.endswith('cannot be reached: InvalidAuthorizationSpecificationError: role "ghost" does not exist')
+
+
+def test_show_prints_a_traceback_as_text(cli: Invoke, backend_url: str) -> None:
+    from examples.tasks import build_report
+
+    async def fail_one() -> str:
+        async with QueueService(QueueConfig(queue_backend=backend_url)) as service:
+            record_id = (await service.enqueue(build_report, "x")).record.id
+            claimed = await service.backend.claim_record(
+                record_id, owner="w", now=service.clock.now(), lease_seconds=30
+            )
+            assert claimed is not None
+            error = TaskError(type="builtins.ValueError", message="bad page", traceback='Traceback:\n  File "r.py"\n')
+            failed = Outcome(status=TaskStatus.FAILED, error=error)
+            await service.backend.finish(claimed.lease, failed, now=service.clock.now())
+            return record_id
+
+    record_id = asyncio.run(fail_one())
+    shown = cli("show", record_id).stdout
+    assert "builtins.ValueError: bad page" in shown
+    assert 'traceback:\nTraceback:\n  File "r.py"\n' in shown, shown
+    assert "\\n" not in shown, "no escaped JSON"
+
+
+def test_list_fits_80_columns_and_reads_well_when_piped(cli: Invoke, backend_url: str) -> None:
+    ids = [enqueue_later(backend_url, queue="reports-with-a-long-queue-name") for _ in range(2)]
+    lines = cli("list").stdout.splitlines()  # the runner is not a terminal: as when piped, one line per record
+    assert lines[0].split() == ["id", "status", "attempts", "scheduled", "finished", "queue", "task"]
+    assert [line.split()[0] for line in lines[1:]] == ids[::-1]
+    assert all(line.split()[-2:] == ["reports-with-a-long-queue-name", "reports.build"] for line in lines[1:])
+    assert not any("…" in line for line in lines), "nothing is cut"
+
+
+def test_list_on_a_narrow_terminal_gives_each_record_two_lines(backend_url: str) -> None:
+    from rich.console import Console
+
+    from litestar_queues.litestar.cli import render
+
+    record_id = enqueue_later(backend_url, queue="reports-with-a-long-queue-name")
+
+    async def page() -> Any:
+        async with QueueService(QueueConfig(queue_backend=backend_url)) as service:
+            return await service.list_tasks()
+
+    records = asyncio.run(page()).records
+    narrow = Console(width=80, force_terminal=True, color_system=None, soft_wrap=True, record=True)
+    original, render.console = render.console, narrow
+    try:
+        render.print_records(records, None)
+    finally:
+        render.console = original
+    lines = narrow.export_text().splitlines()
+    assert lines[0] == f"{record_id}  pending  0/2"
+    assert lines[1].startswith("  reports.build on reports-with-a-long-queue-name, scheduled ")
+    assert max(len(line) for line in lines) <= 80

@@ -36,7 +36,7 @@ def examples_importable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         ("plugin_state_keys.py", "jobs_service and jobs_worker are on app.state"),
         pytest.param(
             "realtime_websocket.py",
-            "task.started -> task.log -> task.progress -> task.event -> task.completed",
+            "eve: close 1008\nada: task.started -> task.log -> task.progress -> task.event -> task.completed",
             # The seed's handler declares `task_id: str`; Litestar 2.25 asks for FromPath[str] but still runs it.
             marks=pytest.mark.filterwarnings("ignore:.*'task_id' declared using deprecated inferred style"),
         ),

@@ -157,7 +157,10 @@ def inspect_decode_call(
     hints = typing.get_type_hints(created.fn)
     if not hints or not (args or kwargs):
         return args, kwargs
-    return created._decode_bound(hints, args, kwargs)
+    try:
+        return created._decode_bound(hints, args, kwargs)
+    except msgspec.ValidationError as exc:
+        raise created._decode_error(exc, hints, args, kwargs) from None
 
 
 def outcome(call: Any, *arguments: Any) -> Any:

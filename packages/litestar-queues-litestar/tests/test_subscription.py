@@ -157,3 +157,35 @@ def test_arguments_are_checked(channels_backend: Any) -> None:
 async def test_iterating_before_entering_is_an_error(channels: ChannelsPlugin) -> None:
     with pytest.raises(RuntimeError, match="async with"):
         await anext(aiter(QueueEventSubscription(channels, [TASK])))
+
+
+async def _backlog_settled(subscription: QueueEventSubscription, expected: int) -> None:
+    """Wait until ``expected`` live events reached the subscription's backlog (kept or dropped)."""
+    with anyio.fail_after(5):
+        while len(subscription._backlog) + subscription._dropped < expected:
+            await anyio.sleep(0.005)
+
+
+async def test_a_slow_reader_gets_a_gap_event_and_the_newest_events(
+    channels: ChannelsPlugin, make_event: MakeEvent
+) -> None:
+    events = [make_event("t1", n) for n in range(1, 21)]
+    async with QueueEventSubscription(channels, [TASK], history=0, max_backlog=5) as subscription:
+        await publish(channels, *events)
+        await _backlog_settled(subscription, 5 + 15)
+        assert len(subscription._backlog) == 5, "memory held for a reader that does not read stays bounded"
+        messages = aiter(subscription)
+        with anyio.fail_after(5):
+            gap = QueueEvent.from_json((await anext(messages)).data)
+        assert (gap.type, gap.payload, gap.level) == ("stream.gap", {"dropped": 15}, "warning")
+        assert await take(messages, 5) == [event.id for event in events[15:]]
+        later = make_event("t1", 21)
+        await publish(channels, later)
+        assert await take(messages, 1) == [later.id], "after the gap, live events flow again with no new gap"
+        await messages.aclose()
+
+
+def test_max_backlog_must_be_positive(channels_backend: Any) -> None:
+    plugin = ChannelsPlugin(channels_backend, arbitrary_channels_allowed=True)
+    with pytest.raises(ValueError, match="max_backlog"):
+        QueueEventSubscription(plugin, [TASK], max_backlog=0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from litestar_queues.backends.redis import RedisBackend, RedisBackendConfig
+from litestar_queues.backends.resp.testing import corrupt_args
 from litestar_queues.records import new_record_id
 from litestar_queues.testing import BackendConformance
 from litestar_queues.testing.servers import server_url
@@ -30,3 +32,7 @@ class TestRedisBackend(BackendConformance):
     async def second_backend(self, backend: RedisBackend, config: RedisBackendConfig) -> AsyncIterator[RedisBackend]:
         async with config.create_backend() as other:
             yield other
+
+    @pytest.fixture
+    def corrupt_record(self, backend: RedisBackend) -> Callable[[str], Awaitable[str]]:
+        return functools.partial(corrupt_args, backend)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend
+from litestar_queues.backends.sqlspec.testing import corrupt_args
 from litestar_queues.testing import BackendConformance
 
 
@@ -22,6 +24,10 @@ class _SQLSpecConformance(BackendConformance):
     async def backend(self, factory: Any) -> SQLSpecBackend:
         backend: SQLSpecBackend = await factory.open()
         return backend
+
+    @pytest.fixture
+    def corrupt_record(self, backend: SQLSpecBackend) -> Callable[[str], Awaitable[str]]:
+        return functools.partial(corrupt_args, backend)
 
     @pytest.fixture
     async def second_backend(self, factory: Any, backend: SQLSpecBackend) -> SQLSpecBackend:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from litestar_queues.backends.resp.testing import corrupt_args
 from litestar_queues.backends.valkey import ValkeyBackend, ValkeyBackendConfig
 from litestar_queues.records import new_record_id
 from litestar_queues.testing import BackendConformance
@@ -30,3 +32,7 @@ class TestValkeyBackend(BackendConformance):
     async def second_backend(self, backend: ValkeyBackend, config: ValkeyBackendConfig) -> AsyncIterator[ValkeyBackend]:
         async with config.create_backend() as other:
             yield other
+
+    @pytest.fixture
+    def corrupt_record(self, backend: ValkeyBackend) -> Callable[[str], Awaitable[str]]:
+        return functools.partial(corrupt_args, backend)

@@ -21,7 +21,12 @@ Conventions shared by every method:
 * Record ids are UUID strings in canonical form (36 characters, lowercase hex and hyphens), time-ordered
   UUIDv7 as made by :func:`~litestar_queues.records.new_record_id`. Every record id the core passes in has
   that form, also the ids of records that do not exist, so a native UUID column can store them (its byte
-  order is their string order). Keys, queue and task names, owners, worker ids and lock names are free text.
+  order is their string order). Keys, queue and task names, owners, worker ids and lock names are free text
+  within the core's limits (:mod:`litestar_queues.limits`: at most 255 characters, no NUL character).
+* A stored record that cannot be decoded is decoded field by field with
+  :func:`~litestar_queues.salvage.salvage_record` (its ``error`` names the broken fields) and returned like any
+  other, never failing the whole call; ``claim`` and ``claim_record`` fail it under its fence instead of returning
+  it (:func:`~litestar_queues.salvage.isolate_undecodable`, ``isolate_undecodable_record``) and return the rest.
 * ``limit <= 0`` selects nothing: ``claim`` and ``expired_leases`` return ``[]``, ``expire`` and ``prune``
   return ``0`` and ``query`` an empty last page; nothing changes.
 * Where a method names an error (``DuplicateTaskError``, ``UnsupportedOperation``), raise exactly that, not

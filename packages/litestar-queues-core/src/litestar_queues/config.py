@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from litestar_queues.backend import BackendConfig, QueueBackend
 from litestar_queues.clock import Clock, SystemClock
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.config import QueueEventConfig
+from litestar_queues.limits import check_int, check_name, check_seconds
 from litestar_queues.targets import ExecutionConfig
 
 if TYPE_CHECKING:
     from litestar_queues.litestar.dashboard import DashboardConfig
 
-__all__ = ("BUILTIN_EXECUTION_BACKENDS", "QueueConfig", "WorkerConfig", "default_worker_id", "resolve_backend")
+__all__ = (
+    "BUILTIN_EXECUTION_BACKENDS",
+    "QueueConfig",
+    "WorkerConfig",
+    "backend_config",
+    "default_worker_id",
+    "redact_url",
+    "resolve_backend",
+)
 
 BUILTIN_EXECUTION_BACKENDS = frozenset({"local", "immediate"})
 
@@ -42,6 +53,75 @@ def default_worker_id() -> str:
     return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password (in the user part or a ``password=`` query parameter) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            name = user.split(":", 1)[0]
+            netloc = f"{name}:***@{host}" if name else f"***@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else item
+        for item in parts.query.split("&")
+        if item
+        for name in (item.split("=", 1)[0],)
+    )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to hide (and urlunsplit would drop the "//" of "sqlite:///x.db")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _provider(url: str) -> tuple[str, str, str, str]:
+    """The scheme, module, config class and install hint of the backend a name or URL names.
+
+    Raises:
+        ConfigurationError: unknown name or scheme.
+    """
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else url.lower()
+    try:
+        return (scheme, *_URL_BACKENDS[scheme])
+    except KeyError:
+        known = ", ".join(sorted({"memory", *(f"{s}://" for s in _URL_BACKENDS if s != "memory")}))
+        raise ConfigurationError(
+            f"unknown queue backend {redact_url(url)!r}; use one of: {known}, or a typed config"
+        ) from None
+
+
+def backend_config(url: str) -> BackendConfig:
+    """Return the typed configuration of a backend name or URL (``"memory"``, ``redis://...``, ...).
+
+    Raises:
+        ConfigurationError: unknown name or scheme, a malformed URL, or the distribution providing it is not
+            installed.
+    """
+    scheme, module_name, class_name, install = _provider(url)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"queue backend {redact_url(url)!r} needs {install}: pip install '{install}'") from exc
+    config_class = getattr(module, class_name)
+    config: BackendConfig = config_class() if scheme == "memory" else config_class.from_url(url)
+    return config
+
+
+def _check_backend_url(url: str) -> None:
+    """Check a backend name or URL now: its scheme, and its form when the distribution providing it is installed
+    (a missing one is reported when the backend is created, so a configuration can be made without it).
+
+    Raises:
+        ConfigurationError: unknown name or scheme, or a malformed URL.
+    """
+    _, module_name, _, _ = _provider(url)
+    try:
+        installed = importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:  # not even its parent package (litestar_queues.backends) is installed
+        installed = False
+    if installed:
+        backend_config(url)
+
+
 def resolve_backend(value: str | BackendConfig | QueueBackend) -> QueueBackend:
     """Turn ``"memory"``, a URL (``redis://``, ``valkey://``, ``postgresql://``, ``sqlite:///``, ``mysql://``), a typed
     backend config or a backend instance into an (unopened) backend.
@@ -57,20 +137,7 @@ def resolve_backend(value: str | BackendConfig | QueueBackend) -> QueueBackend:
         raise ConfigurationError(
             f"queue_backend must be a backend name, a URL or a typed backend config, got {type(value).__name__}"
         )
-    scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else value.lower()
-    try:
-        module_name, class_name, install = _URL_BACKENDS[scheme]
-    except KeyError:
-        known = ", ".join(sorted({"memory", *(f"{s}://" for s in _URL_BACKENDS if s != "memory")}))
-        raise ConfigurationError(f"unknown queue backend {value!r}; use one of: {known}, or a typed config") from None
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"queue backend {value!r} needs {install}: pip install '{install}'") from exc
-    config_class = getattr(module, class_name)
-    config = config_class() if scheme == "memory" else config_class.from_url(value)
-    backend: QueueBackend = config.create_backend()
-    return backend
+    return backend_config(value).create_backend()
 
 
 @dataclass(kw_only=True)
@@ -112,9 +179,14 @@ class WorkerConfig:
     crash_retries: int = 2
 
     def __post_init__(self) -> None:
+        """Check every setting.
+
+        Raises:
+            ConfigurationError: a setting has a wrong type or value; the message names it and the value.
+        """
         for name in ("batch_size", "concurrency"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"WorkerConfig.{name} must be at least 1, got {getattr(self, name)}")
+            check_int(getattr(self, name), f"WorkerConfig.{name}", minimum=1)
+        check_int(self.crash_retries, "WorkerConfig.crash_retries", minimum=0)
         for name in (
             "poll_interval",
             "heartbeat_interval",
@@ -122,18 +194,36 @@ class WorkerConfig:
             "maintenance_interval",
             "reconcile_interval",
         ):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"WorkerConfig.{name} must be positive, got {getattr(self, name)}")
+            setattr(self, name, check_seconds(getattr(self, name), f"WorkerConfig.{name}", positive=True))
+        self.drain_timeout = check_seconds(self.drain_timeout, "WorkerConfig.drain_timeout")
+        if self.retention is not None:
+            self.retention = check_seconds(self.retention, "WorkerConfig.retention (None keeps finished records)")
         if self.heartbeat_interval >= self.stale_threshold:
             raise ConfigurationError(
                 f"WorkerConfig.heartbeat_interval ({self.heartbeat_interval}s) must be shorter than stale_threshold "
                 f"({self.stale_threshold}s), or running work would be recovered while its worker is alive"
             )
-        if self.drain_timeout < 0 or self.crash_retries < 0:
-            raise ConfigurationError("WorkerConfig.drain_timeout and crash_retries must not be negative")
+        if self.queues is not None:
+            if isinstance(self.queues, str):  # type: ignore[unreachable]  # a common slip: ("a") is a str
+                raise ConfigurationError(
+                    f"WorkerConfig.queues must be a tuple of queue names, not a string: use ({self.queues!r},)"
+                )
+            if not isinstance(self.queues, (tuple, list)) or not self.queues:
+                raise ConfigurationError(
+                    f"WorkerConfig.queues must be a non-empty tuple of queue names (or None), got {self.queues!r}"
+                )
+            self.queues = tuple(
+                dict.fromkeys(check_name(queue, "a queue name in WorkerConfig.queues") for queue in self.queues)
+            )
+        if not isinstance(self.queue_concurrency, dict):
+            raise ConfigurationError(
+                f"WorkerConfig.queue_concurrency must be a dict of queue name to cap, got {self.queue_concurrency!r}"
+            )
         for queue, cap in self.queue_concurrency.items():
-            if cap < 1:
-                raise ConfigurationError(f"WorkerConfig.queue_concurrency[{queue!r}] must be at least 1, got {cap}")
+            check_name(queue, "a queue name in WorkerConfig.queue_concurrency")
+            check_int(cap, f"WorkerConfig.queue_concurrency[{queue!r}]", minimum=1)
+        if self.worker_id is not None:
+            check_name(self.worker_id, "WorkerConfig.worker_id")
 
 
 @dataclass(kw_only=True)
@@ -175,13 +265,48 @@ class QueueConfig:
     dashboard: DashboardConfig | None = None
 
     def __post_init__(self) -> None:
+        """Check every setting; a backend name or URL is checked now (its scheme, and its form where the providing
+        distribution is installed), not at startup.
+
+        Raises:
+            ConfigurationError: a setting has a wrong type or value; the message names it and the value.
+        """
         if isinstance(self.task_modules, str):  # type: ignore[unreachable]  # a common slip: ("app.tasks") is a str
             raise ConfigurationError(
-                f"task_modules must be a tuple of module names, not a string: use ({self.task_modules!r},)"
+                f"QueueConfig.task_modules must be a tuple of module names, not a string: use ({self.task_modules!r},)"
+            )
+        if not isinstance(self.task_modules, (tuple, list)) or not all(
+            isinstance(module, str) and module for module in self.task_modules
+        ):
+            raise ConfigurationError(
+                f"QueueConfig.task_modules must be a tuple of module names, got {self.task_modules!r}"
             )
         self.task_modules = tuple(self.task_modules)
         self.execution_backends = tuple(self.execution_backends)
         self._check_execution_backends()
+        _check_type(self.worker, WorkerConfig, "QueueConfig.worker", "WorkerConfig(...)")
+        _check_type(self.event_config, QueueEventConfig, "QueueConfig.event_config", "QueueEventConfig(...)")
+        for name in ("initialize_schedules", "in_app_worker"):
+            if type(getattr(self, name)) is not bool:
+                raise ConfigurationError(f"QueueConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name in (
+            "queue_service_dependency_key",
+            "queue_service_state_key",
+            "queue_worker_state_key",
+            "queue_event_publisher_state_key",
+            "channels_backend_state_key",
+        ):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigurationError(f"QueueConfig.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not callable(getattr(self.clock, "now", None)):
+            raise ConfigurationError(f"QueueConfig.clock must have a now() method, got {self.clock!r}")
+        if isinstance(self.queue_backend, str):
+            _check_backend_url(self.queue_backend)
+        elif not isinstance(self.queue_backend, (BackendConfig, QueueBackend)):
+            raise ConfigurationError(
+                "QueueConfig.queue_backend must be a backend name, a URL or a typed backend config, "
+                f"got {self.queue_backend!r}"
+            )
 
     @property
     def default_execution_backend(self) -> str:
@@ -218,3 +343,8 @@ class QueueConfig:
                 f"unknown execution_backend {self.default_execution_backend!r}; use one of {', '.join(known)}, or a "
                 "typed config such as CloudRunExecutionConfig(...)"
             )
+
+
+def _check_type(value: object, expected: type, what: str, example: str) -> None:
+    if not isinstance(value, expected):
+        raise ConfigurationError(f"{what} must be {example}, got {value!r} ({type(value).__name__})")

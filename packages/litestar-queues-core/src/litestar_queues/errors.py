@@ -9,6 +9,7 @@ __all__ = (
     "NonRetryableError",
     "QueueError",
     "RecordNotFoundError",
+    "RecordStateError",
     "SerializationError",
     "TaskFailedError",
     "TaskNotFoundError",
@@ -39,6 +40,14 @@ class TaskNotFoundError(QueueError, LookupError):
 
 class RecordNotFoundError(QueueError, LookupError):
     """No queue record exists with the given id."""
+
+
+class RecordStateError(QueueError, ValueError):
+    """The record's status does not allow the operation, e.g. retrying a record that completed; ``record`` is it."""
+
+    def __init__(self, record: object, message: str) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 class DuplicateTaskError(QueueError):

@@ -15,9 +15,16 @@ import msgspec
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.config import QueueConfig, resolve_backend
-from litestar_queues.errors import ConfigurationError, DuplicateTaskError, RecordNotFoundError, TaskFailedError
+from litestar_queues.errors import (
+    ConfigurationError,
+    DuplicateTaskError,
+    RecordNotFoundError,
+    RecordStateError,
+    TaskFailedError,
+)
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
+from litestar_queues.limits import check_arguments, is_storable, stored_record_id
 from litestar_queues.records import (
     EnqueueOutcome,
     QueueStatistics,
@@ -31,6 +38,7 @@ from litestar_queues.records import (
     new_record_id,
 )
 from litestar_queues.runner import AttemptRunner
+from litestar_queues.salvage import is_undecodable
 from litestar_queues.scheduler import (
     SCHEDULE_METADATA_KEY,
     ScheduleInfo,
@@ -43,7 +51,14 @@ from litestar_queues.scheduler import (
 )
 from litestar_queues.serialization import encode_arguments
 from litestar_queues.targets import ExecutionTarget, check_task_targets, create_targets
-from litestar_queues.task import ENQUEUE_OPTION_NAMES, Task, TaskOptions, TaskRegistry, default_registry
+from litestar_queues.task import (
+    ENQUEUE_OPTION_NAMES,
+    Task,
+    TaskOptions,
+    TaskRegistry,
+    changed_options,
+    default_registry,
+)
 
 __all__ = ("CANCELLABLE", "RETRYABLE", "EnqueueRequest", "QueueService")
 
@@ -51,12 +66,6 @@ logger = logging.getLogger("litestar_queues.service")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _check_record_id(record_id: str) -> None:
-    """Raise ``RecordNotFoundError`` for a value no record id can have, before a backend sees it."""
-    if not is_record_id(record_id):
-        raise RecordNotFoundError(f"no record {record_id!r} (record ids are UUID strings)")
 
 
 def _checked_queue(queue: str) -> str:
@@ -177,6 +186,7 @@ class QueueService:
 
         Raises:
             TypeError: the arguments do not fit the task's signature.
+            ConfigurationError: an option passed by name is invalid; the message names it.
             SerializationError: an argument cannot be encoded; the message names it.
         """
         call_kwargs: dict[str, Any] = kwargs
@@ -189,7 +199,7 @@ class QueueService:
                 if name in ENQUEUE_OPTION_NAMES and name not in task.signature.parameters
             }
             if option_overrides:
-                options = msgspec.structs.replace(options, **option_overrides)
+                options = changed_options(task.name, options, option_overrides)
         task.check_call(args, call_kwargs)
         encoded_args, encoded_kwargs = encode_arguments(task.name, args, call_kwargs)
         return EnqueueRequest(task_name=task.name, args=encoded_args, kwargs=encoded_kwargs, options=options)
@@ -207,16 +217,31 @@ class QueueService:
     ) -> EnqueueOutcome:
         """Enqueue a registered task by name (CLI, admin tools).
 
+        Unlike ``enqueue`` (whose callers a type checker sees), the arguments are also checked against the types
+        of the task's parameters, as a worker will convert them, before anything is stored.
+
         Raises:
             TaskNotFoundError: no task has that name.
+            TypeError: the arguments do not fit the task's signature or its parameters' types; the message names
+                the parameter.
         """
         task = self.registry.get(task_name)
         if options:
             task = task.using(**options)
-        return await self.enqueue(task, *args, **(kwargs or {}))
+        request = self.request(task, *args, **(kwargs or {}))
+        try:
+            task.decode_call(list(request.args), dict(request.kwargs))
+        except msgspec.ValidationError as exc:
+            raise TypeError(str(exc)) from None
+        (outcome,) = await self.enqueue_many([request])
+        return outcome
 
     async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueOutcome]:
-        """Enqueue many calls in one backend round trip (per chunk); outcomes come back in order."""
+        """Enqueue many calls in one backend round trip (per chunk); outcomes come back in order.
+
+        Raises:
+            SerializationError: an argument holds NaN or an infinity, or nests too deeply (nothing is enqueued).
+        """
         now = self.clock.now()
         records = [self._record(request, now) for request in requests]
         if not records:
@@ -235,9 +260,8 @@ class QueueService:
 
     def _record(self, request: EnqueueRequest, now: datetime, *, record_id: str | None = None) -> TaskRecord:
         options = request.options
+        check_arguments(request.task_name, request.args, request.kwargs)
         if options.scheduled_at is not None:
-            if options.scheduled_at.tzinfo is None:
-                raise ValueError(f"task {request.task_name!r}: scheduled_at must be timezone-aware")
             scheduled_at = options.scheduled_at
         else:
             scheduled_at = now + timedelta(seconds=options.delay) if options.delay else now
@@ -372,13 +396,18 @@ class QueueService:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    async def get_task(self, record_id: str) -> TaskRecord | None:
-        """The record with ``record_id``, or ``None`` (also when ``record_id`` is no record id at all)."""
-        return await self.backend.get(record_id) if is_record_id(record_id) else None
+    async def get_task(self, record_id: str | uuid.UUID) -> TaskRecord | None:
+        """The record with ``record_id``, or ``None``.
+
+        Raises:
+            TypeError: ``record_id`` is neither a ``str`` nor a ``UUID``.
+        """
+        stored_id = stored_record_id(record_id)
+        return None if stored_id is None else await self.backend.get(stored_id)
 
     async def get_task_by_key(self, key: str) -> TaskRecord | None:
         """The active record holding ``key``, else the latest record that had it, else ``None``."""
-        return await self.backend.get_by_key(key)
+        return await self.backend.get_by_key(key) if is_storable(key) else None
 
     async def list_tasks(
         self,
@@ -393,6 +422,8 @@ class QueueService:
         where = RecordFilter(
             status=TaskStatus(status) if status is not None else None, queue=queue, task_name=task_name
         )
+        if not _can_match(where) or (cursor is not None and not is_record_id(cursor)):
+            return RecordPage([], None)
         return await self.backend.query(where, limit=limit, cursor=cursor)
 
     async def get_statistics(self, queue: str | None = None, *, count_limit: int | None = None) -> QueueStatistics:
@@ -403,20 +434,22 @@ class QueueService:
         """
         if count_limit is not None and count_limit < 0:
             raise ValueError(f"count_limit must not be negative, got {count_limit}")
+        if queue is not None and not is_storable(queue):
+            return QueueStatistics(counts=dict.fromkeys(TaskStatus, 0), queue=queue)
         return await self.backend.statistics(now=self.clock.now(), queue=queue, count_limit=count_limit)
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Live workers."""
         return await self.backend.list_workers(now=self.clock.now())
 
-    async def wait_for(self, record_id: str, timeout: float | None = None) -> TaskRecord:
+    async def wait_for(self, record_id: str | uuid.UUID, timeout: float | None = None) -> TaskRecord:
         """Wait until the record is terminal and return it (pushed where the backend can, polled otherwise).
 
         Raises:
             RecordNotFoundError: no such record.
             TimeoutError: not terminal within ``timeout`` seconds.
         """
-        _check_record_id(record_id)
+        record_id = _existing_id(record_id)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         pushes = Capability.FINISH_WAKEUP in self.backend.capabilities
@@ -436,14 +469,14 @@ class QueueService:
                 await asyncio.sleep(min(poll, remaining) if remaining is not None else poll)
                 poll = min(poll * 2, 0.5)
 
-    async def result(self, record_id: str, timeout: float | None = None) -> Any:
+    async def result(self, record_id: str | uuid.UUID, timeout: float | None = None) -> Any:
         """Wait for the record and return its result, converted to the task's return annotation.
 
         Raises:
-            TaskFailedError: it ended failed, cancelled or expired.
+            TaskFailedError: it ended failed, cancelled or expired, or its stored result cannot be decoded.
         """
         record = await self.wait_for(record_id, timeout)
-        if record.status is not TaskStatus.COMPLETED:
+        if record.status is not TaskStatus.COMPLETED or is_undecodable(record):
             detail = f": {record.error.type}: {record.error.message}" if record.error else ""
             raise TaskFailedError(record, f"task {record.task_name} ({record.id}) ended {record.status.value}{detail}")
         if record.task_name in self.registry:
@@ -476,7 +509,7 @@ class QueueService:
 
     # -- control -----------------------------------------------------------------------------------
 
-    async def cancel(self, record_id: str) -> TaskRecord:
+    async def cancel(self, record_id: str | uuid.UUID) -> TaskRecord:
         """Cancel pending work at once; request cancellation of running work.
 
         A worker running it interrupts it at its next lease renewal; a remote target (Cloud Run) ends the record
@@ -485,8 +518,7 @@ class QueueService:
         Raises:
             RecordNotFoundError: no such record.
         """
-        _check_record_id(record_id)
-        record = await self.backend.cancel(record_id, now=self.clock.now())
+        record = await self.backend.cancel(_existing_id(record_id), now=self.clock.now())
         if record is None:
             raise RecordNotFoundError(f"no record {record_id!r}")
         if record.status is TaskStatus.RUNNING:
@@ -557,6 +589,8 @@ class QueueService:
         remaining = limit
         for wanted in statuses:
             where = RecordFilter(status=wanted, queue=queue, task_name=task_name)
+            if not _can_match(where):
+                continue
             cursor: str | None = None
             while remaining is None or remaining > 0:
                 size = 200 if remaining is None else min(200, remaining)
@@ -569,17 +603,51 @@ class QueueService:
                     break
                 cursor = page.next_cursor
 
-    async def retry(self, record_id: str) -> TaskRecord:
+    async def retry(self, record_id: str | uuid.UUID) -> TaskRecord:
         """Put a failed, cancelled or expired record back to pending.
 
         Raises:
             RecordNotFoundError: no such record.
+            RecordStateError: the record is pending, running or completed (nothing to retry), or it cannot be
+                decoded (it would only fail again).
             DuplicateTaskError: another active record holds its key.
         """
-        _check_record_id(record_id)
+        record_id = _existing_id(record_id)
+        stored = await self.backend.get(record_id)
+        if stored is None:
+            raise RecordNotFoundError(f"no record {record_id!r}")
+        if is_undecodable(stored):
+            raise RecordStateError(stored, f"cannot retry: {stored.error.message if stored.error else record_id}")
+        if stored.status not in _RETRYABLE:
+            raise RecordStateError(
+                stored,
+                f"cannot retry {record_id}: it is {stored.status.value}; "
+                "only failed, cancelled or expired records can be retried",
+            )
         record = await self.backend.requeue(record_id, now=self.clock.now())
         if record is None:
             raise RecordNotFoundError(f"no record {record_id!r}")
         if record.status is TaskStatus.PENDING and record.execution_backend == "immediate":
             return await self._run_inline(record.id)
         return record
+
+
+def _existing_id(record_id: str | uuid.UUID) -> str:
+    """The stored form of ``record_id``.
+
+    Raises:
+        TypeError: it is neither a ``str`` nor a ``UUID``.
+        RecordNotFoundError: no record can have it (record ids are UUID strings).
+    """
+    stored_id = stored_record_id(record_id)
+    if stored_id is None:
+        raise RecordNotFoundError(f"no record {record_id!r} (record ids are UUID strings)")
+    return stored_id
+
+
+def _can_match(where: RecordFilter) -> bool:
+    """Whether a record can hold the names ``where`` asks for (else the backend need not be asked)."""
+    return all(name is None or is_storable(name) for name in (where.queue, where.task_name))
+
+
+_RETRYABLE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED})

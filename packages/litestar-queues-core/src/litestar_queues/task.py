@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from litestar_queues.cron import CronExpression, parse_cron
-from litestar_queues.errors import ConfigurationError, TaskNotFoundError
-from litestar_queues.serialization import convert_value
+from litestar_queues.errors import ConfigurationError, SerializationError, TaskNotFoundError
+from litestar_queues.limits import check_int, check_json_value, check_name, check_seconds
+from litestar_queues.serialization import convert_value, encode_value
 
 __all__ = (
     "ENQUEUE_OPTION_NAMES",
@@ -22,6 +23,7 @@ __all__ = (
     "Task",
     "TaskOptions",
     "TaskRegistry",
+    "changed_options",
     "default_registry",
     "task",
 )
@@ -36,7 +38,12 @@ _PLAIN_KINDS = frozenset({inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Param
 
 
 class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """How a task's records are created; set on ``@task`` and overridden per call with ``Task.using``."""
+    """How a task's records are created; set on ``@task`` and overridden per call with ``Task.using``.
+
+    Every way of setting options (``@task``, ``Task.using``, option names passed to ``enqueue``, the CLI) builds
+    one of these, and building one checks every option (:meth:`__post_init__`), so a bad value fails where it
+    is given, with the same message everywhere. Durations may be given as ``timedelta``.
+    """
 
     queue: str = "default"
     priority: int = 0
@@ -66,9 +73,82 @@ class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Requeue the attempt when its worker dies (lease expires); ``False`` fails it instead."""
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Check every option and store durations as float seconds.
+
+        Raises:
+            ConfigurationError: an option has a wrong type or value; the message names it and the value.
+        """
+        check_name(self.queue, "option 'queue'")
+        check_int(self.priority, "option 'priority'")
+        check_int(self.retries, "option 'retries'", minimum=0)
+        _set_seconds(self, "retry_backoff", positive=False)
+        _set_seconds(self, "timeout", positive=True)
+        _set_seconds(self, "delay", positive=False)
+        _set_seconds(self, "expires_in", positive=True)
+        for name in ("execution_backend", "execution_profile", "key"):
+            if getattr(self, name) is not None:
+                check_name(getattr(self, name), f"option {name!r}")
+        if self.description is not None and not isinstance(self.description, str):
+            raise ConfigurationError(f"option 'description' must be a string, got {self.description!r}")
+        if self.log_level is not None and (
+            not isinstance(self.log_level, str) or self.log_level.upper() not in _LOG_LEVELS
+        ):
+            raise ConfigurationError(
+                f"option 'log_level' must be one of {sorted(_LOG_LEVELS)} (any case), got {self.log_level!r}"
+            )
+        for name in ("quiet_success", "requeue_stale"):
+            if type(getattr(self, name)) is not bool:
+                raise ConfigurationError(f"option {name!r} must be True or False, got {getattr(self, name)!r}")
+        if self.scheduled_at is not None and (
+            not isinstance(self.scheduled_at, datetime) or self.scheduled_at.utcoffset() is None
+        ):
+            raise ConfigurationError(
+                f"option 'scheduled_at' must be a timezone-aware datetime, got {self.scheduled_at!r}"
+            )
+        if not isinstance(self.metadata, dict):
+            raise ConfigurationError(f"option 'metadata' must be a dict, got {self.metadata!r}")
+        if self.metadata:
+            try:
+                metadata = encode_value(self.metadata, "option 'metadata'")
+                check_json_value(metadata, "option 'metadata'")
+            except SerializationError as exc:
+                raise ConfigurationError(str(exc)) from None
+            msgspec.structs.force_setattr(self, "metadata", metadata)
+
+
+_LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+
+
+def _set_seconds(options: TaskOptions, name: str, *, positive: bool) -> None:
+    value = getattr(options, name)
+    if value is not None:
+        seconds = check_seconds(value, f"option {name!r}", positive=positive)
+        if type(value) is not float:  # an int or a timedelta: stored as float seconds
+            msgspec.structs.force_setattr(options, name, seconds)
+
 
 ENQUEUE_OPTION_NAMES: frozenset[str] = frozenset(TaskOptions.__struct_fields__)
 """Per-call option names, accepted by ``Task.using`` (and by ``QueueService.enqueue`` when not task parameters)."""
+_DEFAULT_OPTIONS = TaskOptions()
+
+
+def changed_options(task_name: str, options: TaskOptions, changes: Mapping[str, Any]) -> TaskOptions:
+    """Return ``options`` with ``changes`` applied and checked: how ``@task``, ``Task.using``, enqueue keywords and
+    the CLI all set options.
+
+    Raises:
+        TypeError: an option name is unknown.
+        ConfigurationError: an option value is invalid; the message names the task, the option and the value.
+    """
+    unknown = changes.keys() - ENQUEUE_OPTION_NAMES
+    if unknown:
+        valid = ", ".join(sorted(ENQUEUE_OPTION_NAMES))
+        raise TypeError(f"task {task_name!r}: unknown task option(s) {sorted(unknown)}; valid options: {valid}")
+    try:
+        return msgspec.structs.replace(options, **changes)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"task {task_name!r}: {exc}") from None
 
 
 class Schedule(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,14 +267,13 @@ class Task(Generic[P, R]):
 
         Raises:
             TypeError: an option name is unknown.
+            ConfigurationError: an option value is invalid (the message names the task, the option and the value).
         """
-        unknown = set(overrides) - ENQUEUE_OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unknown task option(s) {sorted(unknown)}; valid options: {sorted(ENQUEUE_OPTION_NAMES)}")
-        clone: Task[P, R] = Task(
-            self.fn, name=self.name, options=msgspec.structs.replace(self.options, **overrides), schedule=self.schedule
-        )
-        clone._hints, clone._shape, clone._decoders = self._hints, self._shape, self._decoders
+        options = changed_options(self.name, self.options, overrides)
+        clone: Task[P, R] = object.__new__(Task)  # everything but the options is shared: no inspect.signature again
+        for slot in Task.__slots__:
+            setattr(clone, slot, getattr(self, slot))
+        clone.options = options
         return clone
 
     def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -232,14 +311,51 @@ class Task(Generic[P, R]):
         return self._hints
 
     def decode_call(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        """Convert stored builtin arguments back to the annotated parameter types."""
+        """Convert stored builtin arguments back to the annotated parameter types.
+
+        Raises:
+            msgspec.ValidationError: an argument does not convert to its parameter's type; the message names the
+                task and the parameter.
+        """
         hints = self._type_hints()
         if not hints or not (args or kwargs):
             return args, kwargs
         shape = self._call_shape()
+        try:
+            if shape.is_plain(args, kwargs):
+                return self._decode_plain(shape, hints, args, kwargs)
+            return self._decode_bound(hints, args, kwargs)
+        except msgspec.ValidationError as exc:
+            raise self._decode_error(exc, hints, args, kwargs) from None
+
+    def _decode_error(
+        self, exc: msgspec.ValidationError, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> msgspec.ValidationError:
+        """``exc`` of ``decode_call`` naming the task and the first argument that does not convert (error path)."""
+        shape = self._call_shape()
         if shape.is_plain(args, kwargs):
-            return self._decode_plain(shape, hints, args, kwargs)
-        return self._decode_bound(hints, args, kwargs)
+            arguments: dict[str, Any] = {**dict(zip(shape.names, args, strict=False)), **kwargs}
+        else:
+            arguments = self.signature.bind_partial(*args, **kwargs).arguments
+        culprit = ""
+        for name, value in arguments.items():
+            annotation = hints.get(name)
+            if annotation is None or annotation is Any:
+                continue
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                values = value
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                values = value.values()
+            else:
+                values = (value,)
+            try:
+                for item in values:
+                    convert_value(item, annotation)
+            except msgspec.ValidationError:
+                culprit = f"argument {name!r} (expects {_type_name(annotation)}): "
+                break
+        return msgspec.ValidationError(f"task {self.name!r}: {culprit}{exc}")
 
     def _decode_bound(
         self, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
@@ -298,17 +414,28 @@ class TaskRegistry:
         self._lock = threading.Lock()
 
     def register(self, task: Task[Any, Any]) -> None:
-        """Add a task; re-registering the same function (a module reload) replaces it.
+        """Add a task. A name belongs to one function: registering another function under a taken name raises,
+        except a redefinition of the same function (a module reload, or a factory defining it running again),
+        which replaces it.
+
+        A lambda or a function defined inside another function is such a redefinition only if it has the same
+        code and was named explicitly: under a default name (``module.<locals>.fn``, ``module.<lambda>``) two
+        different closures could not be told apart, so the second one raises.
 
         Raises:
             ConfigurationError: another function already uses the name.
         """
         with self._lock:
             existing = self._tasks.get(task.name)
-            if existing is not None and _qualified(existing.fn) != _qualified(task.fn):
+            if existing is not None and existing.fn is not task.fn and not _redefines(existing, task):
+                hint = (
+                    "lambdas and functions defined inside other functions share their default name: "
+                    "give each one a name with @task('...')"
+                    if task.name == _default_name(task.fn)
+                    else "give one of them another name"
+                )
                 raise ConfigurationError(
-                    f"task name {task.name!r} is used by both {_qualified(existing.fn)} and {_qualified(task.fn)}; "
-                    "give one of them another name"
+                    f"task name {task.name!r} is used by both {_describe(existing.fn)} and {_describe(task.fn)}; {hint}"
                 )
             self._tasks[task.name] = task
 
@@ -360,17 +487,29 @@ def _decode(value: Any, annotation: Any, exact: type | None) -> Any:
     return value if annotation is None or type(value) is exact else convert_value(value, annotation)
 
 
-def _qualified(fn: Callable[..., Any]) -> str:
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def _seconds(value: float | timedelta | None, what: str) -> float | None:
-    if value is None:
-        return None
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
-        raise ConfigurationError(f"{what} must not be negative, got {value!r}")
-    return seconds
+def _redefines(existing: Task[Any, Any], task: Task[Any, Any]) -> bool:
+    """Whether ``task`` is a redefinition of the function ``existing`` registered (see ``TaskRegistry.register``)."""
+    qualified = _default_name(task.fn)
+    if qualified != _default_name(existing.fn):
+        return False
+    if "<" not in qualified:  # module level: a reload of the module
+        return True
+    same_code = getattr(task.fn, "__code__", None) is getattr(existing.fn, "__code__", object())
+    return same_code and task.name != qualified
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    return f"{_default_name(fn)}{where}"
 
 
 def _make_schedule(
@@ -388,24 +527,24 @@ def _make_schedule(
     if cron is not None and interval is not None:
         raise ConfigurationError(f"task {name!r}: give either cron= or interval=, not both")
     if cron is not None:
+        if not isinstance(cron, str):
+            raise ConfigurationError(f"task {name!r}: cron must be a string, got {cron!r}")
         parse_cron(cron)  # a malformed expression fails at import, with CronSyntaxError naming the field
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
         raise ConfigurationError(f"task {name!r}: unknown timezone {timezone!r}") from exc
-    seconds = _seconds(interval, "interval")
-    if seconds is not None and seconds <= 0:
-        raise ConfigurationError(f"task {name!r}: interval must be positive, got {interval!r}")
-    if max_instances < 1:
-        raise ConfigurationError(f"task {name!r}: max_instances must be at least 1")
-    return Schedule(
-        cron=cron,
-        timezone=timezone,
-        interval=seconds,
-        initial_delay=_seconds(initial_delay, "initial_delay") or 0.0,
-        jitter=_seconds(jitter, "jitter") or 0.0,
-        max_instances=max_instances,
-    )
+    try:
+        return Schedule(
+            cron=cron,
+            timezone=timezone,
+            interval=None if interval is None else check_seconds(interval, "interval", positive=True),
+            initial_delay=check_seconds(initial_delay, "initial_delay"),
+            jitter=check_seconds(jitter, "jitter"),
+            max_instances=check_int(max_instances, "max_instances", minimum=1),
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"task {name!r}: {exc}") from None
 
 
 class _TaskDecorator(Protocol):
@@ -482,30 +621,26 @@ def task(
     """
 
     def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
-        task_name = name if isinstance(name, str) else f"{fn.__module__}.{fn.__qualname__}"
-        if not task_name:
-            raise ConfigurationError("a task name must not be empty")
-        if retries < 0:
-            raise ConfigurationError(f"task {task_name!r}: retries must be >= 0, got {retries}")
-        if retry_backoff < 0:
-            raise ConfigurationError(f"task {task_name!r}: retry_backoff must be >= 0, got {retry_backoff}")
-        timeout_seconds = _seconds(timeout, "timeout")
-        if timeout_seconds is not None and timeout_seconds <= 0:
-            raise ConfigurationError(f"task {task_name!r}: timeout must be positive, got {timeout!r}")
-        options = TaskOptions(
-            queue=queue,
-            priority=priority,
-            retries=retries,
-            retry_backoff=float(retry_backoff),
-            timeout=timeout_seconds,
-            execution_backend=execution_backend,
-            execution_profile=execution_profile,
-            key=key,
-            description=description if description is not None else inspect.getdoc(fn),
-            log_level=log_level,
-            quiet_success=quiet_success,
-            expires_in=_seconds(expires_in, "expires_in"),
-            requeue_stale=requeue_stale,
+        task_name = _default_name(fn) if name is None or callable(name) else name
+        check_name(task_name, "task name")
+        options = changed_options(
+            task_name,
+            _DEFAULT_OPTIONS,
+            {
+                "queue": queue,
+                "priority": priority,
+                "retries": retries,
+                "retry_backoff": retry_backoff,
+                "timeout": timeout,
+                "execution_backend": execution_backend,
+                "execution_profile": execution_profile,
+                "key": key,
+                "description": description if description is not None else inspect.getdoc(fn),
+                "log_level": log_level,
+                "quiet_success": quiet_success,
+                "expires_in": expires_in,
+                "requeue_stale": requeue_stale,
+            },
         )
         schedule = _make_schedule(
             task_name,

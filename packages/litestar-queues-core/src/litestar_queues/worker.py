@@ -20,6 +20,7 @@ from litestar_queues.backend import Capability
 from litestar_queues.config import WorkerConfig, default_worker_id
 from litestar_queues.records import LeaseState, Outcome, RecordFilter, TaskError, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.runner import Interrupt
+from litestar_queues.salvage import is_undecodable
 from litestar_queues.scheduler import schedule_of
 from litestar_queues.service import QueueService
 from litestar_queues.targets import reconcile_targets, target_for
@@ -513,7 +514,7 @@ class Worker:
         """Requeue (or fail) running records whose worker stopped renewing their lease; return how many changed.
 
         The attempt counts; work whose worker died gets ``crash_retries`` attempts beyond ``retries``, and a
-        task declared with ``requeue_stale=False`` fails instead.
+        task declared with ``requeue_stale=False`` fails instead, as does a record that cannot be decoded.
         """
         changed = 0
         for record in records:
@@ -522,9 +523,14 @@ class Worker:
                 type="lease_expired",
                 message=f"worker {record.owner} stopped renewing its lease (crashed or was killed)",
             )
-            requeue = record.metadata.get("requeue_stale", True) and (
-                record.attempts <= record.max_retries + self.config.crash_retries
+            undecodable = is_undecodable(record)  # fails: requeued, it would only be failed by the next claim
+            requeue = (
+                not undecodable
+                and record.metadata.get("requeue_stale", True)
+                and record.attempts <= record.max_retries + self.config.crash_retries
             )
+            if undecodable and record.error is not None:
+                error = record.error
             outcome = (
                 Outcome(status=TaskStatus.PENDING, scheduled_at=now, error=error, only_if_lease_expired=True)
                 if requeue

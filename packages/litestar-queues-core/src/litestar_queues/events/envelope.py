@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
 import msgspec
+
+from litestar_queues.clock import utc_now
+from litestar_queues.records import new_record_id
 
 __all__ = ("LIFECYCLE_EVENT_TYPES", "SCHEMA_VERSION", "EventScope", "QueueEvent", "QueueEventType")
 
@@ -26,6 +29,8 @@ class QueueEventType:
     COMPLETED: Final = "task.completed"
     FAILED: Final = "task.failed"
     CANCELLED: Final = "task.cancelled"
+    STREAM_GAP: Final = "stream.gap"
+    """Sent by the stream helpers to a subscriber that fell behind: ``payload["dropped"]`` events were dropped."""
 
 
 LIFECYCLE_EVENT_TYPES: Final = frozenset(
@@ -47,9 +52,12 @@ class QueueEvent(msgspec.Struct, kw_only=True, rename="camel"):
 
     On the wire (``to_json``) field names are camelCase, ``null`` fields are kept so every event has the
     same shape, ``payload`` passes through verbatim, and ``occurredAt`` is RFC 3339 UTC ending in ``Z``.
+
+    ``QueueEvent(type=..., task_id=..., payload=...)`` is enough: ``id`` (a new time-ordered id) and
+    ``occurred_at`` (now, aware UTC) are filled in when not given.
     """
 
-    id: str
+    id: str = msgspec.field(default_factory=new_record_id)
     type: str
     scope: EventScope = "task"
     scope_key: str | None = None
@@ -71,10 +79,22 @@ class QueueEvent(msgspec.Struct, kw_only=True, rename="camel"):
     actor: str | None = None
     entity: str | None = None
     payload: dict[str, Any] | None = None
-    occurred_at: datetime
+    occurred_at: datetime = msgspec.field(default_factory=utc_now)
     event_key: str | None = None
     """Optional dedup key for subscribers; streams fall back to ``id``."""
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        """Keep ``occurred_at`` in UTC (the wire form ends in ``Z``).
+
+        Raises:
+            ValueError: ``occurred_at`` is naive.
+        """
+        moment = self.occurred_at
+        if moment.tzinfo is not timezone.utc:
+            if moment.utcoffset() is None:
+                raise ValueError(f"QueueEvent.occurred_at must be timezone-aware, got {moment!r}")
+            self.occurred_at = moment.astimezone(timezone.utc)
 
     @property
     def dedup_key(self) -> str:

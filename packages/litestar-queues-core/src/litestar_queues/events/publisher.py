@@ -7,13 +7,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from litestar_queues.clock import utc_now
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.channels import QueueChannels
 from litestar_queues.events.config import QueueEventConfig
 from litestar_queues.events.envelope import LIFECYCLE_EVENT_TYPES, QueueEvent
 from litestar_queues.events.sinks import QueueEventSink
-from litestar_queues.records import TaskRecord, new_record_id
+from litestar_queues.records import TaskRecord
 
 __all__ = ("QueueEventPublisher",)
 
@@ -95,7 +94,6 @@ class QueueEventPublisher:
         if not self.enabled:
             return
         event = QueueEvent(
-            id=new_record_id(),
             type=event_type,
             scope="task",
             scope_key=record.id,
@@ -107,7 +105,6 @@ class QueueEventPublisher:
             execution_profile=record.execution_profile,
             attempt=record.attempts,
             sequence=sequence,
-            occurred_at=utc_now(),
             **fields,
         )
         await self.publish(event, channels)

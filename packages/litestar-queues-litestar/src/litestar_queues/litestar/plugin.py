@@ -6,7 +6,7 @@ postponed) annotations.
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import cast
 
 from click import Group
@@ -18,7 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.plugins import CLIPlugin, InitPlugin
 
 from litestar_queues import QueueConfig, QueueService
-from litestar_queues.errors import ConfigurationError
+from litestar_queues.errors import ConfigurationError, QueueError
 from litestar_queues.events import QueueEventPublisher
 from litestar_queues.litestar.authorization import ChannelAuthorizer
 from litestar_queues.litestar.runtime import QueueRuntime, event_channels
@@ -150,7 +150,12 @@ class QueuePlugin(InitPlugin, CLIPlugin):
                 config.dashboard.path,
                 mode,
             )
-        async with QueueRuntime(config, start_worker=config.in_app_worker) as runtime:
+        async with AsyncExitStack() as stack:
+            try:
+                runtime = await stack.enter_async_context(QueueRuntime(config, start_worker=config.in_app_worker))
+            except QueueError as exc:  # the server's own report of the failed startup is a traceback
+                logger.error("litestar-queues could not start: %s", exc)
+                raise
             service = cast("QueueService", runtime.service)
             values = {
                 config.queue_service_state_key: service,

@@ -4,19 +4,15 @@ in the right order. The plugin's lifespan and ``litestar queues run`` both use i
 
 from __future__ import annotations
 
-import logging
 from contextlib import AsyncExitStack
 from types import TracebackType
 
 from litestar.channels import ChannelsPlugin
 
 from litestar_queues import QueueConfig, QueueService, Worker, WorkerConfig
-from litestar_queues.errors import QueueError
 from litestar_queues.litestar.channels import channels_plugin_for
 
 __all__ = ("QueueRuntime", "event_channels")
-
-logger = logging.getLogger("litestar_queues.litestar")
 
 
 class QueueRuntime:
@@ -74,10 +70,8 @@ class QueueRuntime:
     async def __aenter__(self) -> QueueRuntime:
         try:
             await self._start()
-        except BaseException as exc:
+        except BaseException:
             await self._exit_stack.aclose()
-            if isinstance(exc, QueueError):
-                logger.error("litestar-queues could not start: %s", exc)
             raise
         return self
 

@@ -20,7 +20,12 @@ from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
 from litestar_queues.litestar.authorization import ChannelAuthorizer, is_subscription_allowed
 from litestar_queues.litestar.plugin import QueuePlugin
-from litestar_queues.litestar.subscription import DEFAULT_DEDUP_WINDOW, DEFAULT_HISTORY, QueueEventSubscription
+from litestar_queues.litestar.subscription import (
+    DEFAULT_DEDUP_WINDOW,
+    DEFAULT_HISTORY,
+    DEFAULT_MAX_BACKLOG,
+    QueueEventSubscription,
+)
 
 __all__ = ("find_channels_plugin", "sse_queue_events", "stream_queue_events")
 
@@ -35,6 +40,7 @@ async def stream_queue_events(
     authorize: ChannelAuthorizer | None = None,
     channels_plugin: ChannelsPlugin | None = None,
     dedup_window: int = DEFAULT_DEDUP_WINDOW,
+    max_backlog: int = DEFAULT_MAX_BACKLOG,
 ) -> None:
     """Send the queue events of ``channels`` to a websocket as JSON text messages until the client disconnects.
 
@@ -52,6 +58,8 @@ async def stream_queue_events(
             1008 (policy violation) before anything is sent.
         channels_plugin: The ``ChannelsPlugin`` to subscribe through; found on the app when ``None``.
         dedup_window: Distinct event keys remembered for deduplication.
+        max_backlog: Most live events held for a client that reads slower than they arrive; beyond it the oldest
+            are dropped and the client gets a ``stream.gap`` event saying how many (``payload.dropped``).
 
     Raises:
         ImproperlyConfiguredException: the app has no ``ChannelsPlugin`` to subscribe through.
@@ -64,7 +72,9 @@ async def stream_queue_events(
     plugin = channels_plugin or _find_channels_plugin(app)
     if socket.connection_state == "init":
         await socket.accept()
-    subscription = QueueEventSubscription(plugin, channel_list, history=history, dedup_window=dedup_window)
+    subscription = QueueEventSubscription(
+        plugin, channel_list, history=history, dedup_window=dedup_window, max_backlog=max_backlog
+    )
     async with subscription, anyio.create_task_group() as task_group:
         # Reading the socket is how a disconnect is noticed while no event is being sent.
         task_group.start_soon(_cancel_on_disconnect, socket, task_group.cancel_scope)
@@ -92,6 +102,7 @@ async def sse_queue_events(
     last_event_id: str | None = None,
     retry_ms: int | None = None,
     dedup_window: int = DEFAULT_DEDUP_WINDOW,
+    max_backlog: int = DEFAULT_MAX_BACKLOG,
 ) -> ServerSentEvent:
     """Return a Server-Sent Events response streaming the queue events of ``channels``.
 
@@ -110,6 +121,8 @@ async def sse_queue_events(
         last_event_id: Resume after this event id; defaults to the ``Last-Event-ID`` request header.
         retry_ms: Reconnection delay to ask of the browser (the SSE ``retry`` field).
         dedup_window: Distinct event keys remembered for deduplication.
+        max_backlog: Most live events held for a client that reads slower than they arrive; beyond it the oldest
+            are dropped and the client gets a ``stream.gap`` event saying how many (``payload.dropped``).
 
     Raises:
         PermissionDeniedException: the authorization hook refused (a 403 response).
@@ -125,6 +138,7 @@ async def sse_queue_events(
         history=history,
         last_event_id=last_event_id if last_event_id is not None else request.headers.get("last-event-id"),
         dedup_window=dedup_window,
+        max_backlog=max_backlog,
     )
     return ServerSentEvent(_sse_messages(subscription), retry_duration=retry_ms)
 

@@ -6,12 +6,19 @@ they deliver the same events in the same order.
 Ordering: the live subscription is opened *before* history is read, so an event published meanwhile is
 either in the history (and its live copy is dropped as a duplicate) or newer than all of it. History of
 several channels is merged by ``occurredAt``.
+
+Backlog: live events wait for the client in a buffer of at most ``max_backlog`` events per subscription, whatever
+the app's ``ChannelsPlugin`` allows, so a client that stops reading cannot make the server hold an unbounded
+queue. When the buffer is full the oldest waiting event is dropped, and the client receives a ``stream.gap``
+event (``payload.dropped``: how many it missed) before the events that follow the gap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -20,7 +27,15 @@ import anyio
 import msgspec
 from litestar.channels import ChannelsPlugin, Subscriber
 
-__all__ = ("DEFAULT_DEDUP_WINDOW", "DEFAULT_HISTORY", "QueueEventMessage", "QueueEventSubscription")
+from litestar_queues.events import QueueEvent, QueueEventType
+
+__all__ = (
+    "DEFAULT_DEDUP_WINDOW",
+    "DEFAULT_HISTORY",
+    "DEFAULT_MAX_BACKLOG",
+    "QueueEventMessage",
+    "QueueEventSubscription",
+)
 
 logger = logging.getLogger("litestar_queues.litestar")
 
@@ -29,6 +44,9 @@ DEFAULT_HISTORY = 100
 
 DEFAULT_DEDUP_WINDOW = 10_000
 """Distinct event keys remembered per connection for deduplication."""
+
+DEFAULT_MAX_BACKLOG = 1_000
+"""Live events held per connection for a client that reads slower than they arrive; older ones are dropped."""
 
 
 class _EventIdentity(msgspec.Struct, rename="camel"):
@@ -52,6 +70,18 @@ class QueueEventMessage(msgspec.Struct, frozen=True):
     occurred_at: datetime
     data: bytes
     """The event's JSON exactly as published."""
+
+    @classmethod
+    def gap(cls, dropped: int) -> QueueEventMessage:
+        """The ``stream.gap`` event telling a client that ``dropped`` events were dropped before the next one."""
+        event = QueueEvent(
+            type=QueueEventType.STREAM_GAP,
+            scope="global",
+            level="warning",
+            message=f"{dropped} event(s) were dropped: this subscriber read slower than they arrived",
+            payload={"dropped": dropped},
+        )
+        return cls(event.id, event.id, event.occurred_at, event.to_json())
 
     @classmethod
     def parse(cls, data: bytes) -> QueueEventMessage | None:
@@ -93,7 +123,18 @@ class QueueEventSubscription:
                 ...
     """
 
-    __slots__ = ("_channels", "_history", "_last_event_id", "_plugin", "_seen", "_subscriber")
+    __slots__ = (
+        "_backlog",
+        "_channels",
+        "_dropped",
+        "_filler",
+        "_history",
+        "_last_event_id",
+        "_plugin",
+        "_ready",
+        "_seen",
+        "_subscriber",
+    )
 
     def __init__(
         self,
@@ -103,6 +144,7 @@ class QueueEventSubscription:
         history: int = DEFAULT_HISTORY,
         last_event_id: str | None = None,
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
         """Describe the subscription (nothing is subscribed until the context is entered).
 
@@ -113,23 +155,31 @@ class QueueEventSubscription:
             last_event_id: Replay only what follows this event id (an SSE client's ``Last-Event-ID``). When
                 the id is no longer in the history, everything still in it is newer and is replayed.
             dedup_window: How many distinct event keys are remembered for deduplication.
+            max_backlog: Most live events waiting for the client; when full, the oldest is dropped and a
+                ``stream.gap`` event reports how many were (see the module docstring).
 
         Raises:
-            ValueError: ``channels`` is empty, ``history`` is negative or ``dedup_window`` is below 1.
+            ValueError: ``channels`` is empty, ``history`` is negative, or ``dedup_window`` or ``max_backlog`` is
+                below 1.
         """
         if isinstance(channels, str) or not channels:
             raise ValueError("channels must be a non-empty list of channel names")
-        if history < 0 or dedup_window < 1:
-            raise ValueError("history must be >= 0 and dedup_window >= 1")
+        if history < 0 or dedup_window < 1 or max_backlog < 1:
+            raise ValueError("history must be >= 0, and dedup_window and max_backlog >= 1")
         self._plugin = plugin
         self._channels = list(dict.fromkeys(channels))
         self._history = history
         self._last_event_id = last_event_id
         self._seen = _SeenKeys(dedup_window)
         self._subscriber: Subscriber | None = None
+        self._backlog: deque[bytes] = deque(maxlen=max_backlog)
+        self._dropped = 0
+        self._ready = asyncio.Event()
+        self._filler: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> QueueEventSubscription:
         self._subscriber = await self._plugin.subscribe(self._channels)
+        self._filler = asyncio.get_running_loop().create_task(self._fill(self._subscriber))
         return self
 
     async def __aexit__(
@@ -140,23 +190,49 @@ class QueueEventSubscription:
     async def close(self) -> None:
         """Unsubscribe (idempotent); an iteration in progress ends."""
         subscriber, self._subscriber = self._subscriber, None
+        filler, self._filler = self._filler, None
         if subscriber is not None:
             # Shielded: this runs when a client disconnects and the stream is being cancelled, and a backend
             # such as Redis must still get the unsubscribe, or the subscription would leak.
             with anyio.CancelScope(shield=True):
                 await self._plugin.unsubscribe(subscriber, self._channels)
+        if filler is not None:
+            filler.cancel()
+            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                await filler
+        self._ready.set()
+
+    async def _fill(self, subscriber: Subscriber) -> None:
+        """Move live events from the subscriber's (maybe unbounded) queue into the bounded backlog, as they come."""
+        try:
+            async for data in subscriber.iter_events():
+                if len(self._backlog) == self._backlog.maxlen:
+                    self._dropped += 1  # the append below drops the oldest
+                self._backlog.append(data)
+                self._ready.set()
+        finally:
+            self._ready.set()
 
     async def __aiter__(self) -> AsyncGenerator[QueueEventMessage, None]:
-        subscriber = self._subscriber
-        if subscriber is None:
+        if self._subscriber is None:
             raise RuntimeError("enter the subscription (async with) before iterating it")
         for message in await self._replay():
             if self._seen.add(message.dedup_key):
                 yield message
-        async for data in subscriber.iter_events():
-            live = QueueEventMessage.parse(data)
-            if live is not None and self._seen.add(live.dedup_key):
-                yield live
+        while True:  # live events from the backlog, a stream.gap event first wherever some were dropped
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                logger.warning("a queue event subscriber fell behind: %d event(s) dropped", dropped)
+                yield QueueEventMessage.gap(dropped)
+            elif self._backlog:
+                live = QueueEventMessage.parse(self._backlog.popleft())
+                if live is not None and self._seen.add(live.dedup_key):
+                    yield live
+            elif self._filler is None or self._filler.done():
+                return
+            else:
+                self._ready.clear()
+                await self._ready.wait()
 
     async def _replay(self) -> list[QueueEventMessage]:
         """Read the history, drop what the client already has (up to ``last_event_id``) and mark it seen."""

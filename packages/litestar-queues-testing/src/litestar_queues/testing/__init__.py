@@ -27,6 +27,7 @@ from litestar_queues.testing.conformance import (  # noqa: E402
     ScheduleSlotConformance,
     StatisticsConformance,
     TransferConformance,
+    UndecodableConformance,
     WakeupConformance,
     WorkerRegistryConformance,
 )
@@ -55,6 +56,7 @@ __all__ = (
     "ScheduleSlotConformance",
     "StatisticsConformance",
     "TransferConformance",
+    "UndecodableConformance",
     "WakeupConformance",
     "WorkerRegistryConformance",
     "assert_enqueued",

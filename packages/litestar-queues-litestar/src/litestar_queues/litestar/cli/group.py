@@ -18,8 +18,10 @@ from litestar.cli._utils import LitestarGroup
 
 from litestar_queues import QueueService, TaskStatus
 from litestar_queues.errors import DuplicateTaskError, QueueError, RecordNotFoundError
+from litestar_queues.limits import MAX_NESTING
 from litestar_queues.litestar.cli.render import (
     console,
+    fail,
     print_json,
     print_paused,
     print_record,
@@ -63,9 +65,9 @@ def _with_service(app: Litestar, action: Callable[[QueueService], Awaitable[T]])
     try:
         return asyncio.run(main())
     except RecordNotFoundError as exc:
-        raise click.ClickException(f"not found: {exc}") from None
+        fail(f"not found: {exc}")
     except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(str(exc))
 
 
 @click.command(name="status")
@@ -178,6 +180,10 @@ def _json_value(text: str, option: str, expected: type[Any]) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
+    except RecursionError:
+        raise click.BadParameter(
+            f"nested too deeply: values may nest at most {MAX_NESTING} levels of arrays and objects", param_hint=option
+        ) from None
     if not isinstance(value, expected):
         raise click.BadParameter(f"must be a JSON {'array' if expected is list else 'object'}", param_hint=option)
     return value

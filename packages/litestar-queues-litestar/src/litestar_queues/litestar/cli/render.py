@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from litestar_queues import QueueStatistics, ScheduleInfo, TaskRecord, TaskStatus, WorkerInfo
 
 __all__ = (
     "console",
+    "fail",
     "print_json",
     "print_paused",
     "print_record",
@@ -41,6 +43,12 @@ def to_builtins(value: Any) -> Any:
     return msgspec.to_builtins(value, str_keys=True)
 
 
+def fail(message: str) -> NoReturn:
+    """End the command with exit status 1 and ``message`` as one plain line on stderr (easy to grep and log)."""
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    raise click.exceptions.Exit(1)
+
+
 def print_json(value: Any) -> None:
     """Write ``value`` as one line of JSON to stdout."""
     click.echo(msgspec.json.encode(to_builtins(value)).decode())
@@ -59,33 +67,67 @@ def _status(status: TaskStatus) -> str:
     return f"[{_STATUS_STYLE[status]}]{status.value}[/]"
 
 
+_LIST_HEADER = ("id", "status", "attempts", "scheduled", "finished", "queue", "task")
+
+
 def print_records(records: Sequence[TaskRecord], next_cursor: str | None) -> None:
-    """Print a page of records as a table, with the cursor of the next page."""
-    table = _table(
-        Column("id", no_wrap=True), "task", "queue", Column("status", no_wrap=True), "attempts", "scheduled", "finished"
-    )
-    for record in records:
-        table.add_row(
-            record.id,
-            record.task_name,
-            record.queue,
-            _status(record.status),
-            f"{record.attempts}/{record.max_retries + 1}",
-            _when(record.scheduled_at),
-            _when(record.finished_at),
-        )
-    console.print(table if records else "[bright_black]no records[/]")
+    """Print a page of records, one per line in aligned columns, then the cursor of the next page.
+
+    Nothing is cut: when stdout is a terminal too narrow for the columns, each record takes two lines instead
+    (id, status and attempts, then the task, queue and times). Piped output always has one line per record.
+    """
+    if not records:
+        console.print("[bright_black]no records[/]")
+    else:
+        rows = [
+            (
+                record.id,
+                record.status.value,
+                f"{record.attempts}/{record.max_retries + 1}",
+                _when(record.scheduled_at),
+                _when(record.finished_at),
+                record.queue,
+                record.task_name,
+            )
+            for record in records
+        ]
+        widths = [max(len(row[column]) for row in (_LIST_HEADER, *rows)) for column in range(len(_LIST_HEADER))]
+        if console.is_terminal and sum(widths) + 2 * (len(widths) - 1) > console.width:
+            for row, record in zip(rows, records, strict=True):
+                identity, _, attempts, scheduled, finished, queue, task_name = row
+                times = f"scheduled {scheduled}" + ("" if finished == "-" else f", finished {finished}")
+                console.print(f"{escape(identity)}  {_status(record.status)}  {attempts}", crop=False)
+                console.print(f"  {task_name} on {queue}, {times}", markup=False, crop=False)
+        else:
+            console.print(_aligned(_LIST_HEADER, widths), style="bold", markup=False, crop=False)
+            for row, record in zip(rows, records, strict=True):
+                cells = [escape(cell.ljust(width)) for cell, width in zip(row, widths, strict=True)]
+                cells[1] = _status(record.status) + " " * (widths[1] - len(row[1]))
+                console.print("  ".join(cells).rstrip(), crop=False)
     if next_cursor is not None:
-        console.print(f"more: --cursor {next_cursor}")
+        console.print(f"more: --cursor {next_cursor}", markup=False)
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """Cells padded to their column's width, two spaces apart."""
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
 
 def print_record(record: TaskRecord) -> None:
-    """Print every field of one record."""
+    """Print every field of one record; an error's traceback follows as text."""
     table = _table(Column(style="bold", no_wrap=True), Column(overflow="fold"), show_header=False)
     for name, value in to_builtins(record).items():
-        shown = _status(record.status) if name == "status" else msgspec.json.encode(value).decode()
+        if name == "status":
+            shown = _status(record.status)
+        elif name == "error" and record.error is not None:
+            shown = escape(f"{record.error.type}: {record.error.message}")
+        else:
+            shown = escape(msgspec.json.encode(value).decode())
         table.add_row(name, shown)
     console.print(table)
+    if record.error is not None and record.error.traceback:
+        console.print("traceback:", style="bold")
+        console.print(record.error.traceback.rstrip("\n"), markup=False, highlight=False)
 
 
 def print_statistics(statistics: QueueStatistics, workers: Sequence[WorkerInfo], now: datetime) -> None:

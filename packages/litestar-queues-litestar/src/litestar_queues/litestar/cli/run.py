@@ -23,7 +23,7 @@ from rich.table import Table
 
 from litestar_queues import QueueConfig, Worker, WorkerConfig
 from litestar_queues.errors import QueueError
-from litestar_queues.litestar.cli.render import console
+from litestar_queues.litestar.cli.render import console, fail
 from litestar_queues.litestar.cli.supervisor import supervise
 from litestar_queues.litestar.plugin import get_queue_plugin
 from litestar_queues.litestar.runtime import QueueRuntime, event_channels
@@ -93,13 +93,13 @@ def run_command(
         "worker_id": worker_id,
         "drain_timeout": drain_timeout,
     }
-    worker_config = dataclasses.replace(
-        plugin.config.worker, **{name: value for name, value in overrides.items() if value is not None}
-    )
     try:
+        worker_config = dataclasses.replace(
+            plugin.config.worker, **{name: value for name, value in overrides.items() if value is not None}
+        )
         asyncio.run(_serve(plugin.config, worker_config, env.app_path))
     except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(str(exc))
 
 
 def _configure_logging(level: str) -> None:

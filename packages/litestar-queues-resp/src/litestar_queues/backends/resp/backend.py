@@ -46,6 +46,7 @@ from litestar_queues.records import (
     TaskStatus,
     WorkerInfo,
 )
+from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
 
 __all__ = ("RespBackend",)
 
@@ -252,7 +253,7 @@ class RespBackend(QueueBackend):
             return []
         now_us = to_micros(now)
         rows = await self._scripts.call(Script.CLAIM, [owner, limit, now_us, now_us + _seconds(lease_seconds), *queues])
-        return [decode_record(row) for row in rows]
+        return await isolate_undecodable(self, [decode_record(row) for row in rows], now=now)
 
     async def claim_record(
         self, record_id: str, *, owner: str, now: datetime, lease_seconds: float
@@ -262,7 +263,7 @@ class RespBackend(QueueBackend):
         row = await self._scripts.call(
             Script.CLAIM_RECORD, [record_id, owner, str(now_us), str(now_us + _seconds(lease_seconds))]
         )
-        return decode_optional_record(row)
+        return await isolate_undecodable_record(self, decode_optional_record(row), now=now)
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend held leases and report each one's state (one script call)."""

@@ -6,14 +6,16 @@ the epoch), so Lua never parses JSON. The body holds the immutable rest as one m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from functools import partial
+from typing import Any, get_type_hints
 
 import msgspec
 
 from litestar_queues.errors import SerializationError
 from litestar_queues.records import TaskError, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.salvage import salvage_record
 
 __all__ = (
     "INSERT_WIDTH",
@@ -162,40 +164,107 @@ def _absent(value: Any) -> bool:
 
 
 def decode_record(row: Sequence[Any]) -> TaskRecord:
-    """Build a record from a script's row: the state hash fields in ``FIELDS`` order, then the body.
+    """Build a record from a script's row: the state hash fields in ``FIELDS`` order, the body, then the id.
 
-    Values are ``str``; a missing one is ``False`` (MessagePack replies) or ``None`` (plain replies).
+    Values are ``str``; a missing one is ``False`` (MessagePack replies) or ``None`` (plain replies). A row that
+    cannot be decoded gives the record :func:`~litestar_queues.salvage.salvage_record` makes of it (every
+    readable field, and an error naming the others), so one broken record never fails a whole reply.
     """
-    s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, raw_body = row
-    body = _body_decoder.decode(raw_body)
-    return TaskRecord(
-        id=body.id,
-        task_name=n,
-        queue=q,
-        args=body.args,
-        kwargs=body.kwargs,
-        priority=int(p),
-        status=_STATUS[s],
-        key=None if _absent(k) else k,
-        attempts=int(a),
-        max_retries=body.max_retries,
-        retry_delay=body.retry_delay,
-        timeout=body.timeout,
-        created_at=body.created_at,
-        scheduled_at=_moment(sa),  # type: ignore[arg-type]
-        expires_at=_moment(x),
-        started_at=_moment(st),
-        finished_at=_moment(fa),
-        result=None if _absent(r) else _any_decoder.decode(r),
-        error=None if _absent(e) else _error_decoder.decode(e),
-        execution_backend=body.execution_backend,
-        execution_profile=body.execution_profile,
-        metadata=body.metadata,
-        owner=None if _absent(o) else o,
-        token=int(t),
-        lease_expires_at=_moment(le),
-        cancel_requested=not _absent(c),
-    )
+    try:
+        s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, raw_body, _ = row
+        body = _body_decoder.decode(raw_body)
+        return TaskRecord(
+            id=body.id,
+            task_name=n,
+            queue=q,
+            args=body.args,
+            kwargs=body.kwargs,
+            priority=int(p),
+            status=_STATUS[s],
+            key=None if _absent(k) else k,
+            attempts=int(a),
+            max_retries=body.max_retries,
+            retry_delay=body.retry_delay,
+            timeout=body.timeout,
+            created_at=body.created_at,
+            scheduled_at=_moment(sa),  # type: ignore[arg-type]
+            expires_at=_moment(x),
+            started_at=_moment(st),
+            finished_at=_moment(fa),
+            result=None if _absent(r) else _any_decoder.decode(r),
+            error=None if _absent(e) else _error_decoder.decode(e),
+            execution_backend=body.execution_backend,
+            execution_profile=body.execution_profile,
+            metadata=body.metadata,
+            owner=None if _absent(o) else o,
+            token=int(t),
+            lease_expires_at=_moment(le),
+            cancel_requested=not _absent(c),
+        )
+    except Exception:
+        return _salvage(row)
+
+
+def _salvage(row: Sequence[Any]) -> TaskRecord:
+    """``decode_record`` field by field, for a row the fast path could not decode."""
+    s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, raw_body, record_id = row
+    readers: dict[str, Callable[[], Any]] = {
+        "task_name": lambda: _string(n),
+        "queue": lambda: _string(q),
+        "priority": lambda: int(p),
+        "status": lambda: _STATUS[s],
+        "key": lambda: None if _absent(k) else _string(k),
+        "attempts": lambda: int(a),
+        "scheduled_at": lambda: _required_moment(sa),
+        "expires_at": lambda: _moment(x),
+        "started_at": lambda: _moment(st),
+        "finished_at": lambda: _moment(fa),
+        "result": lambda: None if _absent(r) else _any_decoder.decode(r),
+        "error": lambda: None if _absent(e) else _error_decoder.decode(e),
+        "owner": lambda: None if _absent(o) else _string(o),
+        "token": lambda: int(t),
+        "lease_expires_at": lambda: _moment(le),
+        "cancel_requested": lambda: not _absent(c),
+    }
+    try:
+        items = _any_decoder.decode(raw_body)
+        if type(items) is not list:
+            raise TypeError(f"expected a JSON array, got {type(items).__name__}")
+    except Exception as exc:
+        for name in _BODY_FIELDS[1:]:
+            readers[name] = partial(_raise, exc)
+    else:
+        for position, (name, kind) in enumerate(_BODY_TYPES[1:], start=1):
+            readers[name] = partial(_element, items, position, kind)
+    return salvage_record(text(record_id), readers)
+
+
+_BODY_FIELDS = _Body.__struct_fields__
+_BODY_TYPES = tuple(zip(_BODY_FIELDS, get_type_hints(_Body).values(), strict=True))
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _required_moment(value: Any) -> datetime:
+    if _absent(value):
+        raise ValueError("missing")
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def _element(items: list[Any], position: int, kind: Any) -> Any:
+    if position >= len(items):
+        raise ValueError("missing from the body")
+    return msgspec.convert(items[position], kind)
+
+
+def _raise(error: Exception) -> Any:
+    raise error
 
 
 def decode_optional_record(row: Any) -> TaskRecord | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from litestar_queues.config import redact_url
 from litestar_queues.errors import ConfigurationError
 
 __all__ = ("RespBackendConfig", "describe_server", "redact_url")
@@ -59,6 +60,8 @@ class RespBackendConfig:
             raise ConfigurationError(f"enqueue_chunk_size must be at least 1, got {self.enqueue_chunk_size}")
         if self.retention_seconds is not None and self.retention_seconds < 0:
             raise ConfigurationError(f"finished_retention must not be negative, got {self.finished_retention}")
+        if self.url is not None:
+            _check_url(self.url)
 
     @classmethod
     def from_url(cls: type[ConfigT], url: str) -> ConfigT:
@@ -84,14 +87,26 @@ class RespBackendConfig:
         return self.url or self.default_url
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` without its password, for log lines."""
+_SCHEMES = frozenset({"redis", "rediss", "valkey", "valkeys", "unix"})
+
+
+def _check_url(url: str) -> None:
+    """Raise ``ConfigurationError`` naming the (redacted) URL if it is not a server URL the client can use."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"url must be a string, got {url!r}")
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return urlunsplit((parts.scheme, user + netloc, parts.path, parts.query, parts.fragment))
+    if parts.scheme.lower() not in _SCHEMES:
+        raise ConfigurationError(
+            f"{redact_url(url)!r} is not a server URL: expected redis://host:port/db (or rediss://, valkey://, "
+            "valkeys://, unix://)"
+        )
+    try:
+        parts.port  # noqa: B018 - reading it validates it
+    except ValueError:
+        raise ConfigurationError(f"{redact_url(url)!r}: the port must be a number from 0 to 65535") from None
+    database = parts.path.lstrip("/")
+    if parts.scheme.lower() != "unix" and database and not database.isdigit():
+        raise ConfigurationError(f"{redact_url(url)!r}: the database after the host must be a number, e.g. /0")
 
 
 def describe_server(url: str, client: object | None) -> str:

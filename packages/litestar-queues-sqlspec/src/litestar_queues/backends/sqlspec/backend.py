@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -10,15 +11,16 @@ from typing import ClassVar
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.backends.sqlspec.codec import decode_worker, encode_worker
-from litestar_queues.backends.sqlspec.config import SQLSpecBackendConfig
+from litestar_queues.backends.sqlspec.config import SQLSpecBackendConfig, describe_database
 from litestar_queues.backends.sqlspec.database import Database, detect_driver, family_of
 from litestar_queues.backends.sqlspec.dialects import Dialect, create_dialect
+from litestar_queues.backends.sqlspec.dialects.sqlite import check_sqlite_location
 from litestar_queues.backends.sqlspec.enqueue import enqueue_records
 from litestar_queues.backends.sqlspec.listener import NotificationListener
 from litestar_queues.backends.sqlspec.migrate import SchemaMigrator, migration_extension_config
 from litestar_queues.backends.sqlspec.names import TableNames
 from litestar_queues.clock import utc_now
-from litestar_queues.errors import ConfigurationError, UnsupportedOperation
+from litestar_queues.errors import BackendUnavailableError, ConfigurationError, UnsupportedOperation
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -33,6 +35,7 @@ from litestar_queues.records import (
     WorkerInfo,
     as_status,
 )
+from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
 from litestar_queues.waiters import Waiters
 
 __all__ = ("SQLSpecBackend",)
@@ -98,7 +101,16 @@ class SQLSpecBackend(QueueBackend):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Check the server and bring the schema up to date (or check it is); listening starts with the first wait."""
+        """Connect, check the server and bring the schema up to date (or check it is); listening starts with the
+        first wait.
+
+        Raises:
+            BackendUnavailableError: no answer within ``connect_timeout`` seconds, or the connection failed (refused,
+                unknown host, authentication...); the message names the backend, the driver and the database (the
+                password redacted) and the driver's reason.
+            ConfigurationError: the server cannot run the backend, or the schema is behind and may not be migrated.
+        """
+        await self._connect()
         await self._dialect.check_server()
         if self.config.apply_migrations:
             applied = await self._migrator.upgrade()
@@ -126,6 +138,27 @@ class SQLSpecBackend(QueueBackend):
                 },
                 on_connected=self._wake_all,
             )
+
+    async def _connect(self) -> None:
+        """Open and close one connection outside the pool, within ``connect_timeout``: where an unreachable server
+        shows, with the driver's own reason (a pool would retry in the background and only time out)."""
+        if self.names.family == "sqlite":
+            check_sqlite_location(self._db.config, self.where)
+        timeout = self.config.connect_timeout
+        try:
+            connection = await asyncio.wait_for(self._db.config.create_connection(), timeout)
+            closing = connection.close()
+            if inspect.isawaitable(closing):
+                await closing
+        except Exception as exc:
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            reason = f"no answer within {timeout:g}s" if timed_out else " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise BackendUnavailableError(f"{self.where} cannot be reached: {reason}") from exc
+
+    @property
+    def where(self) -> str:
+        """The backend, driver and database, for messages: ``sqlspec backend (asyncpg) at postgresql://u:***@h/db``."""
+        return f"{self.name} backend ({self._db.driver}) at {describe_database(self.config, self._db.config)}"
 
     async def _listening(self, timeout: float) -> float:
         """Start the LISTEN connection on the first wait and give it up to ``timeout`` to subscribe; return
@@ -198,15 +231,16 @@ class SQLSpecBackend(QueueBackend):
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
         claimed.sort(key=_due_order)
-        return claimed
+        return await isolate_undecodable(self, claimed, now=now)
 
     async def claim_record(
         self, record_id: str, *, owner: str, now: datetime, lease_seconds: float
     ) -> TaskRecord | None:
         """Claim one pending record whatever its ``scheduled_at``; ``None`` if missing or not pending."""
-        return await self._dialect.claim_record(
+        claimed = await self._dialect.claim_record(
             record_id, owner=owner, now=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
         )
+        return await isolate_undecodable_record(self, claimed, now=now)
 
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""

@@ -7,7 +7,7 @@ flags differ per family (see :class:`ValueCodec`); everything else is stored as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -15,6 +15,7 @@ import msgspec
 
 from litestar_queues.errors import SerializationError
 from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskRecord, WorkerInfo, as_status
+from litestar_queues.salvage import salvage_record
 
 __all__ = (
     "TASK_COLUMNS",
@@ -66,6 +67,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
+_args_decode = msgspec.json.Decoder(list[Any]).decode
+_kwargs_decode = msgspec.json.Decoder(dict[str, Any]).decode
 _error_decode = msgspec.json.Decoder(TaskError).decode
 _worker_decode = msgspec.json.Decoder(WorkerInfo).decode
 
@@ -189,40 +192,97 @@ def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
 
 
 def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
-    """Return the record stored in ``row`` (a mapping with at least the :data:`TASK_COLUMNS` but ``active_key``)."""
-    result = row["result"]
-    error = row["error"]
-    timeout = row["timeout"]
-    read_time = codec.read_time
-    read_optional_time = codec.read_optional_time
-    return TaskRecord(
-        id=row["id"],
-        task_name=row["task_name"],
-        queue=row["queue"],
-        args=_json_decode(row["args"]),
-        kwargs=_json_decode(row["kwargs"]),
-        priority=row["priority"],
-        status=as_status(row["status"]),
-        key=row["dedup_key"],
-        attempts=row["attempts"],
-        max_retries=row["max_retries"],
-        retry_delay=float(row["retry_delay"]),
-        timeout=None if timeout is None else float(timeout),
-        created_at=read_time(row["created_at"]),
-        scheduled_at=read_time(row["scheduled_at"]),
-        expires_at=read_optional_time(row["expires_at"]),
-        started_at=read_optional_time(row["started_at"]),
-        finished_at=read_optional_time(row["finished_at"]),
-        result=None if result is None else _json_decode(result),
-        error=None if error is None else _error_decode(error),
-        execution_backend=row["execution_backend"],
-        execution_profile=row["execution_profile"],
-        metadata=_json_decode(row["metadata"]),
-        owner=row["owner"],
-        token=row["token"],
-        lease_expires_at=read_optional_time(row["lease_expires_at"]),
-        cancel_requested=bool(row["cancel_requested"]),
-    )
+    """Return the record stored in ``row`` (a mapping with at least the :data:`TASK_COLUMNS` but ``active_key``).
+
+    A row that cannot be decoded gives the record :func:`~litestar_queues.salvage.salvage_record` makes of it
+    (every readable column, and an error naming the others), so one broken row never fails a whole statement.
+    """
+    try:
+        result = row["result"]
+        error = row["error"]
+        timeout = row["timeout"]
+        read_time = codec.read_time
+        read_optional_time = codec.read_optional_time
+        return TaskRecord(
+            id=row["id"],
+            task_name=row["task_name"],
+            queue=row["queue"],
+            args=_args_decode(row["args"]),
+            kwargs=_kwargs_decode(row["kwargs"]),
+            priority=_integer(row["priority"]),
+            status=as_status(row["status"]),
+            key=row["dedup_key"],
+            attempts=_integer(row["attempts"]),
+            max_retries=_integer(row["max_retries"]),
+            retry_delay=float(row["retry_delay"]),
+            timeout=None if timeout is None else float(timeout),
+            created_at=read_time(row["created_at"]),
+            scheduled_at=read_time(row["scheduled_at"]),
+            expires_at=read_optional_time(row["expires_at"]),
+            started_at=read_optional_time(row["started_at"]),
+            finished_at=read_optional_time(row["finished_at"]),
+            result=None if result is None else _json_decode(result),
+            error=None if error is None else _error_decode(error),
+            execution_backend=row["execution_backend"],
+            execution_profile=row["execution_profile"],
+            metadata=_kwargs_decode(row["metadata"]),
+            owner=row["owner"],
+            token=_integer(row["token"]),
+            lease_expires_at=read_optional_time(row["lease_expires_at"]),
+            cancel_requested=bool(row["cancel_requested"]),
+        )
+    except Exception:
+        return _salvage(row, codec)
+
+
+def _salvage(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
+    """``decode_task`` column by column, for a row the fast path could not decode."""
+    read_time, read_optional_time = codec.read_time, codec.read_optional_time
+    readers: dict[str, Callable[[], Any]] = {
+        "task_name": lambda: _text(row["task_name"]),
+        "queue": lambda: _text(row["queue"]),
+        "args": lambda: _args_decode(row["args"]),
+        "kwargs": lambda: _kwargs_decode(row["kwargs"]),
+        "priority": lambda: _integer(row["priority"]),
+        "status": lambda: as_status(row["status"]),
+        "key": lambda: _optional_text(row["dedup_key"]),
+        "attempts": lambda: _integer(row["attempts"]),
+        "max_retries": lambda: _integer(row["max_retries"]),
+        "retry_delay": lambda: float(row["retry_delay"]),
+        "timeout": lambda: None if row["timeout"] is None else float(row["timeout"]),
+        "created_at": lambda: read_time(row["created_at"]),
+        "scheduled_at": lambda: read_time(row["scheduled_at"]),
+        "expires_at": lambda: read_optional_time(row["expires_at"]),
+        "started_at": lambda: read_optional_time(row["started_at"]),
+        "finished_at": lambda: read_optional_time(row["finished_at"]),
+        "result": lambda: None if row["result"] is None else _json_decode(row["result"]),
+        "error": lambda: None if row["error"] is None else _error_decode(row["error"]),
+        "execution_backend": lambda: _text(row["execution_backend"]),
+        "execution_profile": lambda: _optional_text(row["execution_profile"]),
+        "metadata": lambda: _kwargs_decode(row["metadata"]),
+        "owner": lambda: _optional_text(row["owner"]),
+        "token": lambda: _integer(row["token"]),
+        "lease_expires_at": lambda: read_optional_time(row["lease_expires_at"]),
+        "cancel_requested": lambda: bool(row["cancel_requested"]),
+    }
+    return salvage_record(str(row["id"]), readers)
+
+
+def _integer(value: Any) -> int:
+    """An integer column's value (SQLite keeps whatever was stored, whatever the column's type)."""
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
 
 
 def encode_worker(info: WorkerInfo) -> str:

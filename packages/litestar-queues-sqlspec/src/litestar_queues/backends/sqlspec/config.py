@@ -9,12 +9,14 @@ import msgspec
 from litestar_queues.backends.sqlspec.database import detect_driver
 from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, validate_table_prefix
 from litestar_queues.backends.sqlspec.urls import config_from_url
+from litestar_queues.config import redact_url
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.limits import check_seconds
 
 if TYPE_CHECKING:
     from litestar_queues.backends.sqlspec.backend import SQLSpecBackend
 
-__all__ = ("SQLSpecBackendConfig",)
+__all__ = ("SQLSpecBackendConfig", "describe_database")
 
 
 class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +49,9 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
     backend, which enables push wakeups. Ignored on other databases (polling only)."""
     connection_options: dict[str, Any] = msgspec.field(default_factory=dict)
     """With ``dsn``: extra ``connection_config`` entries for the SQLSpec adapter (pool sizes, timeouts)."""
+    connect_timeout: float = 10.0
+    """Seconds ``open()`` waits for the database's first answer before raising ``BackendUnavailableError``; with
+    ``dsn`` also the drivers' own connect timeout for every new connection (``connection_options`` may override)."""
 
     def __post_init__(self) -> None:
         """Check the combination of settings.
@@ -63,6 +68,9 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
                 msg = "connection_options apply to dsn setups only; configure the SQLSpec config itself instead"
                 raise ConfigurationError(msg)
         validate_table_prefix(self.table_prefix)
+        msgspec.structs.force_setattr(
+            self, "connect_timeout", check_seconds(self.connect_timeout, "connect_timeout", positive=True)
+        )
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> SQLSpecBackendConfig:
@@ -78,7 +86,7 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         Raises:
             ConfigurationError: The URL is not one of the supported forms.
         """
-        config_from_url(url, settings.get("connection_options"))  # validate now, not at startup
+        config_from_url(url, settings.get("connection_options"))  # validate now, not at startup (nothing connects)
         return cls(dsn=url, **settings)
 
     def create_sqlspec_config(self) -> tuple[Any, bool]:
@@ -86,10 +94,23 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.sqlspec_config is not None:
             return self.sqlspec_config, False
         assert self.dsn is not None
-        return config_from_url(self.dsn, self.connection_options), True
+        return config_from_url(self.dsn, self.connection_options, connect_timeout=self.connect_timeout), True
 
     def create_backend(self) -> SQLSpecBackend:
         """Build the (unopened) backend this configuration describes."""
         from litestar_queues.backends.sqlspec.backend import SQLSpecBackend  # noqa: PLC0415 - the backend imports this module
 
         return SQLSpecBackend(self)
+
+
+def describe_database(config: SQLSpecBackendConfig, sqlspec_config: Any) -> str:
+    """Where the database is, for messages, without its password: the URL, else the adapter's connection settings."""
+    if config.dsn is not None:
+        return redact_url(config.dsn)
+    settings = getattr(sqlspec_config, "connection_config", None) or {}
+    for name in ("dsn", "conninfo"):
+        if isinstance(settings.get(name), str):
+            return redact_url(settings[name])
+    if "host" in settings or "port" in settings:
+        return f"{settings.get('host', 'localhost')}:{settings.get('port', '?')}/{settings.get('database', '')}"
+    return str(settings.get("database", type(sqlspec_config).__name__))

@@ -16,6 +16,7 @@ URL                                       SQLSpec configuration
 from __future__ import annotations
 
 import importlib.util
+import math
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -60,12 +61,13 @@ def _split_scheme(url: str) -> tuple[str, str | None, str]:
     return base, driver or None, rest
 
 
-def config_from_url(url: str, options: dict[str, Any] | None = None) -> Any:
+def config_from_url(url: str, options: dict[str, Any] | None = None, *, connect_timeout: float = 10.0) -> Any:
     """Return a new SQLSpec adapter configuration for ``url``.
 
     Args:
         url: The database URL (see the module table).
         options: Extra ``connection_config`` entries (pool sizes, timeouts, …) merged over the defaults.
+        connect_timeout: Seconds a new connection may take to be established (the driver's connect timeout).
 
     Raises:
         ConfigurationError: The URL is malformed, its scheme or driver is unsupported, or the driver is missing.
@@ -83,10 +85,22 @@ def config_from_url(url: str, options: dict[str, Any] | None = None) -> Any:
         if driver == "asyncpg":
             from sqlspec.adapters.asyncpg import AsyncpgConfig  # noqa: PLC0415 - optional driver
 
-            return AsyncpgConfig(connection_config={"dsn": dsn, "reset": _keep_session, **extra})
+            return AsyncpgConfig(
+                connection_config={"dsn": dsn, "reset": _keep_session, "timeout": connect_timeout, **extra}
+            )
         from sqlspec.adapters.psycopg import PsycopgAsyncConfig  # noqa: PLC0415 - optional driver
 
-        return PsycopgAsyncConfig(connection_config={"conninfo": dsn, "autocommit": True, **extra})
+        # libpq's connect_timeout is whole seconds, at least 2; the pool's timeout bounds waiting for a connection
+        libpq = {"connect_timeout": max(2, math.ceil(connect_timeout))}
+        return PsycopgAsyncConfig(
+            connection_config={
+                "conninfo": dsn,
+                "autocommit": True,
+                "timeout": connect_timeout,
+                "kwargs": libpq,
+                **extra,
+            }
+        )
     if base == "sqlite":
         if driver not in {None, "aiosqlite"}:
             msg = f"unsupported SQLite driver {driver!r}; use aiosqlite"
@@ -119,6 +133,7 @@ def config_from_url(url: str, options: dict[str, Any] | None = None) -> Any:
         "database": unquote(parts.path.lstrip("/")),
         "autocommit": True,
         "charset": "utf8mb4",
+        "connect_timeout": connect_timeout,
     }
     if parts.password is not None:
         connection["password"] = unquote(parts.password)

@@ -21,6 +21,7 @@ from litestar_queues.testing.conformance.schedule_slots import ScheduleSlotConfo
 from litestar_queues.testing.conformance.statistics import StatisticsConformance
 from litestar_queues.testing.conformance.suite import BackendConformance
 from litestar_queues.testing.conformance.transfer import TransferConformance
+from litestar_queues.testing.conformance.undecodable import UndecodableConformance
 from litestar_queues.testing.conformance.wakeups import WakeupConformance
 from litestar_queues.testing.conformance.workers import WorkerRegistryConformance
 
@@ -46,6 +47,7 @@ __all__ = (
     "ScheduleSlotConformance",
     "StatisticsConformance",
     "TransferConformance",
+    "UndecodableConformance",
     "WakeupConformance",
     "WorkerRegistryConformance",
 )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 from litestar_queues.backend import QueueBackend
 from litestar_queues.clock import utc_now
 
-__all__ = ("ConformanceBase",)
+__all__ = ("ConformanceBase", "optional_fixture")
 
 
 class ConformanceBase:
@@ -18,7 +18,7 @@ class ConformanceBase:
 
     Subclasses (or a ``conftest.py``) provide a ``backend`` fixture yielding an opened backend over empty
     storage, and may provide ``second_backend`` (another connection to the same storage) for the
-    cross-connection tests, which skip without it.
+    cross-connection tests and ``corrupt_record`` for the undecodable-record tests, which skip without them.
     """
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
@@ -36,11 +36,18 @@ class ConformanceBase:
     @pytest.fixture
     def cross_connection_backend(self, request: pytest.FixtureRequest) -> QueueBackend:
         """The user's ``second_backend`` fixture (wherever it is defined), or skip the cross-connection test."""
-        try:
-            backend: QueueBackend = request.getfixturevalue("second_backend")
-        except pytest.FixtureLookupError:
-            pytest.skip(
-                "cross-connection test: define a `second_backend` fixture (a second backend instance over the same "
-                "storage as `backend`) to run it"
-            )
+        backend: QueueBackend = optional_fixture(
+            request,
+            "second_backend",
+            "cross-connection test: define a `second_backend` fixture (a second backend instance over the same "
+            "storage as `backend`) to run it",
+        )
         return backend
+
+
+def optional_fixture(request: pytest.FixtureRequest, name: str, skip_reason: str) -> Any:
+    """The value of the user's fixture ``name`` (wherever it is defined), or skip the test with ``skip_reason``."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        pytest.skip(skip_reason)

@@ -22,6 +22,7 @@ from litestar_queues.testing.conformance.round_trip import RecordRoundTripConfor
 from litestar_queues.testing.conformance.schedule_slots import ScheduleSlotConformance
 from litestar_queues.testing.conformance.statistics import StatisticsConformance
 from litestar_queues.testing.conformance.transfer import TransferConformance
+from litestar_queues.testing.conformance.undecodable import UndecodableConformance
 from litestar_queues.testing.conformance.wakeups import WakeupConformance
 from litestar_queues.testing.conformance.workers import WorkerRegistryConformance
 
@@ -49,11 +50,13 @@ class BackendConformance(
     LockConformance,
     ResultConformance,
     RecordRoundTripConformance,
+    UndecodableConformance,
     WakeupConformance,
     CapabilityConformance,
 ):
     """The whole conformance suite: subclass it as ``Test<YourBackend>`` and provide a ``backend`` fixture.
 
     The fixture yields an opened backend over empty storage. Optionally provide ``second_backend``,
-    another backend instance over the same storage, to run the cross-connection tests.
+    another backend instance over the same storage, to run the cross-connection tests, and ``corrupt_record``
+    (see :class:`UndecodableConformance`) to run the undecodable-record tests.
     """

@@ -40,10 +40,12 @@ local function opt_text(v) if v == '' then return false end return string.sub(v,
 -- "" means None
 local function opt_num(v) if v == '' then return false end return v end
 
+-- the state hash fields in FIELDS order, the body, and the id (so a record whose body is unreadable is still named)
 local function read_record(id)
   local row = redis.call('HMGET', rkey(id), unpack(FIELDS))
   if not row[1] then return false end
   row[#FIELDS + 1] = redis.call('GET', bkey(id))
+  row[#FIELDS + 2] = id
   return row
 end
 
@@ -77,13 +79,14 @@ end
 
 local function announce_finish(id, status) redis.call('PUBLISH', P .. ':done:' .. id, status) end
 
--- pending -> running (claim, claim_record)
+-- pending -> running (claim, claim_record). A counter that is not a number (a corrupted hash) counts as 0, so
+-- that the claim still succeeds and the record's other fields decide whether it can run.
 local function claim_one(id, q, p, x, owner, now, lease)
   local rk = rkey(id)
   remove_pending(id, q, p, x)
-  redis.call('HINCRBY', rk, 't', 1)
-  redis.call('HINCRBY', rk, 'a', 1)
-  redis.call('HSET', rk, 's', 'running', 'o', owner, 'st', now, 'le', lease)
+  local c = redis.call('HMGET', rk, 't', 'a')
+  redis.call('HSET', rk, 's', 'running', 'o', owner, 'st', now, 'le', lease,
+    't', string.format('%d', (tonumber(c[1]) or 0) + 1), 'a', string.format('%d', (tonumber(c[2]) or 0) + 1))
   redis.call('ZADD', KEY_RUNNING, lease, id)
   move_index(id, q, 'pending', 'running')
 end
@@ -133,7 +136,9 @@ local function bytes_less(a, b)
 end
 
 -- up to `want` due, unexpired pending entries of one (queue, priority) set, as {id, score, expires_at or false} in due order.
--- Expired records still waiting for `expire` are skipped, scanning at most SCAN_SLACK of them.
+-- Expired records still waiting for `expire` are skipped, scanning at most SCAN_SLACK of them. An entry whose record
+-- is no longer pending (an index left behind by a record whose hash was corrupted) is dropped from the set; an
+-- expiry that is not a number counts as none (the record's decoding reports it).
 local SCAN_SLACK = 1000
 local function due_entries(zk, now, nnow, want)
   local found, offset = {}, 0
@@ -142,8 +147,14 @@ local function due_entries(zk, now, nnow, want)
     local batch = redis.call('ZRANGEBYSCORE', zk, '-inf', now, 'WITHSCORES', 'LIMIT', offset, ask)
     local got = #batch / 2
     for j = 1, #batch, 2 do
-      local x = redis.call('HGET', rkey(batch[j]), 'x')
-      if not x or tonumber(x) > nnow then found[#found + 1] = {batch[j], tonumber(batch[j + 1]), x} end
+      local v = redis.call('HMGET', rkey(batch[j]), 's', 'x')
+      if v[1] ~= 'pending' then
+        redis.call('ZREM', zk, batch[j])
+        offset = offset - 1
+      else
+        local nx = v[2] and tonumber(v[2])
+        if not nx or nx > nnow then found[#found + 1] = {batch[j], tonumber(batch[j + 1]), v[2]} end
+      end
     end
     if got < ask then break end
     offset = offset + got

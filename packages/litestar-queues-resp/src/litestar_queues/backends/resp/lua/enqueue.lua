@@ -3,6 +3,22 @@
 -- Index writes are grouped per key and sent once per key at the end: a chunk of records costs about three
 -- calls per record instead of ten. Dedup reads only the record hashes and the active-key hash, which are
 -- written immediately, so later records of the same chunk see earlier ones.
+-- Every record is checked before anything is written, so a bad one fails the call without leaving half of it.
+local NUMBERS = {{3, 'priority'}, {7, 'attempts'}, {8, 'token'}, {9, 'scheduled_at'}, {18, 'created_at'}}
+local OPTIONAL_NUMBERS = {{10, 'expires_at'}, {11, 'started_at'}, {12, 'finished_at'}, {13, 'lease_expires_at'}}
+local STATUS = {pending = true, running = true, completed = true, failed = true, cancelled = true, expired = true}
+for _, f in ipairs(A) do
+  local bad = false
+  if #f ~= 19 then bad = 'the record' elseif not STATUS[f[6]] then bad = 'status' end
+  for _, spec in ipairs(NUMBERS) do
+    if not bad and not tonumber(f[spec[1]]) then bad = spec[2] end
+  end
+  for _, spec in ipairs(OPTIONAL_NUMBERS) do
+    if not bad and f[spec[1]] ~= '' and not tonumber(f[spec[1]]) then bad = spec[2] end
+  end
+  if bad then return redis.error_reply('invalid record ' .. tostring(f[1]) .. ': ' .. bad .. ' cannot be stored') end
+end
+
 local out = {}
 local zsets, zset_order, queues, woken = {}, {}, {}, {}
 local function zadd(key, score, member)

@@ -23,7 +23,7 @@ from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.records import TaskRecord
 
-__all__ = ("SQLiteDialect",)
+__all__ = ("SQLiteDialect", "check_sqlite_location")
 
 try:
     import fcntl
@@ -32,6 +32,26 @@ except ImportError:  # Windows: no flock; concurrent starters rely on the retrie
 
 _MIN_VERSION = (3, 35, 0)
 """``RETURNING`` arrived in SQLite 3.35."""
+
+
+def check_sqlite_location(config: Any, where: str) -> None:
+    """Raise ``ConfigurationError`` if the folder of the database file does not exist (SQLite would not create it).
+
+    A URL ``sqlite:///jobs/x.db`` names a path relative to the working directory; ``sqlite:////jobs/x.db`` an
+    absolute one, and the message says which one it took.
+    """
+    database = str(getattr(config, "connection_config", {}).get("database", ":memory:"))
+    if database == ":memory:" or database.startswith("file:"):
+        return
+    folder = os.path.dirname(os.path.abspath(database))
+    if not os.path.isdir(folder):
+        hint = (
+            ""
+            if os.path.isabs(database)
+            else f" ({database!r} is relative to the working directory; for the absolute path "
+            f"/{database} use four slashes: sqlite:////{database})"
+        )
+        raise ConfigurationError(f"{where}: the folder {folder} of the database file does not exist{hint}")
 
 
 def _max_bind_parameters() -> int:
