@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
+from litestar_queues.progress import progress_percent
 from litestar_queues.records import TaskRecord
+
+if TYPE_CHECKING:
+    from litestar_queues.progress import ProgressReporter
 
 __all__ = ("TaskExecutionContext", "current_task_context")
 
@@ -26,12 +30,19 @@ class TaskExecutionContext:
     Declare a ``_task_context`` parameter to receive it, or use the ``litestar_queues.events`` helpers.
     """
 
-    __slots__ = ("_sequence", "publisher", "record", "worker_id")
+    __slots__ = ("_progress", "_sequence", "publisher", "record", "worker_id")
 
-    def __init__(self, record: TaskRecord, publisher: QueueEventPublisher, worker_id: str | None) -> None:
+    def __init__(
+        self,
+        record: TaskRecord,
+        publisher: QueueEventPublisher,
+        worker_id: str | None,
+        progress: ProgressReporter | None = None,
+    ) -> None:
         self.record = record
         self.publisher = publisher
         self.worker_id = worker_id
+        self._progress = progress
         self._sequence = 0
 
     @property
@@ -109,8 +120,16 @@ class TaskExecutionContext:
         channels: Iterable[str] = (),
         event_key: str | None = None,
     ) -> None:
-        """Publish a ``task.progress`` event; ``progressPercent`` is derived when ``total`` is known."""
-        percent = round(current * 100.0 / total, 2) if total else None
+        """Keep the progress on the record (``TaskRecord.progress``) and publish a ``task.progress`` event;
+        ``progressPercent`` is derived when ``total`` is known.
+
+        Raises:
+            SerializationError: ``current`` or ``total`` is not a finite number.
+        """
+        if self._progress is not None:
+            percent = (await self._progress.report(self.record, current, total, message)).percent
+        else:
+            percent = progress_percent(current, total)
         await self.publisher.publish_task_event(
             self.record,
             QueueEventType.PROGRESS,

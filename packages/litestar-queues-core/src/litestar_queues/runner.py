@@ -20,6 +20,7 @@ from litestar_queues.context import TaskExecutionContext
 from litestar_queues.errors import NonRetryableError, SerializationError, TaskNotFoundError, TaskTimeoutError
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
+from litestar_queues.progress import ProgressReporter
 from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
 from litestar_queues.serialization import encode_result
 from litestar_queues.task import CONTEXT_PARAMETER, JOB_ID_PARAMETER, Task, TaskRegistry
@@ -87,7 +88,7 @@ class Interrupt:
 class AttemptRunner:
     """Executes claimed records: decode, call, encode, finish under the fence, publish lifecycle events."""
 
-    __slots__ = ("backend", "clock", "executor", "publisher", "registry", "worker_id")
+    __slots__ = ("backend", "clock", "executor", "progress", "publisher", "registry", "worker_id")
 
     def __init__(
         self,
@@ -98,8 +99,10 @@ class AttemptRunner:
         clock: Clock,
         worker_id: str | None,
         executor: Executor | None = None,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.backend = backend
+        self.progress = progress
         self.registry = registry
         self.publisher = publisher
         self.clock = clock
@@ -108,7 +111,7 @@ class AttemptRunner:
 
     async def run(self, record: TaskRecord, interrupt: Interrupt | None = None) -> TaskRecord | None:
         """Run the claimed ``record`` once and end it; return the updated record, or ``None`` if the fence failed."""
-        context = TaskExecutionContext(record, self.publisher, self.worker_id)
+        context = TaskExecutionContext(record, self.publisher, self.worker_id, self.progress)
         token = context.bind()
         try:
             outcome = await self._attempt(record, context, interrupt)
