@@ -529,7 +529,11 @@ class _ListHistoryBackend(MemoryBackend):
 
     def _start(self, events: list[QueueEvent], cursor: str, newest_first: bool) -> int:
         after = parse_event_cursor(cursor)
-        passed = [event for event in events if (event_position(event) >= after if newest_first else event_position(event) <= after)]
+        passed = [
+            event
+            for event in events
+            if (event_position(event) >= after if newest_first else event_position(event) <= after)
+        ]
         return len(passed)
 
     def _cursor(self, page: list[QueueEvent], start: int) -> str:
@@ -540,7 +544,9 @@ class _ListHistoryBackend(MemoryBackend):
     ) -> EventPage:
         if limit <= 0:
             return EventPage([], None)
-        events = sorted((event for event in self._log if self._matches(where, event)), key=self._order, reverse=newest_first)
+        events = sorted(
+            (event for event in self._log if self._matches(where, event)), key=self._order, reverse=newest_first
+        )
         start = 0 if cursor is None else self._start(events, cursor, newest_first)
         page = events[start : start + limit]
         more = start + limit < len(events)

@@ -242,8 +242,8 @@ class QueueBackend(ABC):
         """Put a ``failed``, ``cancelled`` or ``expired`` record back to ``pending`` (manual retry).
 
         Sets ``scheduled_at = now``, ``attempts = 0``, clears ``expires_at`` (a manual retry must not expire
-        at once), ``finished_at``, ``result``, ``error``, ``progress`` and ``cancel_requested``. Returns the updated record;
-        ``None`` if it does not exist; an active or completed record is returned unchanged. Raises
+        at once), ``finished_at``, ``result``, ``error``, ``progress`` and ``cancel_requested``. Returns the updated
+        record; ``None`` if it does not exist; an active or completed record is returned unchanged. Raises
         ``DuplicateTaskError`` (and changes nothing) if another active record now holds its key.
 
         A requeue makes work available: it wakes ``wait_for_work`` on the record's queue ([PUSH_WAKEUP]).
@@ -317,6 +317,7 @@ class QueueBackend(ABC):
     @abstractmethod
     async def paused_queues(self) -> dict[str, datetime]:
         """Every paused queue, with the ``now`` of the call that paused it."""
+
     # -- optional event history --------------------------------------------------------------------
 
     async def append_events(self, events: Sequence[QueueEvent]) -> None:

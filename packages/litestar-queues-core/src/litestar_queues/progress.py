@@ -49,7 +49,9 @@ class ProgressReporter:
             SerializationError: ``current`` or ``total`` is not a finite number (nothing is stored).
         """
         for name, value in (("current", current), ("total", total)):
-            if value is not None and (type(value) is bool or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            if value is not None and (
+                type(value) is bool or not isinstance(value, (int, float)) or not math.isfinite(value)
+            ):
                 raise SerializationError(f"progress {name} must be a finite number, got {value!r}")
         progress = TaskProgress(
             current=current,

@@ -17,6 +17,7 @@ from litestar_queues.events.envelope import (
     QueueEvent,
     QueueEventType,
 )
+from litestar_queues.events.helpers import publish_task_event, publish_task_log, publish_task_progress
 from litestar_queues.events.history import (
     EventFilter,
     EventPage,
@@ -25,7 +26,6 @@ from litestar_queues.events.history import (
     event_position,
     parse_event_cursor,
 )
-from litestar_queues.events.helpers import publish_task_event, publish_task_log, publish_task_progress
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.events.sinks import InMemoryQueueEventSink, QueueEventSink
 from litestar_queues.lazy import load_lazy

@@ -20,13 +20,13 @@ from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
 from litestar_queues.litestar.authorization import ChannelAuthorizer, is_subscription_allowed
 from litestar_queues.litestar.plugin import QueuePlugin
-from litestar_queues.service import QueueService
 from litestar_queues.litestar.subscription import (
     DEFAULT_DEDUP_WINDOW,
     DEFAULT_HISTORY,
     DEFAULT_MAX_BACKLOG,
     QueueEventSubscription,
 )
+from litestar_queues.service import QueueService
 
 __all__ = ("find_channels_plugin", "sse_queue_events", "stream_queue_events")
 

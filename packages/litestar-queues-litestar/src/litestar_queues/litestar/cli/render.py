@@ -163,7 +163,9 @@ def print_events(events: Sequence[QueueEvent], next_cursor: str | None) -> None:
     if not events:
         console.print("[bright_black]no events[/]")
     else:
-        table = _table("occurred", "type", Column("task", no_wrap=True), "attempt", "detail", Column("id", no_wrap=True))
+        table = _table(
+            "occurred", "type", Column("task", no_wrap=True), "attempt", "detail", Column("id", no_wrap=True)
+        )
         for event in events:
             detail = event.message or ""
             if event.type == "task.progress":

@@ -10,17 +10,20 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from litestar_queues.backend import Capability, QueueBackend
-from litestar_queues.backends.sqlspec.codec import decode_worker, encode_worker
+from litestar_queues.backends.sqlspec.codec import decode_worker, encode_json, encode_worker
 from litestar_queues.backends.sqlspec.config import SQLSpecBackendConfig, describe_database
 from litestar_queues.backends.sqlspec.database import Database, detect_driver, family_of
 from litestar_queues.backends.sqlspec.dialects import Dialect, create_dialect
 from litestar_queues.backends.sqlspec.dialects.sqlite import check_sqlite_location
 from litestar_queues.backends.sqlspec.enqueue import enqueue_records
+from litestar_queues.backends.sqlspec.history import EventStore
 from litestar_queues.backends.sqlspec.listener import NotificationListener
 from litestar_queues.backends.sqlspec.migrate import SchemaMigrator, migration_extension_config
 from litestar_queues.backends.sqlspec.names import TableNames
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import BackendUnavailableError, ConfigurationError, UnsupportedOperation
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -30,6 +33,7 @@ from litestar_queues.records import (
     QueueStatistics,
     RecordFilter,
     RecordPage,
+    TaskProgress,
     TaskRecord,
     TaskStatus,
     WorkerInfo,
@@ -42,7 +46,8 @@ __all__ = ("SQLSpecBackend",)
 
 logger = logging.getLogger("litestar_queues.backends.sqlspec")
 
-_PUSH = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER})
+_EVERYWHERE = frozenset({Capability.TRANSFER, Capability.EVENT_HISTORY})
+_PUSH = _EVERYWHERE | {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP}
 _FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _WORKER_ROW_GRACE = timedelta(hours=1)
@@ -65,7 +70,7 @@ class SQLSpecBackend(QueueBackend):
     declares neither and the core polls.
     """
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.TRANSFER})
+    capabilities: ClassVar[frozenset[Capability]] = _EVERYWHERE
     """Per instance: PostgreSQL with ``listen_notify`` adds push wakeups (set in ``__init__``)."""
     name: ClassVar[str] = "sqlspec"
 
@@ -80,6 +85,7 @@ class SQLSpecBackend(QueueBackend):
         self._listen = family == "postgres" and config.listen_notify
         self._dialect: Dialect = create_dialect(self._db, self.names, notify=self._listen)
         self._migrator = SchemaMigrator(self._db, self._dialect, self.names, config.version_table)
+        self._events = EventStore(self._db, self.names, self._dialect.codec)
         self._work_waiters = Waiters()
         self._finish_waiters = Waiters()
         self._listener: NotificationListener | None = None
@@ -242,6 +248,12 @@ class SQLSpecBackend(QueueBackend):
         )
         return await isolate_undecodable_record(self, claimed, now=now)
 
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        """Store the progress of each attempt whose fence matches, in order (one guarded UPDATE)."""
+        latest = {(lease.record_id, lease.owner, lease.token): (lease, progress) for lease, progress in updates}
+        if latest:
+            await self._dialect.save_progress([(lease, encode_json(progress)) for lease, progress in latest.values()])
+
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
         return await self._dialect.transfer(lease, owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
@@ -310,6 +322,27 @@ class SQLSpecBackend(QueueBackend):
         if limit <= 0:
             return 0
         return await self._dialect.prune(finished_before=finished_before, limit=limit)
+
+    # -- event history -----------------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        """Insert the events whose ids are new (multi-row inserts that skip stored ids)."""
+        if events:
+            await self._events.append(events)
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        """Return one page of stored events in ``(occurred_at, seq, id)`` order: one range of an index."""
+        if limit <= 0:
+            return EventPage([], None)
+        return await self._events.query(where, limit=limit, cursor=cursor, newest_first=newest_first)
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first."""
+        if limit <= 0:
+            return 0
+        return await self._events.prune(occurred_before=occurred_before, limit=limit)
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ from litestar_queues.testing.conformance.concurrency import ConcurrencyConforman
 from litestar_queues.testing.conformance.dedup import DedupConformance
 from litestar_queues.testing.conformance.enqueue import EnqueueConformance
 from litestar_queues.testing.conformance.expiry import ExpiryConformance
-from litestar_queues.testing.conformance.history import EventHistoryConformance
 from litestar_queues.testing.conformance.fencing import FencingConformance
+from litestar_queues.testing.conformance.history import EventHistoryConformance
 from litestar_queues.testing.conformance.leases import LeaseConformance
 from litestar_queues.testing.conformance.locks import LockConformance
 from litestar_queues.testing.conformance.pausing import PauseConformance

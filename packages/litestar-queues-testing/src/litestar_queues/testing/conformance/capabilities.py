@@ -12,8 +12,8 @@ from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter
-from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.records import new_record_id
+from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import QUEUE, enqueue_one, make_record, raising
 
 __all__ = ("CapabilityConformance",)

@@ -220,7 +220,9 @@ class EventHistoryConformance(ConformanceBase):
         # Several events share a moment (and some a sequence), so a cursor that keeps only the time, or the time and
         # the sequence, skips or repeats events at a page boundary.
         events = [
-            make_event(now + timedelta(seconds=number // 6), task_id=task_id if number % 4 else None, sequence=number % 2)
+            make_event(
+                now + timedelta(seconds=number // 6), task_id=task_id if number % 4 else None, sequence=number % 2
+            )
             for number in range(26)
         ]
         await backend.append_events(events)
@@ -291,7 +293,9 @@ class EventHistoryConformance(ConformanceBase):
         page = await backend.query_events(EventFilter(), limit=10)
         assert (page.events, page.next_cursor) == ([], None), rule("query_events", "no events: an empty last page")
 
-    async def test_history_prune_deletes_events_that_occurred_before(self, backend: QueueBackend, now: datetime) -> None:
+    async def test_history_prune_deletes_events_that_occurred_before(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
         require(backend, Capability.EVENT_HISTORY)
         cutoff = now.replace(microsecond=250_000)
         old = [make_event(cutoff - timedelta(hours=2)), make_event(cutoff - _MICROSECOND)]

@@ -81,7 +81,9 @@ class ProgressConformance(ConformanceBase):
         await backend.save_progress([(first.lease, make_progress(now, 1))])
         latest = make_progress(now, 5, total=None, percent=None, message=None)
         other = make_progress(now, 3)
-        await backend.save_progress([(first.lease, make_progress(now, 4)), (second.lease, other), (first.lease, latest)])
+        await backend.save_progress(
+            [(first.lease, make_progress(now, 4)), (second.lease, other), (first.lease, latest)]
+        )
         stored = [await backend.get(record.id) for record in (first, second)]
         assert [record.progress if record else None for record in stored] == [latest, other], rule(
             "save_progress", "for each (lease, progress) in order: a later update of the same record wins"

@@ -57,6 +57,7 @@ _COLUMN_TYPES: dict[str, str] = {
     "token": "bigint",
     "lease_expires_at": "timestamptz",
     "cancel_requested": "boolean",
+    "progress": "text",
 }
 _Row = msgspec.defstruct("_Row", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True)
 """A task row as one JSON object, the shape ``json_to_recordset`` reads; a missing key is a NULL column, so
@@ -178,6 +179,12 @@ class PostgresDialect(Dialect):
             "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
             "WHERE t.id = l.id AND t.owner = l.owner AND t.token = l.token AND t.status = 'running' "
             "RETURNING t.id, t.cancel_requested"
+        )
+        self.sql_save_progress = (
+            f"UPDATE {tasks} AS t SET progress = l.progress FROM unnest(CAST(:ids AS varchar[]), "
+            "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[]), CAST(:progress AS text[])) "
+            "AS l(id, owner, token, progress) "
+            "WHERE t.id = l.id AND t.owner = l.owner AND t.token = l.token AND t.status = 'running'"
         )
         expire = (
             f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now "
@@ -325,6 +332,16 @@ class PostgresDialect(Dialect):
         }
         rows = await self.db.select(self.sql_renew, params)
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
+        """One statement joining the fences and their progress as arrays."""
+        params = {
+            "ids": [lease.record_id for lease, _ in updates],
+            "owners": [lease.owner for lease, _ in updates],
+            "tokens": [lease.token for lease, _ in updates],
+            "progress": [progress for _, progress in updates],
+        }
+        await self.db.execute(self.sql_save_progress, params)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
         """Expire a bounded batch, skipping rows another transaction holds; notify their waiters."""
