@@ -189,6 +189,35 @@ async def test_cancel_running_task_interrupts_it(service: QueueService, registry
     assert record.status is TaskStatus.CANCELLED
 
 
+async def test_a_cancel_request_wins_over_a_retry(
+    service: QueueService, registry: TaskRegistry, sink: InMemoryQueueEventSink
+) -> None:
+    cancel_sent = asyncio.Event()
+    runs: list[int] = []
+
+    @task("fails.after.cancel", retries=3, retry_backoff=0, registry=registry)
+    async def fails_after_cancel(_task_context: TaskExecutionContext) -> None:
+        runs.append(_task_context.attempt)
+        await cancel_sent.wait()
+        raise RuntimeError("failed before the next heartbeat noticed the cancellation")
+
+    outcome = await service.enqueue(fails_after_cancel)  # type: ignore[call-arg]
+    worker = Worker(service, WorkerConfig(heartbeat_interval=10, stale_threshold=30, poll_interval=0.01))
+    await worker.start()
+    try:
+        await _until(lambda: runs)
+        requested = await service.cancel(outcome.id)
+        assert requested.status is TaskStatus.RUNNING and requested.cancel_requested
+        cancel_sent.set()
+        record = await service.wait_for(outcome.id, timeout=5)
+    finally:
+        await worker.stop()
+    assert (record.status, record.attempts, runs) == (TaskStatus.CANCELLED, 1, [1])
+    assert record.error is not None and "failed before the next heartbeat" in record.error.message
+    types = [event.type for event in sink.events if event.task_id == outcome.id]
+    assert types[-1] == "task.cancelled" and "task.retrying" not in types, types
+
+
 async def test_drain_hands_unfinished_work_back_without_using_a_retry(
     service: QueueService, registry: TaskRegistry
 ) -> None:

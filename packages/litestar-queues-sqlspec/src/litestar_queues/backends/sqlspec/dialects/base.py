@@ -268,15 +268,13 @@ class Dialect(ABC):
             "token": lease.token,
             "error": None if error is None else encode_json(error),
         }
+        params["now"] = codec.time(now)
         if terminal:
             params["status"] = status.value
-            params["now"] = codec.time(now)
             params["result"] = None if outcome.result is None else encode_json(outcome.result)
         else:
             assert outcome.scheduled_at is not None  # checked by the backend
             params["scheduled_at"] = codec.time(outcome.scheduled_at)
-            if outcome.only_if_lease_expired:
-                params["now"] = codec.time(now)
         return sql, params
 
     def _build_finish_sql(self, terminal: bool, refund: bool, only_if_expired: bool) -> str:
@@ -289,10 +287,16 @@ class Dialect(ABC):
                 "owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
             )
         else:
+            # A cancel request wins over a retry: the record ends cancelled instead. cancel_requested is reset
+            # last, because MySQL assigns from left to right and later expressions would see the new value.
             attempts = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END" if refund else "attempts"
             changes = (
-                f"status = 'pending', scheduled_at = :scheduled_at, error = :error, attempts = {attempts}, "
-                "owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
+                "status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, "
+                "finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END, "
+                "active_key = CASE WHEN cancel_requested THEN NULL ELSE active_key END, "
+                "scheduled_at = CASE WHEN cancel_requested THEN scheduled_at ELSE :scheduled_at END, "
+                f"attempts = CASE WHEN cancel_requested THEN attempts ELSE {attempts} END, "
+                "error = :error, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
             )
         return f"UPDATE {self.names.tasks} SET {changes} WHERE {fence}"
 
@@ -312,7 +316,15 @@ class Dialect(ABC):
         terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")
         records = await self.update_returning(sql, params, notify=notify)
-        return records[0] if records else None
+        if not records:
+            return None
+        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
+            await self.announce_finished(records[0].id)
+        return records[0]
+
+    async def announce_finished(self, record_id: str) -> None:
+        """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""
+        del record_id
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``."""

@@ -28,7 +28,7 @@ from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError, DuplicateTaskError
-from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 
 __all__ = ("MySQLDialect",)
 
@@ -294,8 +294,11 @@ class MySQLDialect(Dialect):
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
     ) -> Awaitable[TaskRecord | None]:
         """The guarded UPDATE (it always changes the status, so its row count decides), then a read unless
-        ``claimed`` gives the finished record; one transaction."""
+        ``claimed`` gives the finished record (terminal outcomes only: a pending one may end cancelled); one
+        transaction."""
         sql, params = self.finish_statement(lease, outcome, now)
+        if as_status(outcome.status) is TaskStatus.PENDING:
+            claimed = None
 
         async def attempt() -> TaskRecord | None:
             async with self.transaction() as session:

@@ -298,6 +298,13 @@ class PostgresDialect(Dialect):
         read = {record.id: record for record in await self.fetch_by_ids(unknown)} if unknown else {}
         return [(ending[7] or read.get(ending[0])) if ending[0] in done else None for ending in endings]
 
+    async def announce_finished(self, record_id: str) -> None:
+        """``pg_notify`` on the finish channel."""
+        if self.notify:
+            await self.db.select(
+                "SELECT pg_notify(:channel, :id)", {"channel": self.names.finish_channel, "id": record_id}
+            )
+
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""
         params = {
