@@ -12,12 +12,12 @@ statement text and caches the result, so the text of every statement is fixed pe
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlspec.exceptions import UniqueViolationError
+from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
 from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, ValueCodec, decode_task, encode_json
 from litestar_queues.backends.sqlspec.database import Database
@@ -27,9 +27,13 @@ from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, Ta
 
 __all__ = ("SELECT_COLUMNS", "Dialect", "chunked")
 
+_T = TypeVar("_T")
+
 SELECT_COLUMNS = ", ".join(column for column in TASK_COLUMNS if column != "active_key")
 TERMINAL_SQL = "('completed', 'failed', 'cancelled', 'expired')"
 REQUEUEABLE_SQL = "('failed', 'cancelled', 'expired')"
+_DEADLOCK_TRIES = 8
+"""Tries of a statement or transaction chosen as a deadlock victim before the error propagates."""
 _INSERT_BYTES_PER_CHUNK = 4 * 1024 * 1024
 """Rough bound on one bulk insert's payload, well under MySQL's default ``max_allowed_packet``."""
 
@@ -122,6 +126,16 @@ class Dialect(ABC):
         del session
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``operation`` (one statement or transaction) again when the database chose it as a deadlock victim:
+        it was rolled back, so nothing of it applied."""
+        for _ in range(_DEADLOCK_TRIES - 1):
+            try:
+                return await operation()
+            except DeadlockError:
+                continue
+        return await operation()
 
     def decode(self, row: dict[str, Any]) -> TaskRecord:
         """Return the record of a task row."""

@@ -14,7 +14,7 @@ the status; elsewhere a read decides.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 _ROWS_PER_CHUNK = 2000
 """Rows per insert transaction (asyncmy splits each into multi-row statements of at most 1 MB)."""
 _ATTEMPTS = 8
-"""Tries of a transaction that lost a deadlock or a duplicate-key race before the error propagates."""
+"""Tries of a transaction that lost a duplicate-key race (or a deadlock) before the error propagates."""
 _VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -132,15 +132,6 @@ class MySQLDialect(Dialect):
             await session.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await session.begin()
             yield session
-
-    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``operation`` again when InnoDB chose it as a deadlock victim."""
-        for _ in range(_ATTEMPTS - 1):
-            try:
-                return await operation()
-            except DeadlockError:
-                continue
-        return await operation()
 
     async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
         """``IN (…)`` over a list as long as a bulk enqueue (see :func:`_select_native`)."""
