@@ -405,6 +405,70 @@ async def test_worker_survives_backend_errors(
     assert "backend reachable again" in caplog.text
 
 
+@pytest.mark.parametrize("reply_lost", [False, True], ids=["not applied", "applied, reply lost"])
+async def test_an_outcome_the_backend_failed_to_take_is_held_and_written_again(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture, *, reply_lost: bool
+) -> None:
+    runs: list[int] = []
+
+    @task("held.outcome", registry=registry)
+    async def held_outcome() -> str:
+        runs.append(1)
+        return "done"
+
+    backend = service.backend
+    original = backend.finish
+    failures = {"left": 3}
+
+    async def flaky_finish(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            if reply_lost:
+                await original(*args, **kwargs)  # the write applies, and then the connection drops
+            raise ConnectionError("server went away")
+        return await original(*args, **kwargs)
+
+    backend.finish = flaky_finish  # type: ignore[method-assign]
+    outcome = await service.enqueue(held_outcome)
+    await Worker(service, WorkerConfig(poll_interval=0.01, heartbeat_interval=0.05, stale_threshold=5)).run_until_idle()
+    record = await service.wait_for(outcome.id, timeout=1)
+    assert (record.status, record.result, runs) == (TaskStatus.COMPLETED, "done", [1])
+    assert "holding it and trying again" in caplog.text
+    assert "lease lost" not in caplog.text and "could not be finished" not in caplog.text
+
+
+async def test_a_held_outcome_is_given_up_when_the_lease_expires(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    @task("never.written", registry=registry)
+    async def never_written() -> None: ...
+
+    async def broken_finish(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("server gone for good")
+
+    service.backend.finish = broken_finish  # type: ignore[method-assign]
+    outcome = await service.enqueue(never_written)
+    config = WorkerConfig(poll_interval=0.01, heartbeat_interval=0.1, stale_threshold=0.6, maintenance_interval=60)
+    worker = Worker(service, config)
+    renew = service.backend.renew
+    renewals: list[int] = []
+
+    async def no_renewals(leases: Any, **kwargs: Any) -> Any:  # the server is gone for renewals too
+        renewals.append(len(leases))
+        raise ConnectionError("server gone for good")
+
+    service.backend.renew = no_renewals  # type: ignore[method-assign]
+    await worker.start()
+    try:
+        await _until(lambda: "could not be finished before its lease expired" in caplog.text, timeout=5)
+    finally:
+        service.backend.renew = renew  # type: ignore[method-assign]
+        await worker.stop()
+    assert renewals and max(renewals) == 1  # the held attempt's lease was still being renewed
+    record = await service.get_task(outcome.id)
+    assert record is not None and record.status is TaskStatus.RUNNING  # stale recovery takes it from here
+
+
 async def test_second_stop_cuts_a_long_drain_short(service: QueueService, registry: TaskRegistry) -> None:
     started = asyncio.Event()
 

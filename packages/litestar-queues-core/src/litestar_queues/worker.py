@@ -53,7 +53,7 @@ class _Job(Interrupt):
     __slots__ = ("record", "released", "task", "worker")
 
     def __init__(self, worker: Worker, record: TaskRecord) -> None:
-        super().__init__()
+        super().__init__(record.lease_expires_at)
         self.worker = worker
         self.record = record
         self.task: asyncio.Task[None]  # set by the worker right after, to a task running this attempt
@@ -390,7 +390,13 @@ class Worker:
             if interrupt.reason is None:
                 raise
         except Exception:  # the record keeps its lease and comes back through stale recovery
-            logger.exception("worker %s: task %s (%s) could not be finished", self.id, record.id, record.task_name)
+            logger.exception(
+                "worker %s: task %s (%s) could not be finished before its lease expired; it runs again after stale "
+                "recovery",
+                self.id,
+                record.id,
+                record.task_name,
+            )
 
     async def _start_scheduled(self, record: TaskRecord) -> bool:
         """Enqueue the schedule's next slot; skip this run if ``max_instances`` older runs are still going."""
@@ -444,14 +450,20 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         backend = self.service.backend
-        leases = [job.record.lease for job in self._jobs.values() if not job.finishing]
+        # Attempts whose outcome is being written are left out (a renewal racing the write would call them lost),
+        # except those whose outcome is held after a failed write: their lease must last until it is written.
+        leases = [job.record.lease for job in self._jobs.values() if not job.finishing or job.holding]
         if leases:
-            states = await backend.renew(
-                leases, now=self.service.clock.now(), lease_seconds=self.config.stale_threshold
-            )
+            now = self.service.clock.now()
+            states = await backend.renew(leases, now=now, lease_seconds=self.config.stale_threshold)
+            renewed_until = now + timedelta(seconds=self.config.stale_threshold)
             for record_id, state in states.items():
                 job = self._jobs.get(record_id)
-                if job is None or job.finishing:
+                if job is None:
+                    continue
+                if state is not LeaseState.LOST:
+                    job.lease_expires_at = renewed_until
+                if job.finishing:
                     continue  # finished while the renewal was in flight: not lost, just over
                 if state is LeaseState.CANCEL_REQUESTED:
                     self._interrupt(record_id, "cancel")
