@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import uuid
@@ -57,6 +58,9 @@ __all__ = ("EnqueueRequest", "QueueService")
 
 logger = logging.getLogger("litestar_queues.service")
 
+_OPEN_FIRST_DELAY = 0.5
+_OPEN_MAX_DELAY = 10.0
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -101,8 +105,13 @@ class QueueService:
     ) -> None:
         await self.close()
 
-    async def open(self) -> None:
+    async def open(self, *, wait_for_backend: bool = False) -> None:
         """Import task modules, create and open the backend, then open the execution targets.
+
+        Args:
+            wait_for_backend: When the backend cannot be opened (its server is unreachable, say), log it and try
+                again with backoff (0.5 s doubling to 10 s) until it opens, instead of raising. A
+                ``ConfigurationError`` is raised at once either way. Standalone workers wait (``docs/deployment.md``).
 
         Raises:
             ConfigurationError: a task module failed to import, the backend is unknown or not installed, a task
@@ -115,8 +124,33 @@ class QueueService:
                 raise ConfigurationError(
                     f"task module {module!r} (QueueConfig.task_modules) failed to import: {exc}"
                 ) from exc
-        backend = resolve_backend(self.config.queue_backend)
-        await backend.open()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        delay = _OPEN_FIRST_DELAY
+        while True:
+            backend = resolve_backend(self.config.queue_backend)
+            try:
+                await backend.open()
+                break
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                if not wait_for_backend:
+                    raise
+                with contextlib.suppress(Exception):
+                    await backend.close()
+                logger.warning(
+                    "the %s backend cannot be opened (%s: %s); trying again in %.1f s (waiting %.0f s so far)",
+                    backend.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    loop.time() - started,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _OPEN_MAX_DELAY)
+        if delay > _OPEN_FIRST_DELAY:
+            logger.warning("the %s backend is reachable after %.1f s", backend.name, loop.time() - started)
         self._backend = backend
         try:
             for target in self.targets.values():

@@ -121,10 +121,16 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register, run one maintenance pass (recovering work of crashed workers), and start claiming."""
+        """Register, run one maintenance pass (recovering work of crashed workers), and start claiming.
+
+        A backend that fails meanwhile is logged, and the worker starts anyway: its loops retry with backoff.
+        """
         backend = self.service.backend
-        await backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
-        await self._maintenance()
+        for action in (self._register, self._maintenance):
+            try:
+                await action()
+            except Exception as exc:
+                await self._backend_failed(action.__name__.strip("_"), exc)
         loop = asyncio.get_running_loop()
         self._loops = [
             loop.create_task(self._claim_loop(), name=f"{self.id}-claim"),
@@ -470,7 +476,10 @@ class Worker:
                 elif state is LeaseState.LOST:
                     logger.warning("worker %s lost the lease of task %s; stopping that attempt", self.id, record_id)
                     self._interrupt(record_id, "lost")
-        await backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
+        await self._register()
+
+    async def _register(self) -> None:
+        await self.service.backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
 
     async def _maintenance(self) -> None:
         backend = self.service.backend
@@ -513,7 +522,7 @@ class Worker:
             now = self.service.clock.now()
             error = TaskError(
                 type="lease_expired",
-                message=f"worker {record.owner} stopped renewing its lease (crashed or was killed)",
+                message=f"worker {record.owner} stopped renewing its lease (it died, or lost the backend for longer)",
             )
             undecodable = is_undecodable(record)  # fails: requeued, it would only be failed by the next claim
             requeue = (
