@@ -33,16 +33,7 @@ from litestar_queues.records import (
 )
 from litestar_queues.runner import AttemptRunner
 from litestar_queues.salvage import is_undecodable
-from litestar_queues.scheduler import (
-    SCHEDULE_METADATA_KEY,
-    ScheduleInfo,
-    jittered,
-    matches_definition,
-    next_slot,
-    schedule_metadata,
-    schedule_of,
-    slot_record_id,
-)
+from litestar_queues.scheduler import ScheduleInfo, Scheduler
 from litestar_queues.serialization import encode_arguments
 from litestar_queues.targets import ExecutionTarget, check_task_targets, create_targets
 from litestar_queues.task import (
@@ -93,6 +84,8 @@ class QueueService:
         """Where attempts run, by ``execution_backend`` name: ``local``, ``immediate`` and the configured ones."""
         self._default_target = self.config.default_execution_backend
         self._backend: QueueBackend | None = None
+        self.scheduler = Scheduler(self)
+        """Initialises, continues and lists the registry's schedules."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -335,79 +328,15 @@ class QueueService:
     # -- schedules ---------------------------------------------------------------------------------
 
     async def initialize_schedules(self) -> list[TaskRecord]:
-        """Make sure every scheduled task has one pending record of its current definition.
+        """Make sure every scheduled task has a pending record of its current definition; return them.
 
-        Pending records of an older definition are cancelled. Returns the pending records.
+        Pending records of an older definition are cancelled (see :class:`~litestar_queues.scheduler.Scheduler`).
         """
-        now = self.clock.now()
-        pending: list[TaskRecord] = []
-        for task in self.registry:
-            if task.schedule is None:
-                continue
-            current: TaskRecord | None = None
-            for record in await self._scheduled_records(task.name, TaskStatus.PENDING):
-                if matches_definition(record, task) and current is None:
-                    current = record
-                else:
-                    await self.backend.cancel(record.id, now=now)
-                    logger.info("schedule of %s changed: cancelled pending run %s", task.name, record.id)
-            if current is None:
-                first = now + timedelta(seconds=task.schedule.initial_delay) if task.schedule.interval else None
-                current = await self.enqueue_slot(task, first or next_slot(task.schedule, now), now=now)
-            pending.append(current)
-        return pending
-
-    async def _scheduled_records(self, task_name: str, status: TaskStatus) -> list[TaskRecord]:
-        page = await self.backend.query(RecordFilter(status=status, task_name=task_name), limit=100)
-        return [record for record in page.records if schedule_of(record) is not None]
-
-    async def enqueue_slot(self, task: Task[Any, Any], slot: datetime, *, now: datetime) -> TaskRecord:
-        """Enqueue one slot of a task's schedule; enqueueing the same slot again returns the same record."""
-        schedule = task.schedule
-        if schedule is None:
-            raise ConfigurationError(f"task {task.name!r} has no schedule")
-        metadata = {**task.options.metadata, SCHEDULE_METADATA_KEY: schedule_metadata(schedule, slot)}
-        options = msgspec.structs.replace(
-            task.options, scheduled_at=jittered(schedule, slot), delay=None, metadata=metadata
-        )
-        request = EnqueueRequest(task_name=task.name, args=[], kwargs={}, options=options)
-        record = self._record(request, now, record_id=slot_record_id(task.name, schedule, slot))
-        (outcome,) = await self.backend.enqueue([record])
-        return outcome.record
-
-    async def schedule_next(self, record: TaskRecord) -> None:
-        """Called when a scheduled run starts: enqueue the following slot (idempotent across workers)."""
-        meta = schedule_of(record)
-        if meta is None or record.task_name not in self.registry:
-            return
-        task = self.registry.get(record.task_name)
-        if task.schedule is None or not matches_definition(record, task):
-            return  # an old definition's run: initialize_schedules owns the new one
-        now = self.clock.now()
-        slot = datetime.fromisoformat(meta["slot"])
-        await self.enqueue_slot(task, next_slot(task.schedule, max(now, slot), previous=slot), now=now)
+        return await self.scheduler.initialize()
 
     async def schedules(self) -> list[ScheduleInfo]:
         """Every registered schedule with its next run."""
-        infos = []
-        for task in self.registry:
-            if task.schedule is None:
-                continue
-            pending = [
-                r for r in await self._scheduled_records(task.name, TaskStatus.PENDING) if matches_definition(r, task)
-            ]
-            record = min(pending, key=lambda r: r.scheduled_at, default=None)
-            infos.append(
-                ScheduleInfo(
-                    task_name=task.name,
-                    cron=task.schedule.cron,
-                    interval=task.schedule.interval,
-                    timezone=task.schedule.timezone,
-                    next_run_at=record.scheduled_at if record else next_slot(task.schedule, self.clock.now()),
-                    pending_record_id=record.id if record else None,
-                )
-            )
-        return infos
+        return await self.scheduler.schedules()
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from litestar_queues.backend import Capability
 from litestar_queues.config import WorkerConfig, default_worker_id
-from litestar_queues.records import LeaseState, Outcome, RecordFilter, TaskError, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.records import LeaseState, Outcome, TaskError, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.runner import Interrupt
 from litestar_queues.salvage import is_undecodable
 from litestar_queues.scheduler import schedule_of
@@ -389,7 +389,7 @@ class Worker:
 
     async def _execute(self, record: TaskRecord, interrupt: Interrupt) -> None:
         try:
-            if schedule_of(record) is not None and not await self._start_scheduled(record):
+            if schedule_of(record) is not None and not await self.service.scheduler.start_run(record):
                 return
             await target_for(self._targets, record).dispatch(record, self._runner, interrupt)
         except asyncio.CancelledError:
@@ -403,24 +403,6 @@ class Worker:
                 record.id,
                 record.task_name,
             )
-
-    async def _start_scheduled(self, record: TaskRecord) -> bool:
-        """Enqueue the schedule's next slot; skip this run if ``max_instances`` older runs are still going."""
-        await self.service.schedule_next(record)
-        limit = int((schedule_of(record) or {}).get("max_instances", 1))
-        page = await self.service.backend.query(
-            RecordFilter(status=TaskStatus.RUNNING, task_name=record.task_name), limit=100
-        )
-        position = (record.scheduled_at, record.id)
-        older = sum(1 for other in page.records if (other.scheduled_at, other.id) < position)
-        if older < limit:
-            return True
-        error = TaskError(type="max_instances", message=f"skipped: {limit} run(s) of this schedule already running")
-        await self.service.backend.finish(
-            record.lease, Outcome(status=TaskStatus.CANCELLED, error=error), now=self.service.clock.now()
-        )
-        logger.warning("task %s (%s) %s", record.id, record.task_name, error.message)
-        return False
 
     def _interrupt(self, record_id: str, reason: str) -> None:
         job = self._jobs.get(record_id)  # an attempt whose outcome is being written is left to write it
