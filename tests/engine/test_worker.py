@@ -469,6 +469,35 @@ async def test_a_held_outcome_is_given_up_when_the_lease_expires(
     assert record is not None and record.status is TaskStatus.RUNNING  # stale recovery takes it from here
 
 
+async def test_stop_ends_even_if_a_backend_call_swallows_its_cancellation(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    """The SQLite pool once swallowed the cancellation of a heartbeat opening a connection: the worker never exited."""
+    in_call = asyncio.Event()
+
+    async def swallowing_renew(*args: Any, **kwargs: Any) -> Any:
+        in_call.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)  # the first cancel is swallowed; the call goes on
+        return {}
+
+    @task("sleeps", registry=registry)
+    async def sleeps() -> None:
+        await asyncio.sleep(30)
+
+    service.backend.renew = swallowing_renew  # type: ignore[method-assign]
+    await service.enqueue(sleeps)
+    worker = Worker(service, WorkerConfig(heartbeat_interval=0.01, stale_threshold=30, poll_interval=0.01))
+    await worker.start()
+    await asyncio.wait_for(in_call.wait(), 5)
+    stopping = asyncio.ensure_future(worker.stop(drain_timeout=0.05))
+    done, _ = await asyncio.wait((stopping,), timeout=30)
+    assert stopping in done, "worker.stop() hung on a loop that swallowed its cancellation"
+    stopping.result()
+
+
 async def test_second_stop_cuts_a_long_drain_short(service: QueueService, registry: TaskRegistry) -> None:
     started = asyncio.Event()
 

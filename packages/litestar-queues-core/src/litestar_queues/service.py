@@ -44,11 +44,16 @@ from litestar_queues.task import (
     changed_options,
     default_registry,
 )
+from litestar_queues.timeouts import AbandonedCallError, within
 
 __all__ = ("EnqueueRequest", "QueueService")
 
 logger = logging.getLogger("litestar_queues.service")
 
+_WAKEUP_SLICE = 5.0
+"""Longest wait for a finish wakeup before the record is read again (wakeups are hints; reads are the truth)."""
+_WAKEUP_GRACE = 0.25
+"""How long past its own timeout a backend call of ``wait_for`` may take before it is abandoned."""
 _OPEN_FIRST_DELAY = 0.5
 _OPEN_MAX_DELAY = 10.0
 
@@ -383,6 +388,9 @@ class QueueService:
     async def wait_for(self, record_id: str | uuid.UUID, timeout: float | None = None) -> TaskRecord:
         """Wait until the record is terminal and return it (pushed where the backend can, polled otherwise).
 
+        With a ``timeout`` it returns or raises on time whatever the backend does: a read or a wakeup that does not
+        come back by then (a connection that hangs) is abandoned, not waited for.
+
         Raises:
             RecordNotFoundError: no such record.
             TimeoutError: not terminal within ``timeout`` seconds.
@@ -393,7 +401,11 @@ class QueueService:
         pushes = Capability.FINISH_WAKEUP in self.backend.capabilities
         poll = 0.005
         while True:
-            record = await self.backend.get(record_id)
+            if deadline is None:
+                record = await self.backend.get(record_id)
+            else:
+                seconds = deadline - loop.time() + _WAKEUP_GRACE
+                record = await within(self.backend.get(record_id), seconds, f"reading record {record_id}")
             if record is None:
                 raise RecordNotFoundError(f"no record {record_id!r}")
             if record.is_terminal:
@@ -402,7 +414,10 @@ class QueueService:
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"record {record_id} is still {record.status.value} after {timeout}s")
             if pushes:
-                await self.backend.wait_for_finish(record_id, timeout=min(remaining or 5.0, 5.0))
+                wait = _WAKEUP_SLICE if remaining is None else min(remaining, _WAKEUP_SLICE)
+                with contextlib.suppress(AbandonedCallError):
+                    waiting = self.backend.wait_for_finish(record_id, timeout=wait)
+                    await within(waiting, wait + _WAKEUP_GRACE, f"the finish wakeup of {record_id}")
             else:
                 await asyncio.sleep(min(poll, remaining) if remaining is not None else poll)
                 poll = min(poll * 2, 0.5)

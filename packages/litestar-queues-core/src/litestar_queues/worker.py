@@ -23,6 +23,7 @@ from litestar_queues.salvage import is_undecodable
 from litestar_queues.scheduler import schedule_of
 from litestar_queues.service import QueueService
 from litestar_queues.targets import reconcile_targets, target_for
+from litestar_queues.timeouts import cancel_and_leave, within
 
 __all__ = ("Worker",)
 
@@ -37,6 +38,10 @@ _CALLBACK_CONTEXT = contextvars.Context()
 
 _MIN_PIPELINED_CLAIM = 20
 """Smallest claim worth splitting a batch for: below it, two round trips cost more than the overlap saves."""
+
+_STOP_CALL_SECONDS = 5.0
+"""Longest wait, on stop, for a cancelled loop or wait to end, and for unregistering."""
+_CANCEL_TRIES = 5
 
 MAINTENANCE_LOCK = "maintenance"
 _MAINTENANCE_BATCH = 500
@@ -174,8 +179,8 @@ class Worker:
     async def _stop(self, timeout: float) -> None:
         self._stop_requested.set()
         claim_loop = self._loops[0] if self._loops else None
-        if claim_loop is not None:
-            await asyncio.gather(claim_loop, return_exceptions=True)
+        if claim_loop is not None:  # it ends by itself (a claim in flight is waited for; _end_loops cancels a hang)
+            await asyncio.wait((claim_loop,), timeout=_STOP_CALL_SECONDS)
         if self._jobs:
             logger.info("worker %s draining %d running task(s) for up to %gs", self.id, len(self._jobs), timeout)
             await self._drain(timeout)
@@ -184,13 +189,32 @@ class Worker:
             unfinished = [job.task for job in self._jobs.values()]
             self._interrupt_all("shutdown")
             await asyncio.wait(unfinished, timeout=5.0)
-        for loop_task in self._loops[1:]:
-            loop_task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self._end_loops()
         with contextlib.suppress(Exception):
-            await self.service.backend.remove_worker(self.id)
+            await within(self.service.backend.remove_worker(self.id), _STOP_CALL_SECONDS, "unregistering the worker")
         self._executor.shutdown(wait=False, cancel_futures=True)
         logger.info("worker %s stopped after %d task(s)", self.id, self.processed)
+
+    async def _end_loops(self) -> None:
+        """Cancel the heartbeat and maintenance loops and wait for them, a bounded time.
+
+        A loop in the middle of a backend call may not end at the first cancel: a client can swallow a cancellation
+        that races its reply (seen in a pool opening a SQLite connection). The cancel is repeated, and a loop that
+        still runs is left behind, so that a stop never hangs.
+        """
+        pending = {task for task in self._loops if not task.done()}
+        for _ in range(_CANCEL_TRIES):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_STOP_CALL_SECONDS / _CANCEL_TRIES)
+        if pending:
+            logger.warning("worker %s: %d background task(s) did not stop; leaving them", self.id, len(pending))
+        cancel_and_leave(pending)
+        for task in self._loops:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the loops report their own failures
 
     async def _drain(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -323,13 +347,14 @@ class Worker:
         try:
             await asyncio.wait((*waiters, stop_wait), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiter
+            pending = [waiter for waiter in waiters if not waiter.done()]
+            for waiter in pending:  # the waits that lost, or all of them when stopping: not waited for long
+                waiter.cancel()
+            if pending:
+                _, stuck = await asyncio.wait(pending, timeout=_STOP_CALL_SECONDS)
+                cancel_and_leave(stuck)
         for waiter in waiters:
-            if not waiter.cancelled() and waiter.exception() is not None:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
                 raise waiter.exception()  # type: ignore[misc]
 
     async def _claim(self, free: int) -> list[TaskRecord]:
