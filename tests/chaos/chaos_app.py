@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,16 @@ async def chaos_job(number: int, seconds: float, _task_context: TaskExecutionCon
     return number
 
 
+@task("chaos.fails_when_released", retries=5, retry_backoff=0.1)
+async def fails_when_released(path: str, _task_context: TaskExecutionContext) -> None:
+    """Wait until the file ``path`` exists, then fail (a retryable error)."""
+    _ledger.write(LedgerLine(_task_context.job_id, _task_context.attempt, os.getpid(), "start", time.time()))
+    while not Path(path).exists():
+        await asyncio.sleep(0.02)
+    _ledger.write(LedgerLine(_task_context.job_id, _task_context.attempt, os.getpid(), "end", time.time(), "failed"))
+    raise RuntimeError("released: failing as told")
+
+
 def backend_config(url: str, prefix: str) -> BackendConfig:
     """The typed configuration of the backend at ``url``, under ``prefix`` (keys or tables)."""
     if url.startswith(("redis://", "valkey://")):
@@ -75,20 +86,21 @@ def backend_config(url: str, prefix: str) -> BackendConfig:
     return SQLSpecBackendConfig.from_url(url, table_prefix=f"{prefix}_")
 
 
-def queue_config() -> QueueConfig:
-    """The queue configuration the environment describes."""
+def queue_config(env: Mapping[str, str] = os.environ) -> QueueConfig:
+    """The queue configuration ``env`` describes (this process's environment by default)."""
     worker = WorkerConfig(
-        stale_threshold=float(os.environ.get("LQ_CHAOS_STALE", "30")),
-        heartbeat_interval=float(os.environ.get("LQ_CHAOS_HEARTBEAT", "5")),
-        maintenance_interval=float(os.environ.get("LQ_CHAOS_MAINTENANCE", "15")),
+        stale_threshold=float(env.get("LQ_CHAOS_STALE", "30")),
+        heartbeat_interval=float(env.get("LQ_CHAOS_HEARTBEAT", "5")),
+        maintenance_interval=float(env.get("LQ_CHAOS_MAINTENANCE", "15")),
         poll_interval=0.2,
     )
     return QueueConfig(
-        queue_backend=backend_config(os.environ["LQ_CHAOS_URL"], os.environ.get("LQ_CHAOS_PREFIX", "chaos")),
+        queue_backend=backend_config(env["LQ_CHAOS_URL"], env.get("LQ_CHAOS_PREFIX", "chaos")),
         task_modules=("chaos_app",),
         in_app_worker=False,
         worker=worker,
     )
 
 
-app = Litestar([], plugins=[QueuePlugin(config=queue_config())])
+app = Litestar([], plugins=[QueuePlugin(config=queue_config())] if "LQ_CHAOS_URL" in os.environ else [])
+"""The worker processes' app (a process that only imports the tasks, such as a test's, gets no plugin)."""

@@ -38,8 +38,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import chaos_app  # noqa: E402
 from ledger import Facts, Findings, judge, read_ledgers  # noqa: E402
 from servers import BACKENDS, PrivateServer, private_server  # noqa: E402
+
+from litestar_queues import QueueService  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -196,12 +199,7 @@ class Run:
     async def execute(self) -> Findings:
         self.server = private_server(self.backend)
         try:
-            os.environ.update({k: v for k, v in self._env().items() if k.startswith("LQ_CHAOS_")})
-            import chaos_app
-
-            from litestar_queues import QueueService
-
-            async with QueueService(chaos_app.queue_config()) as service:
+            async with QueueService(chaos_app.queue_config(self._env())) as service:
                 jobs = await self._enqueue(service, chaos_app.chaos_job)
                 for _ in range(self.settings.workers):
                     self.spawn()
