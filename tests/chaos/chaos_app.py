@@ -9,6 +9,9 @@ Settings come from the environment (the harness sets them):
 - ``LQ_CHAOS_URL``: the queue backend's URL; ``LQ_CHAOS_PREFIX``: its key or table prefix.
 - ``LQ_CHAOS_LEDGER``: the directory of the ledgers.
 - ``LQ_CHAOS_STALE``, ``LQ_CHAOS_HEARTBEAT``, ``LQ_CHAOS_MAINTENANCE``: the worker's lease settings, in seconds.
+- ``LQ_CHAOS_FAULT=slow-renewal-swallows-a-cancel``: lease renewals take half a second and swallow the first
+  cancellation that reaches them, as sqlspec's SQLite pool did when a cancel hit it opening a connection (a
+  worker stopping soon after its start then never exited).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,22 @@ def backend_config(url: str, prefix: str) -> BackendConfig:
     return SQLSpecBackendConfig.from_url(url, table_prefix=f"{prefix}_")
 
 
+def _slow_and_swallowing_a_cancel(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    swallowed = False
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        nonlocal swallowed
+        try:
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed = True  # the cancel is lost, the call goes on
+        return await call(*args, **kwargs)
+
+    return slow
+
+
 def queue_config(env: Mapping[str, str] = os.environ) -> QueueConfig:
     """The queue configuration ``env`` describes (this process's environment by default)."""
     worker = WorkerConfig(
@@ -94,8 +113,12 @@ def queue_config(env: Mapping[str, str] = os.environ) -> QueueConfig:
         maintenance_interval=float(env.get("LQ_CHAOS_MAINTENANCE", "15")),
         poll_interval=0.2,
     )
+    backend: Any = backend_config(env["LQ_CHAOS_URL"], env.get("LQ_CHAOS_PREFIX", "chaos"))
+    if env.get("LQ_CHAOS_FAULT") == "slow-renewal-swallows-a-cancel":
+        backend = backend.create_backend()
+        backend.renew = _slow_and_swallowing_a_cancel(backend.renew)
     return QueueConfig(
-        queue_backend=backend_config(env["LQ_CHAOS_URL"], env.get("LQ_CHAOS_PREFIX", "chaos")),
+        queue_backend=backend,
         task_modules=("chaos_app",),
         in_app_worker=False,
         worker=worker,

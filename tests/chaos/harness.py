@@ -69,7 +69,7 @@ class Settings:
 
 
 SHORT = Settings(
-    jobs=400,
+    jobs=300,
     workers=2,
     concurrency=10,
     kill_every=(1.5, 2.5),
@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         row = summary(backend, findings, elapsed)
         rows.append(row)
         verdict = "ok" if not findings.problems else "FAILED: " + "; ".join(findings.problems)
+        verdict += "".join(f"; note: {note}" for note in findings.notes)
         print(f"[chaos] {backend}: {json.dumps(row)}\n[chaos] {backend}: {verdict} (logs: {folder})", flush=True)
         failed = failed or bool(findings.problems)
     table = markdown(rows)

@@ -24,14 +24,15 @@ DRAIN_SECONDS = 4.0
 
 
 async def _sigterm_drains_and_hands_back(chaos: Chaos, backend: str) -> None:
-    chaos.url = backend_url(backend, chaos.folder)
+    """A worker sent SIGTERM as soon as its two tasks run (about a second after it started) lets one finish within
+    the drain timeout and hands the other back to pending at the deadline without using up a retry."""
     import chaos_app
 
+    chaos.url = backend_url(backend, chaos.folder)
     async with QueueService(chaos_app.queue_config(chaos.env())) as service:
         short = await service.enqueue(chaos_app.chaos_job, 1, 1.5)  # finishes within the drain
         long = await service.enqueue(chaos_app.chaos_job, 2, 120.0)  # cut off by the drain's deadline
         worker = chaos.worker("--drain-timeout", str(DRAIN_SECONDS))
-        # SIGTERM as soon as both run: within about a second of the worker's start
         await asyncio.to_thread(until, lambda: chaos.lines(short.id) and chaos.lines(long.id), 60, "both jobs running")
         worker.popen.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(worker.exit_code, DRAIN_SECONDS + 20)
@@ -45,17 +46,35 @@ async def _sigterm_drains_and_hands_back(chaos: Chaos, backend: str) -> None:
     assert "Traceback" not in worker.output and "Logging error" not in worker.output, worker.output
 
 
-async def test_sigterm_lets_a_task_finish_and_hands_one_back_at_the_deadline(make_chaos: Callable[[], Chaos]) -> None:
-    """On every backend at once (each in its own worker process): a worker sent SIGTERM about a second after it
-    started, with two tasks running, lets one finish within the drain timeout and hands the other back to pending
-    at the deadline without using up a retry, then exits with status 0."""
-    # one thread and event loop per backend: a backend's slow start-up (migrations) cannot stall another's
-    scenarios = [_sigterm_drains_and_hands_back(make_chaos(), backend) for backend in BACKENDS]
+async def _stops_although_a_call_swallows_its_cancel(chaos: Chaos) -> None:
+    """SQLite: a worker sent SIGTERM about a second after it started, with a task running, never exited: the pool
+    swallowed the cancellation of a heartbeat opening a connection, and the stop waited for that loop forever. The
+    fault is injected here (renewals that are slow and swallow the first cancel), in a real worker process."""
+    import chaos_app
+
+    chaos.url = backend_url("sqlite", chaos.folder)
+    chaos.settings.update(LQ_CHAOS_HEARTBEAT="0.2", LQ_CHAOS_FAULT="slow-renewal-swallows-a-cancel")
+    async with QueueService(chaos_app.queue_config(chaos.env())) as service:
+        outcome = await service.enqueue(chaos_app.chaos_job, 1, 1.0)
+        worker = chaos.worker("--drain-timeout", str(DRAIN_SECONDS))
+        await asyncio.to_thread(until, lambda: chaos.lines(outcome.id), 60, "the job running")
+        worker.popen.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.exit_code, DRAIN_SECONDS + 20)
+        record = await service.get_task(outcome.id)
+    assert code == 0, worker.output
+    assert record is not None and record.status is TaskStatus.COMPLETED, worker.output
+
+
+async def test_sigterm_drains_and_hands_back_on_every_backend(make_chaos: Callable[[], Chaos]) -> None:
+    """Each backend (and SQLite with a heartbeat that swallows its cancel) in a worker process of its own, at once."""
+    scenarios = {backend: _sigterm_drains_and_hands_back(make_chaos(), backend) for backend in BACKENDS}
+    scenarios["sqlite, a call swallowing its cancel"] = _stops_although_a_call_swallows_its_cancel(make_chaos())
+    # one thread and event loop per scenario: a backend's slow start-up (migrations) cannot stall another's
     outcomes = await asyncio.gather(
-        *(asyncio.to_thread(asyncio.run, scenario) for scenario in scenarios), return_exceptions=True
+        *(asyncio.to_thread(asyncio.run, scenario) for scenario in scenarios.values()), return_exceptions=True
     )
-    failures = {backend: outcome for backend, outcome in zip(BACKENDS, outcomes, strict=True) if outcome is not None}
-    assert not failures, "\n".join(f"{backend}: {failure!r}" for backend, failure in failures.items())
+    failures = {name: outcome for name, outcome in zip(scenarios, outcomes, strict=True) if outcome is not None}
+    assert not failures, "\n".join(f"{name}: {failure!r}" for name, failure in failures.items())
 
 
 def test_a_worker_waits_for_a_backend_that_is_down_at_start_up(chaos: Chaos) -> None:
@@ -63,15 +82,13 @@ def test_a_worker_waits_for_a_backend_that_is_down_at_start_up(chaos: Chaos) -> 
     server.stop()
     try:
         chaos.url = server.url
-        waiting = chaos.worker()
-        waiting.wait_for_output("cannot be opened")
-        failing = chaos.worker("--fail-fast")
+        waiting, failing, stopped = chaos.worker(), chaos.worker("--fail-fast"), chaos.worker()
         assert failing.exit_code(60) == 1, failing.output
         assert "unreachable" in failing.output
-        stopped = chaos.worker()
         stopped.wait_for_output("cannot be opened")
         stopped.popen.send_signal(signal.SIGTERM)  # a signal while waiting ends the start-up
         assert stopped.exit_code(20) == 0, stopped.output
+        waiting.wait_for_output("cannot be opened")
         server.start()
         waiting.wait_for_output("is reachable after")
         waiting.wait_for_output(" started: queues=")

@@ -498,6 +498,45 @@ async def test_stop_ends_even_if_a_backend_call_swallows_its_cancellation(
     stopping.result()
 
 
+async def test_a_worker_never_recovers_work_it_is_still_running(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Renewals failed for longer than the lease (a backend restart): the worker's own maintenance, run as soon as
+    the backend answers, must not hand its running attempts to the next claim."""
+    runs: list[int] = []
+    release = asyncio.Event()
+
+    @task("outlives.its.lease", registry=registry)
+    async def outlives_its_lease() -> None:
+        runs.append(1)
+        await release.wait()
+
+    renew = service.backend.renew
+    failing = {"on": True}
+
+    async def renew_unless_down(*args: Any, **kwargs: Any) -> Any:
+        if failing["on"]:
+            raise ConnectionError("the backend restarts")
+        return await renew(*args, **kwargs)
+
+    service.backend.renew = renew_unless_down  # type: ignore[method-assign]
+    outcome = await service.enqueue(outlives_its_lease)
+    config = WorkerConfig(poll_interval=0.01, heartbeat_interval=0.05, stale_threshold=0.3, maintenance_interval=0.05)
+    worker = Worker(service, config)
+    await worker.start()
+    try:
+        await _until(lambda: runs)
+        await asyncio.sleep(0.6)  # the lease expires; maintenance passes run meanwhile
+        failing["on"] = False
+        await asyncio.sleep(0.2)  # renewals again
+        release.set()
+        record = await service.wait_for(outcome.id, timeout=5)
+    finally:
+        await worker.stop()
+    assert (record.status, runs) == (TaskStatus.COMPLETED, [1])
+    assert "stopped renewing its lease" not in caplog.text
+
+
 async def test_second_stop_cuts_a_long_drain_short(service: QueueService, registry: TaskRegistry) -> None:
     started = asyncio.Event()
 

@@ -526,6 +526,9 @@ class Worker:
         """
         changed = 0
         for record in records:
+            job = self._jobs.get(record.id)
+            if job is not None and job.record.token == record.token:
+                continue  # still running here (its renewals failed for a while): the next renewal extends it
             now = self.service.clock.now()
             error = TaskError(
                 type="lease_expired",
