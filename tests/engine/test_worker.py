@@ -460,7 +460,7 @@ async def test_a_held_outcome_is_given_up_when_the_lease_expires(
     service.backend.renew = no_renewals  # type: ignore[method-assign]
     await worker.start()
     try:
-        await _until(lambda: "could not be finished before its lease expired" in caplog.text, timeout=5)
+        await _until(lambda: "could not be finished; it comes back through stale recovery" in caplog.text, timeout=5)
     finally:
         service.backend.renew = renew  # type: ignore[method-assign]
         await worker.stop()

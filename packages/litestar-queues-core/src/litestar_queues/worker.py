@@ -422,8 +422,7 @@ class Worker:
                 raise
         except Exception:  # the record keeps its lease and comes back through stale recovery
             logger.exception(
-                "worker %s: task %s (%s) could not be finished before its lease expired; it runs again after stale "
-                "recovery",
+                "worker %s: task %s (%s) could not be finished; it comes back through stale recovery",
                 self.id,
                 record.id,
                 record.task_name,
