@@ -366,7 +366,7 @@ def _span(text: str) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("backends", nargs="*", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("backends", nargs="*", choices=[*BACKENDS, []], help="default: all five")
     parser.add_argument("--short", action="store_true", help="the CI version's settings")
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--workers", type=int)
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(**{**asdict(settings), **{k: v for k, v in overrides.items() if v is not None}})
     rows = []
     failed = False
-    for backend in args.backends:
+    for backend in args.backends or BACKENDS:
         findings, elapsed, folder = run_backend(backend, settings, keep=args.keep)
         row = summary(backend, findings, elapsed)
         rows.append(row)
