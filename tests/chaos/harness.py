@@ -158,10 +158,10 @@ class Run:
         return [worker for worker in self.workers if worker.popen.poll() is None]
 
     def kill_one(self) -> bool:
-        """SIGKILL a random worker that runs (not one still starting) and start a replacement; ``False`` if none
-        runs yet."""
+        """SIGKILL a random worker that runs (not one still starting) and start a replacement; ``False`` (and no
+        kill) unless another worker runs too, so that work goes on however slowly processes start."""
         running = [worker for worker in self.alive() if worker.has_started()]
-        if not running:
+        if len(running) < 2:  # the victim, and one that keeps working
             return False
         victim = self.random.choice(running)
         victim.popen.kill()
@@ -232,17 +232,15 @@ class Run:
         claimed (so that the queue settles through a recovery); restart the server once. Return when every job is
         terminal.
 
-        The next kill is due ``kill_every`` after the last replacement runs, so a busy machine, slow to start
-        processes, sees fewer kills rather than workers that never get to work.
+        A kill only takes a worker that runs while another runs too, so a busy machine, slow to start the
+        replacements, sees a kill late rather than no worker left working.
         """
         settings = self.settings
         deadline = time.monotonic() + settings.timeout
-        next_kill: float | None = None
+        next_kill = time.monotonic() + self.random.uniform(*settings.kill_every)
         restart_pending = settings.restart and self.server is not None and self.server.restartable
         killing = True
         while True:
-            if next_kill is None and all(worker.has_started() for worker in self.alive()):
-                next_kill = time.monotonic() + self.random.uniform(*settings.kill_every)
             try:
                 counts = (await service.get_statistics()).counts
             except Exception:  # the server is restarting
@@ -254,9 +252,9 @@ class Run:
                     restart_pending = False
                     await asyncio.to_thread(self.restart_server)
                 last = killing and not counts["pending"] and counts["running"]
-                due = next_kill is not None and time.monotonic() >= next_kill
+                due = time.monotonic() >= next_kill
                 if (last or (killing and due)) and await asyncio.to_thread(self.kill_one):
-                    next_kill = None
+                    next_kill = time.monotonic() + self.random.uniform(*settings.kill_every)
                     killing = not last
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.backend}: jobs still active after {settings.timeout}s: {counts}")
@@ -366,7 +364,7 @@ def _span(text: str) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("backends", nargs="*", choices=[*BACKENDS, []], help="default: all five")
+    parser.add_argument("backends", nargs="*", metavar="backend", help=f"{', '.join(BACKENDS)} (default: all)")
     parser.add_argument("--short", action="store_true", help="the CI version's settings")
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--workers", type=int)
@@ -377,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write the table here")
     parser.add_argument("--keep", action="store_true", help="keep logs and ledgers of passing runs too")
     args = parser.parse_args(argv)
+    unknown = set(args.backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}; use {', '.join(BACKENDS)}")
     settings = SHORT if args.short else Settings()
     overrides = {
         "jobs": args.jobs,
