@@ -20,6 +20,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,21 @@ CHAOS_TASK = "chaos.job"
 
 
 class _Ledger:
-    """This process's ledger file, opened on first use (the process's pid is in its name)."""
+    """This process's ledger file, opened on first use (the process's pid is in its name).
+
+    Lines are written and fsynced by one thread of their own, in order: the task waits for its line to be on disk,
+    but the event loop (heartbeats, maintenance, other tasks) does not.
+    """
 
     def __init__(self) -> None:
         self._fd: int | None = None
         self._encode = msgspec.json.Encoder().encode
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaos-ledger")
 
-    def write(self, line: LedgerLine) -> None:
+    async def write(self, line: LedgerLine) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._write, line)
+
+    def _write(self, line: LedgerLine) -> None:
         if self._fd is None:
             folder = Path(os.environ["LQ_CHAOS_LEDGER"])
             self._fd = os.open(folder / f"ledger-{os.getpid()}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -55,23 +64,24 @@ _ledger = _Ledger()
 async def chaos_job(number: int, seconds: float, _task_context: TaskExecutionContext) -> int:
     """Sleep ``seconds`` between two ledger lines; return ``number``."""
     record, attempt, pid = _task_context.job_id, _task_context.attempt, os.getpid()
-    _ledger.write(LedgerLine(record, attempt, pid, "start", time.time()))
+    await _ledger.write(LedgerLine(record, attempt, pid, "start", time.time()))
     how = "interrupted"
     try:
         await asyncio.sleep(seconds)
         how = "ok"
     finally:
-        _ledger.write(LedgerLine(record, attempt, pid, "end", time.time(), how))
+        await _ledger.write(LedgerLine(record, attempt, pid, "end", time.time(), how))
     return number
 
 
 @task("chaos.fails_when_released", retries=5, retry_backoff=0.1)
 async def fails_when_released(path: str, _task_context: TaskExecutionContext) -> None:
     """Wait until the file ``path`` exists, then fail (a retryable error)."""
-    _ledger.write(LedgerLine(_task_context.job_id, _task_context.attempt, os.getpid(), "start", time.time()))
+    record, attempt, pid = _task_context.job_id, _task_context.attempt, os.getpid()
+    await _ledger.write(LedgerLine(record, attempt, pid, "start", time.time()))
     while not Path(path).exists():
         await asyncio.sleep(0.02)
-    _ledger.write(LedgerLine(_task_context.job_id, _task_context.attempt, os.getpid(), "end", time.time(), "failed"))
+    await _ledger.write(LedgerLine(record, attempt, pid, "end", time.time(), "failed"))
     raise RuntimeError("released: failing as told")
 
 
