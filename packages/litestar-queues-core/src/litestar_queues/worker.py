@@ -196,7 +196,7 @@ class Worker:
         logger.info("worker %s stopped after %d task(s)", self.id, self.processed)
 
     async def _end_loops(self) -> None:
-        """Cancel the heartbeat and maintenance loops and wait for them, a bounded time.
+        """Cancel the background loops (claims, heartbeats, maintenance, reconcile) and wait for them, a bounded time.
 
         A loop in the middle of a backend call may not end at the first cancel: a client can swallow a cancellation
         that races its reply (seen in a pool opening a SQLite connection). The cancel is repeated, and a loop that
