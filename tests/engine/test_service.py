@@ -214,3 +214,31 @@ async def test_a_wait_with_a_timeout_returns_on_time_whatever_the_backend_does(
         with pytest.raises(TimeoutError):
             waiting.result()
         assert loop.time() - started < 5
+
+
+class FlakyOpen(MemoryBackend):
+    """A backend whose server answers from the third try on."""
+
+    tries = 0
+
+    async def open(self) -> None:
+        FlakyOpen.tries += 1
+        if FlakyOpen.tries < 3:
+            raise ConnectionError("connection refused")
+        await super().open()
+
+
+async def test_open_waits_for_an_unreachable_backend_only_when_asked(
+    registry: TaskRegistry, make_config: Callable[..., QueueConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    FlakyOpen.tries = 0
+    with pytest.raises(ConnectionError):
+        await QueueService(make_config(queue_backend=FlakyOpen()), registry=registry).open()
+    service = QueueService(make_config(queue_backend=FlakyOpen()), registry=registry)
+    await service.open(wait_for_backend=True)
+    try:
+        assert FlakyOpen.tries == 3 and service.backend is not None
+    finally:
+        await service.close()
+    assert "cannot be opened (ConnectionError: connection refused); trying again" in caplog.text
+    assert "is reachable after" in caplog.text

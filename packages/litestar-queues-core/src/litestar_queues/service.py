@@ -122,6 +122,19 @@ class QueueService:
                 raise ConfigurationError(
                     f"task module {module!r} (QueueConfig.task_modules) failed to import: {exc}"
                 ) from exc
+        self._backend = await self._open_backend(wait=wait_for_backend)
+        try:
+            for target in self.targets.values():
+                await target.open(self)
+            check_task_targets(
+                self.targets, ((task.name, task.options) for task in self.registry), self._default_target
+            )
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open_backend(self, *, wait: bool) -> QueueBackend:
+        """Create and open the backend; with ``wait``, try again with backoff while it cannot be reached."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         delay = _OPEN_FIRST_DELAY
@@ -129,11 +142,10 @@ class QueueService:
             backend = resolve_backend(self.config.queue_backend)
             try:
                 await backend.open()
-                break
             except ConfigurationError:
                 raise
             except Exception as exc:
-                if not wait_for_backend:
+                if not wait:
                     raise
                 with contextlib.suppress(Exception):
                     await backend.close()
@@ -147,18 +159,10 @@ class QueueService:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _OPEN_MAX_DELAY)
-        if delay > _OPEN_FIRST_DELAY:
-            logger.warning("the %s backend is reachable after %.1f s", backend.name, loop.time() - started)
-        self._backend = backend
-        try:
-            for target in self.targets.values():
-                await target.open(self)
-            check_task_targets(
-                self.targets, ((task.name, task.options) for task in self.registry), self._default_target
-            )
-        except BaseException:
-            await self.close()
-            raise
+                continue
+            if delay > _OPEN_FIRST_DELAY:
+                logger.warning("the %s backend is reachable after %.1f s", backend.name, loop.time() - started)
+            return backend
 
     async def close(self) -> None:
         """Close the execution targets and the backend."""
