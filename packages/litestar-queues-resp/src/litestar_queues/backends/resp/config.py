@@ -35,7 +35,7 @@ class RespBackendConfig:
             included). A call made while all are busy waits for one: a busy service is not an outage.
         pool_timeout: Seconds such a call waits for a free connection before it fails with
             ``RespConnectionError`` ("no free connection"); ``None`` waits as long as it takes.
-        client_options: Extra keyword arguments for the client created from ``url``.
+        client_options: Extra keyword arguments for the connection pool created from ``url`` (and its connections).
         client: A client the app already owns (its library's asyncio client); used as is and never closed.
             Its own timeouts and retry settings apply, not ``socket_*``.
         connection_pool: A connection pool the app already owns; never closed by the backend.
