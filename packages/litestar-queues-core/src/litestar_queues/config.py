@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from litestar_queues.backend import BackendConfig, QueueBackend
@@ -16,6 +17,9 @@ from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.config import QueueEventConfig
 from litestar_queues.limits import check_int, check_name, check_seconds
 from litestar_queues.targets import ExecutionConfig
+
+if TYPE_CHECKING:
+    from litestar_queues.litestar.dashboard import DashboardConfig
 
 __all__ = (
     "BUILTIN_EXECUTION_BACKENDS",
@@ -240,6 +244,8 @@ class QueueConfig:
         worker: Worker settings.
         event_config: Event publishing settings.
         clock: The source of time (tests inject a fake one).
+        dashboard: Mount the web dashboard in the Litestar app (``DashboardConfig`` from ``litestar_queues.litestar``,
+            also importable from ``litestar_queues``); ``None``, the default, mounts nothing.
     """
 
     queue_backend: str | BackendConfig | QueueBackend = "memory"
@@ -256,6 +262,7 @@ class QueueConfig:
     queue_event_publisher_state_key: str = "queue_event_publisher"
     channels_backend_state_key: str = "queue_channels_backend"
     clock: Clock = field(default_factory=SystemClock)
+    dashboard: DashboardConfig | None = None
 
     def __post_init__(self) -> None:
         """Check every setting; a backend name or URL is checked now (its scheme, and its form where the providing

@@ -7,7 +7,7 @@ import contextlib
 import importlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -16,7 +16,13 @@ import msgspec
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.config import QueueConfig, resolve_backend
-from litestar_queues.errors import ConfigurationError, RecordNotFoundError, RecordStateError, TaskFailedError
+from litestar_queues.errors import (
+    ConfigurationError,
+    DuplicateTaskError,
+    RecordNotFoundError,
+    RecordStateError,
+    TaskFailedError,
+)
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.limits import check_arguments, is_storable, stored_record_id
@@ -28,6 +34,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    as_status,
     is_record_id,
     new_record_id,
 )
@@ -46,7 +53,7 @@ from litestar_queues.task import (
 )
 from litestar_queues.timeouts import AbandonedCallError, within
 
-__all__ = ("EnqueueRequest", "QueueService")
+__all__ = ("CANCELLABLE", "RETRYABLE", "EnqueueRequest", "QueueService")
 
 logger = logging.getLogger("litestar_queues.service")
 
@@ -59,6 +66,18 @@ _OPEN_MAX_DELAY = 10.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _checked_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"a queue name is a non-empty string, got {queue!r}")
+    return queue
+
+
+CANCELLABLE = (TaskStatus.PENDING, TaskStatus.RUNNING)
+"""The statuses ``cancel`` changes, in the order bulk cancels visit them."""
+RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
+"""The statuses ``retry`` puts back to pending, in the order bulk retries visit them."""
 
 
 class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -379,11 +398,17 @@ class QueueService:
             return RecordPage([], None)
         return await self.backend.query(where, limit=limit, cursor=cursor)
 
-    async def get_statistics(self, queue: str | None = None) -> QueueStatistics:
-        """Counts by status and the oldest due pending record, for one queue or all."""
+    async def get_statistics(self, queue: str | None = None, *, count_limit: int | None = None) -> QueueStatistics:
+        """Counts by status and the oldest due pending record, for one queue or all.
+
+        With ``count_limit``, a status with more records than that counts ``count_limit + 1`` ("more than"), and
+        the backend reads no more than that many of each (what keeps a dashboard fast over millions of records).
+        """
+        if count_limit is not None and count_limit < 0:
+            raise ValueError(f"count_limit must not be negative, got {count_limit}")
         if queue is not None and not is_storable(queue):
             return QueueStatistics(counts=dict.fromkeys(TaskStatus, 0), queue=queue)
-        return await self.backend.statistics(now=self.clock.now(), queue=queue)
+        return await self.backend.statistics(now=self.clock.now(), queue=queue, count_limit=count_limit)
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Live workers."""
@@ -440,6 +465,30 @@ class QueueService:
             return self.registry.get(record.task_name).decode_result(record.result)
         return record.result
 
+    # -- queues ------------------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str) -> bool:
+        """Pause ``queue``: workers start none of its work until :meth:`resume_queue`; whether this call paused it.
+
+        The pause is kept by the backend (every process sharing it sees it, and it survives restarts). It gates
+        claims only: enqueues are still accepted, running work finishes, retries wait in the queue.
+        """
+        paused = await self.backend.pause_queue(_checked_queue(queue), now=self.clock.now())
+        if paused:
+            logger.info("queue %s paused", queue)
+        return paused
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue``; return whether it was paused. Waiting workers are woken where the backend can."""
+        resumed = await self.backend.resume_queue(_checked_queue(queue))
+        if resumed:
+            logger.info("queue %s resumed", queue)
+        return resumed
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        return await self.backend.paused_queues()
+
     # -- control -----------------------------------------------------------------------------------
 
     async def cancel(self, record_id: str | uuid.UUID) -> TaskRecord:
@@ -465,26 +514,76 @@ class QueueService:
         return record
 
     async def cancel_many(
-        self, *, status: TaskStatus | None = None, queue: str | None = None, task_name: str | None = None
+        self,
+        *,
+        status: TaskStatus | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Cancel every active record matching the filters; return how many were cancelled or asked to stop."""
-        statuses = [status] if status is not None else [TaskStatus.PENDING, TaskStatus.RUNNING]
+        """Cancel the active records matching the filters (at most ``limit``, newest first within each status);
+        return how many were cancelled or asked to stop."""
         count = 0
+        async for record in self.iterate_tasks(
+            CANCELLABLE, status=status, queue=queue, task_name=task_name, limit=limit
+        ):
+            await self.cancel(record.id)
+            count += 1
+        return count
+
+    async def retry_many(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Retry the failed, cancelled and expired records matching the filters (at most ``limit``, newest first
+        within each status); return how many went back to pending.
+
+        A record whose dedup key another active record holds now is left as it is (and logged).
+        """
+        count = 0
+        async for record in self.iterate_tasks(RETRYABLE, status=status, queue=queue, task_name=task_name, limit=limit):
+            try:
+                await self.retry(record.id)
+            except DuplicateTaskError as exc:
+                logger.info("retry of %s skipped: %s", record.id, exc)
+                continue
+            count += 1
+        return count
+
+    async def iterate_tasks(
+        self,
+        statuses: Iterable[TaskStatus],
+        *,
+        status: TaskStatus | str | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[TaskRecord]:
+        """Yield the records of ``statuses`` (only of ``status`` when given: none if it is not one of them) matching
+        the filters, one status after another (each newest first), at most ``limit`` in all. Pages are read by id,
+        so a caller may change each record as it comes."""
+        if status is not None:
+            statuses = [given for given in statuses if given is as_status(status)]
+        remaining = limit
         for wanted in statuses:
             where = RecordFilter(status=wanted, queue=queue, task_name=task_name)
             if not _can_match(where):
                 continue
             cursor: str | None = None
-            while True:
-                page = await self.backend.query(where, limit=200, cursor=cursor)
+            while remaining is None or remaining > 0:
+                size = 200 if remaining is None else min(200, remaining)
+                page = await self.backend.query(where, limit=size, cursor=cursor)
                 for record in page.records:
-                    if record.status in (TaskStatus.PENDING, TaskStatus.RUNNING):
-                        await self.cancel(record.id)
-                        count += 1
+                    yield record
+                if remaining is not None:
+                    remaining -= len(page.records)
                 if page.next_cursor is None:
                     break
                 cursor = page.next_cursor
-        return count
 
     async def retry(self, record_id: str | uuid.UUID) -> TaskRecord:
         """Put a failed, cancelled or expired record back to pending.

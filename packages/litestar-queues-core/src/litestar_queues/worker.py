@@ -9,6 +9,7 @@ import contextvars
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from litestar_queues.salvage import is_undecodable
 from litestar_queues.scheduler import schedule_of
 from litestar_queues.service import QueueService
 from litestar_queues.targets import reconcile_targets, target_for
+from litestar_queues.throughput import RecentCounts
 from litestar_queues.timeouts import cancel_and_leave, within
 
 __all__ = ("Worker",)
@@ -44,6 +46,8 @@ _STOP_CALL_SECONDS = 5.0
 _CANCEL_TRIES = 5
 
 MAINTENANCE_LOCK = "maintenance"
+THROUGHPUT_WINDOW = 60.0
+"""Seconds the finished counts of a heartbeat cover (``litestar_queues.throughput``)."""
 _MAINTENANCE_BATCH = 500
 _PRUNE_BATCHES = 20
 
@@ -110,6 +114,7 @@ class Worker:
         self._failing: str | None = None
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
+        self._recent = RecentCounts(THROUGHPUT_WINDOW, time.monotonic())
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -252,8 +257,18 @@ class Worker:
         return self.processed - started
 
     async def _due_work_left(self) -> bool:
-        stats = await self.service.backend.statistics(now=self.service.clock.now())
-        return stats.oldest_pending_at is not None
+        """Whether due work is left, leaving out paused queues (read only when something is due at all)."""
+        backend = self.service.backend
+        now = self.service.clock.now()
+        if (await backend.statistics(now=now)).oldest_pending_at is None:
+            return False
+        paused = await backend.paused_queues()
+        if not paused:
+            return True
+        for queue in self.queues:
+            if queue not in paused and (await backend.statistics(now=now, queue=queue)).oldest_pending_at is not None:
+                return True
+        return False
 
     # -- claiming ----------------------------------------------------------------------------------
 
@@ -410,6 +425,7 @@ class Worker:
         self._jobs.pop(job.record.id, None)
         self._release(job)
         self.processed += 1
+        self._recent.totals[job.record.queue] += 1
         self._slot_freed.set()
 
     async def _execute(self, record: TaskRecord, interrupt: Interrupt) -> None:
@@ -457,7 +473,11 @@ class Worker:
             concurrency=self.config.concurrency,
             started_at=self._started_at,
             last_heartbeat_at=self.service.clock.now(),
-            metadata={"running": self._busy, "processed": self.processed},
+            metadata={
+                "running": self._busy,
+                "processed": self.processed,
+                **self._recent.report(time.monotonic()),
+            },
         )
 
     async def _heartbeat(self) -> None:

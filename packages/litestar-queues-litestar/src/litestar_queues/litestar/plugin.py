@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import cast
 
 from click import Group
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.channels import ChannelsPlugin
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -39,7 +39,9 @@ class QueuePlugin(InitPlugin, CLIPlugin):
       schedules, starts an in-app worker when ``in_app_worker=True``, and stores the service, worker, event
       publisher and Channels backend on ``app.state`` under the configured keys;
     * on shutdown drains the worker (``WorkerConfig.drain_timeout``) and closes everything;
-    * adds the ``litestar queues`` command group.
+    * adds the ``litestar queues`` command group;
+    * mounts the web dashboard when ``QueueConfig.dashboard`` is a ``DashboardConfig`` (``docs/dashboard.md``),
+      and warns at startup when it has no guards.
 
     Nothing is opened before the app's lifespan starts, so a server that forks or spawns several web workers
     gives each process its own service and its own in-app worker.
@@ -114,8 +116,22 @@ class QueuePlugin(InitPlugin, CLIPlugin):
             else:
                 # Not registered by the app: this plugin owns it. Its lifespan goes first so it outlives ours.
                 app_config.lifespan.append(channels)
+        dashboard = self._config.dashboard
+        if dashboard is not None:
+            app_config.route_handlers.append(self._dashboard_router(dashboard, own_csrf=app_config.csrf_config is None))
         app_config.lifespan.append(self._lifespan)
         return app_config
+
+    def _dashboard_router(self, dashboard: object, *, own_csrf: bool) -> Router:
+        from litestar_queues.litestar.dashboard.config import DashboardConfig  # noqa: PLC0415 - only with a dashboard
+        from litestar_queues.litestar.dashboard.routes import create_dashboard_router  # noqa: PLC0415 - needs jinja2
+
+        if not isinstance(dashboard, DashboardConfig):
+            raise ConfigurationError(
+                f"QueueConfig.dashboard must be a DashboardConfig, got {type(dashboard).__name__}: "
+                "from litestar_queues.litestar import DashboardConfig"
+            )
+        return create_dashboard_router(dashboard, self._config, own_csrf=own_csrf)
 
     def on_cli_init(self, cli: Group) -> None:
         """Add the ``queues`` command group to the ``litestar`` CLI."""
@@ -126,6 +142,14 @@ class QueuePlugin(InitPlugin, CLIPlugin):
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         config = self._config
+        if config.dashboard is not None and not config.dashboard.guards:
+            mode = "read" if config.dashboard.read_only else "read and change"
+            logger.warning(
+                "the litestar-queues dashboard at %s has no guards: anyone who can reach this app can %s its queues "
+                "(pass DashboardConfig(guards=[...]); see docs/dashboard.md)",
+                config.dashboard.path,
+                mode,
+            )
         async with AsyncExitStack() as stack:
             try:
                 runtime = await stack.enter_async_context(QueueRuntime(config, start_worker=config.in_app_worker))

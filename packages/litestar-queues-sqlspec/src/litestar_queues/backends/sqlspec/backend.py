@@ -323,12 +323,32 @@ class SQLSpecBackend(QueueBackend):
             return RecordPage(records, records[-1].id)
         return RecordPage(records, None)
 
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
-        """Count records by status (every status present) and find the oldest due pending record."""
-        stored = await self._dialect.count_by_status(queue)
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        """Count records by status (every status present) and find the oldest due pending record.
+
+        Without ``count_limit`` the counts scan the table; with it, each status reads at most ``count_limit + 1``
+        index entries (see ``docs/sql.md``).
+        """
+        stored = await self._dialect.count_by_status(queue, count_limit)
         counts = {status: stored.get(status.value, 0) for status in TaskStatus}
         oldest = await self._dialect.oldest_due(now=now, queue=queue) if counts[TaskStatus.PENDING] else None
         return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Pause ``queue`` (a row of the pauses table, which claims check); whether this call paused it."""
+        return await self._dialect.pause_queue(queue, now=now)
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue`` (NOTIFYing its waiters on PostgreSQL); whether it was paused."""
+        return await self._dialect.resume_queue(queue)
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        return await self._dialect.paused_queues()
 
     # -- workers and maintenance -------------------------------------------------------------------
 

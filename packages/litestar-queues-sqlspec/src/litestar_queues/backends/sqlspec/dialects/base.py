@@ -96,6 +96,23 @@ class Dialect(ABC):
             f"result = NULL, error = NULL, expires_at = NULL, cancel_requested = FALSE, active_key = dedup_key "
             f"WHERE id = :id AND status IN {REQUEUEABLE_SQL}"
         )
+        pauses = names.pauses
+        self.unpaused = f"queue NOT IN (SELECT queue FROM {pauses})"
+        """The condition a claim adds: the record's queue is not paused (a plain read, never a lock)."""
+        self.sql_pause = f"INSERT INTO {pauses} (queue, paused_at) VALUES (:queue, :now) ON CONFLICT (queue) DO NOTHING"
+        self.sql_resume = f"DELETE FROM {pauses} WHERE queue = :queue"
+        self.sql_paused = f"SELECT queue, paused_at FROM {pauses}"
+        # Each status counted in its own subquery with the status as a literal, so each reads the index that covers
+        # it (claim, lease, ended) and stops after :cap rows.
+        self.sql_count_capped = {
+            by_queue: "SELECT "
+            + ", ".join(
+                f"(SELECT COUNT(*) FROM (SELECT 1 AS one FROM {tasks} WHERE status = '{status.value}'"
+                f"{' AND queue = :queue' if by_queue else ''} LIMIT :cap) AS c_{status.value}) AS n_{status.value}"
+                for status in TaskStatus
+            )
+            for by_queue in (False, True)
+        }
         workers = names.workers
         self.sql_worker_delete = f"DELETE FROM {workers} WHERE id = :id"
         self.sql_worker_purge = f"DELETE FROM {workers} WHERE expires_at < :horizon"
@@ -398,8 +415,15 @@ class Dialect(ABC):
         sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks}{where_sql} ORDER BY id DESC LIMIT :limit"
         return [self.decode(row) for row in await self.db.select(sql, params)]
 
-    async def count_by_status(self, queue: str | None) -> dict[str, int]:
-        """Count records by status (absent statuses are missing), for one queue or all."""
+    async def count_by_status(self, queue: str | None, limit: int | None = None) -> dict[str, int]:
+        """Count records by status (absent statuses are missing), for one queue or all; with ``limit``, a status
+        with more records counts ``limit + 1``."""
+        if limit is not None:
+            params: dict[str, Any] = {"cap": limit + 1}
+            if queue is not None:
+                params["queue"] = queue
+            (row,) = await self.db.select(self.sql_count_capped[queue is not None], params)
+            return {status.value: int(row[f"n_{status.value}"]) for status in TaskStatus}
         if queue is None:
             rows = await self.db.select(self.sql_count_all)
         else:
@@ -417,12 +441,13 @@ class Dialect(ABC):
         return self.codec.read_optional_time(rows[0]["oldest"]) if rows else None
 
     async def earliest_pending(self, queues: Sequence[str], *, now: datetime) -> datetime | None:
-        """Return the earliest ``scheduled_at`` among pending records of ``queues`` not expired at ``now``."""
+        """Return the earliest ``scheduled_at`` among pending records of ``queues`` (paused ones left out) not
+        expired at ``now``."""
         condition, params = self.in_list("queue", "queue", queues)
         params["now"] = self.codec.time(now)
         sql = (
             f"SELECT MIN(scheduled_at) AS earliest FROM {self.names.tasks} WHERE status = 'pending' AND {condition} "
-            "AND (expires_at IS NULL OR expires_at > :now)"
+            f"AND (expires_at IS NULL OR expires_at > :now) AND {self.unpaused}"
         )
         rows = await self.db.select(sql, params)
         return self.codec.read_optional_time(rows[0]["earliest"]) if rows else None
@@ -431,6 +456,21 @@ class Dialect(ABC):
         """Return the stored status of ``record_id``, or ``None`` if it does not exist."""
         rows = await self.db.select(self.sql_status, {"id": record_id})
         return str(rows[0]["status"]) if rows else None
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Insert the queue's pause row unless it exists; whether this call inserted it."""
+        return await self.db.execute(self.sql_pause, {"queue": queue, "now": self.codec.time(now)}) > 0
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row; whether there was one."""
+        return await self.db.execute(self.sql_resume, {"queue": queue}) > 0
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """Every pause row: queue to ``paused_at``."""
+        rows = await self.db.select(self.sql_paused)
+        return {str(row["queue"]): self.codec.read_time(row["paused_at"]) for row in rows}
 
     # -- workers and locks -------------------------------------------------------------------------
 

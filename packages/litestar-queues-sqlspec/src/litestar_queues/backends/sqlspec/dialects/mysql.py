@@ -78,6 +78,9 @@ class MySQLDialect(Dialect):
             f"DELETE FROM {tasks} WHERE status IN {TERMINAL_SQL} AND finished_at < :before "
             "ORDER BY finished_at LIMIT :limit"
         )
+        # IGNORE turns only the duplicate key into "0 rows" here: queue names are checked by the core (at most 255
+        # characters, no NUL), so no other error is left to downgrade.
+        self.sql_pause = f"INSERT IGNORE INTO {names.pauses} (queue, paused_at) VALUES (:queue, :now)"
         self.sql_worker_upsert = f"REPLACE INTO {names.workers} (id, info, expires_at) VALUES (:id, :info, :expires_at)"
         locks = names.locks
         self.sql_lock_insert = (
@@ -226,7 +229,7 @@ class MySQLDialect(Dialect):
         params.update(now=self.codec.time(now), limit=limit)
         sql = (
             f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition} AND status = 'pending' "
-            "AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) "
+            f"AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) AND {self.unpaused} "
             "ORDER BY priority DESC, scheduled_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
 

@@ -96,14 +96,18 @@ class PostgresDialect(Dialect):
             f"INSERT INTO {tasks} ({columns}) VALUES ({', '.join(f':{column}' for column in TASK_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue"
         )
+        # New work of a paused queue wakes nobody: no worker could claim it.
         self.sql_insert_one = (
-            f"WITH ins AS ({single}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+            f"WITH ins AS ({single}) SELECT id FROM ins "
+            "LEFT JOIN LATERAL (SELECT pg_notify(:notify_channel, ins.queue) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = ins.queue)) AS n ON TRUE"
             if notify
             else single
         )
         self.sql_insert = (
             f"WITH ins AS ({insert}) SELECT id FROM ins UNION ALL SELECT NULL FROM "
-            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d) AS n"
+            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = d.queue)) AS n"
             if notify
             else f"WITH ins AS ({insert}) SELECT id FROM ins"
         )
@@ -124,11 +128,17 @@ class PostgresDialect(Dialect):
         )
         self.sql_claim_one = (
             f"WITH {relaxed}, picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE {due} AND queue = :queue "
+            f"AND NOT EXISTS (SELECT 1 FROM {names.pauses} WHERE queue = :queue) "
             f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) {claim}"
         )
-        # One index range per queue (each already in due order), merged: never a sort of a whole backlog.
+        # One index range per queue that is not paused (each range already in due order), merged: never a sort of a
+        # whole backlog. Paused queues are left out before any range is read.
+        unpaused = (
+            f"(SELECT u.name FROM unnest(CAST(:queues AS varchar[])) AS u(name) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = u.name)) AS q"
+        )
         self.sql_claim_many = (
-            f"WITH {relaxed}, picked AS MATERIALIZED (SELECT c.id FROM unnest(CAST(:queues AS varchar[])) AS q(name) "
+            f"WITH {relaxed}, picked AS MATERIALIZED (SELECT c.id FROM {unpaused} "
             f"CROSS JOIN LATERAL (SELECT id, priority, scheduled_at FROM {tasks} WHERE {due} AND queue = q.name "
             f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.scheduled_at, c.id "
             f"LIMIT :limit) {claim}"
@@ -221,6 +231,13 @@ class PostgresDialect(Dialect):
             f"(SELECT pg_notify(:notify_channel, u.{column})) AS n"
         )
         return wrapped, {"notify_channel": channel}
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row, notifying the queue's waiters (with notifications on)."""
+        if not self.notify:
+            return await super().resume_queue(queue)
+        sql, extra = self.notifying(f"{self.sql_resume} RETURNING queue", self.names.wakeup_channel, "queue")
+        return bool(await self.db.select(sql, {"queue": queue, **extra}))
 
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``,
