@@ -268,7 +268,7 @@ def test_show_prints_a_traceback_as_text(cli: Invoke, backend_url: str) -> None:
 def test_list_fits_80_columns_and_reads_well_when_piped(cli: Invoke, backend_url: str) -> None:
     ids = [enqueue_later(backend_url, queue="reports-with-a-long-queue-name") for _ in range(2)]
     lines = cli("list").stdout.splitlines()  # the runner is not a terminal: as when piped, one line per record
-    assert lines[0].split() == ["id", "status", "attempts", "scheduled", "finished", "queue", "task"]
+    assert lines[0].split() == ["id", "status", "attempts", "progress", "scheduled", "finished", "queue", "task"]
     assert [line.split()[0] for line in lines[1:]] == ids[::-1]
     assert all(line.split()[-2:] == ["reports-with-a-long-queue-name", "reports.build"] for line in lines[1:])
     assert not any("…" in line for line in lines), "nothing is cut"
