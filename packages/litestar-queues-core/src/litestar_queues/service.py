@@ -66,6 +66,8 @@ _WAKEUP_GRACE = 0.25
 """How long past its own timeout a backend call of ``wait_for`` may take before it is abandoned."""
 _OPEN_FIRST_DELAY = 0.5
 _OPEN_MAX_DELAY = 10.0
+_CLOSE_FLUSH_SECONDS = 5.0
+"""How long ``close`` waits for the batched writes (events, progress) before it leaves them behind."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -204,11 +206,11 @@ class QueueService:
                 await target.close()
             except Exception:
                 logger.exception("closing execution target %s failed", target.name)
-        await self.publisher.flush()
-        self.publisher.store_with(None)
         progress, self._progress = self._progress, None
-        if progress is not None:
-            await progress.flush()
+        flushes = [self.publisher.flush(), *([] if progress is None else [progress.flush()])]
+        with contextlib.suppress(AbandonedCallError):  # a backend that hangs must not hang the stop
+            await within(asyncio.gather(*flushes), _CLOSE_FLUSH_SECONDS, "writing the batched events and progress")
+        self.publisher.store_with(None)
         backend, self._backend = self._backend, None
         if backend is not None:
             await backend.close()
