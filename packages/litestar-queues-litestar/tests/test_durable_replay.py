@@ -13,6 +13,7 @@ from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar_queues import QueueConfig, QueueService
 from litestar_queues.events import ChannelsQueueEventSink, EventPage, QueueChannels, QueueEvent, QueueEventConfig
 from litestar_queues.litestar import QueueEventMessage, QueueEventSubscription
+from litestar_queues.litestar import subscription as subscription_module
 
 MakeEvent = Callable[..., QueueEvent]
 TASK = QueueChannels.task("t1")
@@ -88,6 +89,33 @@ async def test_resume_after_last_event_id_from_the_durable_history(
         async with resumed as subscription:
             messages = aiter(subscription)
             assert await take(messages, 2) == [events[2].id, events[3].id]
+            await nothing_more(messages)
+            await messages.aclose()
+    finally:
+        await service.close()
+
+
+async def test_a_resume_gets_every_stored_event_after_last_event_id_beyond_the_history_limit(
+    silent_channels: ChannelsPlugin, make_event: MakeEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subscription_module, "_RESUME_PAGE", 2)  # the search crosses pages
+    service = await open_service(silent_channels)
+    try:
+        events = [make_event("t1", number) for number in range(1, 9)]
+        for event in [*events, make_event("t2", 1)]:
+            await service.publisher.publish(event)
+        resumed = QueueEventSubscription(
+            silent_channels, [TASK], history=2, last_event_id=events[1].id, service=service
+        )
+        async with resumed as subscription:
+            messages = aiter(subscription)
+            assert await take(messages, 6) == [event.id for event in events[2:]], "history does not cap a resume"
+            await nothing_more(messages)
+            await messages.aclose()
+        unknown = QueueEventSubscription(silent_channels, [TASK], history=2, last_event_id="gone", service=service)
+        async with unknown as subscription:
+            messages = aiter(subscription)
+            assert await take(messages, 2) == [events[6].id, events[7].id], "an unknown id: the latest `history`"
             await nothing_more(messages)
             await messages.aclose()
     finally:

@@ -116,15 +116,16 @@ async def sse_queue_events(
     """Return a Server-Sent Events response streaming the queue events of ``channels``.
 
     Every message carries ``id: <event id>`` and the event JSON as ``data``. A browser's ``EventSource`` that
-    reconnects sends ``Last-Event-ID``; the stream then resumes right after that event from the history (a task's
-    durable event history when the app keeps one, else the Channels history), without repeating or skipping
-    events still in it. The subscription starts when the response starts streaming and is released when the
-    client disconnects.
+    reconnects sends ``Last-Event-ID``; the stream then resumes right after that event, without repeating or
+    skipping any: from a task's durable event history when the app keeps one (every stored event after it,
+    however many), else from the Channels history (the events still in it). The subscription starts when the
+    response starts streaming and is released when the client disconnects.
 
     Args:
         request: The request of the route handler.
         channels: Channel names, e.g. ``[QueueChannels.task(task_id)]``.
-        history: Most recent events replayed per channel (and the resume window).
+        history: Most recent events replayed per channel on a fresh connection (and the resume window of the
+            Channels history).
         authorize: ``authorize(request, channels) -> bool`` (sync or async); defaults to the ``QueuePlugin``'s
             ``authorize_channels`` (and allows everything without one).
         channels_plugin: The ``ChannelsPlugin`` to subscribe through; found on the app when ``None``.

@@ -5,7 +5,8 @@ they deliver the same events in the same order.
 
 History: a task's channel (``QueueChannels.task(id)``) is replayed from the queue backend's durable event history
 when the service stores it (``QueueEventConfig(history=True)``), so a page opened after the job finished still
-gets every event; any other channel (and every channel without durable history) from the Channels backend's own
+gets its events (the most recent ``history``), and a client resuming after an event id gets every stored event
+after it; any other channel (and every channel without durable history) from the Channels backend's own
 history, where it keeps one (a backend without history, such as Redis pub/sub, replays nothing).
 
 Ordering: the live subscription is opened *before* history is read, so an event published meanwhile is
@@ -43,6 +44,7 @@ __all__ = (
     "DEFAULT_DEDUP_WINDOW",
     "DEFAULT_HISTORY",
     "DEFAULT_MAX_BACKLOG",
+    "RESUME_SEARCH",
     "QueueEventMessage",
     "QueueEventSubscription",
 )
@@ -58,6 +60,10 @@ DEFAULT_DEDUP_WINDOW = 10_000
 
 DEFAULT_MAX_BACKLOG = 1_000
 """Live events held per connection for a client that reads slower than they arrive; older ones are dropped."""
+
+RESUME_SEARCH = 10_000
+"""How far back (in stored events of the task) a resume looks for its ``last_event_id`` in the durable history."""
+_RESUME_PAGE = 500
 
 
 class _EventIdentity(msgspec.Struct, rename="camel"):
@@ -170,8 +176,10 @@ class QueueEventSubscription:
             plugin: The app's ``ChannelsPlugin``.
             channels: Channel names, e.g. ``[QueueChannels.task(task_id)]``.
             history: Most recent events replayed per channel on entry; ``0`` replays nothing.
-            last_event_id: Replay only what follows this event id (an SSE client's ``Last-Event-ID``). When
-                the id is no longer in the history, everything still in it is newer and is replayed.
+            last_event_id: Replay only what follows this event id (an SSE client's ``Last-Event-ID``). From a
+                task's durable history that is every stored event after it, however many (``history`` does not
+                cap a resume; the id is looked for among the task's ``RESUME_SEARCH`` most recent events). When
+                the id is no longer in the history, the most recent ``history`` events are replayed.
             dedup_window: How many distinct event keys are remembered for deduplication.
             max_backlog: Most live events waiting for the client; when full, the oldest is dropped and a
                 ``stream.gap`` event reports how many were (see the module docstring).
@@ -279,6 +287,10 @@ class QueueEventSubscription:
         """The most recent ``history`` events of ``channel``, oldest first."""
         service, task_id = self._service, _task_of(channel)
         if service is not None and task_id is not None and service.publisher.stores_history:
+            if self._last_event_id is not None:
+                missed = await _stored_after(service, task_id, self._last_event_id)
+                if missed is not None:
+                    return [QueueEventMessage.of(event) for event in missed]
             page = await service.list_events(task_id=task_id, limit=self._history, newest_first=True)
             return [QueueEventMessage.of(event) for event in reversed(page.events)]
         # A detached subscriber collects the history through the plugin's public API without mixing it into the
@@ -290,6 +302,24 @@ class QueueEventSubscription:
             return []
         collector.put_nowait(None)
         return [message async for data in collector.iter_events() if (message := QueueEventMessage.parse(data))]
+
+
+async def _stored_after(service: QueueService, task_id: str, event_id: str) -> list[QueueEvent] | None:
+    """Every stored event of the task after the event ``event_id``, oldest first; ``None`` when that event is not
+    among the task's ``RESUME_SEARCH`` most recent stored events (pruned, or of another task)."""
+    newer: list[QueueEvent] = []
+    cursor: str | None = None
+    while len(newer) < RESUME_SEARCH:
+        page = await service.list_events(task_id=task_id, limit=_RESUME_PAGE, cursor=cursor, newest_first=True)
+        for event in page.events:
+            if event.id == event_id:
+                newer.reverse()
+                return newer
+            newer.append(event)
+        if page.next_cursor is None:
+            return None
+        cursor = page.next_cursor
+    return None
 
 
 _TASK_CHANNEL_PREFIX = f"{CHANNEL_PREFIX}:task:"
