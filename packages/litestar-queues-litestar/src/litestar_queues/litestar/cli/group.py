@@ -276,8 +276,8 @@ def _moment(text: str | None, option: str) -> datetime | None:
     """An ISO 8601 moment given on the command line (UTC when it names no offset)."""
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(text)
+    try:  # Python 3.10 reads no "Z"
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
     except ValueError:
         fail(f"{option} must be an ISO 8601 moment such as 2026-01-31T12:00:00Z, got {text!r}")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
