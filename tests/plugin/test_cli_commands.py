@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 from litestar.cli.main import litestar_group
 
-from litestar_queues import Outcome, QueueConfig, QueueService, TaskError, TaskStatus
+from litestar_queues import Outcome, QueueConfig, QueueService, TaskError, TaskStatus, Worker
+from litestar_queues.events import QueueEventConfig
 
 pytest.importorskip("litestar_queues.backends.sqlspec", reason="these tests share a SQLite file with the CLI")
 
@@ -301,8 +302,6 @@ def test_list_on_a_narrow_terminal_gives_each_record_two_lines(backend_url: str)
 def run_a_report(backend_url: str, steps: int = 3) -> str:
     """Run one report to completion on the shared file, its events stored (as the example app stores them)."""
     from examples.tasks import build_report
-    from litestar_queues import Worker
-    from litestar_queues.events import QueueEventConfig
 
     async def run() -> str:
         events = QueueEventConfig(enabled=True, history=True)
