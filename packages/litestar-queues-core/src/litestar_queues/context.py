@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -126,11 +127,10 @@ class TaskExecutionContext:
         Raises:
             SerializationError: ``current`` or ``total`` is not a finite number.
         """
-        if self._progress is not None:
-            percent = (await self._progress.report(self.record, current, total, message)).percent
-        else:
-            percent = progress_percent(current, total)
-        await self.publisher.publish_task_event(
+        reporter = self._progress
+        progress = None if reporter is None else reporter.measure(self.record, current, total, message)
+        percent = progress_percent(current, total) if progress is None else progress.percent
+        event = self.publisher.publish_task_event(
             self.record,
             QueueEventType.PROGRESS,
             worker_id=self.worker_id,
@@ -143,3 +143,7 @@ class TaskExecutionContext:
             progress_total=total,
             progress_percent=percent,
         )
+        if reporter is None or progress is None:
+            await event
+        else:  # the record's progress and the event are written at the same time (saving never raises)
+            await asyncio.gather(reporter.save(self.record, progress), event)

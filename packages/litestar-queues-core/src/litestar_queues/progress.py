@@ -40,20 +40,20 @@ class ProgressReporter:
             backend.save_progress, max_batch=max_batch
         )
 
-    async def report(
+    def measure(
         self, record: TaskRecord, current: float, total: float | None = None, message: str | None = None
     ) -> TaskProgress:
-        """Store the progress of the attempt running ``record`` (as claimed) and return it.
+        """The progress of the attempt running ``record`` (as claimed), as :meth:`save` stores it.
 
         Raises:
-            SerializationError: ``current`` or ``total`` is not a finite number (nothing is stored).
+            SerializationError: ``current`` or ``total`` is not a finite number.
         """
         for name, value in (("current", current), ("total", total)):
             if value is not None and (
                 type(value) is bool or not isinstance(value, (int, float)) or not math.isfinite(value)
             ):
                 raise SerializationError(f"progress {name} must be a finite number, got {value!r}")
-        progress = TaskProgress(
+        return TaskProgress(
             current=current,
             total=total,
             percent=progress_percent(current, total),
@@ -61,11 +61,13 @@ class ProgressReporter:
             attempt=record.attempts,
             updated_at=self._clock.now(),
         )
+
+    async def save(self, record: TaskRecord, progress: TaskProgress) -> None:
+        """Store ``progress`` on ``record`` under the attempt's fence, in the next shared batch; a failure is logged."""
         try:
             await self._writes.submit((record.lease, progress))
         except Exception:
             logger.warning("task %s (%s): storing its progress failed", record.id, record.task_name, exc_info=True)
-        return progress
 
     async def flush(self) -> None:
         """Wait until every progress reported so far is written (or failed)."""

@@ -1,6 +1,7 @@
 """The event history table: stored events as rows, read in ``(occurred_at, seq, id)`` order through one index range.
 
-The statements are the same on every family but for the insert that skips stored ids and the bounded delete
+The statements are the same on every family but for the insert that skips stored ids (PostgreSQL binds each column
+as one array, so the statement text is the same for every batch) and the bounded delete
 (MySQL/MariaDB cannot ``LIMIT`` inside ``IN (subquery)`` and deletes with ``ORDER BY … LIMIT``; PostgreSQL joins
 the picked ids back by primary key).
 """
@@ -24,18 +25,22 @@ _COLUMNS = ("id", "occurred_at", "seq", "task_id", "queue", "event_type", "body"
 _ROWS_PER_INSERT = 250
 """Rows per insert statement (seven parameters each, far below every driver's limit)."""
 _ORDER = ("occurred_at", "seq", "id")
+_PG_TYPES = ("varchar", "timestamptz", "bigint", "varchar", "varchar", "varchar", "text")
+"""The PostgreSQL types of ``_COLUMNS``, for the arrays of the one-statement insert."""
 
 
 class EventStore:
     """Append, page through and prune the events table of one backend."""
 
-    __slots__ = ("_codec", "_db", "_delete", "_insert", "_insert_suffix", "_table")
+    __slots__ = ("_codec", "_db", "_delete", "_insert", "_insert_arrays", "_insert_suffix", "_table")
 
     def __init__(self, db: Database, names: TableNames, codec: ValueCodec) -> None:
         self._db = db
         self._codec = codec
         self._table = events = names.events
-        self._insert = f"INSERT INTO {events} ({', '.join(_COLUMNS)}) VALUES"
+        into = f"INSERT INTO {events} ({', '.join(_COLUMNS)})"
+        self._insert = f"{into} VALUES"
+        self._insert_arrays: str | None = None
         if names.family == "mysql":
             self._insert_suffix = " ON DUPLICATE KEY UPDATE id = id"
             self._delete = (
@@ -46,6 +51,8 @@ class EventStore:
             # The picked ids joined back by primary key: ``id IN (subquery)`` is planned as a hash join over the
             # whole table.
             self._insert_suffix = " ON CONFLICT (id) DO NOTHING"
+            arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in zip(_COLUMNS, _PG_TYPES, strict=True))
+            self._insert_arrays = f"{into} SELECT * FROM unnest({arrays})"  # noqa: S608 - a quoted table name
             self._delete = (
                 f"WITH picked AS MATERIALIZED (SELECT id FROM {events} WHERE occurred_at < :before "  # noqa: S608 - a quoted table name
                 "ORDER BY occurred_at, seq, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
@@ -73,6 +80,10 @@ class EventStore:
             )
             for event in events
         ]
+        if self._insert_arrays is not None:  # PostgreSQL: one fixed statement, a column per array parameter
+            columns = dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+            await self._db.execute(self._insert_arrays + self._insert_suffix, columns)
+            return
         for chunk in chunked(rows, _ROWS_PER_INSERT):
             values: list[str] = []
             params: dict[str, Any] = {}
