@@ -7,12 +7,9 @@ processes; the web process runs no worker (``LITESTAR_QUEUES_IN_APP_WORKER=0``).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,31 +31,9 @@ def env() -> dict[str, str]:
 
 
 @pytest.fixture
-def worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """``litestar --app examples.app:app queues run`` with the same setting, in a process group of its own."""
-    log = Path(tempfile.mkstemp(prefix="lq-browser-worker-", suffix=".log")[1])
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "litestar", "--app", "examples.app:app", "queues", "run"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        text = log.read_text(errors="replace")
-        log.unlink(missing_ok=True)
-        assert "Traceback" not in text, text
+def worker(env: dict[str, str], spawn: Callable[..., subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """``litestar --app examples.app:app queues run`` with the same setting."""
+    return spawn([sys.executable, "-m", "litestar", "--app", "examples.app:app", "queues", "run"], env)
 
 
 def log_types(page: Page) -> list[str]:

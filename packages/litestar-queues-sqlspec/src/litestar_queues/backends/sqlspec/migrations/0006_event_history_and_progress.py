@@ -21,6 +21,19 @@ __all__ = ("down", "up")
 _INDEXED = ("task_id", "queue", "event_type")
 
 
+def _indexes(names: TableNames) -> list[str]:
+    """The indexes of PostgreSQL and SQLite: partial where the column may be NULL."""
+    events = names.events
+    return [
+        f"CREATE INDEX {names.index('events_order_ix')} ON {events} (occurred_at, seq, id)",
+        *(
+            f"CREATE INDEX {names.index(f'events_{column}_ix')} ON {events} ({column}, occurred_at, seq, id)"
+            + ("" if column == "event_type" else f" WHERE {column} IS NOT NULL")
+            for column in _INDEXED
+        ),
+    ]
+
+
 def _postgres(names: TableNames) -> list[str]:
     events = names.events
     return [
@@ -34,12 +47,7 @@ def _postgres(names: TableNames) -> list[str]:
     event_type varchar(255) COLLATE "C" NOT NULL,
     body text NOT NULL
 )""",
-        f"CREATE INDEX {names.index('events_order_ix')} ON {events} (occurred_at, seq, id)",
-        *(
-            f"CREATE INDEX {names.index(f'events_{column}_ix')} ON {events} ({column}, occurred_at, seq, id)"
-            + ("" if column == "event_type" else f" WHERE {column} IS NOT NULL")
-            for column in _INDEXED
-        ),
+        *_indexes(names),
     ]
 
 
@@ -56,12 +64,7 @@ def _sqlite(names: TableNames) -> list[str]:
     event_type TEXT NOT NULL,
     body TEXT NOT NULL
 )""",
-        f"CREATE INDEX {names.index('events_order_ix')} ON {events} (occurred_at, seq, id)",
-        *(
-            f"CREATE INDEX {names.index(f'events_{column}_ix')} ON {events} ({column}, occurred_at, seq, id)"
-            + ("" if column == "event_type" else f" WHERE {column} IS NOT NULL")
-            for column in _INDEXED
-        ),
+        *_indexes(names),
     ]
 
 
