@@ -9,9 +9,13 @@ attributes, span kinds by operation type):
 * ``process <queue>`` (CONSUMER, ``process``) around an attempt, wherever it runs (a worker, the Cloud Run entry
   point, an ``immediate`` enqueue): a child of the creation context on the first attempt, the root of a new trace
   linked to it on a retry. It is current while the task's code runs, so the task's own spans nest under it. Its
-  ``claim`` event marks when the worker claimed the record; a failed attempt sets its status to error, ``error.type``
-  and an ``exception`` event;
-* ``finish <queue>`` (CLIENT, ``settle``) around the write of an attempt's outcome.
+  ``claim`` event marks when the worker claimed the record, its ``finish`` event the write of the outcome; a failed
+  attempt sets its status to error, ``error.type`` and an ``exception`` event;
+* ``finish <queue>`` (CLIENT, ``settle``) around the write of the outcome of an attempt that did not run here (a
+  dispatch that failed, an attempt that stopped elsewhere and is reconciled).
+
+One span per attempt, not three: with the Python SDK a recorded span costs about as much as running a no-op task, so
+the claim and the outcome's write are events of it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from litestar_queues.instrumentation import TRACE_CONTEXT_KEY, Instrumentation, stored_trace_id
 from litestar_queues.opentelemetry.metrics import QueueMetrics
@@ -45,6 +49,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - run from a source tree without metadata
     _VERSION = ""
 
+T = TypeVar("T")
+
+_ATTEMPT_SPAN = otel_context.create_key("litestar_queues.attempt_span")
+"""Where the context of a running attempt holds its ``process`` span (its outcome's write becomes an event of it)."""
 _ERROR_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.PENDING})
 """Outcomes of a failed attempt (failed for good, or retrying); a hand-back is told apart by its refunded attempt."""
 
@@ -106,18 +114,23 @@ class OpenTelemetryInstrumentation(Instrumentation):
                 attributes["litestar_queues.task.name"] = records[0].task_name
             else:
                 attributes["messaging.batch.message_count"] = len(records)
-            name = "enqueue" if queue is None else f"enqueue {queue}"
-            with tracer.start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=attributes) as span:
-                carrier: dict[str, str] = {}
-                self._inject(carrier)
-                if carrier:
-                    for record in records:
+            span = tracer.start_span(
+                "enqueue" if queue is None else f"enqueue {queue}", kind=SpanKind.PRODUCER, attributes=attributes
+            )
+            try:
+                context = trace.set_span_in_context(span)
+                if span.get_span_context().is_valid:
+                    carrier: dict[str, str] = {}
+                    self._inject(carrier, context)
+                    for record in records:  # a creation context of the caller's own is kept
                         record.metadata.setdefault(TRACE_CONTEXT_KEY, dict(carrier))
-                outcomes = await send()
+                outcomes = await _within(span, context, send)
                 if len(outcomes) == 1 and span.is_recording():
                     span.set_attribute("messaging.message.id", outcomes[0].id)
                     if not outcomes[0].created:
                         span.set_attribute("litestar_queues.deduplicated", True)
+            finally:
+                span.end()
         if self.metrics is not None:
             self.metrics.count_enqueued(outcome.record for outcome in outcomes if outcome.created)
         return outcomes
@@ -132,30 +145,20 @@ class OpenTelemetryInstrumentation(Instrumentation):
         if tracer is None:
             final = await run()
         else:
-            context, links = self._origin(record)
+            parent, links = self._origin(record)
             span = tracer.start_span(
-                f"process {record.queue}",
-                context,
-                SpanKind.CONSUMER,
-                _attempt_attributes(record),
-                links,
-                record_exception=False,
+                f"process {record.queue}", parent, SpanKind.CONSUMER, _attempt_attributes(record), links
             )
-            if record.started_at is not None and span.is_recording():
+            recording = span.is_recording()
+            if recording and record.started_at is not None:
                 span.add_event("claim", timestamp=int(record.started_at.timestamp() * 1e9))
-            token = otel_context.attach(trace.set_span_in_context(span, context))
+            context = otel_context.set_value(_ATTEMPT_SPAN, span, trace.set_span_in_context(span, parent))
             try:
-                final = await run()
-            except BaseException as exc:  # not the task's own errors (they are its outcome): the runner's
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                span.set_attribute("error.type", type(exc).__qualname__)
-                span.end()
-                raise
+                final = await _within(span, context, run)
+                if recording:
+                    _describe_outcome(span, record, final)
             finally:
-                otel_context.detach(token)
-            if span.is_recording():
-                _describe_outcome(span, record, final)
-            span.end()
+                span.end()
         if meters is not None:
             meters.attempt_ended(record, _outcome_name(record, final), time.perf_counter() - started)
         return final
@@ -163,29 +166,39 @@ class OpenTelemetryInstrumentation(Instrumentation):
     async def finish(
         self, record: TaskRecord, outcome: Outcome, write: Callable[[], Awaitable[TaskRecord | None]]
     ) -> TaskRecord | None:
-        """Write the outcome inside a ``finish`` span (in the attempt's trace); count it."""
+        """Write the outcome: a ``finish`` event of the attempt's span, or a ``finish`` span of its own when the
+        attempt did not run here (in the record's trace); count it."""
         tracer = self.tracer
         if tracer is None:
             final = await write()
         else:
-            context: otel_context.Context | None = None
-            links: Sequence[Link] = ()
-            if not trace.get_current_span().get_span_context().is_valid:  # not inside an attempt: ended elsewhere
-                context, links = self._origin(record)
-            attributes = {
-                "messaging.system": MESSAGING_SYSTEM,
-                "messaging.operation.name": "finish",
-                "messaging.operation.type": "settle",
-                "messaging.destination.name": record.queue,
-                "messaging.message.id": record.id,
-                "litestar_queues.task.status": outcome.status.value,
-            }
-            with tracer.start_as_current_span(
-                f"finish {record.queue}", context, SpanKind.CLIENT, attributes, links
-            ) as span:
+            attempt = otel_context.get_value(_ATTEMPT_SPAN)
+            if isinstance(attempt, Span):
+                began = time.time_ns()
                 final = await write()
-                if final is None and span.is_recording():
-                    span.set_attribute("litestar_queues.fence_lost", True)
+                if attempt.is_recording():
+                    written = {
+                        "litestar_queues.task.status": outcome.status.value,
+                        "litestar_queues.finish.duration": (time.time_ns() - began) / 1e9,
+                    }
+                    attempt.add_event("finish", written, timestamp=began)
+            else:
+                parent, links = self._origin(record)
+                attributes = {
+                    "messaging.system": MESSAGING_SYSTEM,
+                    "messaging.operation.name": "finish",
+                    "messaging.operation.type": "settle",
+                    "messaging.destination.name": record.queue,
+                    "messaging.message.id": record.id,
+                    "litestar_queues.task.status": outcome.status.value,
+                }
+                span = tracer.start_span(f"finish {record.queue}", parent, SpanKind.CLIENT, attributes, links)
+                try:
+                    final = await _within(span, trace.set_span_in_context(span, parent), write)
+                    if final is None and span.is_recording():
+                        span.set_attribute("litestar_queues.fence_lost", True)
+                finally:
+                    span.end()
         if final is not None and self.metrics is not None:
             self.metrics.outcome_written(outcome, final)
         return final
@@ -208,11 +221,11 @@ class OpenTelemetryInstrumentation(Instrumentation):
 
     # -- context propagation -------------------------------------------------------------------------
 
-    def _inject(self, carrier: dict[str, str]) -> None:
+    def _inject(self, carrier: dict[str, str], context: otel_context.Context) -> None:
         if self._propagator is None:
-            propagate.inject(carrier)
+            propagate.inject(carrier, context)
         else:
-            self._propagator.inject(carrier)
+            self._propagator.inject(carrier, context)
 
     def _origin(self, record: TaskRecord) -> tuple[otel_context.Context | None, Sequence[Link]]:
         """The parent context and links of a span about ``record``: its creation context as the parent on the first
@@ -231,6 +244,21 @@ class OpenTelemetryInstrumentation(Instrumentation):
         creation = trace.get_current_span(context).get_span_context()
         links = (Link(creation),) if creation.is_valid else ()
         return trace.set_span_in_context(INVALID_SPAN, context), links
+
+
+async def _within(span: Span, context: otel_context.Context, call: Callable[[], Awaitable[T]]) -> T:
+    """Await ``call()`` with ``context`` (holding ``span``) current; an exception passing through marks ``span``."""
+    token = otel_context.attach(context)
+    try:
+        return await call()
+    except BaseException as exc:
+        if span.is_recording():
+            span.set_attribute("error.type", f"{type(exc).__module__}.{type(exc).__qualname__}")
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        otel_context.detach(token)
 
 
 def _attempt_attributes(record: TaskRecord) -> dict[str, Any]:
