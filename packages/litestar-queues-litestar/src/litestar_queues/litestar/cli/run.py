@@ -61,6 +61,14 @@ logger = logging.getLogger("litestar_queues.litestar.cli")
     default="info",
     show_default=True,
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    default=None,
+    help="Serve prometheus_client's registry (where OpenTelemetry's PrometheusMetricReader reports) on this port; "
+    "with --processes N, process i uses PORT+i-1.",
+)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics port listens on.")  # noqa: S104
 def run_command(
     *,
     app: Litestar,
@@ -71,6 +79,8 @@ def run_command(
     drain_timeout: float | None,
     processes: int,
     log_level: str,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a worker for the app's queues until SIGTERM or Ctrl+C (first: drain, second: stop now)."""
     plugin = get_queue_plugin(app)
@@ -85,8 +95,11 @@ def run_command(
             worker_id=worker_id,
             drain_timeout=drain_timeout,
             log_level=log_level,
+            metrics=None if metrics_port is None else (metrics_host, metrics_port),
         )
         sys.exit(supervise(commands))
+    if metrics_port is not None:
+        _serve_metrics(metrics_host, metrics_port)
     overrides: dict[str, Any] = {
         "concurrency": concurrency,
         "queues": queue_names or None,
@@ -118,6 +131,7 @@ def _child_commands(
     worker_id: str | None,
     drain_timeout: float | None,
     log_level: str,
+    metrics: tuple[str, int] | None,
 ) -> list[list[str]]:
     base = [sys.executable, "-m", "litestar", "--app", env.app_path, "--app-dir", str(env.cwd), "queues", "run"]
     options = ["--log-level", log_level]
@@ -128,9 +142,33 @@ def _child_commands(
     if drain_timeout is not None:
         options += ["--drain-timeout", str(drain_timeout)]
     return [
-        [*base, *options, *(["--worker-id", f"{worker_id}-{index}"] if worker_id else [])]
+        [
+            *base,
+            *options,
+            *(["--worker-id", f"{worker_id}-{index}"] if worker_id else []),
+            *(["--metrics-host", metrics[0], "--metrics-port", str(metrics[1] + index - 1)] if metrics else []),
+        ]
         for index in range(1, processes + 1)
     ]
+
+
+def _serve_metrics(host: str, port: int) -> None:
+    """Serve prometheus_client's default registry on ``host:port`` from a thread of this process.
+
+    Raises:
+        click.ClickException: prometheus_client is not installed, or the port cannot be bound.
+    """
+    try:
+        from prometheus_client import start_http_server  # noqa: PLC0415 - an optional dependency
+    except ImportError:
+        raise click.ClickException(
+            "--metrics-port needs prometheus-client: pip install 'litestar-queues[prometheus]'"
+        ) from None
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: cannot listen on {host}:{port}: {exc}") from None
+    logger.info("metrics on http://%s:%d/metrics", host, port)
 
 
 async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str) -> None:
