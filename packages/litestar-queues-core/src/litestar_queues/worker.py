@@ -486,12 +486,6 @@ class Worker:
         ttl = self.config.maintenance_interval * 2
         if not await backend.acquire_lock(MAINTENANCE_LOCK, owner=self.id, ttl_seconds=ttl, now=clock.now()):
             return
-        hooks = self.service.config.instrumentation
-        if hooks is not None:
-            try:
-                await hooks.tick(self)
-            except Exception:
-                logger.exception("worker %s: the instrumentation's maintenance tick failed", self.id)
         expired = await backend.expire(now=clock.now(), limit=_MAINTENANCE_BATCH)
         stale = await backend.expired_leases(now=clock.now(), limit=_MAINTENANCE_BATCH)
         recovered = await self.recover_stale(
@@ -509,6 +503,12 @@ class Worker:
             logger.info(
                 "maintenance: %d expired, %d recovered from dead workers, %d pruned", expired, recovered, pruned
             )
+        hooks = self.service.config.instrumentation
+        if hooks is not None:
+            try:
+                await hooks.tick(self)
+            except Exception:
+                logger.exception("worker %s: the instrumentation's maintenance tick failed", self.id)
 
     async def _reconcile(self) -> None:
         ttl = self.config.reconcile_interval * 2
