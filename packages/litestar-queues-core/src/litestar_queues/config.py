@@ -313,8 +313,10 @@ class QueueConfig:
             )
         if self.instrumentation is not None:
             _check_type(
-                self.instrumentation, Instrumentation, "QueueConfig.instrumentation", "an Instrumentation such as "
-                "OpenTelemetryInstrumentation()"
+                self.instrumentation,
+                Instrumentation,
+                "QueueConfig.instrumentation",
+                "an Instrumentation such as OpenTelemetryInstrumentation()",
             )
 
     @property
