@@ -73,7 +73,8 @@ async def test_queue_gauges_come_from_the_maintenance_pass_and_expire(
     config = make_config()
     config.worker = dataclasses.replace(config.worker, maintenance_interval=0.05)
     async with QueueService(config, registry=registry) as service:
-        due = await service.enqueue(ok.using(delay=-30), 1)  # type: ignore[attr-defined]
+        overdue = service.clock.now() - timedelta(seconds=30)
+        due = await service.enqueue(ok.using(scheduled_at=overdue), 1)  # type: ignore[attr-defined]
         await service.enqueue(ok.using(delay=3600), 2)  # type: ignore[attr-defined]
         await service.enqueue(flaky.using(delay=3600))  # type: ignore[attr-defined]
         worker = Worker(service, dataclasses.replace(config.worker, concurrency=1, queues=("slow",)))
