@@ -177,9 +177,11 @@ class QueueBackend(ABC):
     ) -> TaskRecord | None:
         """End a running attempt under the fence and return the updated record, or ``None`` if the fence failed.
 
-        ``claimed``, when given, is the record as claimed under ``lease``: a backend may then return
-        :func:`finished_record` of it instead of reading the stored row back (a running record changes
-        only in fields that finishing resets), and must return the same record either way.
+        ``claimed``, when given, is the record as claimed under ``lease``: for a terminal outcome a backend
+        may then return :func:`finished_record` of it instead of reading the stored row back (a running
+        record changes only in fields that finishing resets), and must return the same record either way.
+        What a ``pending`` outcome makes depends on the stored ``cancel_requested``, which ``claimed`` does
+        not know.
 
         With a matching fence (and, when ``outcome.only_if_lease_expired``, ``lease_expires_at <= now``):
 
@@ -188,6 +190,10 @@ class QueueBackend(ABC):
         * ``pending``: set ``scheduled_at = outcome.scheduled_at`` and ``error`` from the outcome,
           decrement ``attempts`` when ``outcome.refund_attempt``; ``started_at`` keeps the last start;
           the key stays held.
+        * **A cancel request wins over a retry**: a ``pending`` outcome (a retry, a stale recovery, a
+          shutdown hand-back) of a record with ``cancel_requested`` ends it ``cancelled`` instead, like a
+          ``cancelled`` outcome with the outcome's ``error``: ``finished_at = now``, no ``result``,
+          ``attempts`` and ``scheduled_at`` unchanged, the key becomes free.
 
         In every case ``owner`` and ``lease_expires_at`` become ``None`` and ``cancel_requested`` becomes
         false. A failed fence changes nothing at all.
@@ -369,8 +375,14 @@ class QueueBackend(ABC):
 
 
 def finished_record(claimed: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord:
-    """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the record as claimed) with ``outcome``."""
+    """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the running record) with ``outcome``.
+
+    A ``pending`` outcome of a record with ``cancel_requested`` ends it ``cancelled`` (a cancel request wins
+    over a retry), so for a ``pending`` outcome pass the stored record, not the one returned by the claim.
+    """
     status = as_status(outcome.status)
+    if status is TaskStatus.PENDING and claimed.cancel_requested:
+        status = TaskStatus.CANCELLED
     if status is TaskStatus.PENDING:
         return msgspec.structs.replace(
             claimed,

@@ -32,6 +32,9 @@ __all__ = ("run_command",)
 
 logger = logging.getLogger("litestar_queues.litestar.cli")
 
+_STARTUP_CANCEL_SECONDS = 10.0
+"""How long a start-up interrupted by a signal gets to undo what it did."""
+
 
 @click.command(name="run")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Tasks run at once per process.")
@@ -62,6 +65,12 @@ logger = logging.getLogger("litestar_queues.litestar.cli")
     show_default=True,
 )
 @click.option(
+    "--fail-fast",
+    is_flag=True,
+    default=False,
+    help="Exit at once (status 1) if the backend is unreachable at start-up, instead of waiting for it.",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(min=1, max=65535),
     default=None,
@@ -79,10 +88,14 @@ def run_command(
     drain_timeout: float | None,
     processes: int,
     log_level: str,
+    fail_fast: bool,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
-    """Run a worker for the app's queues until SIGTERM or Ctrl+C (first: drain, second: stop now)."""
+    """Run a worker for the app's queues until SIGTERM or Ctrl+C (first: drain, second: stop now).
+
+    A backend that is unreachable at start-up is waited for (logged, with backoff) unless ``--fail-fast``.
+    """
     plugin = get_queue_plugin(app)
     queue_names = tuple(name.strip() for value in queues for name in value.split(",") if name.strip())
     _configure_logging(log_level)
@@ -95,6 +108,7 @@ def run_command(
             worker_id=worker_id,
             drain_timeout=drain_timeout,
             log_level=log_level,
+            fail_fast=fail_fast,
             metrics=None if metrics_port is None else (metrics_host, metrics_port),
         )
         sys.exit(supervise(commands))
@@ -110,7 +124,7 @@ def run_command(
         worker_config = dataclasses.replace(
             plugin.config.worker, **{name: value for name, value in overrides.items() if value is not None}
         )
-        asyncio.run(_serve(plugin.config, worker_config, env.app_path))
+        asyncio.run(_serve(plugin.config, worker_config, env.app_path, fail_fast=fail_fast))
     except QueueError as exc:
         fail(str(exc))
 
@@ -131,10 +145,11 @@ def _child_commands(
     worker_id: str | None,
     drain_timeout: float | None,
     log_level: str,
+    fail_fast: bool,
     metrics: tuple[str, int] | None,
 ) -> list[list[str]]:
     base = [sys.executable, "-m", "litestar", "--app", env.app_path, "--app-dir", str(env.cwd), "queues", "run"]
-    options = ["--log-level", log_level]
+    options = ["--log-level", log_level, *(["--fail-fast"] if fail_fast else [])]
     if concurrency is not None:
         options += ["--concurrency", str(concurrency)]
     if queues:
@@ -171,7 +186,7 @@ def _serve_metrics(host: str, port: int) -> None:
     logger.info("metrics on http://%s:%d/metrics", host, port)
 
 
-async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str) -> None:
+async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str, *, fail_fast: bool) -> None:
     loop = asyncio.get_running_loop()
     drain = asyncio.Event()
     force = asyncio.Event()
@@ -189,8 +204,16 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     # No app lifespan runs in this process, so the worker starts the event channels itself.
-    runtime = QueueRuntime(config, start_worker=True, worker_config=worker_config, channels=event_channels(config))
-    async with runtime:
+    runtime = QueueRuntime(
+        config,
+        start_worker=True,
+        worker_config=worker_config,
+        channels=event_channels(config),
+        wait_for_backend=not fail_fast,
+    )
+    if not await _started(runtime, drain):
+        return
+    try:
         worker = runtime.worker
         if worker is None:  # pragma: no cover - start_worker=True always starts one
             raise RuntimeError("the worker did not start")
@@ -204,6 +227,29 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
             await worker.stop(drain_timeout=0)
         forced.cancel()
         await stopping
+    finally:
+        await runtime.__aexit__(None, None, None)
+
+
+async def _started(runtime: QueueRuntime, signalled: asyncio.Event) -> bool:
+    """Enter ``runtime``; a signal meanwhile (while it waits for the backend, say) stops the start-up instead.
+
+    Returns whether the runtime is entered. Raises what the start-up raised.
+    """
+    starting = asyncio.ensure_future(runtime.__aenter__())
+    signal_wait = asyncio.ensure_future(signalled.wait())
+    await asyncio.wait((starting, signal_wait), return_when=asyncio.FIRST_COMPLETED)
+    signal_wait.cancel()
+    if not starting.done():
+        logger.info("stopping before the worker started")
+        starting.cancel()
+        await asyncio.wait((starting,), timeout=_STARTUP_CANCEL_SECONDS)
+        if not starting.done() or starting.cancelled() or starting.exception() is not None:
+            return False
+        await runtime.__aexit__(None, None, None)  # it finished starting as it was told to stop
+        return False
+    starting.result()
+    return True
 
 
 def _freeze_startup_objects() -> None:

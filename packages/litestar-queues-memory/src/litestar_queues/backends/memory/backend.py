@@ -214,6 +214,8 @@ class MemoryBackend(QueueBackend):
             return None
         if outcome.only_if_lease_expired and (record.lease_expires_at is None or record.lease_expires_at > now):
             return None
+        if status is _PENDING and record.cancel_requested:
+            status = TaskStatus.CANCELLED  # a cancel request wins over a retry
         record.owner = None
         record.lease_expires_at = None
         record.cancel_requested = False

@@ -106,7 +106,11 @@ class RespBackend(QueueBackend):
 
     @abc.abstractmethod
     def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
-        """Create a client for ``url`` with the given keyword ``options`` (timeouts, then ``client_options``)."""
+        """Create a client for ``url`` on a blocking connection pool (a call waits for a free connection) of its own.
+
+        ``options`` are the pool's keyword arguments: socket timeouts, ``max_connections``, ``timeout`` (the wait for
+        a free connection), then ``client_options``.
+        """
 
     @abc.abstractmethod
     def _client_from_pool(self, pool: Any) -> RespClient:
@@ -121,6 +125,8 @@ class RespBackend(QueueBackend):
         options: dict[str, Any] = {
             "socket_timeout": config.socket_timeout,
             "socket_connect_timeout": config.socket_connect_timeout,
+            "max_connections": config.max_connections,
+            "timeout": config.pool_timeout,
             **config.client_options,
         }
         return self._client_from_url(config.effective_url, options), True

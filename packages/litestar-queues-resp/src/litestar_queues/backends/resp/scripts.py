@@ -141,6 +141,8 @@ class ScriptRunner:
         except BaseException as exc:
             if not self._errors.is_connection_error(exc):
                 raise
+            if self._errors.is_pool_timeout(exc):
+                raise self._monitor.busy() from exc
             raise self._monitor.failed(exc) from exc
 
     async def call(self, script: Script, args: Sequence[Arg]) -> Any:

@@ -12,12 +12,12 @@ statement text and caches the result, so the text of every statement is fixed pe
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlspec.exceptions import UniqueViolationError
+from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
 from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, ValueCodec, decode_task, encode_json
 from litestar_queues.backends.sqlspec.database import Database
@@ -27,9 +27,13 @@ from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, Ta
 
 __all__ = ("SELECT_COLUMNS", "Dialect", "chunked")
 
+_T = TypeVar("_T")
+
 SELECT_COLUMNS = ", ".join(column for column in TASK_COLUMNS if column != "active_key")
 TERMINAL_SQL = "('completed', 'failed', 'cancelled', 'expired')"
 REQUEUEABLE_SQL = "('failed', 'cancelled', 'expired')"
+_DEADLOCK_TRIES = 8
+"""Tries of a statement or transaction chosen as a deadlock victim before the error propagates."""
 _INSERT_BYTES_PER_CHUNK = 4 * 1024 * 1024
 """Rough bound on one bulk insert's payload, well under MySQL's default ``max_allowed_packet``."""
 
@@ -139,6 +143,16 @@ class Dialect(ABC):
         del session
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``operation`` (one statement or transaction) again when the database chose it as a deadlock victim:
+        it was rolled back, so nothing of it applied."""
+        for _ in range(_DEADLOCK_TRIES - 1):
+            try:
+                return await operation()
+            except DeadlockError:
+                continue
+        return await operation()
 
     def decode(self, row: dict[str, Any]) -> TaskRecord:
         """Return the record of a task row."""
@@ -285,15 +299,13 @@ class Dialect(ABC):
             "token": lease.token,
             "error": None if error is None else encode_json(error),
         }
+        params["now"] = codec.time(now)
         if terminal:
             params["status"] = status.value
-            params["now"] = codec.time(now)
             params["result"] = None if outcome.result is None else encode_json(outcome.result)
         else:
             assert outcome.scheduled_at is not None  # checked by the backend
             params["scheduled_at"] = codec.time(outcome.scheduled_at)
-            if outcome.only_if_lease_expired:
-                params["now"] = codec.time(now)
         return sql, params
 
     def _build_finish_sql(self, terminal: bool, refund: bool, only_if_expired: bool) -> str:
@@ -306,10 +318,16 @@ class Dialect(ABC):
                 "owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
             )
         else:
+            # A cancel request wins over a retry: the record ends cancelled instead. cancel_requested is reset
+            # last, because MySQL assigns from left to right and later expressions would see the new value.
             attempts = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END" if refund else "attempts"
             changes = (
-                f"status = 'pending', scheduled_at = :scheduled_at, error = :error, attempts = {attempts}, "
-                "owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
+                "status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, "
+                "finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END, "
+                "active_key = CASE WHEN cancel_requested THEN NULL ELSE active_key END, "
+                "scheduled_at = CASE WHEN cancel_requested THEN scheduled_at ELSE :scheduled_at END, "
+                f"attempts = CASE WHEN cancel_requested THEN attempts ELSE {attempts} END, "
+                "error = :error, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
             )
         return f"UPDATE {self.names.tasks} SET {changes} WHERE {fence}"
 
@@ -329,7 +347,15 @@ class Dialect(ABC):
         terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")
         records = await self.update_returning(sql, params, notify=notify)
-        return records[0] if records else None
+        if not records:
+            return None
+        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
+            await self.announce_finished(records[0].id)
+        return records[0]
+
+    async def announce_finished(self, record_id: str) -> None:
+        """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""
+        del record_id
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``."""

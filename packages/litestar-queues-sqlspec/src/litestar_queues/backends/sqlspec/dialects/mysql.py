@@ -14,7 +14,7 @@ the status; elsewhere a read decides.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -28,7 +28,7 @@ from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError, DuplicateTaskError
-from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 
 __all__ = ("MySQLDialect",)
 
@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 _ROWS_PER_CHUNK = 2000
 """Rows per insert transaction (asyncmy splits each into multi-row statements of at most 1 MB)."""
 _ATTEMPTS = 8
-"""Tries of a transaction that lost a deadlock or a duplicate-key race before the error propagates."""
+"""Tries of a transaction that lost a duplicate-key race (or a deadlock) before the error propagates."""
 _VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -135,15 +135,6 @@ class MySQLDialect(Dialect):
             await session.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await session.begin()
             yield session
-
-    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``operation`` again when InnoDB chose it as a deadlock victim."""
-        for _ in range(_ATTEMPTS - 1):
-            try:
-                return await operation()
-            except DeadlockError:
-                continue
-        return await operation()
 
     async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
         """``IN (…)`` over a list as long as a bulk enqueue (see :func:`_select_native`)."""
@@ -297,8 +288,11 @@ class MySQLDialect(Dialect):
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
     ) -> Awaitable[TaskRecord | None]:
         """The guarded UPDATE (it always changes the status, so its row count decides), then a read unless
-        ``claimed`` gives the finished record; one transaction."""
+        ``claimed`` gives the finished record (terminal outcomes only: a pending one may end cancelled); one
+        transaction."""
         sql, params = self.finish_statement(lease, outcome, now)
+        if as_status(outcome.status) is TaskStatus.PENDING:
+            claimed = None
 
         async def attempt() -> TaskRecord | None:
             async with self.transaction() as session:

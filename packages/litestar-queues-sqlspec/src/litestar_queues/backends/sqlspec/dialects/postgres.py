@@ -143,14 +143,21 @@ class PostgresDialect(Dialect):
             f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.scheduled_at, c.id "
             f"LIMIT :limit) {claim}"
         )
+        # Statements that change several rows a worker holds (a batched finish, a renewal) first lock them in id
+        # order: two of them (on two connections) would otherwise take their rows in whatever order their plans
+        # meet them, wait for each other, and PostgreSQL would abort one. The update only reaches locked rows.
+        locked = (
+            f"locked AS MATERIALIZED (SELECT id FROM {tasks} WHERE id = ANY(CAST(:ids AS varchar[])) "
+            "ORDER BY id FOR UPDATE)"
+        )
         finish = (
-            "WITH b AS (SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), "
+            f"WITH {locked}, b AS (SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), "
             "CAST(:tokens AS bigint[]), CAST(:statuses AS varchar[]), CAST(:moments AS timestamptz[]), "
             "CAST(:results AS text[]), CAST(:errors AS text[])) "
             "AS b(id, owner, token, status, moment, result, error)), "
             f"u AS (UPDATE {tasks} AS t SET status = b.status, finished_at = b.moment, result = b.result, "
             "error = b.error, active_key = NULL, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE "
-            "FROM b WHERE t.id = b.id AND t.owner = b.owner AND t.token = b.token "
+            "FROM locked, b WHERE t.id = locked.id AND t.id = b.id AND t.owner = b.owner AND t.token = b.token "
             "RETURNING t.id) "
         )
         # The fence leaves out `t.status = 'running'`: only running records have an owner (every other
@@ -174,10 +181,10 @@ class PostgresDialect(Dialect):
             self._finish_many, key=itemgetter(0), max_in_flight=2
         )
         self.sql_renew = (
-            f"UPDATE {tasks} AS t SET lease_expires_at = :lease_expires_at FROM unnest(CAST(:ids AS varchar[]), "
-            "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
-            "WHERE t.id = l.id AND t.owner = l.owner AND t.token = l.token AND t.status = 'running' "
-            "RETURNING t.id, t.cancel_requested"
+            f"WITH {locked} UPDATE {tasks} AS t SET lease_expires_at = :lease_expires_at FROM locked, unnest("
+            "CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
+            "WHERE t.id = locked.id AND t.id = l.id AND t.owner = l.owner AND t.token = l.token "
+            "AND t.status = 'running' RETURNING t.id, t.cancel_requested"
         )
         expire = (
             f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now "
@@ -244,7 +251,8 @@ class PostgresDialect(Dialect):
             params = dict(zip(TASK_COLUMNS, encode_task(records[0], self.codec), strict=True))
             if self.notify:
                 params["notify_channel"] = self.names.wakeup_channel
-            return {found["id"] for found in await self.db.select(self.sql_insert_one, params)}
+            rows = await self.retrying(lambda: self.db.select(self.sql_insert_one, params))
+            return {found["id"] for found in rows}
         size = min(_ROWS_PER_INSERT, max(_MIN_ROWS_PER_PARALLEL_INSERT, -(-len(records) // _PARALLEL_INSERTS)))
         chunks = [records[start : start + size] for start in range(0, len(records), size)]
         inserted: set[str] = set()
@@ -263,7 +271,10 @@ class PostgresDialect(Dialect):
         params: dict[str, Any] = {"rows": encode_json([_Row(*encode_task(record, self.codec)) for record in chunk])}
         if self.notify:
             params["notify_channel"] = self.names.wakeup_channel
-        return {found["id"] for found in await self.db.select(self.sql_insert, params) if found["id"] is not None}
+        # Concurrent bulk enqueues whose keys collide wait for each other's uncommitted rows, in row order: a
+        # deadlock is possible, and retried (the insert skips conflicts, so nothing applies twice).
+        rows = await self.retrying(lambda: self.db.select(self.sql_insert, params))
+        return {found["id"] for found in rows if found["id"] is not None}
 
     async def claim(
         self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
@@ -310,10 +321,17 @@ class PostgresDialect(Dialect):
         }
         if self.notify:
             params["notify_channel"] = self.names.finish_channel
-        done = {row["id"] for row in await self.db.select(self.sql_finish_many, params)}
+        done = {row["id"] for row in await self.retrying(lambda: self.db.select(self.sql_finish_many, params))}
         unknown = [ending[0] for ending in endings if ending[7] is None and ending[0] in done]
         read = {record.id: record for record in await self.fetch_by_ids(unknown)} if unknown else {}
         return [(ending[7] or read.get(ending[0])) if ending[0] in done else None for ending in endings]
+
+    async def announce_finished(self, record_id: str) -> None:
+        """``pg_notify`` on the finish channel."""
+        if self.notify:
+            await self.db.select(
+                "SELECT pg_notify(:channel, :id)", {"channel": self.names.finish_channel, "id": record_id}
+            )
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""
@@ -323,7 +341,7 @@ class PostgresDialect(Dialect):
             "owners": [lease.owner for lease in leases],
             "tokens": [lease.token for lease in leases],
         }
-        rows = await self.db.select(self.sql_renew, params)
+        rows = await self.retrying(lambda: self.db.select(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
 
     async def expire(self, *, now: datetime, limit: int) -> int:
