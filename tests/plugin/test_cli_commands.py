@@ -324,7 +324,9 @@ def test_run_gives_each_supervised_process_its_own_metrics_port() -> None:
         worker_id=None,
         drain_timeout=None,
         log_level="info",
+        fail_fast=True,
         metrics=("127.0.0.1", 9464),
     )
     assert [command[command.index("--metrics-port") + 1] for command in commands] == ["9464", "9465", "9466"]
     assert all(command[command.index("--metrics-host") + 1] == "127.0.0.1" for command in commands)
+    assert all("--fail-fast" in command for command in commands)
