@@ -119,6 +119,41 @@ async def test_an_attempt_ended_without_running_goes_through_the_finish_hook_onl
     assert recording.calls[2:] == [("finish", "failed")]
 
 
+async def test_an_outcome_held_through_an_outage_is_one_write_in_the_finish_hook(
+    service: QueueService, registry: TaskRegistry, recording: Recording
+) -> None:
+    @task("hooks.held", registry=registry)
+    async def held() -> str:
+        return "done"
+
+    backend = service.backend
+    original = backend.finish
+    failures = {"left": 2}
+    written: list[str | None] = []
+
+    async def flaky_finish(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("server went away")
+        return await original(*args, **kwargs)
+
+    async def finish(
+        record: TaskRecord, outcome: Outcome, write: Callable[[], Awaitable[TaskRecord | None]]
+    ) -> TaskRecord | None:
+        final = await write()  # the held tries happen inside: the hook sees the write that took
+        written.append(None if final is None else final.status.value)
+        return final
+
+    backend.finish = flaky_finish  # type: ignore[method-assign]
+    recording.finish = finish  # type: ignore[method-assign]
+    outcome = await service.enqueue(held)
+    config = dataclasses.replace(FAST_WORKER, stale_threshold=5)
+    await Worker(service, config).run_until_idle()
+    assert failures["left"] == 0 and written == ["completed"]
+    assert recording.calls[2:] == [("attempt", 1), ("attempted", "completed")]
+    assert await service.result(outcome.id) == "done"
+
+
 async def test_only_the_maintenance_lock_holder_ticks_and_a_failing_tick_is_logged(
     registry: TaskRegistry, make_config: Callable[..., QueueConfig], caplog: pytest.LogCaptureFixture
 ) -> None:
