@@ -77,21 +77,25 @@ async def test_queue_gauges_come_from_the_maintenance_pass_and_expire(
         due = await service.enqueue(ok.using(scheduled_at=overdue), 1)  # type: ignore[attr-defined]
         await service.enqueue(ok.using(delay=3600), 2)  # type: ignore[attr-defined]
         await service.enqueue(flaky.using(delay=3600))  # type: ignore[attr-defined]
+        await service.pause_queue("mail")  # known to nobody but the pause
         worker = Worker(service, dataclasses.replace(config.worker, concurrency=1, queues=("slow",)))
         await worker.start()  # its first maintenance pass takes the snapshot; it serves "slow" only
         try:
             depth = telemetry.points("litestar_queues.queue.depth")
             age = telemetry.points("litestar_queues.queue.oldest_due.age")
             workers = telemetry.points("litestar_queues.workers")
+            paused = telemetry.points("litestar_queues.queue.paused")
         finally:
             await worker.stop()
         assert depth[by_labels(queue="default", status="pending")] == 2
         assert depth[by_labels(queue="slow", status="pending")] == 1
         assert depth[by_labels(queue="default", status="completed")] == 0
-        assert len(depth) == 2 * 6  # every status of every queue the worker knows (served or named by a task)
+        assert depth[by_labels(queue="mail", status="pending")] == 0
+        assert len(depth) == 3 * 6  # every status of every queue the worker knows (served, named by a task, paused)
         assert 30 <= age[by_labels(queue="default")] < 60
         assert age[by_labels(queue="slow")] == 0  # nothing due
-        assert workers == {by_labels(queue="default"): 0, by_labels(queue="slow"): 1}
+        assert workers == {by_labels(queue="default"): 0, by_labels(queue="slow"): 1, by_labels(queue="mail"): 0}
+        assert paused == {by_labels(queue="default"): 0, by_labels(queue="slow"): 0, by_labels(queue="mail"): 1}
         assert due.record.scheduled_at < service.clock.now() - timedelta(seconds=29)
         for _ in range(100):  # no worker ticks now: the snapshot stops being reported after three passes' time
             if not telemetry.points("litestar_queues.queue.depth"):

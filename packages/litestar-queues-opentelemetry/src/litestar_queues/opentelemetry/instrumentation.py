@@ -204,15 +204,17 @@ class OpenTelemetryInstrumentation(Instrumentation):
         return final
 
     async def tick(self, worker: Worker) -> None:
-        """Take the queue gauges' snapshot: statistics of every queue the worker knows, and the live workers."""
+        """Take the queue gauges' snapshot: statistics of every queue the worker knows or finds paused, the live
+        workers and the paused queues."""
         if self.metrics is None:
             return
-        service = worker.service
-        queues = sorted({*worker.queues, *(task.options.queue for task in service.registry)})
-        now = service.clock.now()
-        statistics = [await service.backend.statistics(now=now, queue=queue) for queue in queues]
-        workers = await service.backend.list_workers(now=now)
-        self.metrics.take_snapshot(statistics, workers, now, ttl=3 * worker.config.maintenance_interval)
+        backend = worker.service.backend
+        paused = await backend.paused_queues()
+        queues = sorted({*worker.queues, *(task.options.queue for task in worker.service.registry), *paused})
+        now = worker.service.clock.now()
+        statistics = [await backend.statistics(now=now, queue=queue) for queue in queues]
+        workers = await backend.list_workers(now=now)
+        self.metrics.take_snapshot(statistics, workers, paused, now, ttl=3 * worker.config.maintenance_interval)
 
     def trace_id(self, record: TaskRecord) -> str | None:
         """The current span's trace id (the attempt's), else the one stored at the enqueue."""

@@ -29,6 +29,7 @@ _Counts = dict[tuple[str, str], int]
 class _Snapshot:
     statistics: Sequence[QueueStatistics]
     workers: dict[str, int]
+    paused: frozenset[str]
     taken_at: datetime
     expires: float
     """``time.monotonic()`` after which it is no longer reported."""
@@ -100,6 +101,13 @@ class QueueMetrics:
             unit="{worker}",
             description="Live workers serving each queue, as of the last maintenance pass",
         )
+        meter.create_observable_gauge(
+            "litestar_queues.queue.paused",
+            [self._observe_paused],
+            unit="1",
+            description="1 while the queue is paused (no claims; its depth and oldest due age grow), else 0, as of "
+            "the last maintenance pass",
+        )
         self._labels: dict[tuple[str, str, str], dict[str, str]] = {}
         self._snapshot: _Snapshot | None = None
 
@@ -149,10 +157,15 @@ class QueueMetrics:
     # -- per maintenance pass ------------------------------------------------------------------------
 
     def take_snapshot(
-        self, statistics: Sequence[QueueStatistics], workers: Sequence[WorkerInfo], now: datetime, ttl: float
+        self,
+        statistics: Sequence[QueueStatistics],
+        workers: Sequence[WorkerInfo],
+        paused: Iterable[str],
+        now: datetime,
+        ttl: float,
     ) -> None:
         serving = {stats.queue or "": sum(stats.queue in info.queues for info in workers) for stats in statistics}
-        self._snapshot = _Snapshot(statistics, serving, now, time.monotonic() + ttl)
+        self._snapshot = _Snapshot(statistics, serving, frozenset(paused), now, time.monotonic() + ttl)
 
     def _current(self) -> _Snapshot | None:
         snapshot = self._snapshot
@@ -182,6 +195,12 @@ class QueueMetrics:
         if snapshot is None:
             return []
         return [Observation(count, {"queue": queue}) for queue, count in snapshot.workers.items()]
+
+    def _observe_paused(self, options: CallbackOptions) -> Iterable[Observation]:
+        snapshot = self._current()
+        if snapshot is None:
+            return []
+        return [Observation(int(queue in snapshot.paused), {"queue": queue}) for queue in snapshot.workers]
 
 
 def _observer(counts: _Counts) -> Callable[[CallbackOptions], Iterable[Observation]]:
