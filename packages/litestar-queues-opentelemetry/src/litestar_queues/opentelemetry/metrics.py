@@ -52,6 +52,8 @@ class QueueMetrics:
     )
 
     def __init__(self, meter: Meter) -> None:
+        self._labels: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._snapshot: _Snapshot | None = None
         self.enqueued: _Counts = {}
         self.started: _Counts = {}
         self.completed: _Counts = {}
@@ -82,34 +84,19 @@ class QueueMetrics:
             description="Time from when an attempt was due to when a worker claimed it",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        meter.create_observable_gauge(
-            "litestar_queues.queue.depth",
-            [self._observe_depth],
-            unit="{task}",
-            description="Records by queue and status, as of the last maintenance pass",
-        )
-        meter.create_observable_gauge(
-            "litestar_queues.queue.oldest_due.age",
-            [self._observe_age],
-            unit="s",
-            description="How long the oldest due pending record has waited (0 when none), as of the last maintenance "
-            "pass",
-        )
-        meter.create_observable_gauge(
-            "litestar_queues.workers",
-            [self._observe_workers],
-            unit="{worker}",
-            description="Live workers serving each queue, as of the last maintenance pass",
-        )
-        meter.create_observable_gauge(
-            "litestar_queues.queue.paused",
-            [self._observe_paused],
-            unit="1",
-            description="1 while the queue is paused (no claims; its depth and oldest due age grow), else 0, as of "
-            "the last maintenance pass",
-        )
-        self._labels: dict[tuple[str, str, str], dict[str, str]] = {}
-        self._snapshot: _Snapshot | None = None
+        gauges = {
+            "queue.depth": (_depth, "{task}", "Records by queue and status"),
+            "queue.oldest_due.age": (_oldest_due_age, "s", "Wait of the oldest due pending record (0 when none)"),
+            "workers": (_workers, "{worker}", "Live workers serving each queue"),
+            "queue.paused": (_paused, "1", "1 while the queue is paused (nothing is claimed from it), else 0"),
+        }
+        for name, (read, unit, description) in gauges.items():
+            meter.create_observable_gauge(
+                f"litestar_queues.{name}",
+                [self._gauge(read)],
+                unit=unit,
+                description=f"{description}, as of the last maintenance pass",
+            )
 
     # -- per job -------------------------------------------------------------------------------------
 
@@ -167,40 +154,37 @@ class QueueMetrics:
         serving = {stats.queue or "": sum(stats.queue in info.queues for info in workers) for stats in statistics}
         self._snapshot = _Snapshot(statistics, serving, frozenset(paused), now, time.monotonic() + ttl)
 
-    def _current(self) -> _Snapshot | None:
-        snapshot = self._snapshot
-        return snapshot if snapshot is not None and time.monotonic() < snapshot.expires else None
+    def _gauge(self, read: Callable[[_Snapshot], list[Observation]]) -> Callable[[CallbackOptions], list[Observation]]:
+        """A gauge's callback: ``read`` of the current snapshot, nothing once it expired."""
 
-    def _observe_depth(self, options: CallbackOptions) -> Iterable[Observation]:
-        snapshot = self._current()
-        if snapshot is None:
-            return []
-        return [
-            Observation(count, {"queue": stats.queue or "", "status": status.value})
-            for stats in snapshot.statistics
-            for status, count in stats.counts.items()
-        ]
+        def observe(options: CallbackOptions) -> list[Observation]:
+            snapshot = self._snapshot
+            return read(snapshot) if snapshot is not None and time.monotonic() < snapshot.expires else []
 
-    def _observe_age(self, options: CallbackOptions) -> Iterable[Observation]:
-        snapshot = self._current()
-        if snapshot is None:
-            return []
-        return [
-            Observation(stats.oldest_pending_age(snapshot.taken_at) or 0.0, {"queue": stats.queue or ""})
-            for stats in snapshot.statistics
-        ]
+        return observe
 
-    def _observe_workers(self, options: CallbackOptions) -> Iterable[Observation]:
-        snapshot = self._current()
-        if snapshot is None:
-            return []
-        return [Observation(count, {"queue": queue}) for queue, count in snapshot.workers.items()]
 
-    def _observe_paused(self, options: CallbackOptions) -> Iterable[Observation]:
-        snapshot = self._current()
-        if snapshot is None:
-            return []
-        return [Observation(int(queue in snapshot.paused), {"queue": queue}) for queue in snapshot.workers]
+def _depth(snapshot: _Snapshot) -> list[Observation]:
+    return [
+        Observation(count, {"queue": stats.queue or "", "status": status.value})
+        for stats in snapshot.statistics
+        for status, count in stats.counts.items()
+    ]
+
+
+def _oldest_due_age(snapshot: _Snapshot) -> list[Observation]:
+    return [
+        Observation(stats.oldest_pending_age(snapshot.taken_at) or 0.0, {"queue": stats.queue or ""})
+        for stats in snapshot.statistics
+    ]
+
+
+def _workers(snapshot: _Snapshot) -> list[Observation]:
+    return [Observation(count, {"queue": queue}) for queue, count in snapshot.workers.items()]
+
+
+def _paused(snapshot: _Snapshot) -> list[Observation]:
+    return [Observation(int(queue in snapshot.paused), {"queue": queue}) for queue in snapshot.workers]
 
 
 def _observer(counts: _Counts) -> Callable[[CallbackOptions], Iterable[Observation]]:
