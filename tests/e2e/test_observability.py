@@ -70,6 +70,7 @@ def test_a_request_traces_into_the_worker_and_the_metrics_show_the_workload(laun
     assert seen['litestar_queues_queue_depth{queue="default",status="pending"}'] == 0
     assert seen['litestar_queues_queue_oldest_due_age_seconds{queue="default"}'] == 0
     assert seen['litestar_queues_workers{queue="default"}'] == 1
+    assert seen['litestar_queues_queue_paused{queue="default"}'] == 0
     assert seen[f"litestar_queues_tasks_started_total{{{ok}}}"] == 3
     assert seen[f"litestar_queues_tasks_completed_total{{{ok}}}"] == 3
     assert seen[f"litestar_queues_tasks_started_total{{{fail}}}"] == 2
