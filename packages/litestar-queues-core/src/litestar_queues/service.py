@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
@@ -234,6 +235,7 @@ class QueueService:
             publisher=self.publisher,
             clock=self.clock,
             worker_id=worker_id,
+            instrumentation=self.config.instrumentation,
             progress=self._progress,
         )
 
@@ -304,7 +306,11 @@ class QueueService:
         records = [self._record(request, now) for request in requests]
         if not records:
             return []
-        outcomes = await self.backend.enqueue(records)
+        hooks = self.config.instrumentation
+        if hooks is None:
+            outcomes = await self.backend.enqueue(records)
+        else:
+            outcomes = await hooks.enqueue(records, partial(self.backend.enqueue, records))
         if self.publisher.enabled and self.publisher.config.publish_enqueued:
             for outcome in outcomes:
                 if outcome.created:

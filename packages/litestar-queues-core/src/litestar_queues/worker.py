@@ -548,6 +548,12 @@ class Worker:
                 pruned,
                 events_pruned,
             )
+        hooks = self.service.config.instrumentation
+        if hooks is not None:
+            try:
+                await hooks.tick(self)
+            except Exception:
+                logger.exception("worker %s: the instrumentation's maintenance tick failed", self.id)
 
     async def _reconcile(self) -> None:
         ttl = self.config.reconcile_interval * 2
