@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from litestar_queues.instrumentation import TRACE_CONTEXT_KEY, Instrumentation, stored_trace_id
 from litestar_queues.opentelemetry.metrics import QueueMetrics
@@ -55,6 +55,9 @@ _ATTEMPT_SPAN = otel_context.create_key("litestar_queues.attempt_span")
 """Where the context of a running attempt holds its ``process`` span (its outcome's write becomes an event of it)."""
 _ERROR_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.PENDING})
 """Outcomes of a failed attempt (failed for good, or retrying); a hand-back is told apart by its refunded attempt."""
+_PENDING = TaskStatus.PENDING
+_STATUS_NAMES: dict[TaskStatus, str] = {status: status.value for status in TaskStatus}
+"""``status.value`` by status: an enum member's ``value`` and a class attribute cost a call each on every attempt."""
 
 
 class OpenTelemetryInstrumentation(Instrumentation):
@@ -138,12 +141,12 @@ class OpenTelemetryInstrumentation(Instrumentation):
     async def attempt(self, record: TaskRecord, run: Callable[[], Awaitable[TaskRecord | None]]) -> TaskRecord | None:
         """Run the attempt inside a ``process`` span (current while the task's code runs); record its metrics."""
         meters = self.metrics
-        if meters is not None:
-            meters.attempt_started(record)
+        labels = None if meters is None else meters.attempt_started(record)
         tracer = self.tracer
         started = time.perf_counter()
         if tracer is None:
             final = await run()
+            status = _outcome_name(record, final)
         else:
             parent, links = self._origin(record)
             span = tracer.start_span(
@@ -155,12 +158,13 @@ class OpenTelemetryInstrumentation(Instrumentation):
             context = otel_context.set_value(_ATTEMPT_SPAN, span, trace.set_span_in_context(span, parent))
             try:
                 final = await _within(span, context, run)
+                status = _outcome_name(record, final)
                 if recording:
-                    _describe_outcome(span, record, final)
+                    _describe_outcome(span, status, final)
             finally:
                 span.end()
-        if meters is not None:
-            meters.attempt_ended(record, _outcome_name(record, final), time.perf_counter() - started)
+        if meters is not None and labels is not None:
+            meters.attempt_ended(labels, status, time.perf_counter() - started)
         return final
 
     async def finish(
@@ -173,15 +177,16 @@ class OpenTelemetryInstrumentation(Instrumentation):
             final = await write()
         else:
             attempt = otel_context.get_value(_ATTEMPT_SPAN)
-            if isinstance(attempt, Span):
-                began = time.time_ns()
+            if attempt is not None:  # only attempt() sets this key: it holds the attempt's span
+                span = cast("Span", attempt)
+                began = time.time_ns() if span.is_recording() else 0  # no clock read for a span not recorded
                 final = await write()
-                if attempt.is_recording():
-                    written = {
-                        "litestar_queues.task.status": outcome.status.value,
+                if began:
+                    written: dict[str, str | float] = {
+                        "litestar_queues.task.status": _STATUS_NAMES[outcome.status],
                         "litestar_queues.finish.duration": (time.time_ns() - began) / 1e9,
                     }
-                    attempt.add_event("finish", written, timestamp=began)
+                    span.add_event("finish", written, timestamp=began)
             else:
                 parent, links = self._origin(record)
                 attributes = {
@@ -283,14 +288,14 @@ def _outcome_name(record: TaskRecord, final: TaskRecord | None) -> str:
     up the attempt) or ``lost`` (the lease was lost: nothing written)."""
     if final is None:
         return "lost"
-    if final.status is TaskStatus.PENDING:
+    status = final.status
+    if status is _PENDING:
         return "handed_back" if final.attempts < record.attempts else "retrying"
-    status: str = final.status.value
-    return status
+    return _STATUS_NAMES[status]
 
 
-def _describe_outcome(span: Span, record: TaskRecord, final: TaskRecord | None) -> None:
-    name = _outcome_name(record, final)
+def _describe_outcome(span: Span, name: str, final: TaskRecord | None) -> None:
+    """Set the outcome ``name`` (see :func:`_outcome_name`) of the attempt on its ``span``, with its error if any."""
     span.set_attribute("litestar_queues.task.status", name)
     error = final.error if final is not None and final.status in _ERROR_STATUSES and name != "handed_back" else None
     if error is None:

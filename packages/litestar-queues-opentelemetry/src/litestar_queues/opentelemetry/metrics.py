@@ -23,6 +23,19 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 """Histogram bucket boundaries in seconds: from 5 ms to an hour."""
 
 _Counts = dict[tuple[str, str], int]
+_OUTCOMES = ("completed", "failed", "cancelled", "retrying", "handed_back", "lost")
+"""The ``status`` label values of ``litestar_queues.task.run.duration``."""
+
+
+class _Labels:
+    """The counters' key and the measurements' attributes of one ``(queue, task)``, made once."""
+
+    __slots__ = ("key", "ran", "waited")
+
+    def __init__(self, queue: str, task: str) -> None:
+        self.key = (queue, task)
+        self.waited = {"queue": queue, "task": task}
+        self.ran = {status: {"queue": queue, "task": task, "status": status} for status in _OUTCOMES}
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class QueueMetrics:
     """The instruments of one :class:`~litestar_queues.opentelemetry.OpenTelemetryInstrumentation`."""
 
     __slots__ = (
+        "_by_status",
         "_labels",
         "_snapshot",
         "cancelled",
@@ -52,7 +66,7 @@ class QueueMetrics:
     )
 
     def __init__(self, meter: Meter) -> None:
-        self._labels: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._labels: dict[tuple[str, str], _Labels] = {}
         self._snapshot: _Snapshot | None = None
         self.enqueued: _Counts = {}
         self.started: _Counts = {}
@@ -60,6 +74,12 @@ class QueueMetrics:
         self.failed: _Counts = {}
         self.retried: _Counts = {}
         self.cancelled: _Counts = {}
+        self._by_status = {
+            TaskStatus.COMPLETED: self.completed,
+            TaskStatus.FAILED: self.failed,
+            TaskStatus.CANCELLED: self.cancelled,
+            TaskStatus.PENDING: self.retried,
+        }
         counters = {
             "enqueued": (self.enqueued, "Tasks enqueued (new records; a deduplicated enqueue is not counted)"),
             "started": (self.started, "Attempts started"),
@@ -106,40 +126,28 @@ class QueueMetrics:
             key = (record.queue, record.task_name)
             counts[key] = counts.get(key, 0) + 1
 
-    def attempt_started(self, record: TaskRecord) -> None:
+    def attempt_started(self, record: TaskRecord) -> _Labels:
+        """Count the attempt and measure its wait; return the labels of its ``(queue, task)`` for its end."""
         key = (record.queue, record.task_name)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._labels[key] = _Labels(*key)
         self.started[key] = self.started.get(key, 0) + 1
         if record.started_at is not None:
             waited = (record.started_at - record.scheduled_at).total_seconds()
-            self.wait_duration.record(max(0.0, waited), self._attributes(record, ""))
+            self.wait_duration.record(waited if waited > 0.0 else 0.0, labels.waited)
+        return labels
 
-    def attempt_ended(self, record: TaskRecord, status: str, seconds: float) -> None:
-        self.run_duration.record(seconds, self._attributes(record, status))
+    def attempt_ended(self, labels: _Labels, status: str, seconds: float) -> None:
+        """Measure the run of an attempt that ended with ``status`` (one of ``_OUTCOMES``)."""
+        self.run_duration.record(seconds, labels.ran[status])
 
     def outcome_written(self, outcome: Outcome, final: TaskRecord) -> None:
-        status = final.status
-        if status is TaskStatus.COMPLETED:
-            counts = self.completed
-        elif status is TaskStatus.FAILED:
-            counts = self.failed
-        elif status is TaskStatus.CANCELLED:
-            counts = self.cancelled
-        elif status is TaskStatus.PENDING and not outcome.refund_attempt:  # a shutdown hand-back is no retry
-            counts = self.retried
-        else:
+        counts = self._by_status.get(final.status)
+        if counts is None or (counts is self.retried and outcome.refund_attempt):  # a shutdown hand-back: no retry
             return
         key = (final.queue, final.task_name)
         counts[key] = counts.get(key, 0) + 1
-
-    def _attributes(self, record: TaskRecord, status: str) -> dict[str, str]:
-        key = (record.queue, record.task_name, status)
-        attributes = self._labels.get(key)
-        if attributes is None:
-            attributes = {"queue": record.queue, "task": record.task_name}
-            if status:
-                attributes["status"] = status
-            self._labels[key] = attributes
-        return attributes
 
     # -- per maintenance pass ------------------------------------------------------------------------
 
