@@ -17,11 +17,17 @@ Rates are jobs per second of CPU time of the process (its threads included: the 
 busy shared machine disturbs far less than wall-clock time; the wall-clock rates are printed too.
 
 The ``floor`` of a variant, measured in the same rounds, is what its OpenTelemetry calls cost for one attempt with
-no queue work around them: restoring the creation context, starting the ``process`` span with its attributes, two
-events, making it current and not, one more attribute, ending it, and the two histogram measurements, each on the
-variant's own tracer and meter. No instrumentation recording the same can cost less, so a variant's best possible
-drain is ``1 / (1 / off + floor)`` jobs per CPU second; the table shows that bound beside the measured rate, and what
-the instrumentation adds per attempt (``1 / on - 1 / off``) against the floor.
+no queue work around them (:class:`BareCalls`, called in a loop over claimed records): restoring the creation
+context, starting the ``process`` span with its attributes, two events, making it current and not, one more
+attribute, ending it, and the two histogram measurements, each on the variant's own tracer and meter. No
+instrumentation recording the same can cost less, so a variant's best possible drain is ``1 / (1 / off + floor)``
+jobs per CPU second; the second table shows that bound beside the measured rate, and what the instrumentation adds
+per attempt (``1 / measured - 1 / off``) against the floor.
+
+The same calls cost more inside a drain than in that loop (the span outlives other work, the export thread runs
+between attempts, caches are colder), so ``bare ... calls in a drain`` runs :class:`BareCalls` as the
+instrumentation of a drain (no-op drains only): a second, higher floor, which the variant it shadows can be compared
+with directly.
 
 Run::
 
@@ -36,8 +42,11 @@ import gc
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import partial
 
+import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import NoOpMeterProvider
@@ -46,12 +55,13 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import NoOpTracerProvider, SpanKind
+from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind
 
 from harness import Result, Timer, machine_summary, markdown_table, rate
 from litestar_queues import QueueConfig, QueueService, Task, TaskRegistry, Worker, WorkerConfig, task
-from litestar_queues.instrumentation import Instrumentation
+from litestar_queues.instrumentation import TRACE_CONTEXT_KEY, Instrumentation
 from litestar_queues.opentelemetry import MESSAGING_SYSTEM, OpenTelemetryInstrumentation
+from litestar_queues.records import EnqueueOutcome, Outcome, TaskRecord, TaskStatus
 
 registry = TaskRegistry()
 
@@ -109,6 +119,83 @@ def close() -> None:
         OPEN.pop().shutdown()
 
 
+class BareCalls(Instrumentation):
+    """The OpenTelemetry calls one successful attempt needs and nothing else, on the tracer and instruments of an
+    :class:`OpenTelemetryInstrumentation` (which does the enqueues): the yardstick of the floor, not an
+    instrumentation to use (no errors, retries, counters, logs' trace ids or ``finish`` spans)."""
+
+    def __init__(self, instrumentation: OpenTelemetryInstrumentation) -> None:
+        self.instrumentation = instrumentation
+        self.tracer = instrumentation.tracer
+        self.metrics = instrumentation.metrics
+
+    async def enqueue(
+        self, records: Sequence[TaskRecord], send: Callable[[], Awaitable[list[EnqueueOutcome]]]
+    ) -> list[EnqueueOutcome]:
+        return await self.instrumentation.enqueue(records, send)
+
+    async def attempt(self, record: TaskRecord, run: Callable[[], Awaitable[TaskRecord | None]]) -> TaskRecord | None:
+        span, token, started = self.begin(record)
+        final = await run()
+        self.end(record, span, token, started)
+        return final
+
+    async def finish(
+        self, record: TaskRecord, outcome: Outcome, write: Callable[[], Awaitable[TaskRecord | None]]
+    ) -> TaskRecord | None:
+        final = await write()
+        if self.tracer is not None:
+            self.finished(trace.get_current_span())
+        return final
+
+    def begin(self, record: TaskRecord) -> tuple[Span | None, object, float]:
+        """Start the attempt's span and make it current: the span, the context's token, the start time."""
+        started = time.perf_counter()
+        if self.tracer is None:
+            return None, None, started
+        carrier = record.metadata.get(TRACE_CONTEXT_KEY)
+        parent = propagate.extract(carrier) if carrier else None
+        attributes = {
+            "messaging.system": MESSAGING_SYSTEM,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.queue,
+            "messaging.message.id": record.id,
+            "litestar_queues.task.name": record.task_name,
+            "litestar_queues.task.attempt": record.attempts,
+            "messaging.client.id": record.owner or "",
+        }
+        span = self.tracer.start_span(f"process {record.queue}", parent, SpanKind.CONSUMER, attributes)
+        span.add_event("claim", timestamp=time.time_ns())
+        return span, otel_context.attach(trace.set_span_in_context(span, parent)), started
+
+    def finished(self, span: Span) -> None:
+        """The outcome's write, as an event of the attempt's span."""
+        written = {"litestar_queues.task.status": "completed", "litestar_queues.finish.duration": 1e-5}
+        span.add_event("finish", written, timestamp=time.time_ns())
+
+    def end(self, record: TaskRecord, span: Span | None, token: object, started: float) -> None:
+        """Make the span no longer current and end it; measure the attempt's wait and run."""
+        if span is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+            span.set_attribute("litestar_queues.task.status", "completed")
+            span.end()
+        if self.metrics is not None and record.started_at is not None:
+            waited = (record.started_at - record.scheduled_at).total_seconds()
+            self.metrics.wait_duration.record(waited, {"queue": record.queue, "task": record.task_name})
+            ran = {"queue": record.queue, "task": record.task_name, "status": "completed"}
+            self.metrics.run_duration.record(time.perf_counter() - started, ran)
+
+
+def bare(make: Callable[[], Instrumentation | None]) -> Callable[[], Instrumentation]:
+    def make_bare() -> Instrumentation:
+        instrumentation = make()
+        assert isinstance(instrumentation, OpenTelemetryInstrumentation)
+        return BareCalls(instrumentation)
+
+    return make_bare
+
+
 VARIANTS: dict[str, Callable[[], Instrumentation | None]] = {
     "off": lambda: None,
     "API only": lambda: OpenTelemetryInstrumentation(
@@ -118,6 +205,12 @@ VARIANTS: dict[str, Callable[[], Instrumentation | None]] = {
     "on, 10% sampled": sdk(ParentBased(TraceIdRatioBased(0.1))),
     "on, metrics only": sdk(traces=False),
 }
+REFERENCES: dict[str, Callable[[], Instrumentation | None]] = {
+    "bare API calls in a drain": bare(VARIANTS["API only"]),
+    "bare SDK calls in a drain": bare(VARIANTS["on (SDK, no-op exporters)"]),
+}
+"""Measured on no-op drains only; each shadows a variant (same providers), for the floor table."""
+SHADOWS = {"API only": "bare API calls in a drain", "on (SDK, no-op exporters)": "bare SDK calls in a drain"}
 
 
 class CpuTimer(Timer):
@@ -158,124 +251,109 @@ async def enqueue_single(instrumentation: Instrumentation | None, jobs: int) -> 
     return rate(jobs, timer.cpu_seconds), rate(jobs, timer.seconds)
 
 
-def floor(instrumentation: Instrumentation | None, attempts: int) -> float:
+async def floor(instrumentation: Instrumentation | None, attempts: int) -> float:
     """CPU seconds per attempt of the OpenTelemetry calls alone that ``instrumentation`` makes for one attempt of a
     no-op task (see the module's docstring); 0 for no instrumentation."""
     if not isinstance(instrumentation, OpenTelemetryInstrumentation):
         return 0.0
-    tracer, metrics = instrumentation.tracer, instrumentation.metrics
-    carriers: list[dict[str, str]] = []
-    attributes: list[dict[str, str | int]] = []
-    for n in range(attempts):  # what the records carry, prepared outside the timed part
-        enqueued = tracer.start_span("enqueue default", kind=SpanKind.PRODUCER) if tracer is not None else None
-        carrier: dict[str, str] = {}
-        if enqueued is not None and enqueued.get_span_context().is_valid:
-            propagate.inject(carrier, trace.set_span_in_context(enqueued))
-            enqueued.end()
-        carriers.append(carrier)
-        attributes.append(
-            {
-                "messaging.system": MESSAGING_SYSTEM,
-                "messaging.operation.name": "process",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": "default",
-                "messaging.message.id": f"{n:032x}",
-                "litestar_queues.task.name": "bench.noop",
-                "litestar_queues.task.attempt": 1,
-                "messaging.client.id": "worker-1",
-            }
-        )
-    waited, ran = (
-        {"queue": "default", "task": "bench.noop"},
-        {"queue": "default", "task": "bench.noop", "status": "completed"},
-    )
+    calls = BareCalls(instrumentation)
+    now = datetime.now(timezone.utc)
+    records = []
+    for n in range(attempts):  # claimed records carrying their creation contexts, made outside the timed part
+        record = TaskRecord(id=f"{n:032x}", task_name=noop.name, created_at=now, scheduled_at=now)
+        await instrumentation.enqueue([record], partial(_created, record))
+        claimed = {"status": TaskStatus.RUNNING, "attempts": 1, "owner": "worker-1", "token": 1}
+        records.append(msgspec.structs.replace(record, started_at=now + timedelta(microseconds=50), **claimed))
     gc.collect()
     started = time.process_time()
-    for n in range(attempts):
-        if tracer is not None:
-            carrier = carriers[n]
-            parent = propagate.extract(carrier) if carrier else None
-            span = tracer.start_span("process default", parent, SpanKind.CONSUMER, attributes[n])
-            now = time.time_ns()
-            span.add_event("claim", timestamp=now)
-            token = otel_context.attach(trace.set_span_in_context(span, parent))
-            span.add_event(
-                "finish",
-                {"litestar_queues.task.status": "completed", "litestar_queues.finish.duration": 1e-6},
-                timestamp=now,
-            )
-            otel_context.detach(token)
-            span.set_attribute("litestar_queues.task.status", "completed")
-            span.end()
-        if metrics is not None:
-            metrics.wait_duration.record(0.001, waited)
-            metrics.run_duration.record(0.00002, ran)
+    for record in records:
+        span, token, began = calls.begin(record)
+        if span is not None:
+            calls.finished(span)
+        calls.end(record, span, token, began)
     return (time.process_time() - started) / attempts
 
 
+async def _created(record: TaskRecord) -> list[EnqueueOutcome]:
+    return [EnqueueOutcome(record, created=True)]
+
+
+DRAIN = "drain no-op, concurrency {}"
+FLOOR = "floor"
+
+
 async def measure(
-    name: str, make: Callable[[], Instrumentation | None], jobs: int, concurrency: Sequence[int]
+    name: str, make: Callable[[], Instrumentation | None], jobs: int, concurrency: Sequence[int], *, full: bool
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """One round of one variant: (CPU, wall-clock) rates by (variant, metric), and its floor in seconds."""
+    """One round of one variant: (CPU, wall-clock) rates by (variant, metric); with ``full``, also its enqueues, its
+    1 ms drain and its floor (CPU seconds per attempt, twice)."""
     measured: dict[tuple[str, str], tuple[float, float]] = {}
     for c in concurrency:
-        measured[(name, f"drain no-op, concurrency {c}")] = await drain(make(), jobs, c)
+        measured[(name, DRAIN.format(c))] = await drain(make(), jobs, c)
         close()
-    measured[(name, "enqueue (single)")] = await enqueue_single(make(), jobs // 4)
-    close()
-    measured[(name, "drain 1 ms CPU tasks, concurrency 10")] = await drain(make(), jobs // 10, 10, busy)
-    close()
-    seconds = floor(make(), jobs)
-    measured[(name, FLOOR)] = (seconds, seconds)
-    close()
+    if full:
+        measured[(name, "enqueue (single)")] = await enqueue_single(make(), jobs // 4)
+        close()
+        measured[(name, "drain 1 ms CPU tasks, concurrency 10")] = await drain(make(), jobs // 10, 10, busy)
+        close()
+        seconds = await floor(make(), jobs)
+        measured[(name, FLOOR)] = (seconds, seconds)
+        close()
     return measured
-
-
-FLOOR = "floor"
 
 
 async def main(jobs: int, rounds: int, concurrency: Sequence[int]) -> tuple[list[Result], list[str]]:
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for round_number in range(rounds):
-        for name, make in VARIANTS.items():
+        for name, make in (*VARIANTS.items(), *REFERENCES.items()):
             print(f"round {round_number + 1}: {name}", flush=True)
-            for key, value in (await measure(name, make, jobs, concurrency)).items():
+            for key, value in (await measure(name, make, jobs, concurrency, full=name in VARIANTS)).items():
                 samples.setdefault(key, []).append(value)
+    cpu = {key: statistics.median(value[0] for value in values) for key, values in samples.items()}
     results = []
     for (name, metric), values in samples.items():
         if metric == FLOOR:
             continue
-        cpu, wall = statistics.median(value[0] for value in values), statistics.median(value[1] for value in values)
-        off_cpu, off_wall = (statistics.median(value[i] for value in samples[("off", metric)]) for i in (0, 1))
+        off_cpu = cpu[("off", metric)]
+        wall, off_wall = (
+            statistics.median(value[1] for value in samples[key]) for key in ((name, metric), ("off", metric))
+        )
         spread = f"{min(v[0] for v in values) / off_cpu:.0%} to {max(v[0] for v in values) / off_cpu:.0%}"
         unit = (
-            f"jobs/CPU-s ({cpu / off_cpu:.0%} of off, rounds {spread}); wall {wall:,.0f} jobs/s ({wall / off_wall:.0%})"
+            f"jobs/CPU-s ({cpu[(name, metric)] / off_cpu:.0%} of off, rounds {spread}); "
+            f"wall {wall:,.0f} jobs/s ({wall / off_wall:.0%})"
         )
-        results.append(Result(name, metric, cpu, unit))
-    return results, floors(samples, concurrency)
+        results.append(Result(name, metric, cpu[(name, metric)], unit))
+    return results, floors(cpu, concurrency)
 
 
-def floors(samples: dict[tuple[str, str], list[tuple[float, float]]], concurrency: Sequence[int]) -> list[str]:
-    """A Markdown table: per variant and no-op drain, the floor, the best rate it allows, the measured rate, and what
-    the instrumentation adds per attempt against the floor."""
+def floors(cpu: dict[tuple[str, str], float], concurrency: Sequence[int]) -> list[str]:
+    """A Markdown table: per variant and no-op drain, the floor and the best rate it allows, the bare calls in a
+    drain, and the measured rate, with what each adds per attempt to ``off``."""
     lines = [
-        "| variant | drain | floor µs/attempt | best possible (% of off) | measured (% of off) | added µs/attempt"
-        " | added / floor |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| variant | drain | floor µs/attempt | best possible | bare calls in a drain: added µs/attempt (% of off)"
+        " | measured: added µs/attempt (% of off) | added / floor | added / bare calls in a drain |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in VARIANTS:
         if name == "off":
             continue
-        floor_seconds = statistics.median(value[0] for value in samples[(name, FLOOR)])
+        floor_seconds = cpu[(name, FLOOR)]
         for c in concurrency:
-            metric = f"drain no-op, concurrency {c}"
-            off = statistics.median(value[0] for value in samples[("off", metric)])
-            measured = statistics.median(value[0] for value in samples[(name, metric)])
-            best = 1 / (1 / off + floor_seconds)
+            metric = DRAIN.format(c)
+            off, measured = cpu[("off", metric)], cpu[(name, metric)]
             added = 1 / measured - 1 / off
+            shadow = SHADOWS.get(name)
+            if shadow is None:
+                bare_cell, versus_bare = "", ""
+            else:
+                bare_added = 1 / cpu[(shadow, metric)] - 1 / off
+                bare_cell = f"{bare_added * 1e6:.1f} ({cpu[(shadow, metric)] / off:.0%})"
+                versus_bare = f"{added / bare_added:.2f}x"
+            best = 1 / (1 / off + floor_seconds)
             lines.append(
-                f"| {name} | c{c} | {floor_seconds * 1e6:.1f} | {best / off:.0%} | {measured / off:.0%} | "
-                f"{added * 1e6:.1f} | {added / floor_seconds:.2f}x |"
+                f"| {name} | c{c} | {floor_seconds * 1e6:.1f} | {best / off:.0%} | {bare_cell} "
+                f"| {added * 1e6:.1f} ({measured / off:.0%}) | {added / floor_seconds:.2f}x | {versus_bare} |"
             )
     return lines
 
