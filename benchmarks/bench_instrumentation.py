@@ -60,7 +60,8 @@ from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind
 from harness import Result, Timer, machine_summary, markdown_table, rate
 from litestar_queues import QueueConfig, QueueService, Task, TaskRegistry, Worker, WorkerConfig, task
 from litestar_queues.instrumentation import TRACE_CONTEXT_KEY, Instrumentation
-from litestar_queues.opentelemetry import MESSAGING_SYSTEM, OpenTelemetryInstrumentation
+from litestar_queues.opentelemetry import OpenTelemetryInstrumentation
+from litestar_queues.opentelemetry.instrumentation import _attempt_attributes
 from litestar_queues.records import EnqueueOutcome, Outcome, TaskRecord, TaskStatus
 
 registry = TaskRegistry()
@@ -155,16 +156,7 @@ class BareCalls(Instrumentation):
             return None, None, started
         carrier = record.metadata.get(TRACE_CONTEXT_KEY)
         parent = propagate.extract(carrier) if carrier else None
-        attributes = {
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": record.queue,
-            "messaging.message.id": record.id,
-            "litestar_queues.task.name": record.task_name,
-            "litestar_queues.task.attempt": record.attempts,
-            "messaging.client.id": record.owner or "",
-        }
+        attributes = _attempt_attributes(record)  # the same attributes: building them is part of any attempt's span
         span = self.tracer.start_span(f"process {record.queue}", parent, SpanKind.CONSUMER, attributes)
         span.add_event("claim", timestamp=time.time_ns())
         return span, otel_context.attach(trace.set_span_in_context(span, parent)), started
