@@ -32,6 +32,13 @@ with directly.
 Run::
 
     uv run --project benchmarks python benchmarks/bench_instrumentation.py [--jobs 20000] [--rounds 5]
+
+CPU time on a shared machine moves with the load; instructions do not. ``--one VARIANT`` only enqueues and drains
+``--jobs`` jobs of one variant, for counting what a job costs in instructions under valgrind, whatever the load::
+
+    count() { PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null benchmarks/.venv/bin/python \\
+        benchmarks/bench_instrumentation.py --one "$1" --jobs "$2" 2>&1 | awk '/Collected/ {print $4}'; }
+    echo $(( ($(count off 1200) - $(count off 200)) / 1000 ))   # instructions per job (its enqueue included)
 """
 
 from __future__ import annotations
@@ -355,7 +362,18 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
+    parser.add_argument(
+        "--one",
+        metavar="VARIANT",
+        choices=[*VARIANTS, *REFERENCES],
+        help="only enqueue and drain --jobs jobs of VARIANT at the first --concurrency, once: for instruction counts",
+    )
     arguments = parser.parse_args()
+    if arguments.one is not None:
+        make = {**VARIANTS, **REFERENCES}[arguments.one]
+        asyncio.run(drain(make(), arguments.jobs, arguments.concurrency[0]))
+        close()
+        raise SystemExit
     load = os.getloadavg()
     measured, floor_table = asyncio.run(main(arguments.jobs, arguments.rounds, arguments.concurrency))
     print(
