@@ -14,8 +14,8 @@ attributes, span kinds by operation type):
 * ``finish <queue>`` (CLIENT, ``settle``) around the write of the outcome of an attempt that did not run here (a
   dispatch that failed, an attempt that stopped elsewhere and is reconciled).
 
-One span per attempt, not three: with the Python SDK a recorded span costs about as much as running a no-op task, so
-the claim and the outcome's write are events of it.
+One span per attempt, not three: with the Python SDK a recorded span costs a few times what running a no-op task
+costs, so the claim and the outcome's write are events of it.
 """
 
 from __future__ import annotations
