@@ -23,19 +23,23 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 """Histogram bucket boundaries in seconds: from 5 ms to an hour."""
 
 _Counts = dict[tuple[str, str], int]
-_OUTCOMES = ("completed", "failed", "cancelled", "retrying", "handed_back", "lost")
-"""The ``status`` label values of ``litestar_queues.task.run.duration``."""
 
 
 class _Labels:
-    """The counters' key and the measurements' attributes of one ``(queue, task)``, made once."""
+    """The measurements' attributes of one ``(queue, task)``, made once."""
 
-    __slots__ = ("key", "ran", "waited")
+    __slots__ = ("ran", "waited")
 
     def __init__(self, queue: str, task: str) -> None:
-        self.key = (queue, task)
         self.waited = {"queue": queue, "task": task}
-        self.ran = {status: {"queue": queue, "task": task, "status": status} for status in _OUTCOMES}
+        self.ran: dict[str, dict[str, str]] = {}
+        """The attributes of a run that ended with each outcome, by outcome."""
+
+    def run_attributes(self, status: str) -> dict[str, str]:
+        attributes = self.ran.get(status)
+        if attributes is None:
+            attributes = self.ran[status] = {**self.waited, "status": status}
+        return attributes
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,8 @@ class QueueMetrics:
         return labels
 
     def attempt_ended(self, labels: _Labels, status: str, seconds: float) -> None:
-        """Measure the run of an attempt that ended with ``status`` (one of ``_OUTCOMES``)."""
-        self.run_duration.record(seconds, labels.ran[status])
+        """Measure the run of an attempt that ended with ``status``."""
+        self.run_duration.record(seconds, labels.run_attributes(status))
 
     def outcome_written(self, outcome: Outcome, final: TaskRecord) -> None:
         counts = self._by_status.get(final.status)
