@@ -7,7 +7,9 @@ import importlib.util
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from litestar_queues.backend import BackendConfig, QueueBackend
@@ -16,6 +18,10 @@ from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.config import QueueEventConfig
 from litestar_queues.limits import check_int, check_name, check_seconds
 from litestar_queues.targets import ExecutionConfig
+from litestar_queues.task import check_dependency_names
+
+if TYPE_CHECKING:
+    from litestar_queues.context import TaskDependency
 
 __all__ = (
     "BUILTIN_EXECUTION_BACKENDS",
@@ -239,6 +245,9 @@ class QueueConfig:
         in_app_worker: Start a worker inside the Litestar app process (plugin).
         worker: Worker settings.
         event_config: Event publishing settings.
+        dependencies: Per-attempt dependencies of every task, by parameter name (see
+            :data:`~litestar_queues.context.TaskDependency`): a task declaring a parameter of that name receives a
+            value opened for its attempt. A task's own ``@task(dependencies=...)`` wins for the same name.
         clock: The source of time (tests inject a fake one).
     """
 
@@ -255,6 +264,7 @@ class QueueConfig:
     queue_worker_state_key: str = "queue_worker"
     queue_event_publisher_state_key: str = "queue_event_publisher"
     channels_backend_state_key: str = "queue_channels_backend"
+    dependencies: Mapping[str, TaskDependency] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
 
     def __post_init__(self) -> None:
@@ -275,6 +285,7 @@ class QueueConfig:
                 f"QueueConfig.task_modules must be a tuple of module names, got {self.task_modules!r}"
             )
         self.task_modules = tuple(self.task_modules)
+        check_dependency_names(self.dependencies, "QueueConfig")
         self.execution_backends = tuple(self.execution_backends)
         self._check_execution_backends()
         _check_type(self.worker, WorkerConfig, "QueueConfig.worker", "WorkerConfig(...)")

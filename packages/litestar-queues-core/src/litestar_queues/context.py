@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.records import TaskRecord
 
-__all__ = ("TaskExecutionContext", "current_task_context")
+__all__ = ("TaskDependency", "TaskExecutionContext", "current_task_context")
 
 _current: ContextVar[TaskExecutionContext | None] = ContextVar("litestar_queues_task_context", default=None)
 
@@ -21,17 +22,23 @@ def current_task_context() -> TaskExecutionContext | None:
 
 
 class TaskExecutionContext:
-    """What a running task may know and do: its record, attempt, worker, and the event helpers.
+    """What a running task may know and do: its record, attempt, worker, the application's state, and the event
+    helpers.
 
     Declare a ``_task_context`` parameter to receive it, or use the ``litestar_queues.events`` helpers.
     """
 
-    __slots__ = ("_sequence", "publisher", "record", "worker_id")
+    __slots__ = ("_sequence", "publisher", "record", "state", "worker_id")
 
-    def __init__(self, record: TaskRecord, publisher: QueueEventPublisher, worker_id: str | None) -> None:
+    def __init__(
+        self, record: TaskRecord, publisher: QueueEventPublisher, worker_id: str | None, state: Any = None
+    ) -> None:
         self.record = record
         self.publisher = publisher
         self.worker_id = worker_id
+        self.state = state
+        """The application's state (``app.state``) under the ``QueuePlugin`` and ``litestar queues run``; else
+        whatever ``QueueService(state=...)`` was given (``None`` by default)."""
         self._sequence = 0
 
     @property
@@ -124,3 +131,10 @@ class TaskExecutionContext:
             progress_total=total,
             progress_percent=percent,
         )
+
+
+TaskDependency: TypeAlias = Callable[[TaskExecutionContext], AbstractAsyncContextManager[Any]]
+"""What a task receives per attempt under a parameter name: called with the attempt's context, its async context
+manager is entered after ``task.started`` and exited once the task returned or raised (seeing the exception),
+before the attempt's outcome is written. An error from either counts as the task's own: it follows the task's
+retry policy. Configured in ``QueueConfig(dependencies={name: ...})`` and ``@task(dependencies={name: ...})``."""

@@ -30,6 +30,7 @@ class QueueRuntime:
         "_exit_stack",
         "_initialize_schedules",
         "_start_worker",
+        "_state",
         "_worker_config",
         "service",
         "worker",
@@ -43,6 +44,7 @@ class QueueRuntime:
         worker_config: WorkerConfig | None = None,
         channels: ChannelsPlugin | None = None,
         initialize_schedules: bool | None = None,
+        state: object = None,
     ) -> None:
         """Describe the runtime (nothing starts before ``async with``).
 
@@ -53,6 +55,7 @@ class QueueRuntime:
             channels: A ``ChannelsPlugin`` this process must start and stop itself (one no app lifespan runs):
                 see :func:`event_channels`.
             initialize_schedules: Initialise schedules on entry; ``config.initialize_schedules`` when ``None``.
+            state: The application's state, which running tasks see as ``TaskExecutionContext.state``.
         """
         self._config = config
         self._start_worker = start_worker
@@ -61,6 +64,7 @@ class QueueRuntime:
         self._initialize_schedules = (
             config.initialize_schedules if initialize_schedules is None else initialize_schedules
         )
+        self._state = state
         self._exit_stack = AsyncExitStack()
         self.service: QueueService | None = None
         """The opened service, while the runtime is entered."""
@@ -79,7 +83,7 @@ class QueueRuntime:
         stack = self._exit_stack
         if self._channels is not None:
             await stack.enter_async_context(self._channels)
-        service = await stack.enter_async_context(QueueService(self._config))
+        service = await stack.enter_async_context(QueueService(self._config, state=self._state))
         stack.callback(setattr, self, "service", None)
         self.service = service
         if self._initialize_schedules:

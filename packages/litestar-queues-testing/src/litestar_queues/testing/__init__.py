@@ -25,16 +25,19 @@ from litestar_queues.testing.conformance import (  # noqa: E402
     RetryConformance,
     ScheduleSlotConformance,
     StatisticsConformance,
+    TransactionConformance,
     TransferConformance,
     UndecodableConformance,
     WakeupConformance,
     WorkerRegistryConformance,
 )
+from litestar_queues.testing.conformance.support import CallerTransaction  # noqa: E402
 from litestar_queues.testing.helpers import assert_enqueued, assert_not_enqueued, enqueued, run_until_empty  # noqa: E402
 from litestar_queues.testing.servers import server_url  # noqa: E402
 
 __all__ = (
     "BackendConformance",
+    "CallerTransaction",
     "CancelConformance",
     "CapabilityConformance",
     "ClaimConformance",
@@ -53,6 +56,7 @@ __all__ = (
     "RetryConformance",
     "ScheduleSlotConformance",
     "StatisticsConformance",
+    "TransactionConformance",
     "TransferConformance",
     "UndecodableConformance",
     "WakeupConformance",

@@ -97,7 +97,7 @@ def run_command(
         worker_config = dataclasses.replace(
             plugin.config.worker, **{name: value for name, value in overrides.items() if value is not None}
         )
-        asyncio.run(_serve(plugin.config, worker_config, env.app_path))
+        asyncio.run(_serve(plugin.config, worker_config, env.app_path, app.state))
     except QueueError as exc:
         fail(str(exc))
 
@@ -133,7 +133,7 @@ def _child_commands(
     ]
 
 
-async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str) -> None:
+async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str, state: object) -> None:
     loop = asyncio.get_running_loop()
     drain = asyncio.Event()
     force = asyncio.Event()
@@ -151,7 +151,9 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     # No app lifespan runs in this process, so the worker starts the event channels itself.
-    runtime = QueueRuntime(config, start_worker=True, worker_config=worker_config, channels=event_channels(config))
+    runtime = QueueRuntime(
+        config, start_worker=True, worker_config=worker_config, channels=event_channels(config), state=state
+    )
     async with runtime:
         worker = runtime.worker
         if worker is None:  # pragma: no cover - start_worker=True always starts one

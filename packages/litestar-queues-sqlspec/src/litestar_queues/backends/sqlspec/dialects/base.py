@@ -19,11 +19,13 @@ from typing import Any, ClassVar
 
 from sqlspec.exceptions import UniqueViolationError
 
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, ValueCodec, decode_task, encode_json
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import DuplicateTaskError
-from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.enqueue import enqueue_records
+from litestar_queues.sql.finishing import finish_params, finish_values
+from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task
 
 __all__ = ("SELECT_COLUMNS", "Dialect", "chunked")
 
@@ -151,22 +153,40 @@ class Dialect(ABC):
 
     # -- writing work ------------------------------------------------------------------------------
 
-    @abstractmethod
-    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
-        """Insert records, skipping any that conflict on id or active key; return the inserted ids."""
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """Insert ``records`` deduplicating by id, then by active key; one outcome per input, in input order."""
+        return await enqueue_records(self, records)
 
-    async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+    async def enqueue_within(self, session: Any, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """:meth:`enqueue` inside the open transaction of ``session`` (the caller's SQLSpec driver); never ends it."""
+        return await enqueue_records(_OnSession(self, session), records)
+
+    async def select_on(self, session: Any, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Run a statement returning rows in its own session, or in ``session`` (the caller's) when given."""
+        if session is None:
+            return await self.db.select(sql, params)
+        return list(await session.select(sql, params))
+
+    @abstractmethod
+    async def insert_tasks(self, records: Sequence[TaskRecord], *, session: Any = None) -> set[str]:
+        """Insert records, skipping any that conflict on id or active key; return the inserted ids.
+
+        In ``session``, the caller's, when given (inside its transaction, never ended here).
+        """
+
+    async def select_where_in(self, column: str, values: Sequence[str], *, session: Any = None) -> list[dict[str, Any]]:
         """Return the task rows whose ``column`` is one of ``values`` (a list as long as a bulk enqueue)."""
         condition, params = self.in_list(column, "v", values)
-        return await self.db.select(f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition}", params)
+        sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition}"
+        return await self.select_on(session, sql, params)
 
-    async def fetch_by_ids(self, ids: Sequence[str]) -> list[TaskRecord]:
+    async def fetch_by_ids(self, ids: Sequence[str], *, session: Any = None) -> list[TaskRecord]:
         """Return the stored records with these ids."""
-        return [self.decode(row) for row in await self.select_where_in("id", ids)]
+        return [self.decode(row) for row in await self.select_where_in("id", ids, session=session)]
 
-    async def fetch_active_by_keys(self, keys: Sequence[str]) -> list[TaskRecord]:
+    async def fetch_active_by_keys(self, keys: Sequence[str], *, session: Any = None) -> list[TaskRecord]:
         """Return the active records holding these keys."""
-        return [self.decode(row) for row in await self.select_where_in("active_key", keys)]
+        return [self.decode(row) for row in await self.select_where_in("active_key", keys, session=session)]
 
     async def get(self, record_id: str) -> TaskRecord | None:
         """Return the record with ``record_id``, or ``None``."""
@@ -254,30 +274,11 @@ class Dialect(ABC):
 
     def finish_statement(self, lease: Lease, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
         """Return the guarded UPDATE applying ``outcome`` under ``lease`` (without RETURNING)."""
-        status = as_status(outcome.status)
-        terminal = status is not TaskStatus.PENDING
-        shape = (terminal, outcome.refund_attempt and not terminal, outcome.only_if_lease_expired)
-        sql = self._finish_sql.get(shape)
+        values = finish_values(outcome)
+        sql = self._finish_sql.get(values.shape)
         if sql is None:
-            sql = self._finish_sql[shape] = self._build_finish_sql(*shape)
-        codec = self.codec
-        error = outcome.error
-        params: dict[str, Any] = {
-            "id": lease.record_id,
-            "owner": lease.owner,
-            "token": lease.token,
-            "error": None if error is None else encode_json(error),
-        }
-        if terminal:
-            params["status"] = status.value
-            params["now"] = codec.time(now)
-            params["result"] = None if outcome.result is None else encode_json(outcome.result)
-        else:
-            assert outcome.scheduled_at is not None  # checked by the backend
-            params["scheduled_at"] = codec.time(outcome.scheduled_at)
-            if outcome.only_if_lease_expired:
-                params["now"] = codec.time(now)
-        return sql, params
+            sql = self._finish_sql[values.shape] = self._build_finish_sql(*values.shape)
+        return sql, finish_params(values, lease, now, self.codec.time)
 
     def _build_finish_sql(self, terminal: bool, refund: bool, only_if_expired: bool) -> str:
         fence = "id = :id AND status = 'running' AND owner = :owner AND token = :token"
@@ -453,6 +454,25 @@ class Dialect(ABC):
         )
         params = {"name": name, "owner": owner, "expires_at": self.codec.time(expires_at), "now": self.codec.time(now)}
         return bool(await self.db.select(sql, params))
+
+
+class _OnSession:
+    """The dialect's enqueue statements run in the caller's session (a deduplicating enqueue's ``RecordInserter``)."""
+
+    __slots__ = ("dialect", "session")
+
+    def __init__(self, dialect: Dialect, session: Any) -> None:
+        self.dialect = dialect
+        self.session = session
+
+    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
+        return await self.dialect.insert_tasks(records, session=self.session)
+
+    async def fetch_by_ids(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self.dialect.fetch_by_ids(ids, session=self.session)
+
+    async def fetch_active_by_keys(self, keys: Sequence[str]) -> list[TaskRecord]:
+        return await self.dialect.fetch_active_by_keys(keys, session=self.session)
 
 
 def _duplicate(record_id: str) -> DuplicateTaskError:
