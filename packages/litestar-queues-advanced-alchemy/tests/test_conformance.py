@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackend
+from litestar_queues.backends.advanced_alchemy.testing import corrupt_args
 from litestar_queues.testing import BackendConformance, CallerTransaction
 
 
@@ -24,6 +26,10 @@ class _AlchemyConformance(BackendConformance):
     async def backend(self, factory: Any) -> AdvancedAlchemyBackend:
         backend: AdvancedAlchemyBackend = await factory.open()
         return backend
+
+    @pytest.fixture
+    def corrupt_record(self, backend: AdvancedAlchemyBackend) -> Callable[[str], Awaitable[str]]:
+        return functools.partial(corrupt_args, backend)
 
     @pytest.fixture
     async def second_backend(self, factory: Any, backend: AdvancedAlchemyBackend) -> AdvancedAlchemyBackend:

@@ -35,6 +35,9 @@ _ATTEMPTS_PER_SLOT = 3
 _CALLBACK_CONTEXT = contextvars.Context()
 """The empty context a finished attempt's done callback runs in (it reads no context variables)."""
 
+_LOOP_STOP_SECONDS = 5.0
+"""How long a stopping worker lets a heartbeat or maintenance call in flight finish before cancelling it."""
+
 _MIN_PIPELINED_CLAIM = 20
 """Smallest claim worth splitting a batch for: below it, two round trips cost more than the overlap saves."""
 
@@ -93,6 +96,9 @@ class Worker:
         self._cut_drain = asyncio.Event()
         self._stopping: asyncio.Future[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._acting: set[asyncio.Task[Any]] = set()
+        self._stopping_loops = False
+        """The periodic loops in the middle of their action (a backend call): stopping lets them finish it."""
         self._ahead: tuple[asyncio.Task[list[TaskRecord]], int] | None = None
         """A claim sent ahead while the previous batch starts, and its size: its records are held, not started."""
         self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"lq-{self.id}")
@@ -178,8 +184,7 @@ class Worker:
             unfinished = [job.task for job in self._jobs.values()]
             self._interrupt_all("shutdown")
             await asyncio.wait(unfinished, timeout=5.0)
-        for loop_task in self._loops[1:]:
-            loop_task.cancel()
+        await self._stop_loops(self._loops[1:])
         await asyncio.gather(*self._loops, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.service.backend.remove_worker(self.id)
@@ -423,12 +428,30 @@ class Worker:
     # -- heartbeats and maintenance ----------------------------------------------------------------
 
     async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
-        while True:
+        while not self._stopping_loops:
             await asyncio.sleep(seconds)
+            current = asyncio.current_task()
+            assert current is not None
+            self._acting.add(current)
             try:
                 await action()
             except Exception as exc:
                 await self._backend_failed(action.__name__.strip("_"), exc)
+            finally:
+                self._acting.discard(current)
+
+    async def _stop_loops(self, loops: list[asyncio.Task[None]]) -> None:
+        """End the periodic loops: one that sleeps is cancelled, one in the middle of its action ends after it
+        (within ``_LOOP_STOP_SECONDS``). A backend call cancelled halfway may leave its connection checked out and,
+        on SQLite, its write lock held."""
+        self._stopping_loops = True
+        for loop_task in loops:
+            if loop_task not in self._acting:
+                loop_task.cancel()
+        if loops:
+            _, late = await asyncio.wait(loops, timeout=_LOOP_STOP_SECONDS)
+            for loop_task in late:
+                loop_task.cancel()
 
     def _info(self) -> WorkerInfo:
         return WorkerInfo(
