@@ -1,7 +1,7 @@
 # litestar-queues developer commands. `make` or `make help` lists them. Python tools always run through `uv run`.
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help sync lint fmt type test servers-up servers-down servers-status build ci
+.PHONY: help sync lint fmt type test chaos servers-up servers-down servers-status build ci
 
 ARGS ?=
 
@@ -24,6 +24,9 @@ type: ## mypy strict on every package's src/ (scripts/typecheck.sh: uv run mypy 
 
 test: ## All tests with real servers (bash scripts/test.sh; pass pytest args with ARGS="-k cron -x")
 	bash scripts/test.sh $(ARGS)
+
+chaos: ## Long chaos run on every backend: 10,000 jobs, SIGKILLs every 2-3 s, a server restart (ARGS="postgres --jobs 2000")
+	bash scripts/chaos.sh $(ARGS)
 
 servers-up: ## Start Redis, Valkey, PostgreSQL, MariaDB and keep them (exports: scripts/servers.sh env)
 	bash scripts/servers.sh up $(ARGS)

@@ -13,7 +13,8 @@ when two wheels are installed side by side. This proves, from the wheel files al
   and that wheel ships the leaf's ``__init__.py`` and ``py.typed``;
 * nothing is shipped outside the namespace, and all wheels carry the same version (lockstep);
 * with ``--packages-dir`` (default: the workspace's ``packages/`` when it exists), every workspace distribution has
-  exactly one wheel.
+  exactly one wheel, and that wheel ships every file of its ``src/`` folder (templates, assets and other package
+  data too, not only modules).
 
 Exit status 0 when every check passes, 1 otherwise.
 """
@@ -32,7 +33,7 @@ NAMESPACE = "litestar_queues"
 PEP420_FOLDERS = ("backends", "execution")
 WORKSPACE_PACKAGES = Path(__file__).resolve().parent.parent / "packages"
 
-__all__ = ("Wheel", "check_wheels", "main", "read_wheel", "workspace_distributions")
+__all__ = ("Wheel", "check_wheels", "main", "missing_sources", "read_wheel", "workspace_distributions")
 
 
 def normalize(name: str) -> str:
@@ -172,6 +173,30 @@ def workspace_distributions(packages_dir: Path) -> set[str]:
     }
 
 
+def missing_sources(wheels: list[Wheel], packages_dir: Path) -> list[str]:
+    """Every file under a workspace package's ``src/`` that its wheel does not ship (bytecode caches aside)."""
+    import tomllib  # noqa: PLC0415  (Python >= 3.11; only the workspace checks need it)
+
+    by_name = {wheel.name: wheel for wheel in wheels}
+    errors = []
+    for pyproject in sorted(packages_dir.glob("*/pyproject.toml")):
+        wheel = by_name.get(normalize(tomllib.loads(pyproject.read_text())["project"]["name"]))
+        source = pyproject.parent / "src"
+        if wheel is None or not source.is_dir():
+            continue
+        shipped = set(wheel.files)
+        errors.extend(
+            f"{wheel.filename}: {path} is not in the wheel"
+            for path in sorted(
+                file.relative_to(source).as_posix()
+                for file in source.rglob("*")
+                if file.is_file() and "__pycache__" not in file.parts
+            )
+            if path not in shipped
+        )
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -191,12 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {wheel.filename:<60} {len(wheel.files):>4} files  {', '.join(leaves) or '(metadata only)'}")
 
     errors = check_wheels(wheels, expected)
+    if args.packages_dir:
+        errors += missing_sources(wheels, args.packages_dir)
     if errors:
         print(f"check_wheels: {len(errors)} problem(s) in {args.dist_dir}:", file=sys.stderr)
         for error in errors:
             print(f"  - {error}", file=sys.stderr)
         return 1
-    print(f"check_wheels: {len(wheels)} wheels OK (no shared files, PEP 420 folders empty, every leaf has py.typed)")
+    print(
+        f"check_wheels: {len(wheels)} wheels OK (no shared files, PEP 420 folders empty, every leaf has py.typed, "
+        "every source file shipped)"
+    )
     return 0
 
 

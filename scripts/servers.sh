@@ -64,19 +64,6 @@ pid_alive() {
     [[ -n $stat && $stat != Z* ]]
 }
 
-is_root() { [[ $(id -u) == 0 ]]; }
-
-# Run a command with root rights (apt). sudo -n when we are not root; fail clearly when neither works.
-as_root() {
-    if is_root; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        lq_die "need root to run: $* (install the packages yourself, or make sudo usable without a password)"
-    fi
-}
-
 # Run a command as a service's OS user when we are root (initdb/pg_ctl refuse root), as ourselves otherwise.
 as_user() {
     local user=$1
@@ -151,17 +138,7 @@ ensure_binaries() {
         esac
     done
     ((${#pkgs[@]})) || return 0
-    command -v apt-get >/dev/null 2>&1 || lq_die "missing ${pkgs[*]} and there is no apt-get: install them yourself"
-    local log=$RUNDIR/apt.log started=$SECONDS
-    lq_log "installing ${pkgs[*]} with apt-get (log: $log)"
-    # DPkg::Lock::Timeout: other sessions on a shared machine may be running apt at the same moment.
-    if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq \
-        && as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-            --no-install-recommends "${pkgs[@]}"; } >"$log" 2>&1; then
-        tail -40 "$log" >&2
-        lq_die "apt-get install ${pkgs[*]} failed"
-    fi
-    lq_log "installed ${pkgs[*]} in $((SECONDS - started)) s"
+    lq_apt_install "$RUNDIR/apt.log" "${pkgs[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------------------- state

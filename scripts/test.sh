@@ -2,8 +2,9 @@
 # The test command: `bash scripts/test.sh [pytest args...]`
 #
 # Does all of the set-up on a fresh machine: installs uv if missing, syncs the whole workspace from the lock,
-# starts the real servers (scripts/servers.sh), exports their addresses, runs pytest over the repository
-# (packages/*/tests, tests/, docs/) and stops the servers it started when it exits.
+# installs Debian's chromium for the browser tests if missing (scripts/browser.sh), starts the real servers
+# (scripts/servers.sh), exports their addresses, runs pytest over the repository (packages/*/tests, tests/, docs/)
+# and stops the servers it started when it exits.
 #
 #   bash scripts/test.sh                                   everything
 #   bash scripts/test.sh packages/litestar-queues-core/tests -k cron -x
@@ -20,6 +21,7 @@ cd "$ROOT"
 
 lq_ensure_uv
 uv sync --all-packages --locked
+lq_ensure_chromium # the browser tests' Chromium (scripts/browser.sh); Playwright itself is in the dev group
 
 SERVERS=${LQ_SERVERS:-redis valkey postgres mariadb}
 if [[ $SERVERS != none ]]; then

@@ -138,3 +138,25 @@ def test_a_missing_wheel_fails(check_wheels: ModuleType, tmp_path: Path) -> None
 def test_the_workspace_lists_every_package(check_wheels: ModuleType) -> None:
     names = check_wheels.workspace_distributions(SCRIPT.parent.parent / "packages")
     assert {"litestar_queues", "litestar_queues_core", "litestar_queues_memory", "litestar_queues_testing"} <= names
+
+
+def test_package_data_missing_from_a_wheel_fails(check_wheels: ModuleType, tmp_path: Path) -> None:
+    # A template left out of the plugin wheel (say, by an include pattern for *.py only) is named.
+    packages = tmp_path / "packages"
+    source = packages / "litestar-queues-litestar" / "src" / "litestar_queues" / "litestar"
+    (source / "dashboard" / "templates").mkdir(parents=True)
+    (source.parent.parent.parent / "pyproject.toml").write_text('[project]\nname = "litestar-queues-litestar"\n')
+    for path in ("__init__.py", "py.typed", "dashboard/templates/base.html"):
+        (source / path).write_text("")
+    (source / "__pycache__").mkdir()
+    (source / "__pycache__" / "plugin.cpython-311.pyc").write_text("")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    make_wheel(dist, "litestar-queues-litestar", PLUGIN)
+    read = [check_wheels.read_wheel(path) for path in dist.glob("*.whl")]
+    assert check_wheels.missing_sources(read, packages) == [
+        "litestar_queues_litestar-0.1.0-py3-none-any.whl: litestar_queues/litestar/dashboard/templates/base.html "
+        "is not in the wheel"
+    ]
+    make_wheel(dist, "litestar-queues-litestar", [*PLUGIN, "litestar_queues/litestar/dashboard/templates/base.html"])
+    assert check_wheels.missing_sources([check_wheels.read_wheel(path) for path in dist.glob("*.whl")], packages) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -185,3 +186,72 @@ async def test_a_backend_without_transactions_refuses_a_session(service: QueueSe
     with pytest.raises(UnsupportedOperation):
         await service.enqueue_many([service.request(work)], session=object())
     assert (await service.list_tasks()).records == [], "nothing was stored"
+
+
+async def _stuck() -> None:
+    """A call on a connection stuck half-open, under a client that swallows a cancel racing its reply."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        await asyncio.Event().wait()  # swallowed: only a second cancel ends it
+
+
+class StuckWakeups(MemoryBackend):
+    """A backend whose finish wakeup never comes back."""
+
+    async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
+        await _stuck()
+
+
+@pytest.mark.parametrize("stuck", ["wakeup", "read"])
+async def test_a_wait_with_a_timeout_returns_on_time_whatever_the_backend_does(
+    registry: TaskRegistry, make_config: Callable[..., QueueConfig], stuck: str
+) -> None:
+    @task("never.runs", registry=registry)
+    async def never_runs() -> None: ...
+
+    backend = StuckWakeups()
+    async with QueueService(make_config(queue_backend=backend), registry=registry) as service:
+        outcome = await service.enqueue(never_runs)
+        if stuck == "read":
+            backend.get = lambda record_id: _stuck()  # type: ignore[assignment,method-assign,return-value]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waiting = asyncio.ensure_future(service.wait_for(outcome.id, timeout=0.3))
+        done, _ = await asyncio.wait((waiting,), timeout=10)  # never awaits a hung wait: the test fails instead
+        if waiting not in done:
+            for _ in range(3):  # end it, so that the failure does not hang the test's teardown too
+                waiting.cancel()
+                await asyncio.sleep(0)
+            pytest.fail("wait_for(timeout=0.3) still waiting after 10s")
+        with pytest.raises(TimeoutError):
+            waiting.result()
+        assert loop.time() - started < 5
+
+
+class FlakyOpen(MemoryBackend):
+    """A backend whose server answers from the third try on."""
+
+    tries = 0
+
+    async def open(self) -> None:
+        FlakyOpen.tries += 1
+        if FlakyOpen.tries < 3:
+            raise ConnectionError("connection refused")
+        await super().open()
+
+
+async def test_open_waits_for_an_unreachable_backend_only_when_asked(
+    registry: TaskRegistry, make_config: Callable[..., QueueConfig], caplog: pytest.LogCaptureFixture
+) -> None:
+    FlakyOpen.tries = 0
+    with pytest.raises(ConnectionError):
+        await QueueService(make_config(queue_backend=FlakyOpen()), registry=registry).open()
+    service = QueueService(make_config(queue_backend=FlakyOpen()), registry=registry)
+    await service.open(wait_for_backend=True)
+    try:
+        assert FlakyOpen.tries == 3 and service.backend is not None
+    finally:
+        await service.close()
+    assert "cannot be opened (ConnectionError: connection refused); trying again" in caplog.text
+    assert "is reachable after" in caplog.text

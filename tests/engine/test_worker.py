@@ -189,6 +189,35 @@ async def test_cancel_running_task_interrupts_it(service: QueueService, registry
     assert record.status is TaskStatus.CANCELLED
 
 
+async def test_a_cancel_request_wins_over_a_retry(
+    service: QueueService, registry: TaskRegistry, sink: InMemoryQueueEventSink
+) -> None:
+    cancel_sent = asyncio.Event()
+    runs: list[int] = []
+
+    @task("fails.after.cancel", retries=3, retry_backoff=0, registry=registry)
+    async def fails_after_cancel(_task_context: TaskExecutionContext) -> None:
+        runs.append(_task_context.attempt)
+        await cancel_sent.wait()
+        raise RuntimeError("failed before the next heartbeat noticed the cancellation")
+
+    outcome = await service.enqueue(fails_after_cancel)  # type: ignore[call-arg]
+    worker = Worker(service, WorkerConfig(heartbeat_interval=10, stale_threshold=30, poll_interval=0.01))
+    await worker.start()
+    try:
+        await _until(lambda: runs)
+        requested = await service.cancel(outcome.id)
+        assert requested.status is TaskStatus.RUNNING and requested.cancel_requested
+        cancel_sent.set()
+        record = await service.wait_for(outcome.id, timeout=5)
+    finally:
+        await worker.stop()
+    assert (record.status, record.attempts, runs) == (TaskStatus.CANCELLED, 1, [1])
+    assert record.error is not None and "failed before the next heartbeat" in record.error.message
+    types = [event.type for event in sink.events if event.task_id == outcome.id]
+    assert types[-1] == "task.cancelled" and "task.retrying" not in types, types
+
+
 async def test_drain_hands_unfinished_work_back_without_using_a_retry(
     service: QueueService, registry: TaskRegistry
 ) -> None:
@@ -374,6 +403,138 @@ async def test_worker_survives_backend_errors(
     assert await service.result(outcome.id) == "ok"
     assert caplog.text.count("backend failed while claiming") == 1  # logged once, not per attempt
     assert "backend reachable again" in caplog.text
+
+
+@pytest.mark.parametrize("reply_lost", [False, True], ids=["not applied", "applied, reply lost"])
+async def test_an_outcome_the_backend_failed_to_take_is_held_and_written_again(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture, *, reply_lost: bool
+) -> None:
+    runs: list[int] = []
+
+    @task("held.outcome", registry=registry)
+    async def held_outcome() -> str:
+        runs.append(1)
+        return "done"
+
+    backend = service.backend
+    original = backend.finish
+    failures = {"left": 3}
+
+    async def flaky_finish(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            if reply_lost:
+                await original(*args, **kwargs)  # the write applies, and then the connection drops
+            raise ConnectionError("server went away")
+        return await original(*args, **kwargs)
+
+    backend.finish = flaky_finish  # type: ignore[method-assign]
+    outcome = await service.enqueue(held_outcome)
+    await Worker(service, WorkerConfig(poll_interval=0.01, heartbeat_interval=0.05, stale_threshold=5)).run_until_idle()
+    record = await service.wait_for(outcome.id, timeout=1)
+    assert (record.status, record.result, runs) == (TaskStatus.COMPLETED, "done", [1])
+    assert "holding it and trying again" in caplog.text
+    assert "lease lost" not in caplog.text and "could not be finished" not in caplog.text
+
+
+async def test_a_held_outcome_is_given_up_when_the_lease_expires(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    @task("never.written", registry=registry)
+    async def never_written() -> None: ...
+
+    async def broken_finish(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("server gone for good")
+
+    service.backend.finish = broken_finish  # type: ignore[method-assign]
+    outcome = await service.enqueue(never_written)
+    config = WorkerConfig(poll_interval=0.01, heartbeat_interval=0.1, stale_threshold=0.6, maintenance_interval=60)
+    worker = Worker(service, config)
+    renew = service.backend.renew
+    renewals: list[int] = []
+
+    async def no_renewals(leases: Any, **kwargs: Any) -> Any:  # the server is gone for renewals too
+        renewals.append(len(leases))
+        raise ConnectionError("server gone for good")
+
+    service.backend.renew = no_renewals  # type: ignore[method-assign]
+    await worker.start()
+    try:
+        await _until(lambda: "could not be finished; it comes back through stale recovery" in caplog.text, timeout=5)
+    finally:
+        service.backend.renew = renew  # type: ignore[method-assign]
+        await worker.stop()
+    assert renewals and max(renewals) == 1  # the held attempt's lease was still being renewed
+    record = await service.get_task(outcome.id)
+    assert record is not None and record.status is TaskStatus.RUNNING  # stale recovery takes it from here
+
+
+async def test_stop_ends_even_if_a_backend_call_swallows_its_cancellation(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    """The SQLite pool once swallowed the cancellation of a heartbeat opening a connection: the worker never exited."""
+    in_call = asyncio.Event()
+
+    async def swallowing_renew(*args: Any, **kwargs: Any) -> Any:
+        in_call.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)  # the first cancel is swallowed; the call goes on
+        return {}
+
+    @task("sleeps", registry=registry)
+    async def sleeps() -> None:
+        await asyncio.sleep(30)
+
+    service.backend.renew = swallowing_renew  # type: ignore[method-assign]
+    await service.enqueue(sleeps)
+    worker = Worker(service, WorkerConfig(heartbeat_interval=0.01, stale_threshold=30, poll_interval=0.01))
+    await worker.start()
+    await asyncio.wait_for(in_call.wait(), 5)
+    stopping = asyncio.ensure_future(worker.stop(drain_timeout=0.05))
+    done, _ = await asyncio.wait((stopping,), timeout=30)
+    assert stopping in done, "worker.stop() hung on a loop that swallowed its cancellation"
+    stopping.result()
+
+
+async def test_a_worker_never_recovers_work_it_is_still_running(
+    service: QueueService, registry: TaskRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Renewals failed for longer than the lease (a backend restart): the worker's own maintenance, run as soon as
+    the backend answers, must not hand its running attempts to the next claim."""
+    runs: list[int] = []
+    release = asyncio.Event()
+
+    @task("outlives.its.lease", registry=registry)
+    async def outlives_its_lease() -> None:
+        runs.append(1)
+        await release.wait()
+
+    renew = service.backend.renew
+    failing = {"on": True}
+
+    async def renew_unless_down(*args: Any, **kwargs: Any) -> Any:
+        if failing["on"]:
+            raise ConnectionError("the backend restarts")
+        return await renew(*args, **kwargs)
+
+    service.backend.renew = renew_unless_down  # type: ignore[method-assign]
+    outcome = await service.enqueue(outlives_its_lease)
+    config = WorkerConfig(poll_interval=0.01, heartbeat_interval=0.05, stale_threshold=0.3, maintenance_interval=0.05)
+    worker = Worker(service, config)
+    await worker.start()
+    try:
+        await _until(lambda: runs)
+        await asyncio.sleep(0.6)  # the lease expires; maintenance passes run meanwhile
+        failing["on"] = False
+        await asyncio.sleep(0.2)  # renewals again
+        release.set()
+        record = await service.wait_for(outcome.id, timeout=5)
+    finally:
+        await worker.stop()
+    assert (record.status, runs) == (TaskStatus.COMPLETED, [1])
+    assert "stopped renewing its lease" not in caplog.text
 
 
 async def test_second_stop_cuts_a_long_drain_short(service: QueueService, registry: TaskRegistry) -> None:

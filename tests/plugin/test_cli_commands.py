@@ -159,6 +159,26 @@ def test_the_memory_backend_is_called_out(cli: Invoke, monkeypatch: pytest.Monke
     assert "the memory backend lives inside one process" in result.stderr
 
 
+def test_pause_and_resume_a_queue(cli: Invoke, backend_url: str) -> None:
+    assert "no paused queues" in cli("status").stdout
+    paused = cli("pause", "reports")
+    assert paused.exit_code == 0, paused.output
+    assert "reports: paused" in paused.stdout
+    assert "reports: already paused" in cli("pause", "reports").stdout
+    status = cli("status")
+    assert "paused queue" in status.stdout and "reports" in status.stdout
+    assert list(json.loads(cli("status", "--json").stdout)["paused"]) == ["reports"]
+
+    async def paused_in_storage() -> dict[str, Any]:
+        async with QueueService(QueueConfig(queue_backend=backend_url)) as service:
+            return await service.paused_queues()
+
+    assert list(asyncio.run(paused_in_storage())) == ["reports"]  # kept in the shared file, not in the CLI process
+    assert "reports: resumed" in cli("resume", "reports").stdout
+    assert "reports: was not paused" in cli("resume", "reports").stdout
+    assert json.loads(cli("status", "--json").stdout)["paused"] == {}
+
+
 def test_retry_of_a_record_that_cannot_be_retried_exits_1(cli: Invoke, backend_url: str) -> None:
     record_id = enqueue_later(backend_url)
     result = cli("retry", record_id)

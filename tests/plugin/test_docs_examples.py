@@ -41,6 +41,7 @@ def examples_importable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             marks=pytest.mark.filterwarnings("ignore:.*'task_id' declared using deprecated inferred style"),
         ),
         ("realtime_tenants.py", "globex: 403 / close 1008; acme: task.started, task.progress, task.completed"),
+        ("dashboard_app.py", "overview 200, queue mail listed: True; job page 200: True; without the header 401"),
     ],
 )
 def test_example_runs(script: str, prints: str, capsys: pytest.CaptureFixture[str]) -> None:

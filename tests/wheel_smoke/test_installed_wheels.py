@@ -96,3 +96,23 @@ def test_the_cloud_run_entry_point_is_installed_and_explains_a_missing_environme
     result = subprocess.run([str(script), "app:app"], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.returncode == 78, result.stderr  # ExitCode.CONFIGURATION_ERROR
     assert "missing environment variable" in result.stderr
+
+
+def test_the_dashboard_renders_from_the_installed_wheel() -> None:
+    # Its templates and assets are package data of the plugin wheel: a page renders and every asset it links loads.
+    import re
+
+    from litestar import Litestar
+    from litestar.testing import TestClient
+
+    from litestar_queues import DashboardConfig, QueueConfig, QueuePlugin
+
+    config = QueueConfig(in_app_worker=False, dashboard=DashboardConfig(guards=[lambda connection, handler: None]))
+    with TestClient(Litestar(plugins=[QueuePlugin(config=config)])) as client:
+        for path in ("/queues/", "/queues/jobs"):
+            page = client.get(path)
+            assert page.status_code == 200, page.text
+            assets = re.findall(r'(?:href|src)="(/queues/static/[^"]+)"', page.text)
+            assert sorted(set(assets)) == ["/queues/static/dashboard.css", "/queues/static/dashboard.js"]
+            for asset in assets:
+                assert client.get(asset).status_code == 200, asset

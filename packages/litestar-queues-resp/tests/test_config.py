@@ -50,6 +50,10 @@ def test_invalid_settings_are_rejected() -> None:
         ValkeyBackendConfig(key_prefix="")
     with pytest.raises(ConfigurationError, match="enqueue_chunk_size"):
         RedisBackendConfig(enqueue_chunk_size=0)
+    with pytest.raises(ConfigurationError, match="max_connections"):
+        RedisBackendConfig(max_connections=1)
+    with pytest.raises(ConfigurationError, match="pool_timeout"):
+        ValkeyBackendConfig(pool_timeout=0)
     with pytest.raises(ConfigurationError, match="finished_retention"):
         RedisBackendConfig(finished_retention=-1)
     assert RedisBackendConfig(finished_retention=timedelta(hours=1)).retention_seconds == 3600

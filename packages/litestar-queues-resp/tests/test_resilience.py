@@ -98,3 +98,52 @@ async def test_server_restart_mid_run(
     assert len(lost) == 1, [r.getMessage() for r in lost]
     assert len(restored) == 1, [r.getMessage() for r in restored]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+async def test_a_busy_service_waits_for_a_connection(open_backend: Any, now: datetime) -> None:
+    """More concurrent calls than the pool has connections wait for one: a busy service is not an outage."""
+    async with open_backend() as backend:
+        record = make_record(now)
+        await backend.enqueue([record])
+        found = await asyncio.gather(*(backend.get(record.id) for _ in range(250)))
+        assert all(item is not None and item.id == record.id for item in found)
+
+
+async def test_the_pool_size_is_configurable(
+    config_class: type[RespBackendConfig], throwaway: Any, now: datetime
+) -> None:
+    config = config_class(url=throwaway.url, key_prefix="pool", max_connections=4, pool_timeout=30)
+    async with config.create_backend() as backend:
+        record = make_record(now)
+        await backend.enqueue([record])
+        found = await asyncio.gather(*(backend.get(record.id) for _ in range(100)))
+        assert all(item is not None for item in found)
+        client: Any = backend._client
+        info = await client.info("clients")
+        assert info["connected_clients"] <= 4, info  # the calls shared four connections
+
+
+async def test_a_pool_wait_is_bounded(config_class: type[RespBackendConfig], throwaway: Any, now: datetime) -> None:
+    config = config_class(url=throwaway.url, key_prefix="pool", max_connections=2, pool_timeout=0.2)
+    async with config.create_backend() as backend:
+        client: Any = backend._client
+        # two blocking pops hold both connections
+        held = [asyncio.ensure_future(client.execute_command("BLPOP", f"pool:never:{n}", 2)) for n in range(2)]
+        while (await _clients(throwaway)) < 2 + 1:  # the pops' connections, and this probe's
+            await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        with pytest.raises(RespConnectionError, match="no free connection"):
+            await backend.get("missing")
+        assert time.perf_counter() - started < 1.5
+        await asyncio.gather(*held)
+        assert await backend.get("missing") is None  # a connection came free: calls go on
+
+
+async def _clients(server: Any) -> int:
+    """Connections the server has, counting the one that asks."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"INFO clients\r\n")
+    await writer.drain()
+    data = await reader.read(4096)
+    writer.close()
+    return int(data.split(b"connected_clients:")[1].split(b"\r\n")[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from sqlspec.migrations.commands import AsyncMigrationCommands
 
@@ -18,7 +19,7 @@ from litestar_queues.records import TaskRecord, WorkerInfo, new_record_id
 
 pytestmark = pytest.mark.anyio
 
-LATEST = 3
+LATEST = 5
 """The number of the newest packaged migration."""
 
 
@@ -51,7 +52,9 @@ async def test_upgrade_from_a_previous_version_keeps_the_data(
     driver: str, make_factory: Callable[..., Any], now_record: Callable[[], TaskRecord], previous: int
 ) -> None:
     factory = make_factory(driver)
-    old = factory.config().create_backend()
+    # Without NOTIFY: this version's enqueue NOTIFYs only queues that are not paused, reading a table that migration
+    # 0004 adds; the record itself is stored the same way at every version.
+    old = msgspec.structs.replace(factory.config(), listen_notify=False).create_backend()
     extension = old.names.extension
     try:
         assert await old._migrator.upgrade(f"ext_{extension}_{previous:04d}") == _all_versions(extension)[:previous]

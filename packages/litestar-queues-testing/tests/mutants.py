@@ -15,6 +15,7 @@ from datetime import datetime
 from msgspec.structs import replace
 
 from litestar_queues.backends.memory import MemoryBackend
+from litestar_queues.clock import utc_now
 from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import (
     EnqueueOutcome,
@@ -207,8 +208,10 @@ class ConditionOverwritingQueryBackend(MemoryBackend):
 class CancelledCountedAsFailedBackend(MemoryBackend):
     """``statistics`` counts cancelled records as failed ones."""
 
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
-        stats = await super().statistics(now=now, queue=queue)
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        stats = await super().statistics(now=now, queue=queue, count_limit=count_limit)
         counts = dict(stats.counts)
         counts[TaskStatus.FAILED] += counts[TaskStatus.CANCELLED]
         counts[TaskStatus.CANCELLED] = 0
@@ -218,8 +221,10 @@ class CancelledCountedAsFailedBackend(MemoryBackend):
 class OldestOfAllPendingBackend(MemoryBackend):
     """``statistics`` reports the oldest unexpired pending record as the oldest due one, delayed or not."""
 
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
-        stats = await super().statistics(now=now, queue=queue)
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        stats = await super().statistics(now=now, queue=queue, count_limit=count_limit)
         pending = await _pending(self, [queue] if queue else list(self._queues), now)
         return replace(stats, oldest_pending_at=min((record.scheduled_at for record in pending), default=None))
 
@@ -317,6 +322,99 @@ class RawDuplicateErrorBackend(MemoryBackend):
             return await super().requeue(record_id, now=now)
         except DuplicateTaskError as error:
             raise sqlite3.IntegrityError("UNIQUE constraint failed: tasks.active_key") from error
+
+
+class UncappedStatisticsBackend(MemoryBackend):
+    """``statistics`` ignores ``count_limit`` (it counts everything, as if no limit were given)."""
+
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        return await super().statistics(now=now, queue=queue)
+
+
+class CappedTotalStatisticsBackend(MemoryBackend):
+    """``statistics`` stops counting once ``count_limit`` records of any status were counted (one shared budget)."""
+
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        stats = await super().statistics(now=now, queue=queue)
+        if count_limit is None:
+            return stats
+        budget, counts = count_limit + 1, {}
+        for status, count in stats.counts.items():
+            counts[status] = min(count, budget)
+            budget -= counts[status]
+        return replace(stats, counts=counts)
+
+
+@contextmanager
+def _unpaused(backend: MemoryBackend) -> Iterator[None]:
+    """Hide the backend's pauses from its own methods for a moment (none of them awaits)."""
+    paused, backend._paused = backend._paused, {}
+    try:
+        yield
+    finally:
+        backend._paused = paused
+
+
+class PrefixPauseBackend(MemoryBackend):
+    """``claim`` skips every queue whose name starts with a paused one (a ``LIKE 'name%'`` match)."""
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[TaskRecord]:
+        unpaused = [queue for queue in queues if not any(queue.startswith(name) for name in self._paused)]
+        return await super().claim(unpaused, owner=owner, limit=limit, now=now, lease_seconds=lease_seconds)
+
+
+class FirstQueuePauseBackend(MemoryBackend):
+    """``claim`` checks only the first of ``queues`` for a pause (and then claims nothing)."""
+
+    async def claim(
+        self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_seconds: float
+    ) -> list[TaskRecord]:
+        if queues and queues[0] in self._paused:
+            return []
+        with _unpaused(self):
+            return await super().claim(queues, owner=owner, limit=limit, now=now, lease_seconds=lease_seconds)
+
+
+class RestampingPauseBackend(MemoryBackend):
+    """``pause_queue`` of a paused queue stamps it again with its own ``now``."""
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        was_paused = queue in self._paused
+        self._paused[queue] = now
+        return not was_paused
+
+
+class SilentResumeBackend(MemoryBackend):
+    """``resume_queue`` lifts the pause but wakes nobody."""
+
+    async def resume_queue(self, queue: str) -> bool:
+        return self._paused.pop(queue, None) is not None
+
+
+class PausedWorkWakingBackend(MemoryBackend):
+    """``wait_for_work`` returns at once while one of ``queues`` has a due record, paused or not."""
+
+    async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
+        now = utc_now()
+        if any(index.oldest_due(now) is not None for index in map(self._queues.get, queues) if index is not None):
+            return
+        await super().wait_for_work(queues, timeout=timeout)
+
+
+class PausedEnqueueWakingBackend(MemoryBackend):
+    """``enqueue`` wakes the waiters of every queue it stores a record of, paused or not."""
+
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        outcomes = await super().enqueue(records)
+        for record in records:
+            self._work_waiters.wake(record.queue)
+        return outcomes
 
 
 class UUIDColumnBackend(MemoryBackend):

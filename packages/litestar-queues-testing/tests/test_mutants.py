@@ -233,6 +233,65 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
             ["clears expires_at, finished_at, result, error and cancel_requested", "cancel_requested: expected False"],
         ),
         (
+            "UncappedStatisticsBackend",
+            "StatisticsConformance",
+            "count_limit",
+            [
+                "test_statistics_with_a_count_limit_caps_each_count_just_above_it[[]0[]]",
+                "test_statistics_with_a_count_limit_caps_each_count_just_above_it[[]2[]]",
+            ],
+            ["a status with more than count_limit records is reported as exactly count_limit + 1"],
+        ),
+        (
+            "CappedTotalStatisticsBackend",
+            "StatisticsConformance",
+            "count_limit",
+            ["test_statistics_with_a_count_limit_caps_each_count_just_above_it[[]4[]]"],
+            ["a count up to count_limit is exact"],
+        ),
+        (
+            "PrefixPauseBackend",
+            "PauseConformance",
+            None,
+            ["test_pause_skips_the_paused_queue_among_several_claimed_together"],
+            ["a paused queue among queues is skipped and the others are claimed as usual"],
+        ),
+        (
+            "FirstQueuePauseBackend",
+            "PauseConformance",
+            None,
+            ["test_pause_skips_the_paused_queue_among_several_claimed_together"],
+            ["Left contains 3 more items"],
+        ),
+        (
+            "RestampingPauseBackend",
+            "PauseConformance",
+            None,
+            ["test_pause_and_resume_report_whether_they_changed_anything"],
+            ["a second pause keeps the first paused_at"],
+        ),
+        (
+            "SilentResumeBackend",
+            "WakeupConformance",
+            "resume",
+            ["test_wakeup_wait_for_work_returns_early_after_a_transition_to_pending[[]resume[]]"],
+            ["after a resume_queue of one of queues"],
+        ),
+        (
+            "PausedEnqueueWakingBackend",
+            "WakeupConformance",
+            "ignores_new_work",
+            ["test_wakeup_wait_for_work_ignores_new_work_of_a_paused_queue"],
+            ["a transition that makes one pending does not end a wait either"],
+        ),
+        (
+            "PausedWorkWakingBackend",
+            "WakeupConformance",
+            "paused",
+            ["test_wakeup_wait_for_work_on_a_paused_queue_with_due_work_lasts_its_timeout"],
+            ["records of a paused queue are no work"],
+        ),
+        (
             "RawDuplicateErrorBackend",
             "BackendConformance",
             "requeue_refuses or existing_id",
@@ -269,7 +328,7 @@ def test_suite_passes_the_reference_backend_keeping_ids_in_a_uuid_column(pyteste
 
 def test_cross_connection_tests_run_when_a_second_backend_is_provided(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "MemoryBackend", "BackendConformance", "-k", "connection", extra=_SAME_STORAGE)
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
 
 
 def test_cross_connection_tests_catch_a_double_claim_across_connections(pytester: pytest.Pytester) -> None:

@@ -42,7 +42,7 @@ from litestar_queues.task import Schedule, Task, TaskOptions, TaskRegistry, defa
 from litestar_queues.worker import Worker
 
 if TYPE_CHECKING:
-    from litestar_queues.litestar import NamedDependency
+    from litestar_queues.litestar import DashboardConfig, NamedDependency
     from litestar_queues.litestar.plugin import QueuePlugin
 
 __all__ = (
@@ -51,6 +51,7 @@ __all__ = (
     "Capability",
     "Clock",
     "ConfigurationError",
+    "DashboardConfig",
     "DuplicateTaskError",
     "EnqueueOutcome",
     "EnqueueRequest",
@@ -94,7 +95,11 @@ __all__ = (
     "utc_now",
 )
 
-_LAZY = {"NamedDependency": "litestar_queues.litestar", "QueuePlugin": "litestar_queues.litestar.plugin"}
+_LAZY = {
+    "DashboardConfig": "litestar_queues.litestar.dashboard",
+    "NamedDependency": "litestar_queues.litestar",
+    "QueuePlugin": "litestar_queues.litestar.plugin",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,8 @@ Conventions shared by every method:
 * Ordering of due records: ``priority`` descending, then ``scheduled_at`` ascending, then ``id``
   ascending (ids are time-ordered, so this is FIFO among equals).
 * A record is *due* when ``status == pending`` and ``scheduled_at <= now`` and it has not expired
-  (``expires_at`` is ``None`` or ``> now``).
+  (``expires_at`` is ``None`` or ``> now``). A due record of a *paused* queue (``pause_queue``) stays due, but
+  ``claim`` leaves it where it is until the queue is resumed.
 * Every transition of a running record presents a :class:`~litestar_queues.records.Lease` (the
   fence). It applies only if the record is ``running`` with the same ``owner`` and ``token``;
   otherwise it changes nothing.
@@ -150,8 +151,9 @@ class QueueBackend(ABC):
 
         Each claimed record becomes ``running`` with ``owner``, ``token + 1``, ``attempts + 1``,
         ``started_at = now`` and ``lease_expires_at = now + lease_seconds``. No record is ever returned
-        to two claimers, however many claim concurrently. Records not yet due, expired, or of other
-        queues are never returned. ``limit <= 0`` returns ``[]``. The returned list is in due order.
+        to two claimers, however many claim concurrently. Records not yet due, expired, of other queues or of
+        paused queues (``pause_queue``) are never returned: a paused queue among ``queues`` is skipped and the
+        others are claimed as usual. ``limit <= 0`` returns ``[]``. The returned list is in due order.
         """
 
     @abstractmethod
@@ -160,8 +162,8 @@ class QueueBackend(ABC):
     ) -> TaskRecord | None:
         """Claim one specific ``pending`` record whatever its ``scheduled_at`` (inline and remote execution).
 
-        Same transition as ``claim``. Returns ``None`` (changing nothing) if the record does not exist or
-        is not pending.
+        Same transition as ``claim``. A pause of its queue does not apply: this claim names its record. Returns
+        ``None`` (changing nothing) if the record does not exist or is not pending.
         """
 
     @abstractmethod
@@ -179,9 +181,11 @@ class QueueBackend(ABC):
     ) -> TaskRecord | None:
         """End a running attempt under the fence and return the updated record, or ``None`` if the fence failed.
 
-        ``claimed``, when given, is the record as claimed under ``lease``: a backend may then return
-        :func:`finished_record` of it instead of reading the stored row back (a running record changes
-        only in fields that finishing resets), and must return the same record either way.
+        ``claimed``, when given, is the record as claimed under ``lease``: for a terminal outcome a backend
+        may then return :func:`finished_record` of it instead of reading the stored row back (a running
+        record changes only in fields that finishing resets), and must return the same record either way.
+        What a ``pending`` outcome makes depends on the stored ``cancel_requested``, which ``claimed`` does
+        not know.
 
         With a matching fence (and, when ``outcome.only_if_lease_expired``, ``lease_expires_at <= now``):
 
@@ -190,6 +194,10 @@ class QueueBackend(ABC):
         * ``pending``: set ``scheduled_at = outcome.scheduled_at`` and ``error`` from the outcome,
           decrement ``attempts`` when ``outcome.refund_attempt``; ``started_at`` keeps the last start;
           the key stays held.
+        * **A cancel request wins over a retry**: a ``pending`` outcome (a retry, a stale recovery, a
+          shutdown hand-back) of a record with ``cancel_requested`` ends it ``cancelled`` instead, like a
+          ``cancelled`` outcome with the outcome's ``error``: ``finished_at = now``, no ``result``,
+          ``attempts`` and ``scheduled_at`` unchanged, the key becomes free.
 
         In every case ``owner`` and ``lease_expires_at`` become ``None`` and ``cancel_requested`` becomes
         false. A failed fence changes nothing at all.
@@ -261,14 +269,49 @@ class QueueBackend(ABC):
         """
 
     @abstractmethod
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
         """Count records by status (every status present) and find the oldest due pending record.
 
         For one ``queue``, or all queues when ``None`` (the result's ``queue`` is the argument). ``counts`` has
         every :class:`~litestar_queues.records.TaskStatus` as a key, ``0`` when none. ``oldest_pending_at`` is the
-        smallest ``scheduled_at`` of the records *due* at ``now`` (whatever their priority), or ``None`` when no
-        record is due: delayed, expired and running records never count, even when they are all there is.
+        smallest ``scheduled_at`` of the records *due* at ``now`` (whatever their priority, paused queue or not),
+        or ``None`` when no record is due: delayed, expired and running records never count, even when they are
+        all there is.
+
+        With ``count_limit`` (``>= 0``) counting may stop there: a status with more than ``count_limit`` records
+        is reported as exactly ``count_limit + 1`` ("more than ``count_limit``"), so that a million finished
+        records need not be counted to say so; a count up to ``count_limit`` is exact. ``None`` counts everything.
         """
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Pause ``queue``: ``claim`` takes none of its records until ``resume_queue``. Return whether this call
+        paused it (``False``: it was paused already, and its ``paused_at`` stays that of the first pause).
+
+        The pause is stored like the records: it holds for every backend over the same storage and outlives the
+        connection and the process that made it. A queue is named exactly (pausing ``"mail"`` pauses neither
+        ``"mail.bulk"`` nor ``"mailx"``) and can be paused before it has any record. A pause gates claims only:
+        ``enqueue`` and ``requeue`` still make records of the queue pending, running records renew and finish,
+        ``expire``, ``cancel``, ``prune``, ``claim_record``, ``query`` and ``statistics`` work as always.
+
+        A pause wakes nobody: nothing became claimable, and a waiting claimer's next ``claim`` skips the queue.
+        """
+
+    @abstractmethod
+    async def resume_queue(self, queue: str) -> bool:
+        """Lift the pause of ``queue``; return whether it was paused.
+
+        Its due records are claimable again at once. A resume makes work available: it wakes ``wait_for_work``
+        on the queue ([PUSH_WAKEUP]).
+        """
+
+    @abstractmethod
+    async def paused_queues(self) -> dict[str, datetime]:
+        """Every paused queue, with the ``now`` of the call that paused it."""
 
     # -- workers and maintenance -------------------------------------------------------------------
 
@@ -326,7 +369,10 @@ class QueueBackend(ABC):
         A hint only: callers claim afterwards and must not assume work exists. It must return promptly (well
         before ``timeout``) after every transition that makes a record of any one of ``queues`` pending, made
         through this backend or another one over the same storage: an ``enqueue`` that creates it, a ``finish``
-        with a ``pending`` outcome (a retry, a stale recovery, a shutdown hand-back) and a ``requeue``.
+        with a ``pending`` outcome (a retry, a stale recovery, a shutdown hand-back) and a ``requeue``; and after a
+        ``resume_queue`` of one of ``queues``. Records of a paused queue are no work: whatever they are, they never
+        end a wait at once (nor again and again), and a transition that makes one pending does not end it either
+        (an enqueue into a paused queue wakes nobody: no one could claim it).
 
         A record that is pending but not yet due falls due by time passing, which nothing announces: polling
         (the caller's next wait) finds it, and a backend may also return at its ``scheduled_at``. A wait may
@@ -381,8 +427,14 @@ def claimed_record(pending: TaskRecord, *, owner: str, now: datetime, lease_expi
 
 
 def finished_record(claimed: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord:
-    """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the record as claimed) with ``outcome``."""
+    """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the running record) with ``outcome``.
+
+    A ``pending`` outcome of a record with ``cancel_requested`` ends it ``cancelled`` (a cancel request wins
+    over a retry), so for a ``pending`` outcome pass the stored record, not the one returned by the claim.
+    """
     status = as_status(outcome.status)
+    if status is TaskStatus.PENDING and claimed.cancel_requested:
+        status = TaskStatus.CANCELLED
     if status is TaskStatus.PENDING:
         return msgspec.structs.replace(
             claimed,

@@ -23,6 +23,9 @@ from litestar_queues.task import check_dependency_names
 if TYPE_CHECKING:
     from litestar_queues.context import TaskDependency
 
+if TYPE_CHECKING:
+    from litestar_queues.litestar.dashboard import DashboardConfig
+
 __all__ = (
     "BUILTIN_EXECUTION_BACKENDS",
     "QueueConfig",
@@ -249,6 +252,8 @@ class QueueConfig:
             :data:`~litestar_queues.context.TaskDependency`): a task declaring a parameter of that name receives a
             value opened for its attempt. A task's own ``@task(dependencies=...)`` wins for the same name.
         clock: The source of time (tests inject a fake one).
+        dashboard: Mount the web dashboard in the Litestar app (``DashboardConfig`` from ``litestar_queues.litestar``,
+            also importable from ``litestar_queues``); ``None``, the default, mounts nothing.
     """
 
     queue_backend: str | BackendConfig | QueueBackend = "memory"
@@ -266,6 +271,7 @@ class QueueConfig:
     channels_backend_state_key: str = "queue_channels_backend"
     dependencies: Mapping[str, TaskDependency] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
+    dashboard: DashboardConfig | None = None
 
     def __post_init__(self) -> None:
         """Check every setting; a backend name or URL is checked now (its scheme, and its form where the providing

@@ -30,6 +30,9 @@ __all__ = ("MAX_BACKOFF_SECONDS", "AttemptRunner", "Interrupt", "describe_error"
 logger = logging.getLogger("litestar_queues.worker")
 
 MAX_BACKOFF_SECONDS = 3600.0
+_HOLD_FIRST_DELAY = 0.05
+_HOLD_MAX_DELAY = 2.0
+"""Backoff between tries of writing a held outcome: from 50 ms, doubling, at most 2 s (jittered)."""
 TRACEBACK_LIMIT = 8000
 _NOT_RETRYABLE = (NonRetryableError, SerializationError, TaskNotFoundError, msgspec.ValidationError)
 _TERMINAL_EVENTS = {
@@ -69,16 +72,21 @@ def failed_attempt(record: TaskRecord, error: TaskError, now: datetime, *, retry
 class Interrupt:
     """Why a running attempt is being interrupted (set before cancelling its asyncio task), and whether it is ending.
 
-    A worker subclasses it to hear when the attempt's code is over (:meth:`finish`).
+    A worker subclasses it to hear when the attempt's code is over (:meth:`finish`), and tells it how long the
+    attempt's lease lasts (``lease_expires_at``, moved on by each renewal).
     """
 
-    __slots__ = ("finishing", "reason")
+    __slots__ = ("finishing", "holding", "lease_expires_at", "reason")
 
-    def __init__(self) -> None:
+    def __init__(self, lease_expires_at: datetime | None = None) -> None:
         self.reason: str | None = None
         """``"cancel"`` (cancellation requested), ``"lost"`` (lease lost) or ``"shutdown"`` (hand back)."""
         self.finishing = False
         """The attempt is over and its outcome is being written: a lease renewal racing it may report it lost."""
+        self.holding = False
+        """Writing the outcome failed, and it is held and written again until the lease expires: keep renewing it."""
+        self.lease_expires_at = lease_expires_at
+        """Until when the attempt's lease is known to hold (the claim's, then each renewal's)."""
 
     def finish(self) -> None:
         """Mark the attempt as ending: its code is over and its outcome is about to be written."""
@@ -126,7 +134,11 @@ class AttemptRunner:
             return None
         if interrupt is not None:
             interrupt.finish()
-        final = await self.backend.finish(record.lease, outcome, now=self.clock.now(), claimed=record)
+        now = self.clock.now()
+        try:
+            final = await self.backend.finish(record.lease, outcome, now=now, claimed=record)
+        except Exception as error:
+            final = await self._hold(record, outcome, now, interrupt, error)
         if final is None:
             logger.warning("task %s (%s): lease lost before finishing; outcome discarded", record.id, record.task_name)
             return None
@@ -143,6 +155,71 @@ class AttemptRunner:
         if final is not None:
             await self._report(final, None, handed_back=outcome.refund_attempt)
         return final
+
+    async def _hold(
+        self, record: TaskRecord, outcome: Outcome, now: datetime, interrupt: Interrupt | None, error: Exception
+    ) -> TaskRecord | None:
+        """Write an outcome the backend failed to take again, with backoff, for as long as the lease may hold.
+
+        The work is done, and running it again would cost a retry and do it twice: a backend that is briefly
+        unreachable (a restart, a failover) gets until the lease expires (renewals move that on). Every try is
+        fenced, so a late one changes nothing if the record was recovered meanwhile; a try that finds its fence
+        gone checks whether an earlier try applied after all (its reply lost with the connection).
+
+        Raises:
+            Exception: the last error, once the lease expired: the record comes back through stale recovery.
+        """
+        holder = interrupt if interrupt is not None else Interrupt(record.lease_expires_at)
+        holder.holding = True
+        loop = asyncio.get_running_loop()
+        expiry = holder.lease_expires_at
+        until = loop.time() + (0.0 if expiry is None else (expiry - self.clock.now()).total_seconds())
+        logger.warning(
+            "task %s (%s): writing its outcome failed (%s: %s); holding it and trying again until its lease expires",
+            record.id,
+            record.task_name,
+            type(error).__name__,
+            error,
+        )
+        delay = _HOLD_FIRST_DELAY
+        tries = 1
+        while True:
+            latest = holder.lease_expires_at
+            if latest is not None and expiry is not None and latest > expiry:  # renewed meanwhile
+                until += (latest - expiry).total_seconds()
+                expiry = latest
+            left = until - loop.time()
+            if left <= 0:
+                raise error
+            await asyncio.sleep(min(left, delay * (0.5 + random.random() / 2)))
+            delay = min(delay * 2, _HOLD_MAX_DELAY)
+            tries += 1
+            try:
+                final = await self.backend.finish(record.lease, outcome, now=now, claimed=record)
+                if final is None:
+                    final = await self._written_before(record, outcome, now)
+            except Exception as failure:
+                error = failure
+                continue
+            holder.holding = False
+            logger.info("task %s (%s): outcome written after %d tries", record.id, record.task_name, tries)
+            return final
+
+    async def _written_before(self, record: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord | None:
+        """The record, if an earlier try of writing ``outcome`` applied (its answer lost); else ``None``.
+
+        A finish keeps the token, and stamps ``finished_at = now`` (terminal) or the outcome's ``scheduled_at``
+        and ``error`` (pending): a stale recovery would have left another error and moment.
+        """
+        stored = await self.backend.get(record.id)
+        if stored is None or stored.token != record.token or stored.owner is not None:
+            return None
+        if stored.finished_at == now:
+            return stored
+        pending = stored.status is TaskStatus.PENDING
+        return (
+            stored if pending and (stored.scheduled_at, stored.error) == (outcome.scheduled_at, outcome.error) else None
+        )
 
     async def _attempt(
         self, record: TaskRecord, context: TaskExecutionContext, interrupt: Interrupt | None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -18,6 +19,7 @@ from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.config import QueueConfig, resolve_backend
 from litestar_queues.errors import (
     ConfigurationError,
+    DuplicateTaskError,
     RecordNotFoundError,
     RecordStateError,
     TaskFailedError,
@@ -34,21 +36,13 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    as_status,
     is_record_id,
     new_record_id,
 )
 from litestar_queues.runner import AttemptRunner
 from litestar_queues.salvage import is_undecodable
-from litestar_queues.scheduler import (
-    SCHEDULE_METADATA_KEY,
-    ScheduleInfo,
-    jittered,
-    matches_definition,
-    next_slot,
-    schedule_metadata,
-    schedule_of,
-    slot_record_id,
-)
+from litestar_queues.scheduler import ScheduleInfo, Scheduler
 from litestar_queues.serialization import encode_arguments
 from litestar_queues.targets import ExecutionTarget, check_task_targets, create_targets
 from litestar_queues.task import (
@@ -59,13 +53,33 @@ from litestar_queues.task import (
     changed_options,
     default_registry,
 )
+from litestar_queues.timeouts import AbandonedCallError, within
 
-__all__ = ("EnqueueRequest", "QueueService")
+__all__ = ("CANCELLABLE", "RETRYABLE", "EnqueueRequest", "QueueService")
 
 logger = logging.getLogger("litestar_queues.service")
 
+_WAKEUP_SLICE = 5.0
+"""Longest wait for a finish wakeup before the record is read again (wakeups are hints; reads are the truth)."""
+_WAKEUP_GRACE = 0.25
+"""How long past its own timeout a backend call of ``wait_for`` may take before it is abandoned."""
+_OPEN_FIRST_DELAY = 0.5
+_OPEN_MAX_DELAY = 10.0
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _checked_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"a queue name is a non-empty string, got {queue!r}")
+    return queue
+
+
+CANCELLABLE = (TaskStatus.PENDING, TaskStatus.RUNNING)
+"""The statuses ``cancel`` changes, in the order bulk cancels visit them."""
+RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
+"""The statuses ``retry`` puts back to pending, in the order bulk retries visit them."""
 
 
 class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -102,6 +116,8 @@ class QueueService:
         self._default_target = self.config.default_execution_backend
         self._backend: QueueBackend | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.scheduler = Scheduler(self)
+        """Initialises, continues and lists the registry's schedules."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -114,8 +130,13 @@ class QueueService:
     ) -> None:
         await self.close()
 
-    async def open(self) -> None:
+    async def open(self, *, wait_for_backend: bool = False) -> None:
         """Import task modules, create and open the backend, then open the execution targets.
+
+        Args:
+            wait_for_backend: When the backend cannot be opened (its server is unreachable, say), log it and try
+                again with backoff (0.5 s doubling to 10 s) until it opens, instead of raising. A
+                ``ConfigurationError`` is raised at once either way. Standalone workers wait (``docs/deployment.md``).
 
         Raises:
             ConfigurationError: a task module failed to import, the backend is unknown or not installed, a task
@@ -128,9 +149,7 @@ class QueueService:
                 raise ConfigurationError(
                     f"task module {module!r} (QueueConfig.task_modules) failed to import: {exc}"
                 ) from exc
-        backend = resolve_backend(self.config.queue_backend)
-        await backend.open()
-        self._backend = backend
+        self._backend = await self._open_backend(wait=wait_for_backend)
         try:
             for target in self.targets.values():
                 await target.open(self)
@@ -140,6 +159,37 @@ class QueueService:
         except BaseException:
             await self.close()
             raise
+
+    async def _open_backend(self, *, wait: bool) -> QueueBackend:
+        """Create and open the backend; with ``wait``, try again with backoff while it cannot be reached."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        delay = _OPEN_FIRST_DELAY
+        while True:
+            backend = resolve_backend(self.config.queue_backend)
+            try:
+                await backend.open()
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                if not wait:
+                    raise
+                with contextlib.suppress(Exception):
+                    await backend.close()
+                logger.warning(
+                    "the %s backend cannot be opened (%s: %s); trying again in %.1f s (waiting %.0f s so far)",
+                    backend.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    loop.time() - started,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _OPEN_MAX_DELAY)
+                continue
+            if delay > _OPEN_FIRST_DELAY:
+                logger.warning("the %s backend is reachable after %.1f s", backend.name, loop.time() - started)
+            return backend
 
     async def close(self) -> None:
         """Finish publishing what committed transactions enqueued, then close the execution targets and the backend."""
@@ -380,79 +430,15 @@ class QueueService:
     # -- schedules ---------------------------------------------------------------------------------
 
     async def initialize_schedules(self) -> list[TaskRecord]:
-        """Make sure every scheduled task has one pending record of its current definition.
+        """Make sure every scheduled task has a pending record of its current definition; return them.
 
-        Pending records of an older definition are cancelled. Returns the pending records.
+        Pending records of an older definition are cancelled (see :class:`~litestar_queues.scheduler.Scheduler`).
         """
-        now = self.clock.now()
-        pending: list[TaskRecord] = []
-        for task in self.registry:
-            if task.schedule is None:
-                continue
-            current: TaskRecord | None = None
-            for record in await self._scheduled_records(task.name, TaskStatus.PENDING):
-                if matches_definition(record, task) and current is None:
-                    current = record
-                else:
-                    await self.backend.cancel(record.id, now=now)
-                    logger.info("schedule of %s changed: cancelled pending run %s", task.name, record.id)
-            if current is None:
-                first = now + timedelta(seconds=task.schedule.initial_delay) if task.schedule.interval else None
-                current = await self.enqueue_slot(task, first or next_slot(task.schedule, now), now=now)
-            pending.append(current)
-        return pending
-
-    async def _scheduled_records(self, task_name: str, status: TaskStatus) -> list[TaskRecord]:
-        page = await self.backend.query(RecordFilter(status=status, task_name=task_name), limit=100)
-        return [record for record in page.records if schedule_of(record) is not None]
-
-    async def enqueue_slot(self, task: Task[Any, Any], slot: datetime, *, now: datetime) -> TaskRecord:
-        """Enqueue one slot of a task's schedule; enqueueing the same slot again returns the same record."""
-        schedule = task.schedule
-        if schedule is None:
-            raise ConfigurationError(f"task {task.name!r} has no schedule")
-        metadata = {**task.options.metadata, SCHEDULE_METADATA_KEY: schedule_metadata(schedule, slot)}
-        options = msgspec.structs.replace(
-            task.options, scheduled_at=jittered(schedule, slot), delay=None, metadata=metadata
-        )
-        request = EnqueueRequest(task_name=task.name, args=[], kwargs={}, options=options)
-        record = self._record(request, now, record_id=slot_record_id(task.name, schedule, slot))
-        (outcome,) = await self.backend.enqueue([record])
-        return outcome.record
-
-    async def schedule_next(self, record: TaskRecord) -> None:
-        """Called when a scheduled run starts: enqueue the following slot (idempotent across workers)."""
-        meta = schedule_of(record)
-        if meta is None or record.task_name not in self.registry:
-            return
-        task = self.registry.get(record.task_name)
-        if task.schedule is None or not matches_definition(record, task):
-            return  # an old definition's run: initialize_schedules owns the new one
-        now = self.clock.now()
-        slot = datetime.fromisoformat(meta["slot"])
-        await self.enqueue_slot(task, next_slot(task.schedule, max(now, slot), previous=slot), now=now)
+        return await self.scheduler.initialize()
 
     async def schedules(self) -> list[ScheduleInfo]:
         """Every registered schedule with its next run."""
-        infos = []
-        for task in self.registry:
-            if task.schedule is None:
-                continue
-            pending = [
-                r for r in await self._scheduled_records(task.name, TaskStatus.PENDING) if matches_definition(r, task)
-            ]
-            record = min(pending, key=lambda r: r.scheduled_at, default=None)
-            infos.append(
-                ScheduleInfo(
-                    task_name=task.name,
-                    cron=task.schedule.cron,
-                    interval=task.schedule.interval,
-                    timezone=task.schedule.timezone,
-                    next_run_at=record.scheduled_at if record else next_slot(task.schedule, self.clock.now()),
-                    pending_record_id=record.id if record else None,
-                )
-            )
-        return infos
+        return await self.scheduler.schedules()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -486,11 +472,17 @@ class QueueService:
             return RecordPage([], None)
         return await self.backend.query(where, limit=limit, cursor=cursor)
 
-    async def get_statistics(self, queue: str | None = None) -> QueueStatistics:
-        """Counts by status and the oldest due pending record, for one queue or all."""
+    async def get_statistics(self, queue: str | None = None, *, count_limit: int | None = None) -> QueueStatistics:
+        """Counts by status and the oldest due pending record, for one queue or all.
+
+        With ``count_limit``, a status with more records than that counts ``count_limit + 1`` ("more than"), and
+        the backend reads no more than that many of each (what keeps a dashboard fast over millions of records).
+        """
+        if count_limit is not None and count_limit < 0:
+            raise ValueError(f"count_limit must not be negative, got {count_limit}")
         if queue is not None and not is_storable(queue):
             return QueueStatistics(counts=dict.fromkeys(TaskStatus, 0), queue=queue)
-        return await self.backend.statistics(now=self.clock.now(), queue=queue)
+        return await self.backend.statistics(now=self.clock.now(), queue=queue, count_limit=count_limit)
 
     async def list_workers(self) -> list[WorkerInfo]:
         """Live workers."""
@@ -498,6 +490,9 @@ class QueueService:
 
     async def wait_for(self, record_id: str | uuid.UUID, timeout: float | None = None) -> TaskRecord:
         """Wait until the record is terminal and return it (pushed where the backend can, polled otherwise).
+
+        With a ``timeout`` it returns or raises on time whatever the backend does: a read or a wakeup that does not
+        come back by then (a connection that hangs) is abandoned, not waited for.
 
         Raises:
             RecordNotFoundError: no such record.
@@ -509,7 +504,11 @@ class QueueService:
         pushes = Capability.FINISH_WAKEUP in self.backend.capabilities
         poll = 0.005
         while True:
-            record = await self.backend.get(record_id)
+            if deadline is None:
+                record = await self.backend.get(record_id)
+            else:
+                seconds = deadline - loop.time() + _WAKEUP_GRACE
+                record = await within(self.backend.get(record_id), seconds, f"reading record {record_id}")
             if record is None:
                 raise RecordNotFoundError(f"no record {record_id!r}")
             if record.is_terminal:
@@ -518,7 +517,10 @@ class QueueService:
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"record {record_id} is still {record.status.value} after {timeout}s")
             if pushes:
-                await self.backend.wait_for_finish(record_id, timeout=min(remaining or 5.0, 5.0))
+                wait = _WAKEUP_SLICE if remaining is None else min(remaining, _WAKEUP_SLICE)
+                with contextlib.suppress(AbandonedCallError):
+                    waiting = self.backend.wait_for_finish(record_id, timeout=wait)
+                    await within(waiting, wait + _WAKEUP_GRACE, f"the finish wakeup of {record_id}")
             else:
                 await asyncio.sleep(min(poll, remaining) if remaining is not None else poll)
                 poll = min(poll * 2, 0.5)
@@ -536,6 +538,30 @@ class QueueService:
         if record.task_name in self.registry:
             return self.registry.get(record.task_name).decode_result(record.result)
         return record.result
+
+    # -- queues ------------------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str) -> bool:
+        """Pause ``queue``: workers start none of its work until :meth:`resume_queue`; whether this call paused it.
+
+        The pause is kept by the backend (every process sharing it sees it, and it survives restarts). It gates
+        claims only: enqueues are still accepted, running work finishes, retries wait in the queue.
+        """
+        paused = await self.backend.pause_queue(_checked_queue(queue), now=self.clock.now())
+        if paused:
+            logger.info("queue %s paused", queue)
+        return paused
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue``; return whether it was paused. Waiting workers are woken where the backend can."""
+        resumed = await self.backend.resume_queue(_checked_queue(queue))
+        if resumed:
+            logger.info("queue %s resumed", queue)
+        return resumed
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        return await self.backend.paused_queues()
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -562,26 +588,76 @@ class QueueService:
         return record
 
     async def cancel_many(
-        self, *, status: TaskStatus | None = None, queue: str | None = None, task_name: str | None = None
+        self,
+        *,
+        status: TaskStatus | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Cancel every active record matching the filters; return how many were cancelled or asked to stop."""
-        statuses = [status] if status is not None else [TaskStatus.PENDING, TaskStatus.RUNNING]
+        """Cancel the active records matching the filters (at most ``limit``, newest first within each status);
+        return how many were cancelled or asked to stop."""
         count = 0
+        async for record in self.iterate_tasks(
+            CANCELLABLE, status=status, queue=queue, task_name=task_name, limit=limit
+        ):
+            await self.cancel(record.id)
+            count += 1
+        return count
+
+    async def retry_many(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Retry the failed, cancelled and expired records matching the filters (at most ``limit``, newest first
+        within each status); return how many went back to pending.
+
+        A record whose dedup key another active record holds now is left as it is (and logged).
+        """
+        count = 0
+        async for record in self.iterate_tasks(RETRYABLE, status=status, queue=queue, task_name=task_name, limit=limit):
+            try:
+                await self.retry(record.id)
+            except DuplicateTaskError as exc:
+                logger.info("retry of %s skipped: %s", record.id, exc)
+                continue
+            count += 1
+        return count
+
+    async def iterate_tasks(
+        self,
+        statuses: Iterable[TaskStatus],
+        *,
+        status: TaskStatus | str | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[TaskRecord]:
+        """Yield the records of ``statuses`` (only of ``status`` when given: none if it is not one of them) matching
+        the filters, one status after another (each newest first), at most ``limit`` in all. Pages are read by id,
+        so a caller may change each record as it comes."""
+        if status is not None:
+            statuses = [given for given in statuses if given is as_status(status)]
+        remaining = limit
         for wanted in statuses:
             where = RecordFilter(status=wanted, queue=queue, task_name=task_name)
             if not _can_match(where):
                 continue
             cursor: str | None = None
-            while True:
-                page = await self.backend.query(where, limit=200, cursor=cursor)
+            while remaining is None or remaining > 0:
+                size = 200 if remaining is None else min(200, remaining)
+                page = await self.backend.query(where, limit=size, cursor=cursor)
                 for record in page.records:
-                    if record.status in (TaskStatus.PENDING, TaskStatus.RUNNING):
-                        await self.cancel(record.id)
-                        count += 1
+                    yield record
+                if remaining is not None:
+                    remaining -= len(page.records)
                 if page.next_cursor is None:
                     break
                 cursor = page.next_cursor
-        return count
 
     async def retry(self, record_id: str | uuid.UUID) -> TaskRecord:
         """Put a failed, cancelled or expired record back to pending.

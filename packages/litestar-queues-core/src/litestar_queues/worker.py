@@ -9,6 +9,7 @@ import contextvars
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +18,14 @@ from typing import Any
 
 from litestar_queues.backend import Capability
 from litestar_queues.config import WorkerConfig, default_worker_id
-from litestar_queues.records import LeaseState, Outcome, RecordFilter, TaskError, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.records import LeaseState, Outcome, TaskError, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.runner import Interrupt
 from litestar_queues.salvage import is_undecodable
 from litestar_queues.scheduler import schedule_of
 from litestar_queues.service import QueueService
 from litestar_queues.targets import reconcile_targets, target_for
+from litestar_queues.throughput import RecentCounts
+from litestar_queues.timeouts import cancel_and_leave, within
 
 __all__ = ("Worker",)
 
@@ -35,13 +38,16 @@ _ATTEMPTS_PER_SLOT = 3
 _CALLBACK_CONTEXT = contextvars.Context()
 """The empty context a finished attempt's done callback runs in (it reads no context variables)."""
 
-_LOOP_STOP_SECONDS = 5.0
-"""How long a stopping worker lets a heartbeat or maintenance call in flight finish before cancelling it."""
-
 _MIN_PIPELINED_CLAIM = 20
 """Smallest claim worth splitting a batch for: below it, two round trips cost more than the overlap saves."""
 
+_STOP_CALL_SECONDS = 5.0
+"""Longest wait, on stop, for a cancelled loop or wait to end, and for unregistering."""
+_CANCEL_TRIES = 5
+
 MAINTENANCE_LOCK = "maintenance"
+THROUGHPUT_WINDOW = 60.0
+"""Seconds the finished counts of a heartbeat cover (``litestar_queues.throughput``)."""
 _MAINTENANCE_BATCH = 500
 _PRUNE_BATCHES = 20
 
@@ -56,7 +62,7 @@ class _Job(Interrupt):
     __slots__ = ("record", "released", "task", "worker")
 
     def __init__(self, worker: Worker, record: TaskRecord) -> None:
-        super().__init__()
+        super().__init__(record.lease_expires_at)
         self.worker = worker
         self.record = record
         self.task: asyncio.Task[None]  # set by the worker right after, to a task running this attempt
@@ -111,6 +117,7 @@ class Worker:
         self._failing: str | None = None
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
+        self._recent = RecentCounts(THROUGHPUT_WINDOW, time.monotonic())
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -127,10 +134,16 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register, run one maintenance pass (recovering work of crashed workers), and start claiming."""
+        """Register, run one maintenance pass (recovering work of crashed workers), and start claiming.
+
+        A backend that fails meanwhile is logged, and the worker starts anyway: its loops retry with backoff.
+        """
         backend = self.service.backend
-        await backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
-        await self._maintenance()
+        for action in (self._register, self._maintenance):
+            try:
+                await action()
+            except Exception as exc:
+                await self._backend_failed(action.__name__.strip("_"), exc)
         loop = asyncio.get_running_loop()
         self._loops = [
             loop.create_task(self._claim_loop(), name=f"{self.id}-claim"),
@@ -174,8 +187,8 @@ class Worker:
     async def _stop(self, timeout: float) -> None:
         self._stop_requested.set()
         claim_loop = self._loops[0] if self._loops else None
-        if claim_loop is not None:
-            await asyncio.gather(claim_loop, return_exceptions=True)
+        if claim_loop is not None:  # it ends by itself (a claim in flight is waited for; _end_loops cancels a hang)
+            await asyncio.wait((claim_loop,), timeout=_STOP_CALL_SECONDS)
         if self._jobs:
             logger.info("worker %s draining %d running task(s) for up to %gs", self.id, len(self._jobs), timeout)
             await self._drain(timeout)
@@ -184,12 +197,41 @@ class Worker:
             unfinished = [job.task for job in self._jobs.values()]
             self._interrupt_all("shutdown")
             await asyncio.wait(unfinished, timeout=5.0)
-        await self._stop_loops(self._loops[1:])
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self._end_loops()
         with contextlib.suppress(Exception):
-            await self.service.backend.remove_worker(self.id)
+            await within(self.service.backend.remove_worker(self.id), _STOP_CALL_SECONDS, "unregistering the worker")
         self._executor.shutdown(wait=False, cancel_futures=True)
         logger.info("worker %s stopped after %d task(s)", self.id, self.processed)
+
+    async def _end_loops(self) -> None:
+        """Cancel the background loops (claims, heartbeats, maintenance, reconcile) and wait for them, a bounded time.
+
+        A loop in the middle of a backend call may not end at the first cancel: a client can swallow a cancellation
+        that races its reply (seen in a pool opening a SQLite connection). The cancel is repeated, and a loop that
+        still runs is left behind, so that a stop never hangs. A heartbeat or maintenance call in flight is first let
+        finish (within the same bound): cancelled halfway, a call may leave its connection checked out and, on SQLite,
+        its write lock held.
+        """
+        self._stopping_loops = True
+        acting = {task for task in self._loops if task in self._acting}
+        for task in self._loops:
+            if task not in acting:
+                task.cancel()
+        if acting:
+            await asyncio.wait(acting, timeout=_STOP_CALL_SECONDS)
+        pending = {task for task in self._loops if not task.done()}
+        for _ in range(_CANCEL_TRIES):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_STOP_CALL_SECONDS / _CANCEL_TRIES)
+        if pending:
+            logger.warning("worker %s: %d background task(s) did not stop; leaving them", self.id, len(pending))
+        cancel_and_leave(pending)
+        for task in self._loops:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the loops report their own failures
 
     async def _drain(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -227,8 +269,18 @@ class Worker:
         return self.processed - started
 
     async def _due_work_left(self) -> bool:
-        stats = await self.service.backend.statistics(now=self.service.clock.now())
-        return stats.oldest_pending_at is not None
+        """Whether due work is left, leaving out paused queues (read only when something is due at all)."""
+        backend = self.service.backend
+        now = self.service.clock.now()
+        if (await backend.statistics(now=now)).oldest_pending_at is None:
+            return False
+        paused = await backend.paused_queues()
+        if not paused:
+            return True
+        for queue in self.queues:
+            if queue not in paused and (await backend.statistics(now=now, queue=queue)).oldest_pending_at is not None:
+                return True
+        return False
 
     # -- claiming ----------------------------------------------------------------------------------
 
@@ -322,13 +374,14 @@ class Worker:
         try:
             await asyncio.wait((*waiters, stop_wait), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiter
+            pending = [waiter for waiter in waiters if not waiter.done()]
+            for waiter in pending:  # the waits that lost, or all of them when stopping: not waited for long
+                waiter.cancel()
+            if pending:
+                _, stuck = await asyncio.wait(pending, timeout=_STOP_CALL_SECONDS)
+                cancel_and_leave(stuck)
         for waiter in waiters:
-            if not waiter.cancelled() and waiter.exception() is not None:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is not None:
                 raise waiter.exception()  # type: ignore[misc]
 
     async def _claim(self, free: int) -> list[TaskRecord]:
@@ -384,36 +437,24 @@ class Worker:
         self._jobs.pop(job.record.id, None)
         self._release(job)
         self.processed += 1
+        self._recent.totals[job.record.queue] += 1
         self._slot_freed.set()
 
     async def _execute(self, record: TaskRecord, interrupt: Interrupt) -> None:
         try:
-            if schedule_of(record) is not None and not await self._start_scheduled(record):
+            if schedule_of(record) is not None and not await self.service.scheduler.start_run(record):
                 return
             await target_for(self._targets, record).dispatch(record, self._runner, interrupt)
         except asyncio.CancelledError:
             if interrupt.reason is None:
                 raise
         except Exception:  # the record keeps its lease and comes back through stale recovery
-            logger.exception("worker %s: task %s (%s) could not be finished", self.id, record.id, record.task_name)
-
-    async def _start_scheduled(self, record: TaskRecord) -> bool:
-        """Enqueue the schedule's next slot; skip this run if ``max_instances`` older runs are still going."""
-        await self.service.schedule_next(record)
-        limit = int((schedule_of(record) or {}).get("max_instances", 1))
-        page = await self.service.backend.query(
-            RecordFilter(status=TaskStatus.RUNNING, task_name=record.task_name), limit=100
-        )
-        position = (record.scheduled_at, record.id)
-        older = sum(1 for other in page.records if (other.scheduled_at, other.id) < position)
-        if older < limit:
-            return True
-        error = TaskError(type="max_instances", message=f"skipped: {limit} run(s) of this schedule already running")
-        await self.service.backend.finish(
-            record.lease, Outcome(status=TaskStatus.CANCELLED, error=error), now=self.service.clock.now()
-        )
-        logger.warning("task %s (%s) %s", record.id, record.task_name, error.message)
-        return False
+            logger.exception(
+                "worker %s: task %s (%s) could not be finished; it comes back through stale recovery",
+                self.id,
+                record.id,
+                record.task_name,
+            )
 
     def _interrupt(self, record_id: str, reason: str) -> None:
         job = self._jobs.get(record_id)  # an attempt whose outcome is being written is left to write it
@@ -440,19 +481,6 @@ class Worker:
             finally:
                 self._acting.discard(current)
 
-    async def _stop_loops(self, loops: list[asyncio.Task[None]]) -> None:
-        """End the periodic loops: one that sleeps is cancelled, one in the middle of its action ends after it
-        (within ``_LOOP_STOP_SECONDS``). A backend call cancelled halfway may leave its connection checked out and,
-        on SQLite, its write lock held."""
-        self._stopping_loops = True
-        for loop_task in loops:
-            if loop_task not in self._acting:
-                loop_task.cancel()
-        if loops:
-            _, late = await asyncio.wait(loops, timeout=_LOOP_STOP_SECONDS)
-            for loop_task in late:
-                loop_task.cancel()
-
     def _info(self) -> WorkerInfo:
         return WorkerInfo(
             id=self.id,
@@ -462,26 +490,39 @@ class Worker:
             concurrency=self.config.concurrency,
             started_at=self._started_at,
             last_heartbeat_at=self.service.clock.now(),
-            metadata={"running": self._busy, "processed": self.processed},
+            metadata={
+                "running": self._busy,
+                "processed": self.processed,
+                **self._recent.report(time.monotonic()),
+            },
         )
 
     async def _heartbeat(self) -> None:
         backend = self.service.backend
-        leases = [job.record.lease for job in self._jobs.values() if not job.finishing]
+        # Attempts whose outcome is being written are left out (a renewal racing the write would call them lost),
+        # except those whose outcome is held after a failed write: their lease must last until it is written.
+        leases = [job.record.lease for job in self._jobs.values() if not job.finishing or job.holding]
         if leases:
-            states = await backend.renew(
-                leases, now=self.service.clock.now(), lease_seconds=self.config.stale_threshold
-            )
+            now = self.service.clock.now()
+            states = await backend.renew(leases, now=now, lease_seconds=self.config.stale_threshold)
+            renewed_until = now + timedelta(seconds=self.config.stale_threshold)
             for record_id, state in states.items():
                 job = self._jobs.get(record_id)
-                if job is None or job.finishing:
+                if job is None:
+                    continue
+                if state is not LeaseState.LOST:
+                    job.lease_expires_at = renewed_until
+                if job.finishing:
                     continue  # finished while the renewal was in flight: not lost, just over
                 if state is LeaseState.CANCEL_REQUESTED:
                     self._interrupt(record_id, "cancel")
                 elif state is LeaseState.LOST:
                     logger.warning("worker %s lost the lease of task %s; stopping that attempt", self.id, record_id)
                     self._interrupt(record_id, "lost")
-        await backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
+        await self._register()
+
+    async def _register(self) -> None:
+        await self.service.backend.register_worker(self._info(), ttl_seconds=self.config.stale_threshold)
 
     async def _maintenance(self) -> None:
         backend = self.service.backend
@@ -521,10 +562,13 @@ class Worker:
         """
         changed = 0
         for record in records:
+            job = self._jobs.get(record.id)
+            if job is not None and job.record.token == record.token:
+                continue  # still running here (its renewals failed for a while): the next renewal extends it
             now = self.service.clock.now()
             error = TaskError(
                 type="lease_expired",
-                message=f"worker {record.owner} stopped renewing its lease (crashed or was killed)",
+                message=f"worker {record.owner} stopped renewing its lease (it died, or lost the backend for longer)",
             )
             undecodable = is_undecodable(record)  # fails: requeued, it would only be failed by the next claim
             requeue = (

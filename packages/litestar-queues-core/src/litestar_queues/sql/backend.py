@@ -61,7 +61,8 @@ class RecordStore(Protocol):
     async def claim(
         self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
     ) -> list[TaskRecord]:
-        """Claim up to ``limit`` due records of ``queues`` (distinct, at least one; ``limit`` positive), any order."""
+        """Claim up to ``limit`` due records of ``queues`` (distinct, at least one; ``limit`` positive) that are not
+        paused, in any order."""
         ...
 
     async def claim_record(
@@ -81,7 +82,9 @@ class RecordStore(Protocol):
     def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
     ) -> Awaitable[TaskRecord | None]:
-        """Apply a checked ``outcome`` under ``lease``: the updated record, or ``None`` if the fence failed."""
+        """Apply a checked ``outcome`` under ``lease``: the updated record, or ``None`` if the fence failed (a retry of
+        a record whose cancel was requested ends it cancelled, so ``claimed`` can give only a terminal outcome's
+        record)."""
         ...
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
@@ -108,8 +111,9 @@ class RecordStore(Protocol):
         """Up to ``limit`` records matching ``where`` with ids below ``cursor``, newest first."""
         ...
 
-    async def count_by_status(self, queue: str | None) -> dict[str, int]:
-        """Records by status value (absent statuses missing), of one queue or all."""
+    async def count_by_status(self, queue: str | None, limit: int | None = None) -> dict[str, int]:
+        """Records by status value (absent statuses missing), of one queue or all; with ``limit``, a status with more
+        records counts ``limit + 1``."""
         ...
 
     async def oldest_due(self, *, now: datetime, queue: str | None) -> datetime | None:
@@ -117,11 +121,24 @@ class RecordStore(Protocol):
         ...
 
     async def earliest_pending(self, queues: Sequence[str], *, now: datetime) -> datetime | None:
-        """The earliest ``scheduled_at`` among pending records of ``queues`` not expired at ``now``."""
+        """The earliest ``scheduled_at`` among pending records of ``queues`` (paused ones left out) not expired at
+        ``now``."""
         ...
 
     async def status_of(self, record_id: str) -> str | None:
         """The stored status value of ``record_id``, or ``None``."""
+        ...
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Insert the queue's pause row unless it exists; whether this call inserted it."""
+        ...
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row (notifying its waiters on PostgreSQL); whether there was one."""
+        ...
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """Every pause row: queue to ``paused_at``."""
         ...
 
     async def upsert_worker(self, worker_id: str, info: str, expires_at: datetime) -> None:
@@ -351,12 +368,32 @@ class SQLQueueBackend(QueueBackend):
             return RecordPage(records, records[-1].id)
         return RecordPage(records, None)
 
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
-        """Count records by status (every status present) and find the oldest due pending record."""
-        stored = await self.store.count_by_status(queue)
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        """Count records by status (every status present) and find the oldest due pending record.
+
+        Without ``count_limit`` the counts scan the table; with it, each status reads at most ``count_limit + 1``
+        index entries (see ``docs/sql.md``).
+        """
+        stored = await self.store.count_by_status(queue, count_limit)
         counts = {status: stored.get(status.value, 0) for status in TaskStatus}
         oldest = await self.store.oldest_due(now=now, queue=queue) if counts[TaskStatus.PENDING] else None
         return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Pause ``queue`` (a row of the pauses table, which claims check); whether this call paused it."""
+        return await self.store.pause_queue(queue, now=now)
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue`` (NOTIFYing its waiters on PostgreSQL); whether it was paused."""
+        return await self.store.resume_queue(queue)
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        return await self.store.paused_queues()
 
     # -- workers and maintenance -------------------------------------------------------------------
 

@@ -94,23 +94,21 @@ def finish_params(
     names: FinishParams = FINISH_PARAMS,
 ) -> dict[str, Any]:
     """The parameters of the statement of ``values.shape`` under ``lease``: the fence (id, owner, token), the error,
-    and the status, ``now`` and result of a terminal finish or the due time (and ``now`` when only an expired lease
-    applies) of a retry; ``time`` encodes a moment for the database."""
+    ``now`` (a retry of a record whose cancel was requested ends cancelled at ``now``), and the status and result of
+    a terminal finish or the due time of a retry; ``time`` encodes a moment for the database."""
     params: dict[str, Any] = {
         names.id: lease.record_id,
         names.owner: lease.owner,
         names.token: lease.token,
         names.error: values.error,
+        names.now: time(now),
     }
     if values.terminal:
         params[names.status] = values.status
-        params[names.now] = time(now)
         params[names.result] = values.result
     else:
         assert values.scheduled_at is not None  # checked by the backend (check_outcome)
         params[names.scheduled_at] = time(values.scheduled_at)
-        if values.only_if_expired:
-            params[names.now] = time(now)
     return params
 
 

@@ -108,15 +108,26 @@ class NotificationListener:
 
     async def _run(self) -> None:
         backoff = 0.0
+        down_since: float | None = None  # an outage is logged when it starts and when it ends, not per try
+        loop = asyncio.get_running_loop()
         while True:
             _raise_if_cancelling()
             try:
                 connection = await self._connect()
             except Exception as error:
-                logger.warning("LISTEN connection failed (%s); retrying in %.2fs", error, max(backoff, 0.05))
+                if down_since is None:
+                    down_since = loop.time()
+                    logger.warning(
+                        "LISTEN connection failed (%s); retrying with backoff (workers poll meanwhile)", error
+                    )
+                else:
+                    logger.debug("LISTEN connection failed again (%s); retrying in %.2fs", error, max(backoff, 0.05))
                 await asyncio.sleep(max(backoff, 0.05))
                 backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF_SECONDS)
                 continue
+            if down_since is not None:
+                logger.warning("LISTEN connection restored after %.1f s", loop.time() - down_since)
+                down_since = None
             try:
                 if self._driver == "asyncpg":
                     await self._listen_asyncpg(connection)

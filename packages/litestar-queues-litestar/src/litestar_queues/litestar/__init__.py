@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 
 from litestar_queues.litestar.authorization import ChannelAuthorizer
 from litestar_queues.litestar.channels import ChannelsQueueEventSink
+from litestar_queues.litestar.dashboard import DashboardConfig
 from litestar_queues.litestar.plugin import QueuePlugin, get_queue_plugin
 from litestar_queues.litestar.runtime import QueueRuntime
 from litestar_queues.litestar.streaming import sse_queue_events, stream_queue_events
@@ -17,6 +18,7 @@ from litestar_queues.litestar.subscription import QueueEventMessage, QueueEventS
 __all__ = (
     "ChannelAuthorizer",
     "ChannelsQueueEventSink",
+    "DashboardConfig",
     "NamedDependency",
     "QueueEventMessage",
     "QueueEventSubscription",

@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol, cast, runtime_checkable
 
 from click import Group
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.channels import ChannelsPlugin
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -40,7 +40,9 @@ class QueuePlugin(InitPlugin, CLIPlugin):
       schedules, starts an in-app worker when ``in_app_worker=True``, and stores the service, worker, event
       publisher and Channels backend on ``app.state`` under the configured keys;
     * on shutdown drains the worker (``WorkerConfig.drain_timeout``) and closes everything;
-    * adds the ``litestar queues`` command group.
+    * adds the ``litestar queues`` command group;
+    * mounts the web dashboard when ``QueueConfig.dashboard`` is a ``DashboardConfig`` (``docs/dashboard.md``),
+      and warns at startup when it has no guards.
 
     Its lifespan is registered after every other plugin has initialised, whatever their order in
     ``Litestar(plugins=[...])``: the queue starts last and stops first, so tasks running while it drains still
@@ -113,6 +115,9 @@ class QueuePlugin(InitPlugin, CLIPlugin):
         if channels is not None and channels not in app_config.plugins:
             # Not registered by the app: this plugin owns it. Its lifespan goes before ours so it outlives ours.
             app_config.lifespan.append(channels)
+        dashboard = self._config.dashboard
+        if dashboard is not None:
+            app_config.route_handlers.append(self._dashboard_router(dashboard, own_csrf=app_config.csrf_config is None))
         app_config.plugins.append(_AfterEveryPlugin(self))
         return app_config
 
@@ -124,6 +129,17 @@ class QueuePlugin(InitPlugin, CLIPlugin):
             self._config = dataclasses.replace(self._config, queue_backend=backend.for_app(app_config))
         app_config.lifespan.append(self._lifespan)
 
+    def _dashboard_router(self, dashboard: object, *, own_csrf: bool) -> Router:
+        from litestar_queues.litestar.dashboard.config import DashboardConfig  # noqa: PLC0415 - only with a dashboard
+        from litestar_queues.litestar.dashboard.routes import create_dashboard_router  # noqa: PLC0415 - needs jinja2
+
+        if not isinstance(dashboard, DashboardConfig):
+            raise ConfigurationError(
+                f"QueueConfig.dashboard must be a DashboardConfig, got {type(dashboard).__name__}: "
+                "from litestar_queues.litestar import DashboardConfig"
+            )
+        return create_dashboard_router(dashboard, self._config, own_csrf=own_csrf)
+
     def on_cli_init(self, cli: Group) -> None:
         """Add the ``queues`` command group to the ``litestar`` CLI."""
         from litestar_queues.litestar.cli import queues_group  # noqa: PLC0415 - only the CLI needs click commands
@@ -133,6 +149,14 @@ class QueuePlugin(InitPlugin, CLIPlugin):
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         config = self._config
+        if config.dashboard is not None and not config.dashboard.guards:
+            mode = "read" if config.dashboard.read_only else "read and change"
+            logger.warning(
+                "the litestar-queues dashboard at %s has no guards: anyone who can reach this app can %s its queues "
+                "(pass DashboardConfig(guards=[...]); see docs/dashboard.md)",
+                config.dashboard.path,
+                mode,
+            )
         async with AsyncExitStack() as stack:
             try:
                 runtime = await stack.enter_async_context(

@@ -31,6 +31,7 @@ class QueueRuntime:
         "_initialize_schedules",
         "_start_worker",
         "_state",
+        "_wait_for_backend",
         "_worker_config",
         "service",
         "worker",
@@ -45,6 +46,7 @@ class QueueRuntime:
         channels: ChannelsPlugin | None = None,
         initialize_schedules: bool | None = None,
         state: object = None,
+        wait_for_backend: bool = False,
     ) -> None:
         """Describe the runtime (nothing starts before ``async with``).
 
@@ -56,6 +58,8 @@ class QueueRuntime:
                 see :func:`event_channels`.
             initialize_schedules: Initialise schedules on entry; ``config.initialize_schedules`` when ``None``.
             state: The application's state, which running tasks see as ``TaskExecutionContext.state``.
+            wait_for_backend: If the backend is unreachable on entry, wait for it with backoff (logging it) instead
+                of failing (``QueueService.open``).
         """
         self._config = config
         self._start_worker = start_worker
@@ -65,6 +69,7 @@ class QueueRuntime:
             config.initialize_schedules if initialize_schedules is None else initialize_schedules
         )
         self._state = state
+        self._wait_for_backend = wait_for_backend
         self._exit_stack = AsyncExitStack()
         self.service: QueueService | None = None
         """The opened service, while the runtime is entered."""
@@ -83,7 +88,9 @@ class QueueRuntime:
         stack = self._exit_stack
         if self._channels is not None:
             await stack.enter_async_context(self._channels)
-        service = await stack.enter_async_context(QueueService(self._config, state=self._state))
+        service = QueueService(self._config, state=self._state)
+        await service.open(wait_for_backend=self._wait_for_backend)
+        stack.push_async_callback(service.close)
         stack.callback(setattr, self, "service", None)
         self.service = service
         if self._initialize_schedules:

@@ -27,7 +27,7 @@ from litestar_queues.litestar.subscription import (
     QueueEventSubscription,
 )
 
-__all__ = ("sse_queue_events", "stream_queue_events")
+__all__ = ("find_channels_plugin", "sse_queue_events", "stream_queue_events")
 
 logger = logging.getLogger("litestar_queues.litestar")
 
@@ -163,14 +163,22 @@ def _authorizer(app: Litestar, authorize: ChannelAuthorizer | None) -> ChannelAu
     return queue_plugin.authorize_channels if queue_plugin is not None else None
 
 
-def _find_channels_plugin(app: Litestar) -> ChannelsPlugin:
+def find_channels_plugin(app: Litestar) -> ChannelsPlugin | None:
+    """The ``ChannelsPlugin`` queue events of ``app`` stream through: the ``QueuePlugin``'s own, else the app's."""
     queue_plugin = _queue_plugin(app)
     if queue_plugin is not None and queue_plugin.channels is not None:
         return queue_plugin.channels
     try:
         return app.plugins.get(ChannelsPlugin)
     except KeyError:
+        return None
+
+
+def _find_channels_plugin(app: Litestar) -> ChannelsPlugin:
+    plugin = find_channels_plugin(app)
+    if plugin is None:
         raise ImproperlyConfiguredException(
             "streaming queue events needs Litestar Channels: add ChannelsPlugin(backend, "
             "arbitrary_channels_allowed=True) to the app and pass it as QueueEventConfig(channels_backend=...)"
-        ) from None
+        )
+    return plugin

@@ -23,6 +23,7 @@ from litestar_queues.litestar.cli.render import (
     console,
     fail,
     print_json,
+    print_paused,
     print_record,
     print_records,
     print_schedules,
@@ -73,17 +74,19 @@ def _with_service(app: Litestar, action: Callable[[QueueService], Awaitable[T]])
 @click.option("--queue", default=None, help="Only this queue.")
 @_json_option
 def status_command(app: Litestar, queue: str | None, as_json: bool) -> None:
-    """Show record counts by status, the oldest waiting record and the live workers."""
+    """Show record counts by status, the oldest waiting record, the live workers and the paused queues."""
 
     async def action(service: QueueService) -> None:
         statistics = await service.get_statistics(queue)
         workers = await service.list_workers()
+        paused = await service.paused_queues()
         now = service.clock.now()
         if as_json:
             age = statistics.oldest_pending_age(now)
-            print_json({"statistics": statistics, "oldest_pending_age": age, "workers": workers})
+            print_json({"statistics": statistics, "oldest_pending_age": age, "workers": workers, "paused": paused})
         else:
             print_statistics(statistics, workers, now)
+            print_paused(paused)
 
     _with_service(app, action)
 
@@ -228,6 +231,30 @@ def enqueue_command(
     _with_service(app, action)
 
 
+@click.command(name="pause")
+@click.argument("queue")
+def pause_command(app: Litestar, queue: str) -> None:
+    """Pause a queue: workers start none of its work until it is resumed (enqueues are still accepted)."""
+
+    async def action(service: QueueService) -> None:
+        paused = await service.pause_queue(queue)
+        console.print(f"{queue}: paused" if paused else f"{queue}: already paused")
+
+    _with_service(app, action)
+
+
+@click.command(name="resume")
+@click.argument("queue")
+def resume_command(app: Litestar, queue: str) -> None:
+    """Resume a paused queue: workers take its due work again at once."""
+
+    async def action(service: QueueService) -> None:
+        resumed = await service.resume_queue(queue)
+        console.print(f"{queue}: resumed" if resumed else f"{queue}: was not paused")
+
+    _with_service(app, action)
+
+
 @click.command(name="schedules")
 @_json_option
 def schedules_command(app: Litestar, as_json: bool) -> None:
@@ -251,6 +278,8 @@ for _command in (
     cancel_command,
     retry_command,
     enqueue_command,
+    pause_command,
+    resume_command,
     schedules_command,
 ):
     queues_group.add_command(_command)

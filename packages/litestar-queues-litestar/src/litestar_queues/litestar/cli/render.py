@@ -18,6 +18,7 @@ __all__ = (
     "console",
     "fail",
     "print_json",
+    "print_paused",
     "print_record",
     "print_records",
     "print_schedules",
@@ -159,3 +160,14 @@ def print_schedules(schedules: Sequence[ScheduleInfo]) -> None:
             schedule.task_name, rule, schedule.timezone, _when(schedule.next_run_at), schedule.pending_record_id or "-"
         )
     console.print(table if schedules else "[bright_black]no scheduled tasks[/]")
+
+
+def print_paused(paused: dict[str, datetime]) -> None:
+    """Print the paused queues and since when."""
+    if not paused:
+        console.print("no paused queues")
+        return
+    table = _table("paused queue", "since")
+    for queue, since in sorted(paused.items()):
+        table.add_row(f"[magenta]{queue}[/]", _when(since))
+    console.print(table)

@@ -32,6 +32,9 @@ __all__ = ("run_command",)
 
 logger = logging.getLogger("litestar_queues.litestar.cli")
 
+_STARTUP_CANCEL_SECONDS = 10.0
+"""How long a start-up interrupted by a signal gets to undo what it did."""
+
 
 @click.command(name="run")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Tasks run at once per process.")
@@ -61,6 +64,12 @@ logger = logging.getLogger("litestar_queues.litestar.cli")
     default="info",
     show_default=True,
 )
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    default=False,
+    help="Exit at once (status 1) if the backend is unreachable at start-up, instead of waiting for it.",
+)
 def run_command(
     *,
     app: Litestar,
@@ -71,8 +80,12 @@ def run_command(
     drain_timeout: float | None,
     processes: int,
     log_level: str,
+    fail_fast: bool,
 ) -> None:
-    """Run a worker for the app's queues until SIGTERM or Ctrl+C (first: drain, second: stop now)."""
+    """Run a worker for the app's queues until SIGTERM or Ctrl+C (first: drain, second: stop now).
+
+    A backend that is unreachable at start-up is waited for (logged, with backoff) unless ``--fail-fast``.
+    """
     plugin = get_queue_plugin(app)
     queue_names = tuple(name.strip() for value in queues for name in value.split(",") if name.strip())
     _configure_logging(log_level)
@@ -85,6 +98,7 @@ def run_command(
             worker_id=worker_id,
             drain_timeout=drain_timeout,
             log_level=log_level,
+            fail_fast=fail_fast,
         )
         sys.exit(supervise(commands))
     overrides: dict[str, Any] = {
@@ -97,7 +111,7 @@ def run_command(
         worker_config = dataclasses.replace(
             plugin.config.worker, **{name: value for name, value in overrides.items() if value is not None}
         )
-        asyncio.run(_serve(plugin.config, worker_config, env.app_path, app.state))
+        asyncio.run(_serve(plugin.config, worker_config, env.app_path, app.state, fail_fast=fail_fast))
     except QueueError as exc:
         fail(str(exc))
 
@@ -118,9 +132,10 @@ def _child_commands(
     worker_id: str | None,
     drain_timeout: float | None,
     log_level: str,
+    fail_fast: bool,
 ) -> list[list[str]]:
     base = [sys.executable, "-m", "litestar", "--app", env.app_path, "--app-dir", str(env.cwd), "queues", "run"]
-    options = ["--log-level", log_level]
+    options = ["--log-level", log_level, *(["--fail-fast"] if fail_fast else [])]
     if concurrency is not None:
         options += ["--concurrency", str(concurrency)]
     if queues:
@@ -133,7 +148,9 @@ def _child_commands(
     ]
 
 
-async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str, state: object) -> None:
+async def _serve(
+    config: QueueConfig, worker_config: WorkerConfig, app_path: str, state: object, *, fail_fast: bool
+) -> None:
     loop = asyncio.get_running_loop()
     drain = asyncio.Event()
     force = asyncio.Event()
@@ -152,9 +169,16 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
         loop.add_signal_handler(signum, on_signal, signum)
     # No app lifespan runs in this process, so the worker starts the event channels itself.
     runtime = QueueRuntime(
-        config, start_worker=True, worker_config=worker_config, channels=event_channels(config), state=state
+        config,
+        start_worker=True,
+        worker_config=worker_config,
+        channels=event_channels(config),
+        state=state,
+        wait_for_backend=not fail_fast,
     )
-    async with runtime:
+    if not await _started(runtime, drain):
+        return
+    try:
         worker = runtime.worker
         if worker is None:  # pragma: no cover - start_worker=True always starts one
             raise RuntimeError("the worker did not start")
@@ -168,6 +192,29 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
             await worker.stop(drain_timeout=0)
         forced.cancel()
         await stopping
+    finally:
+        await runtime.__aexit__(None, None, None)
+
+
+async def _started(runtime: QueueRuntime, signalled: asyncio.Event) -> bool:
+    """Enter ``runtime``; a signal meanwhile (while it waits for the backend, say) stops the start-up instead.
+
+    Returns whether the runtime is entered. Raises what the start-up raised.
+    """
+    starting = asyncio.ensure_future(runtime.__aenter__())
+    signal_wait = asyncio.ensure_future(signalled.wait())
+    await asyncio.wait((starting, signal_wait), return_when=asyncio.FIRST_COMPLETED)
+    signal_wait.cancel()
+    if not starting.done():
+        logger.info("stopping before the worker started")
+        starting.cancel()
+        await asyncio.wait((starting,), timeout=_STARTUP_CANCEL_SECONDS)
+        if not starting.done() or starting.cancelled() or starting.exception() is not None:
+            return False
+        await runtime.__aexit__(None, None, None)  # it finished starting as it was told to stop
+        return False
+    starting.result()
+    return True
 
 
 def _freeze_startup_objects() -> None:

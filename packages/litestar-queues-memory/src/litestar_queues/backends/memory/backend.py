@@ -78,6 +78,7 @@ class MemoryBackend(QueueBackend):
         self._leases: LazyHeap[tuple[datetime, str, int]] = LazyHeap(self._is_lease_live)
         self._expiries: LazyHeap[tuple[datetime, str]] = LazyHeap(self._is_expiry_live)
         self._finished: LazyHeap[tuple[datetime, str]] = LazyHeap(self._is_finished_live)
+        self._paused: dict[str, datetime] = {}
         self._workers = WorkerTable()
         self._locks = LockTable()
         self._work_waiters = Waiters()
@@ -131,9 +132,10 @@ class MemoryBackend(QueueBackend):
         # One source per (queue, priority) level, keyed by its next due record: the smallest key is next.
         sources: list[tuple[int, datetime, str, int]] = []
         levels: list[tuple[QueueIndex, int, list[tuple[datetime, str]]]] = []
+        paused = self._paused
         for queue in dict.fromkeys(queues):
             index = self._queues.get(queue)
-            if index is None:
+            if index is None or queue in paused:
                 continue
             index.unpark(now)
             for priority, heap in index.levels():
@@ -212,6 +214,8 @@ class MemoryBackend(QueueBackend):
             return None
         if outcome.only_if_lease_expired and (record.lease_expires_at is None or record.lease_expires_at > now):
             return None
+        if status is _PENDING and record.cancel_requested:
+            status = TaskStatus.CANCELLED  # a cancel request wins over a retry
         record.owner = None
         record.lease_expires_at = None
         record.cancel_requested = False
@@ -333,8 +337,13 @@ class MemoryBackend(QueueBackend):
             page.append(copy_record(record))
         return RecordPage(page, None)
 
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
-        """Count records by status and find the oldest due pending record, for ``queue`` or all queues."""
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        """Count records by status and find the oldest due pending record, for ``queue`` or all queues.
+
+        The counts are kept up to date by every transition, so ``count_limit`` saves nothing; it caps them.
+        """
         counts = dict.fromkeys(TaskStatus, 0)
         oldest: datetime | None = None
         for name in (queue,) if queue is not None else tuple(self._queues):
@@ -346,7 +355,30 @@ class MemoryBackend(QueueBackend):
             due = index.oldest_due(now)
             if due is not None and (oldest is None or due < oldest):
                 oldest = due
+        if count_limit is not None:
+            counts = {status: min(count, count_limit + 1) for status, count in counts.items()}
         return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Pause ``queue`` (kept until resumed or the backend is dropped); whether this call paused it."""
+        if queue in self._paused:
+            return False
+        self._paused[queue] = now
+        return True
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue`` and wake whoever waits for its work; whether it was paused."""
+        if self._paused.pop(queue, None) is None:
+            return False
+        if self._work_waiters:
+            self._work_waiters.wake(queue)
+        return True
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        return dict(self._paused)
 
     # -- workers and maintenance -------------------------------------------------------------------
 
@@ -376,14 +408,14 @@ class MemoryBackend(QueueBackend):
         """Return when a record becomes pending in ``queues``, when a delayed one falls due, or after ``timeout``.
 
         A record falls due by time passing, which nothing announces, so the wait also ends at the
-        earliest ``scheduled_at`` of the queues' pending records, leaving out due ones that expired (they
-        are no work: returning for them would return at once again and again). By the wall clock: this is a
-        hint, and the caller's clock decides what ``claim`` returns.
+        earliest ``scheduled_at`` of the queues' pending records, leaving out due ones that expired and paused
+        queues (they are no work: returning for them would return at once again and again). By the wall clock:
+        this is a hint, and the caller's clock decides what ``claim`` returns.
         """
         earliest: datetime | None = None
         wall_now = utc_now()
         for queue in queues:
-            index = self._queues.get(queue)
+            index = None if queue in self._paused else self._queues.get(queue)
             scheduled_at = None if index is None else index.earliest_scheduled(wall_now)
             if scheduled_at is not None and (earliest is None or scheduled_at < earliest):
                 earliest = scheduled_at
@@ -453,7 +485,7 @@ class MemoryBackend(QueueBackend):
             index.push(record)
             if record.expires_at is not None:
                 self._expiries.push((record.expires_at, record.id))
-            if self._work_waiters:
+            if self._work_waiters and record.queue not in self._paused:
                 self._work_waiters.wake(record.queue)
         elif status is _RUNNING:
             self._keys.hold(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis import exceptions
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -46,7 +46,7 @@ class RedisBackend(RespBackend):
                 url = replacement + url[len(scheme) :]
         # redis-py retries commands by default; a retried script could apply twice, so the backend raises
         # RespConnectionError instead and the caller decides
-        return Redis.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options})
+        return Redis.from_pool(BlockingConnectionPool.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options}))
 
     def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
         return Redis(connection_pool=pool)

@@ -25,6 +25,7 @@ from litestar_queues.backends.resp.codec import (
     encode_worker,
     from_micros,
     optional_text,
+    text,
     to_micros,
 )
 from litestar_queues.backends.resp.config import RespBackendConfig, describe_server
@@ -105,7 +106,11 @@ class RespBackend(QueueBackend):
 
     @abc.abstractmethod
     def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
-        """Create a client for ``url`` with the given keyword ``options`` (timeouts, then ``client_options``)."""
+        """Create a client for ``url`` on a blocking connection pool (a call waits for a free connection) of its own.
+
+        ``options`` are the pool's keyword arguments: socket timeouts, ``max_connections``, ``timeout`` (the wait for
+        a free connection), then ``client_options``.
+        """
 
     @abc.abstractmethod
     def _client_from_pool(self, pool: Any) -> RespClient:
@@ -120,6 +125,8 @@ class RespBackend(QueueBackend):
         options: dict[str, Any] = {
             "socket_timeout": config.socket_timeout,
             "socket_connect_timeout": config.socket_connect_timeout,
+            "max_connections": config.max_connections,
+            "timeout": config.pool_timeout,
             **config.client_options,
         }
         return self._client_from_url(config.effective_url, options), True
@@ -371,14 +378,34 @@ class RespBackend(QueueBackend):
         next_cursor = reply[0] or None
         return RecordPage(decode_records(reply[1:]), next_cursor)
 
-    async def statistics(self, *, now: datetime, queue: str | None = None) -> QueueStatistics:
-        """Count records by status (kept as counters, not scanned) and find the oldest due pending record."""
+    async def statistics(
+        self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
+    ) -> QueueStatistics:
+        """Count records by status (kept as counters, not scanned: ``count_limit`` only caps them) and find the
+        oldest due pending record."""
         reply = await self._scripts.call(Script.STATISTICS, [str(to_micros(now)), optional_text(queue)])
         counts = dict.fromkeys(TaskStatus, 0)
         for status, count in zip(reply[1::2], reply[2::2], strict=True):
             counts[TaskStatus(status)] += int(count)
+        if count_limit is not None:
+            counts = {status: min(count, count_limit + 1) for status, count in counts.items()}
         oldest = from_micros(reply[0]) if reply[0] else None
         return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Pause ``queue`` (a hash field the claim script checks); whether this call paused it."""
+        return bool(await self._scripts.call(Script.PAUSE_QUEUE, [queue, str(to_micros(now))]))
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Resume ``queue`` and publish its wakeup; whether it was paused."""
+        return bool(await self._scripts.call(Script.RESUME_QUEUE, [queue]))
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues and when each was paused."""
+        reply = await self._scripts.call(Script.PAUSED_QUEUES, [])
+        return {text(queue): from_micros(moment) for queue, moment in zip(reply[::2], reply[1::2], strict=True)}
 
     # -- workers and maintenance -------------------------------------------------------------------
 

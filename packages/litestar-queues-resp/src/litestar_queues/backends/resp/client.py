@@ -103,3 +103,10 @@ class RespErrorTypes:
     def is_connection_error(self, exc: BaseException) -> bool:
         """Return whether ``exc`` means the server could not be reached."""
         return isinstance(exc, (*self.connection, OSError, asyncio.TimeoutError))
+
+    def is_pool_timeout(self, exc: BaseException) -> bool:
+        """Return whether ``exc`` means no pooled connection came free in time (a busy client, not an outage).
+
+        Both libraries' blocking pools raise their ``ConnectionError`` from the ``asyncio.TimeoutError`` of the wait.
+        """
+        return isinstance(exc, self.connection) and isinstance(exc.__cause__, asyncio.TimeoutError)

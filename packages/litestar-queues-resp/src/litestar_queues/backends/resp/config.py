@@ -31,7 +31,11 @@ class RespBackendConfig:
         enqueue_chunk_size: Records per ``EVALSHA`` of a bulk enqueue (the chunks go in one pipeline).
         socket_timeout: Read timeout of a client the backend creates from ``url``.
         socket_connect_timeout: Connect timeout of a client the backend creates from ``url``.
-        client_options: Extra keyword arguments for the client created from ``url``.
+        max_connections: Most connections of the pool the backend creates from ``url`` (the wakeup listener's
+            included). A call made while all are busy waits for one: a busy service is not an outage.
+        pool_timeout: Seconds such a call waits for a free connection before it fails with
+            ``RespConnectionError`` ("no free connection"); ``None`` waits as long as it takes.
+        client_options: Extra keyword arguments for the connection pool created from ``url`` (and its connections).
         client: A client the app already owns (its library's asyncio client); used as is and never closed.
             Its own timeouts and retry settings apply, not ``socket_*``.
         connection_pool: A connection pool the app already owns; never closed by the backend.
@@ -46,6 +50,8 @@ class RespBackendConfig:
     enqueue_chunk_size: int = 500
     socket_timeout: float | None = 10.0
     socket_connect_timeout: float | None = 5.0
+    max_connections: int = 100
+    pool_timeout: float | None = 10.0
     client_options: dict[str, Any] = field(default_factory=dict)
     client: Any = None
     connection_pool: Any = None
@@ -58,6 +64,14 @@ class RespBackendConfig:
             raise ConfigurationError("key_prefix must not be empty: it namespaces every key the backend writes")
         if self.enqueue_chunk_size < 1:
             raise ConfigurationError(f"enqueue_chunk_size must be at least 1, got {self.enqueue_chunk_size}")
+        if self.max_connections < 2:
+            raise ConfigurationError(
+                f"max_connections must be at least 2 (one is the wakeup listener's), got {self.max_connections}"
+            )
+        if self.pool_timeout is not None and self.pool_timeout <= 0:
+            raise ConfigurationError(
+                f"pool_timeout must be positive (or None to wait as long as it takes), got {self.pool_timeout}"
+            )
         if self.retention_seconds is not None and self.retention_seconds < 0:
             raise ConfigurationError(f"finished_retention must not be negative, got {self.finished_retention}")
         if self.url is not None:

@@ -51,6 +51,13 @@ class ConnectionMonitor:
             )
         return RespConnectionError(f"{self._label} is unreachable: {type(exc).__name__}: {exc}")
 
+    def busy(self) -> RespConnectionError:
+        """Return the error to raise when no pooled connection came free in time: a busy client, not an outage."""
+        return RespConnectionError(
+            f"{self._label}: no free connection within pool_timeout (all max_connections are busy; "
+            "raise max_connections or pool_timeout)"
+        )
+
     def succeeded(self) -> None:
         """Record a successful attempt (logs the end of an outage)."""
         if self._down_since is not None:

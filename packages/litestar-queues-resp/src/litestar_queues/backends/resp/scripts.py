@@ -53,6 +53,9 @@ class Script(str, enum.Enum):
     STATUS = "status"
     QUERY = "query"
     STATISTICS = "statistics"
+    PAUSE_QUEUE = "pause_queue"
+    RESUME_QUEUE = "resume_queue"
+    PAUSED_QUEUES = "paused_queues"
     REGISTER_WORKER = "register_worker"
     REMOVE_WORKER = "remove_worker"
     LIST_WORKERS = "list_workers"
@@ -138,6 +141,8 @@ class ScriptRunner:
         except BaseException as exc:
             if not self._errors.is_connection_error(exc):
                 raise
+            if self._errors.is_pool_timeout(exc):
+                raise self._monitor.busy() from exc
             raise self._monitor.failed(exc) from exc
 
     async def call(self, script: Script, args: Sequence[Arg]) -> Any:

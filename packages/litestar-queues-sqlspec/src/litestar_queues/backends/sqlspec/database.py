@@ -12,7 +12,10 @@ application's), a few connections are kept between operations instead of going b
 then skip the pool (and asyncpg's reset round trip on release) and reuse warm server processes, about a third
 of a single enqueue's time. An operation takes a kept connection when one is free and borrows from the pool
 otherwise, so operations never wait for one. A connection whose operation failed goes back to the pool
-(which discards broken ones); ``release_kept`` returns the kept ones before the pool closes.
+(which discards broken ones); ``release_kept`` returns the kept ones before the pool closes. When a
+connection fails (rather than a statement), or a kept one turns out closed, every kept connection goes back
+to the pool: after a server restart they are all dead, and each would otherwise fail one operation with a
+driver's internal error, long after the server is back.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Literal, TypeVar
 
 from litestar_queues.backends.sqlspec.names import Family
-from litestar_queues.backends.sqlspec.native import AsyncpgRunner, NativeRunner, PsycopgRunner
+from litestar_queues.backends.sqlspec.native import AsyncpgRunner, NativeRunner, PsycopgRunner, connection_failed
 from litestar_queues.errors import ConfigurationError
 
 __all__ = ("SUPPORTED_DRIVERS", "Database", "DriverName", "check_session", "detect_driver", "family_of")
@@ -138,9 +141,14 @@ class Database:
     async def release_kept(self) -> None:
         """Stop keeping connections and return the kept ones to the pool (before the pool closes)."""
         self._keeping = 0
+        await self._forget_kept()
+
+    async def _forget_kept(self, *failed: tuple[Any, AsyncExitStack]) -> None:
+        """Return every kept connection (and ``failed`` ones) to the pool, which discards the broken ones."""
         kept, self._kept = self._kept, []
-        for _, stack in kept:
-            await stack.aclose()
+        for _, stack in (*failed, *kept):
+            with suppress(Exception):
+                await stack.aclose()
 
     def in_transaction(self, session: Any) -> bool:
         """Return whether ``session``'s connection has an open transaction (a local check, no round trip)."""
@@ -166,8 +174,8 @@ class Database:
         """``call(connection, sql, params)`` on a kept connection if one is free, else a pooled one; commit what it
         left open, or roll back if it raised."""
         held = self._kept.pop() if self._kept else None
-        if held is not None and runner.closed(held[0]):  # the server ended it while it was kept
-            await held[1].aclose()
+        if held is not None and runner.closed(held[0]):  # the server ended it while it was kept: the others too
+            await self._forget_kept(held)
             held = None
         if held is None:
             stack = AsyncExitStack()
@@ -177,13 +185,14 @@ class Database:
             result = await call(connection, sql, params or {})
             if runner.in_transaction(connection):
                 await runner.end(connection, commit=True)
-        except BaseException:
+        except BaseException as error:
+            broken = runner.closed(connection) or connection_failed(error)
             try:
-                if runner.in_transaction(connection):
+                if not broken and runner.in_transaction(connection):
                     with suppress(Exception):
                         await runner.end(connection, commit=False)
             finally:
-                await held[1].aclose()
+                await (self._forget_kept(held) if broken else held[1].aclose())
             raise
         if len(self._kept) < self._keeping:
             self._kept.append(held)

@@ -60,6 +60,8 @@ class TableNames:
         "finish_channel",
         "locks",
         "locks_raw",
+        "pauses",
+        "pauses_raw",
         "prefix",
         "tasks",
         "tasks_raw",
@@ -75,9 +77,11 @@ class TableNames:
         self.tasks_raw = f"{prefix}tasks"
         self.workers_raw = f"{prefix}workers"
         self.locks_raw = f"{prefix}locks"
+        self.pauses_raw = f"{prefix}queue_pauses"
         self.tasks = _quote(self.tasks_raw, family)
         self.workers = _quote(self.workers_raw, family)
         self.locks = _quote(self.locks_raw, family)
+        self.pauses = _quote(self.pauses_raw, family)
         self.wakeup_channel = f"{prefix}wakeup"
         """PostgreSQL NOTIFY channel announcing new pending work; the payload is the queue name."""
         self.finish_channel = f"{prefix}finish"

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from sqlspec.exceptions import DeadlockError, SerializationConflictError, SQLSpecError, UniqueViolationError
 
-__all__ = ("AsyncpgRunner", "NativeRunner", "PsycopgRunner")
+__all__ = ("AsyncpgRunner", "NativeRunner", "PsycopgRunner", "connection_failed")
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _MAPPED: dict[str, type[SQLSpecError]] = {
@@ -28,6 +28,18 @@ _MAPPED: dict[str, type[SQLSpecError]] = {
     "40001": SerializationConflictError,
 }
 """SQLSTATEs the dialects act on, raised as the SQLSpec exceptions the SQLSpec path raises for them."""
+
+
+def connection_failed(error: BaseException) -> bool:
+    """Whether ``error`` says the connection failed rather than the statement: it carries no SQLSTATE (a socket
+    or client-side error, such as a driver's connection left in a broken state) or one of the connection
+    exception (``08``) and operator intervention (``57P``: shutdown, restart) classes. A cancellation is neither.
+    """
+    if not isinstance(error, Exception):
+        return False
+    source = error.__cause__ if isinstance(error, SQLSpecError) and error.__cause__ is not None else error
+    state = str(getattr(source, "sqlstate", "") or "")
+    return not state or state.startswith(("08", "57P"))
 
 
 def _reraise(error: Exception) -> NoReturn:
@@ -70,7 +82,7 @@ class NativeRunner(ABC):
 
     @abstractmethod
     def closed(self, connection: Any) -> bool:
-        """Whether the driver knows the connection is gone (local state, no round trip)."""
+        """Whether the driver knows the connection is gone, or its pool took it back (local state, no round trip)."""
 
     @abstractmethod
     def in_transaction(self, connection: Any) -> bool:
@@ -114,8 +126,14 @@ class AsyncpgRunner(NativeRunner):
         return int(last) if last.isdigit() else 0
 
     def closed(self, connection: Any) -> bool:
-        """``Connection.is_closed()``: true once the server's end of the socket was seen closing."""
-        return bool(connection.is_closed())
+        """``Connection.is_closed()``: true once the server's end of the socket was seen closing.
+
+        A connection that broke is taken back by asyncpg's pool at once, and its proxy then refuses every call.
+        """
+        try:
+            return bool(connection.is_closed())
+        except Exception:  # asyncpg.InterfaceError: released back to the pool
+            return True
 
     def in_transaction(self, connection: Any) -> bool:
         """asyncpg connections run in autocommit unless a transaction was started."""

@@ -10,6 +10,7 @@ from litestar_queues.testing.conformance.expiry import ExpiryConformance
 from litestar_queues.testing.conformance.fencing import FencingConformance
 from litestar_queues.testing.conformance.leases import LeaseConformance
 from litestar_queues.testing.conformance.locks import LockConformance
+from litestar_queues.testing.conformance.pausing import PauseConformance
 from litestar_queues.testing.conformance.pruning import PruneConformance
 from litestar_queues.testing.conformance.queries import QueryConformance
 from litestar_queues.testing.conformance.requeue import RequeueConformance
@@ -37,6 +38,7 @@ __all__ = (
     "FencingConformance",
     "LeaseConformance",
     "LockConformance",
+    "PauseConformance",
     "PruneConformance",
     "QueryConformance",
     "RecordRoundTripConformance",

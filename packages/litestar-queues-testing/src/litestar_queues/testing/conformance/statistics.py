@@ -160,3 +160,28 @@ class StatisticsConformance(ConformanceBase):
         assert unknown.counts == dict.fromkeys(TaskStatus, 0) and unknown.oldest_pending_at is None, rule(
             "statistics", "every status present (zero when empty)", repr(unknown)
         )
+
+    @pytest.mark.parametrize("count_limit", [0, 2, 4])
+    async def test_statistics_with_a_count_limit_caps_each_count_just_above_it(
+        self, backend: QueueBackend, now: datetime, count_limit: int
+    ) -> None:
+        # Counts on both sides of every limit, one status exactly at 2 and one at 4: a cap off by one, a cap of
+        # the total instead of each status, a cap of one queue leaking into another, or no cap, show.
+        alpha = _counts(pending=3, running=1, completed=5, failed=2, cancelled=4, expired=0)
+        beta = _counts(completed=2, failed=1)
+        await _populate(backend, now, "alpha", alpha)
+        await _populate(backend, now, "beta", beta)
+        for queue, exact in [("alpha", alpha), ("beta", beta), (None, {s: alpha[s] + beta[s] for s in TaskStatus})]:
+            expected = {status: min(count, count_limit + 1) for status, count in exact.items()}
+            stats = await backend.statistics(now=now, queue=queue, count_limit=count_limit)
+            assert stats.counts == expected, rule(
+                "statistics",
+                "a status with more than count_limit records is reported as exactly count_limit + 1; a count up to "
+                "count_limit is exact",
+                f"queue={queue!r} count_limit={count_limit}: expected {_named(expected)}, got {_named(stats.counts)}",
+            )
+            assert stats.oldest_pending_at == (now if exact[TaskStatus.PENDING] else None), rule(
+                "statistics", "count_limit changes no oldest_pending_at", repr(stats)
+            )
+        uncapped = await backend.statistics(now=now, queue="alpha", count_limit=None)
+        assert uncapped.counts == alpha, rule("statistics", "None counts everything", repr(_named(uncapped.counts)))

@@ -12,6 +12,7 @@ from litestar_queues.testing.conformance.expiry import ExpiryConformance
 from litestar_queues.testing.conformance.fencing import FencingConformance
 from litestar_queues.testing.conformance.leases import LeaseConformance
 from litestar_queues.testing.conformance.locks import LockConformance
+from litestar_queues.testing.conformance.pausing import PauseConformance
 from litestar_queues.testing.conformance.pruning import PruneConformance
 from litestar_queues.testing.conformance.queries import QueryConformance
 from litestar_queues.testing.conformance.requeue import RequeueConformance
@@ -45,6 +46,7 @@ class BackendConformance(
     PruneConformance,
     QueryConformance,
     StatisticsConformance,
+    PauseConformance,
     WorkerRegistryConformance,
     LockConformance,
     ResultConformance,

@@ -46,7 +46,8 @@ _OTHER = "conformance.other"
 
 _WORK_RULE = (
     "return promptly after every transition that makes a record of any one of queues pending (an enqueue that "
-    "creates it, a finish with a pending outcome: a retry, a stale recovery, a shutdown hand-back; a requeue)"
+    "creates it, a finish with a pending outcome: a retry, a stale recovery, a shutdown hand-back; a requeue), and "
+    "after a resume_queue of one of queues"
 )
 _FINISH_RULE = (
     "return promptly after every transition that makes the record terminal (a finish with a terminal outcome, "
@@ -91,10 +92,14 @@ async def _wakes(
 
 
 async def _count_waits(wait: Callable[[float], Awaitable[None]]) -> int:
-    """Return how many waits of ``_SHORT`` seconds end, one after another, within ``_WINDOW`` seconds."""
+    """Return how many waits of ``_SHORT`` seconds end, one after another, within ``_WINDOW`` seconds.
+
+    It stops counting above ``_MOST_WAITS``: a wait that returns without ever yielding would never let the window
+    end.
+    """
     waits = 0
     with anyio.move_on_after(_WINDOW):
-        while True:
+        while waits <= _MOST_WAITS:
             await wait(_SHORT)
             waits += 1
     return waits
@@ -116,6 +121,10 @@ async def _work_transition(backend: QueueBackend, now: datetime, transition: str
         record = await enqueue_one(backend, make_record(now))
         await backend.cancel(record.id, now=now)
         return lambda: backend.requeue(record.id, now=now)
+    if transition == "resume":
+        await backend.pause_queue(QUEUE, now=now)
+        await enqueue_one(backend, make_record(now))
+        return lambda: backend.resume_queue(QUEUE)
     if transition == "stale recovery":
         stale = await _running(backend, after(now, -2 * LEASE_SECONDS))  # its lease expired LEASE_SECONDS ago
         outcome = retry_at(now, only_if_lease_expired=True)
@@ -154,7 +163,7 @@ class WakeupConformance(ConformanceBase):
     def _still_waiting(self) -> str:
         return f"still waiting {self.wakeup_timeout / 2}s into a {self.wakeup_timeout}s timeout"
 
-    @pytest.mark.parametrize("transition", ["enqueue", "retry", "stale recovery", "hand-back", "requeue"])
+    @pytest.mark.parametrize("transition", ["enqueue", "retry", "stale recovery", "hand-back", "requeue", "resume"])
     async def test_wakeup_wait_for_work_returns_early_after_a_transition_to_pending(
         self, backend: QueueBackend, now: datetime, transition: str
     ) -> None:
@@ -219,6 +228,36 @@ class WakeupConformance(ConformanceBase):
             "wait_for_work",
             _BUSY_RULE,
             f"{waits} waits with a {_SHORT}s timeout ended within {_WINDOW}s (at most {_MOST_WAITS} expected)",
+        )
+
+    async def test_wakeup_wait_for_work_on_a_paused_queue_with_due_work_lasts_its_timeout(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        require(backend, Capability.PUSH_WAKEUP)
+        await backend.enqueue([make_record(now, scheduled_at=after(now, -60)) for _ in range(3)])
+        await backend.pause_queue(QUEUE, now=now)
+        waits = await _count_waits(lambda timeout: backend.wait_for_work([QUEUE], timeout=timeout))
+        assert waits <= _MOST_WAITS, rule(
+            "wait_for_work",
+            "records of a paused queue are no work: whatever they are, they never end a wait at once (nor again and "
+            "again)",
+            f"{waits} waits with a {_SHORT}s timeout ended within {_WINDOW}s (at most {_MOST_WAITS} expected)",
+        )
+
+    async def test_wakeup_wait_for_work_ignores_new_work_of_a_paused_queue(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        require(backend, Capability.PUSH_WAKEUP)
+        await backend.pause_queue(QUEUE, now=now)
+        woken = await _wakes(
+            2.0,
+            lambda timeout: backend.wait_for_work([QUEUE], timeout=timeout),
+            lambda: backend.enqueue([make_record(now, scheduled_at=after(now, -1))]),
+        )
+        assert not woken, rule(
+            "wait_for_work",
+            "records of a paused queue are no work: a transition that makes one pending does not end a wait either",
+            "an enqueue into the paused queue ended a wait on it",
         )
 
     async def test_wakeup_wait_for_work_returns_after_its_timeout(self, backend: QueueBackend) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from valkey import exceptions
-from valkey.asyncio import ConnectionPool, Valkey
+from valkey.asyncio import BlockingConnectionPool, ConnectionPool, Valkey
 
 from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes
 
@@ -40,7 +40,7 @@ class ValkeyBackend(RespBackend):
     def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
         # valkey-py does not retry commands unless asked to, which is what the backend needs: a retried script
         # could apply twice, so the backend raises RespConnectionError instead and the caller decides
-        client: RespClient = Valkey.from_url(url, **options)
+        client: RespClient = Valkey.from_pool(BlockingConnectionPool.from_url(url, **options))
         return client
 
     def _client_from_pool(self, pool: ConnectionPool) -> RespClient:

@@ -25,6 +25,9 @@ local KEY_FINISHED = P .. ':fin'
 
 local KEY_QUEUES = P .. ':queues'
 
+-- paused queue -> when it was paused (microseconds)
+local KEY_PAUSED = P .. ':paused'
+
 local function rkey(id) return P .. ':r:' .. id end
 
 local function bkey(id) return P .. ':b:' .. id end
@@ -69,7 +72,10 @@ local function release_key(id, k)
   if k and redis.call('HGET', KEY_ACTIVE, k) == id then redis.call('HDEL', KEY_ACTIVE, k) end
 end
 
-local function wake_queue(q) redis.call('PUBLISH', P .. ':wake:' .. q, '') end
+-- new work of a paused queue wakes nobody: no worker could claim it
+local function wake_queue(q)
+  if redis.call('HEXISTS', KEY_PAUSED, q) == 0 then redis.call('PUBLISH', P .. ':wake:' .. q, '') end
+end
 
 local function announce_finish(id, status) redis.call('PUBLISH', P .. ':done:' .. id, status) end
 

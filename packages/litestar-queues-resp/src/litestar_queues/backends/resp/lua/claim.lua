@@ -1,4 +1,5 @@
--- Claim up to A[2] due records of the queues A[5..] for owner A[1] at now A[3], lease until A[4].
+-- Claim up to A[2] due records of the queues A[5..] for owner A[1] at now A[3], lease until A[4]; paused queues are
+-- skipped.
 -- Due order: priority descending, then scheduled_at, then id (the member order of each pending zset).
 local owner, limit, now, lease = A[1], tonumber(A[2]), A[3], A[4]
 local nnow = tonumber(now)
@@ -7,7 +8,8 @@ for i = 5, #A do
   local q = A[i]
   if not seen_queue[q] then
     seen_queue[q] = true
-    for _, p in ipairs(redis.call('ZRANGE', P .. ':pp:' .. q, 0, -1)) do
+    local paused = redis.call('HEXISTS', KEY_PAUSED, q) == 1
+    for _, p in ipairs(paused and {} or redis.call('ZRANGE', P .. ':pp:' .. q, 0, -1)) do
       if not by_prio[p] then
         by_prio[p] = {}
         prios[#prios + 1] = p

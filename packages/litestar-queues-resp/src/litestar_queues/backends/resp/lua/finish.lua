@@ -1,11 +1,13 @@
 -- End running attempts under their fences. A: one array per attempt: id, owner, token, now,
 -- only_if_lease_expired (1/0), status, result ("" = None), error ("" = None), scheduled_at (pending),
 -- refund (1/0), retention cutoff ("" = off). Reply: per attempt, the updated row, or nil when the fence failed.
+-- A pending outcome of a record whose cancellation was requested ends it cancelled instead.
 local function finish_one(id, owner, token, now, only_expired, status, result, err, sa, refund, cutoff)
   local rk = rkey(id)
-  local v = redis.call('HMGET', rk, 's', 'o', 't', 'le', 'q', 'p', 'k', 'x')
+  local v = redis.call('HMGET', rk, 's', 'o', 't', 'le', 'q', 'p', 'k', 'x', 'c')
   if v[1] ~= 'running' or v[2] ~= owner or v[3] ~= token then return false end
   if only_expired == '1' and not (v[4] and tonumber(v[4]) <= tonumber(now)) then return false end
+  if status == 'pending' and v[9] then status = 'cancelled' end -- a cancel request wins over a retry
   local q = v[5]
   local set, unset = {'s', status}, {'o', 'le', 'c'}
   if err ~= '' then

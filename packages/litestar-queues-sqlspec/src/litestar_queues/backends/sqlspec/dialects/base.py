@@ -12,12 +12,12 @@ statement text and caches the result, so the text of every statement is fixed pe
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlspec.exceptions import UniqueViolationError
+from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.names import Family, TableNames
@@ -29,9 +29,13 @@ from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task
 
 __all__ = ("SELECT_COLUMNS", "Dialect", "chunked")
 
+_T = TypeVar("_T")
+
 SELECT_COLUMNS = ", ".join(column for column in TASK_COLUMNS if column != "active_key")
 TERMINAL_SQL = "('completed', 'failed', 'cancelled', 'expired')"
 REQUEUEABLE_SQL = "('failed', 'cancelled', 'expired')"
+_DEADLOCK_TRIES = 8
+"""Tries of a statement or transaction chosen as a deadlock victim before the error propagates."""
 _INSERT_BYTES_PER_CHUNK = 4 * 1024 * 1024
 """Rough bound on one bulk insert's payload, well under MySQL's default ``max_allowed_packet``."""
 
@@ -94,6 +98,23 @@ class Dialect(ABC):
             f"result = NULL, error = NULL, expires_at = NULL, cancel_requested = FALSE, active_key = dedup_key "
             f"WHERE id = :id AND status IN {REQUEUEABLE_SQL}"
         )
+        pauses = names.pauses
+        self.unpaused = f"queue NOT IN (SELECT queue FROM {pauses})"
+        """The condition a claim adds: the record's queue is not paused (a plain read, never a lock)."""
+        self.sql_pause = f"INSERT INTO {pauses} (queue, paused_at) VALUES (:queue, :now) ON CONFLICT (queue) DO NOTHING"
+        self.sql_resume = f"DELETE FROM {pauses} WHERE queue = :queue"
+        self.sql_paused = f"SELECT queue, paused_at FROM {pauses}"
+        # Each status counted in its own subquery with the status as a literal, so each reads the index that covers
+        # it (claim, lease, ended) and stops after :cap rows.
+        self.sql_count_capped = {
+            by_queue: "SELECT "
+            + ", ".join(
+                f"(SELECT COUNT(*) FROM (SELECT 1 AS one FROM {tasks} WHERE status = '{status.value}'"
+                f"{' AND queue = :queue' if by_queue else ''} LIMIT :cap) AS c_{status.value}) AS n_{status.value}"
+                for status in TaskStatus
+            )
+            for by_queue in (False, True)
+        }
         workers = names.workers
         self.sql_worker_delete = f"DELETE FROM {workers} WHERE id = :id"
         self.sql_worker_purge = f"DELETE FROM {workers} WHERE expires_at < :horizon"
@@ -124,6 +145,16 @@ class Dialect(ABC):
         del session
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``operation`` (one statement or transaction) again when the database chose it as a deadlock victim:
+        it was rolled back, so nothing of it applied."""
+        for _ in range(_DEADLOCK_TRIES - 1):
+            try:
+                return await operation()
+            except DeadlockError:
+                continue
+        return await operation()
 
     def decode(self, row: dict[str, Any]) -> TaskRecord:
         """Return the record of a task row."""
@@ -162,9 +193,10 @@ class Dialect(ABC):
         return await enqueue_records(_OnSession(self, session), records)
 
     async def select_on(self, session: Any, sql: str, params: dict[str, Any]) -> list[Any]:
-        """Run a statement returning rows in its own session, or in ``session`` (the caller's) when given."""
+        """Run a statement returning rows in its own session (again if a deadlock aborted it), or in ``session`` (the
+        caller's, whose transaction a deadlock aborts: the error is theirs) when given."""
         if session is None:
-            return await self.db.select(sql, params)
+            return await self.retrying(lambda: self.db.select(sql, params))
         return list(await session.select(sql, params))
 
     @abstractmethod
@@ -290,10 +322,16 @@ class Dialect(ABC):
                 "owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
             )
         else:
+            # A cancel request wins over a retry: the record ends cancelled instead. cancel_requested is reset
+            # last, because MySQL assigns from left to right and later expressions would see the new value.
             attempts = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END" if refund else "attempts"
             changes = (
-                f"status = 'pending', scheduled_at = :scheduled_at, error = :error, attempts = {attempts}, "
-                "owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
+                "status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, "
+                "finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END, "
+                "active_key = CASE WHEN cancel_requested THEN NULL ELSE active_key END, "
+                "scheduled_at = CASE WHEN cancel_requested THEN scheduled_at ELSE :scheduled_at END, "
+                f"attempts = CASE WHEN cancel_requested THEN attempts ELSE {attempts} END, "
+                "error = :error, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE"
             )
         return f"UPDATE {self.names.tasks} SET {changes} WHERE {fence}"
 
@@ -313,7 +351,15 @@ class Dialect(ABC):
         terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")
         records = await self.update_returning(sql, params, notify=notify)
-        return records[0] if records else None
+        if not records:
+            return None
+        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
+            await self.announce_finished(records[0].id)
+        return records[0]
+
+    async def announce_finished(self, record_id: str) -> None:
+        """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""
+        del record_id
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``."""
@@ -373,8 +419,15 @@ class Dialect(ABC):
         sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks}{where_sql} ORDER BY id DESC LIMIT :limit"
         return [self.decode(row) for row in await self.db.select(sql, params)]
 
-    async def count_by_status(self, queue: str | None) -> dict[str, int]:
-        """Count records by status (absent statuses are missing), for one queue or all."""
+    async def count_by_status(self, queue: str | None, limit: int | None = None) -> dict[str, int]:
+        """Count records by status (absent statuses are missing), for one queue or all; with ``limit``, a status
+        with more records counts ``limit + 1``."""
+        if limit is not None:
+            params: dict[str, Any] = {"cap": limit + 1}
+            if queue is not None:
+                params["queue"] = queue
+            (row,) = await self.db.select(self.sql_count_capped[queue is not None], params)
+            return {status.value: int(row[f"n_{status.value}"]) for status in TaskStatus}
         if queue is None:
             rows = await self.db.select(self.sql_count_all)
         else:
@@ -392,12 +445,13 @@ class Dialect(ABC):
         return self.codec.read_optional_time(rows[0]["oldest"]) if rows else None
 
     async def earliest_pending(self, queues: Sequence[str], *, now: datetime) -> datetime | None:
-        """Return the earliest ``scheduled_at`` among pending records of ``queues`` not expired at ``now``."""
+        """Return the earliest ``scheduled_at`` among pending records of ``queues`` (paused ones left out) not
+        expired at ``now``."""
         condition, params = self.in_list("queue", "queue", queues)
         params["now"] = self.codec.time(now)
         sql = (
             f"SELECT MIN(scheduled_at) AS earliest FROM {self.names.tasks} WHERE status = 'pending' AND {condition} "
-            "AND (expires_at IS NULL OR expires_at > :now)"
+            f"AND (expires_at IS NULL OR expires_at > :now) AND {self.unpaused}"
         )
         rows = await self.db.select(sql, params)
         return self.codec.read_optional_time(rows[0]["earliest"]) if rows else None
@@ -406,6 +460,21 @@ class Dialect(ABC):
         """Return the stored status of ``record_id``, or ``None`` if it does not exist."""
         rows = await self.db.select(self.sql_status, {"id": record_id})
         return str(rows[0]["status"]) if rows else None
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Insert the queue's pause row unless it exists; whether this call inserted it."""
+        return await self.db.execute(self.sql_pause, {"queue": queue, "now": self.codec.time(now)}) > 0
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row; whether there was one."""
+        return await self.db.execute(self.sql_resume, {"queue": queue}) > 0
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """Every pause row: queue to ``paused_at``."""
+        rows = await self.db.select(self.sql_paused)
+        return {str(row["queue"]): self.codec.read_time(row["paused_at"]) for row in rows}
 
     # -- workers and locks -------------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ the status; elsewhere a read decides.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
@@ -26,16 +26,15 @@ from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError, DuplicateTaskError
-from litestar_queues.records import Lease, Outcome, TaskRecord
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.rows import TASK_COLUMNS, MySQLValueCodec, encode_task
 
 __all__ = ("MySQLDialect",)
 
-_T = TypeVar("_T")
 _ROWS_PER_CHUNK = 2000
 """Rows per insert transaction (asyncmy splits each into multi-row statements of at most 1 MB)."""
 _ATTEMPTS = 8
-"""Tries of a transaction that lost a deadlock or a duplicate-key race before the error propagates."""
+"""Tries of a transaction that lost a duplicate-key race (or a deadlock) before the error propagates."""
 _SAVEPOINT = "litestar_queues_enqueue"
 _VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
@@ -78,6 +77,9 @@ class MySQLDialect(Dialect):
             f"DELETE FROM {tasks} WHERE status IN {TERMINAL_SQL} AND finished_at < :before "
             "ORDER BY finished_at LIMIT :limit"
         )
+        # IGNORE turns only the duplicate key into "0 rows" here: queue names are checked by the core (at most 255
+        # characters, no NUL), so no other error is left to downgrade.
+        self.sql_pause = f"INSERT IGNORE INTO {names.pauses} (queue, paused_at) VALUES (:queue, :now)"
         self.sql_worker_upsert = f"REPLACE INTO {names.workers} (id, info, expires_at) VALUES (:id, :info, :expires_at)"
         locks = names.locks
         self.sql_lock_insert = (
@@ -132,15 +134,6 @@ class MySQLDialect(Dialect):
             await session.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await session.begin()
             yield session
-
-    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``operation`` again when InnoDB chose it as a deadlock victim."""
-        for _ in range(_ATTEMPTS - 1):
-            try:
-                return await operation()
-            except DeadlockError:
-                continue
-        return await operation()
 
     async def select_where_in(self, column: str, values: Sequence[str], *, session: Any = None) -> list[dict[str, Any]]:
         """``IN (…)`` over a list as long as a bulk enqueue (see :func:`_select_native`).
@@ -257,7 +250,7 @@ class MySQLDialect(Dialect):
         params.update(now=self.codec.time(now), limit=limit)
         sql = (
             f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition} AND status = 'pending' "
-            "AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) "
+            f"AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) AND {self.unpaused} "
             "ORDER BY priority DESC, scheduled_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
 
@@ -316,8 +309,11 @@ class MySQLDialect(Dialect):
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
     ) -> Awaitable[TaskRecord | None]:
         """The guarded UPDATE (it always changes the status, so its row count decides), then a read unless
-        ``claimed`` gives the finished record; one transaction."""
+        ``claimed`` gives the finished record (terminal outcomes only: a pending one may end cancelled); one
+        transaction."""
         sql, params = self.finish_statement(lease, outcome, now)
+        if as_status(outcome.status) is TaskStatus.PENDING:
+            claimed = None
 
         async def attempt() -> TaskRecord | None:
             async with self.transaction() as session:

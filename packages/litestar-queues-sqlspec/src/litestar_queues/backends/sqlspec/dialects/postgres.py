@@ -86,14 +86,18 @@ class PostgresDialect(Dialect):
             f"INSERT INTO {tasks} ({columns}) VALUES ({', '.join(f':{column}' for column in TASK_COLUMNS)}) "
             "ON CONFLICT DO NOTHING RETURNING id, queue"
         )
+        # New work of a paused queue wakes nobody: no worker could claim it.
         self.sql_insert_one = (
-            f"WITH ins AS ({single}) SELECT id FROM ins, LATERAL (SELECT pg_notify(:notify_channel, ins.queue)) AS n"
+            f"WITH ins AS ({single}) SELECT id FROM ins "
+            "LEFT JOIN LATERAL (SELECT pg_notify(:notify_channel, ins.queue) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = ins.queue)) AS n ON TRUE"
             if notify
             else single
         )
         self.sql_insert = (
             f"WITH ins AS ({insert}) SELECT id FROM ins UNION ALL SELECT NULL FROM "
-            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d) AS n"
+            "(SELECT pg_notify(:notify_channel, d.queue) FROM (SELECT DISTINCT queue FROM ins) AS d "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = d.queue)) AS n"
             if notify
             else f"WITH ins AS ({insert}) SELECT id FROM ins"
         )
@@ -114,23 +118,36 @@ class PostgresDialect(Dialect):
         )
         self.sql_claim_one = (
             f"WITH {relaxed}, picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE {due} AND queue = :queue "
+            f"AND NOT EXISTS (SELECT 1 FROM {names.pauses} WHERE queue = :queue) "
             f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) {claim}"
         )
-        # One index range per queue (each already in due order), merged: never a sort of a whole backlog.
+        # One index range per queue that is not paused (each range already in due order), merged: never a sort of a
+        # whole backlog. Paused queues are left out before any range is read.
+        unpaused = (
+            f"(SELECT u.name FROM unnest(CAST(:queues AS varchar[])) AS u(name) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {names.pauses} AS p WHERE p.queue = u.name)) AS q"
+        )
         self.sql_claim_many = (
-            f"WITH {relaxed}, picked AS MATERIALIZED (SELECT c.id FROM unnest(CAST(:queues AS varchar[])) AS q(name) "
+            f"WITH {relaxed}, picked AS MATERIALIZED (SELECT c.id FROM {unpaused} "
             f"CROSS JOIN LATERAL (SELECT id, priority, scheduled_at FROM {tasks} WHERE {due} AND queue = q.name "
             f"{order} LIMIT :limit FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.scheduled_at, c.id "
             f"LIMIT :limit) {claim}"
         )
+        # Statements that change several rows a worker holds (a batched finish, a renewal) first lock them in id
+        # order: two of them (on two connections) would otherwise take their rows in whatever order their plans
+        # meet them, wait for each other, and PostgreSQL would abort one. The update only reaches locked rows.
+        locked = (
+            f"locked AS MATERIALIZED (SELECT id FROM {tasks} WHERE id = ANY(CAST(:ids AS varchar[])) "
+            "ORDER BY id FOR UPDATE)"
+        )
         finish = (
-            "WITH b AS (SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), "
+            f"WITH {locked}, b AS (SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), "
             "CAST(:tokens AS bigint[]), CAST(:statuses AS varchar[]), CAST(:moments AS timestamptz[]), "
             "CAST(:results AS text[]), CAST(:errors AS text[])) "
             "AS b(id, owner, token, status, moment, result, error)), "
             f"u AS (UPDATE {tasks} AS t SET status = b.status, finished_at = b.moment, result = b.result, "
             "error = b.error, active_key = NULL, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE "
-            "FROM b WHERE t.id = b.id AND t.owner = b.owner AND t.token = b.token "
+            "FROM locked, b WHERE t.id = locked.id AND t.id = b.id AND t.owner = b.owner AND t.token = b.token "
             "RETURNING t.id) "
         )
         # The fence leaves out `t.status = 'running'`: only running records have an owner (every other
@@ -154,10 +171,10 @@ class PostgresDialect(Dialect):
             self._finish_many, key=itemgetter(0), max_in_flight=2
         )
         self.sql_renew = (
-            f"UPDATE {tasks} AS t SET lease_expires_at = :lease_expires_at FROM unnest(CAST(:ids AS varchar[]), "
-            "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
-            "WHERE t.id = l.id AND t.owner = l.owner AND t.token = l.token AND t.status = 'running' "
-            "RETURNING t.id, t.cancel_requested"
+            f"WITH {locked} UPDATE {tasks} AS t SET lease_expires_at = :lease_expires_at FROM locked, unnest("
+            "CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
+            "WHERE t.id = locked.id AND t.id = l.id AND t.owner = l.owner AND t.token = l.token "
+            "AND t.status = 'running' RETURNING t.id, t.cancel_requested"
         )
         expire = (
             f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now "
@@ -205,6 +222,13 @@ class PostgresDialect(Dialect):
         )
         return wrapped, {"notify_channel": channel}
 
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row, notifying the queue's waiters (with notifications on)."""
+        if not self.notify:
+            return await super().resume_queue(queue)
+        sql, extra = self.notifying(f"{self.sql_resume} RETURNING queue", self.names.wakeup_channel, "queue")
+        return bool(await self.db.select(sql, {"queue": queue, **extra}))
+
     async def insert_tasks(self, records: Sequence[TaskRecord], *, session: Any = None) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``,
         chunked (chunks of a large call run concurrently on pooled connections, or one after the other in the
@@ -240,6 +264,9 @@ class PostgresDialect(Dialect):
         params: dict[str, Any] = {"rows": encode_json_rows(chunk, self.codec)}
         if self.notify:
             params["notify_channel"] = self.names.wakeup_channel
+        # Concurrent bulk enqueues whose keys collide wait for each other's uncommitted rows, in row order: a
+        # deadlock is possible, and retried outside a caller's transaction (the insert skips conflicts, so nothing
+        # applies twice).
         rows = await self.select_on(session, self.sql_insert, params)
         return {found["id"] for found in rows if found["id"] is not None}
 
@@ -272,8 +299,15 @@ class PostgresDialect(Dialect):
         params: dict[str, Any] = ending_arrays(endings)
         if self.notify:
             params["notify_channel"] = self.names.finish_channel
-        done = {row["id"] for row in await self.db.select(self.sql_finish_many, params)}
+        done = {row["id"] for row in await self.retrying(lambda: self.db.select(self.sql_finish_many, params))}
         return await finished_records(endings, done, self.fetch_by_ids)
+
+    async def announce_finished(self, record_id: str) -> None:
+        """``pg_notify`` on the finish channel."""
+        if self.notify:
+            await self.db.select(
+                "SELECT pg_notify(:channel, :id)", {"channel": self.names.finish_channel, "id": record_id}
+            )
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""
@@ -283,7 +317,7 @@ class PostgresDialect(Dialect):
             "owners": [lease.owner for lease in leases],
             "tokens": [lease.token for lease in leases],
         }
-        rows = await self.db.select(self.sql_renew, params)
+        rows = await self.retrying(lambda: self.db.select(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
 
     async def expire(self, *, now: datetime, limit: int) -> int:

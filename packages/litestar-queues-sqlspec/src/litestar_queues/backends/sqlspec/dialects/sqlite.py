@@ -158,7 +158,7 @@ class SQLiteDialect(Dialect):
         sql = (
             f"UPDATE {tasks} {self.claim_set()} WHERE id IN (SELECT id FROM {tasks} WHERE status = 'pending' "
             f"AND {condition} AND scheduled_at <= :now AND (expires_at IS NULL OR expires_at > :now) "
-            f"ORDER BY priority DESC, scheduled_at, id LIMIT :limit) RETURNING {SELECT_COLUMNS}"
+            f"AND {self.unpaused} ORDER BY priority DESC, scheduled_at, id LIMIT :limit) RETURNING {SELECT_COLUMNS}"
         )
         codec = self.codec
         params.update(owner=owner, now=codec.time(now), lease_expires_at=codec.time(lease_expires_at), limit=limit)
