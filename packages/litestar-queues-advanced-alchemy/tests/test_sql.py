@@ -137,7 +137,7 @@ async def test_native_statements_send_what_sqlalchemy_compiled(make_factory: Cal
     expected = [str(statement.compile(dialect=dialect)) for statement in (store.sql_insert_one, store.sql_claim_one)]
     assert [query for query in queries if query in expected] == expected, queries
     assert "FOR UPDATE SKIP LOCKED" in expected[1]
-    assert any(query.startswith("WITH u AS") and "unnest(" in query for query in queries), "the batched finish"
+    assert any(query.startswith("WITH locked AS") and "unnest(" in query for query in queries), "the batched finish"
     assert _about(through_sqlalchemy, backend.tables.tasks.name) == [], "none of them went through SQLAlchemy"
 
 

@@ -1,12 +1,12 @@
 """The queue's tables as SQLAlchemy metadata: define them on the application's ``MetaData`` and Alembic sees them.
 
-``QueueTables(metadata)`` adds three tables (``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks``) and their
-indexes to ``metadata``, the one the application's Alembic environment compares against (with Advanced Alchemy,
-``metadata_registry.get(bind_key)``, which is the default). ``alembic revision --autogenerate`` (``litestar database
-make-migrations``) then writes their migration like any of the application's own tables. The layout is the one
-every SQL backend of litestar-queues stores (:mod:`litestar_queues.sql.rows`): times are ``timestamptz`` on
-PostgreSQL, ``DATETIME(6)`` holding UTC on MySQL/MariaDB and integer microseconds since the epoch on SQLite, and
-structured values are JSON text.
+``QueueTables(metadata)`` adds four tables (``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks``,
+``<prefix>queue_pauses``) and their indexes to ``metadata``, the one the application's Alembic environment compares
+against (with Advanced Alchemy, ``metadata_registry.get(bind_key)``, which is the default). ``alembic revision
+--autogenerate`` (``litestar database make-migrations``) then writes their migration like any of the application's
+own tables. The layout is the one every SQL backend of litestar-queues stores (:mod:`litestar_queues.sql.rows`):
+times are ``timestamptz`` on PostgreSQL, ``DATETIME(6)`` holding UTC on MySQL/MariaDB and integer microseconds since
+the epoch on SQLite, and structured values are JSON text.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def validate_table_prefix(prefix: str) -> str:
 
 
 class QueueTables:
-    """The tasks, workers and locks tables of one queue on a ``MetaData``.
+    """The tasks, workers, locks and queue pauses tables of one queue on a ``MetaData``.
 
     Defining them again on the same metadata with the same prefix returns the same tables, so the class may be
     instantiated wherever it is needed (the backend configuration does it for you).
@@ -79,10 +79,11 @@ class QueueTables:
             QueueTables(orm_registry.metadata)  # now part of the app's migrations
     """
 
-    __slots__ = ("locks", "metadata", "prefix", "tasks", "workers")
+    __slots__ = ("locks", "metadata", "pauses", "prefix", "tasks", "workers")
 
     def __init__(self, metadata: MetaData | None = None, *, prefix: str = DEFAULT_TABLE_PREFIX) -> None:
-        """Define (or find) the tables ``<prefix>tasks``, ``<prefix>workers`` and ``<prefix>locks`` on ``metadata``.
+        """Define (or find) the tables ``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks`` and
+        ``<prefix>queue_pauses`` on ``metadata``.
 
         Args:
             metadata: Where the tables live; a new ``MetaData`` when ``None``.
@@ -97,11 +98,12 @@ class QueueTables:
         self.tasks = self._table("tasks", _tasks_columns())
         self.workers = self._table("workers", _workers_columns())
         self.locks = self._table("locks", _locks_columns())
+        self.pauses = self._table("queue_pauses", _pauses_columns())
 
     @property
-    def all(self) -> tuple[Table, Table, Table]:
-        """The three tables, in creation order."""
-        return (self.tasks, self.workers, self.locks)
+    def all(self) -> tuple[Table, Table, Table, Table]:
+        """The four tables, in creation order."""
+        return (self.tasks, self.workers, self.locks, self.pauses)
 
     def _table(self, suffix: str, columns: list[Column[Any]]) -> Table:
         name = f"{self.prefix}{suffix}"
@@ -216,6 +218,11 @@ def _index_tasks(table: Table, prefix: str) -> None:
         postgresql_where=c.status.in_(("failed", "cancelled", "expired")),
         sqlite_where=c.status.in_(("failed", "cancelled", "expired")),
     )
+    # Finished records by queue and status: bounded counts (``statistics(count_limit=n)``, the dashboard's overview)
+    # and a queue's listings of them read an index range. A record enters it when it ends. MySQL/MariaDB, which have
+    # no partial indexes, make it a full index (their claim index would serve these reads as well).
+    ended = c.status.in_(("completed", "failed", "cancelled", "expired"))
+    Index(f"{prefix}tasks_ended_ix", c.queue, c.status, c.id, postgresql_where=ended, sqlite_where=ended)
 
 
 def _workers_columns() -> list[Column[Any]]:
@@ -231,4 +238,12 @@ def _locks_columns() -> list[Column[Any]]:
         Column("name", _name(), primary_key=True),
         Column("owner", _name(), nullable=False),
         Column("expires_at", _time(), nullable=False),
+    ]
+
+
+def _pauses_columns() -> list[Column[Any]]:
+    """One row per paused queue, kept until it is resumed (claims skip the queues listed here)."""
+    return [
+        Column("queue", _name(), primary_key=True),
+        Column("paused_at", _time(), nullable=False),
     ]

@@ -43,6 +43,7 @@ from litestar_queues.backend import finished_record
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.deadlocks import retrying
 from litestar_queues.sql.enqueue import enqueue_records
 from litestar_queues.sql.finishing import FinishParams, finish_params, finish_values
 from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task, encode_task
@@ -117,6 +118,9 @@ class Store(ABC):
 
     family: ClassVar[str]
     """``postgres``, ``sqlite`` or ``mysql``."""
+    sql_pause: Any
+    """``INSERT`` of a pause row (``:queue_name``, ``:paused_at``) that skips an existing one (set by the family;
+    with ``RETURNING`` of the inserted row where it has one)."""
 
     def __init__(self, engine: AsyncEngine, tables: QueueTables, codec: ValueCodec) -> None:
         """Build the statements on ``tables``; run them on ``engine``."""
@@ -198,16 +202,25 @@ class Store(ABC):
         )
         self.sql_count_all = select(t.c.status, func.count().label("n")).group_by(t.c.status)
         self.sql_count_queue = self.sql_count_all.where(t.c.queue == bindparam("queue_name"))
+        # Each status counted in its own subquery with the status as a literal, so each reads the index that covers
+        # it (claim, lease, ended) and stops after :cap rows.
+        self.sql_count_capped = {by_queue: self._capped_counts(by_queue=by_queue) for by_queue in (False, True)}
         oldest = select(func.min(t.c.scheduled_at).label("oldest")).where(self.due)
         self.sql_oldest_all = oldest
         self.sql_oldest_queue = oldest.where(t.c.queue == bindparam("queue_name"))
+        pauses = tables.pauses
+        self.unpaused = t.c.queue.not_in(select(pauses.c.queue).scalar_subquery())
+        """The condition a claim adds: the record's queue is not paused (a plain read, never a lock)."""
         self.sql_earliest = self.where_in(
             select(func.min(t.c.scheduled_at).label("earliest")).where(
                 status_is(t.c.status, "pending"),
                 or_(t.c.expires_at.is_(None), t.c.expires_at > bindparam("now")),
+                self.unpaused,
             ),
             t.c.queue,
         )
+        self.sql_resume = delete(pauses).where(pauses.c.queue == bindparam("queue_name"))
+        self.sql_paused = select(pauses.c.queue, pauses.c.paused_at)
         workers = tables.workers
         self.sql_worker_delete = delete(workers).where(workers.c.id == bindparam("rid"))
         self.sql_worker_purge = delete(workers).where(workers.c.expires_at < bindparam("horizon"))
@@ -221,6 +234,18 @@ class Store(ABC):
         self._finish_sql: dict[tuple[bool, bool, bool], Update] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _capped_counts(self, *, by_queue: bool) -> Select[Any]:
+        """One row: ``n_<status>`` for every status, each counting at most ``:cap`` rows (of ``:queue_name``)."""
+        t = self.tables.tasks
+        counts = []
+        for status in TaskStatus:
+            rows: Select[Any] = select(literal_column("1").label("one")).where(status_is(t.c.status, status.value))
+            if by_queue:
+                rows = rows.where(t.c.queue == bindparam("queue_name"))
+            limited = rows.limit(bindparam("cap")).subquery(f"c_{status.value}")
+            counts.append(select(func.count()).select_from(limited).scalar_subquery().label(f"n_{status.value}"))
+        return select(*counts)
 
     def where_in(self, statement: _S, column: ColumnElement[Any]) -> _S:
         """``statement`` restricted to rows whose ``column`` is in the list bound as ``values``."""
@@ -306,9 +331,15 @@ class Store(ABC):
     def enqueue_connection(self) -> Any:
         """An async context manager yielding the connection of an enqueue of the backend's own."""
 
+    def is_deadlock(self, error: Exception) -> bool:
+        """Whether ``error`` says the database chose the statement's transaction as a deadlock victim."""
+        del error
+        return False
+
     async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``operation`` (a whole transaction), again where the family retries lost races (MySQL deadlocks)."""
-        return await operation()
+        """Run ``operation`` (one statement or a whole transaction of the backend's own) again when the database chose
+        it as a deadlock victim: it was rolled back, so nothing of it applied."""
+        return await retrying(operation, self.is_deadlock)
 
     async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
         """Insert ``records`` deduplicating by id, then by active key; one outcome per input, in input order."""
@@ -423,14 +454,21 @@ class Store(ABC):
                 **released,
             }
         else:
+            # A cancel request wins over a retry: the record ends cancelled instead. cancel_requested is reset last
+            # (the SET order is kept), because MySQL assigns from left to right and later expressions would see the
+            # new value.
+            cancelled = t.c.cancel_requested.is_(true())
+            attempts = case((t.c.attempts > 0, t.c.attempts - 1), else_=0) if refund else t.c.attempts
             values = {
-                "status": "pending",
-                "scheduled_at": bindparam(bind.scheduled_at),
+                "status": case((cancelled, literal_column("'cancelled'")), else_=literal_column("'pending'")),
+                "finished_at": case((cancelled, bindparam(bind.now)), else_=t.c.finished_at),
+                "active_key": case((cancelled, null()), else_=t.c.active_key),
+                "scheduled_at": case((cancelled, t.c.scheduled_at), else_=bindparam(bind.scheduled_at)),
+                "attempts": case((cancelled, t.c.attempts), else_=attempts),
                 "error": bindparam(bind.error),
-                "attempts": case((t.c.attempts > 0, t.c.attempts - 1), else_=0) if refund else t.c.attempts,
                 **released,
             }
-        return update(t).where(*fence).values(values)
+        return update(t).where(*fence).ordered_values(*values.items())
 
     def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
@@ -445,17 +483,26 @@ class Store(ABC):
     async def finish_alone(
         self, lease: Lease, outcome: Outcome, now: datetime, claimed: TaskRecord | None
     ) -> TaskRecord | None:
-        """One finish in one statement: returning only the id when ``claimed`` gives the finished record."""
+        """One finish in one statement: returning only the id when ``claimed`` gives the finished record (terminal
+        outcomes only: a retry may end cancelled)."""
         statement, params = self.finish_statement(lease, outcome, now)
         terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.channels[1], "id") if terminal else (self.channels[0], "queue")
-        if claimed is not None:
+        if claimed is not None and terminal:
             t = self.tables.tasks
             wrapped, extra = self.notifying(statement.returning(t.c.id, t.c.queue), *notify)
             rows = await self.rows(wrapped, {**params, **extra})
             return finished_record(claimed, outcome, now) if rows else None
         records = await self.update_returning(statement, params, notify=notify)
-        return records[0] if records else None
+        if not records:
+            return None
+        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
+            await self.announce_finished(records[0].id)
+        return records[0]
+
+    async def announce_finished(self, record_id: str) -> None:
+        """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""
+        del record_id
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``."""
@@ -515,8 +562,15 @@ class Store(ABC):
         statement = statement.order_by(t.c.id.desc()).limit(limit)
         return [self.decode(row) for row in await self.rows(statement)]
 
-    async def count_by_status(self, queue: str | None) -> dict[str, int]:
-        """Count records by status (absent statuses are missing), for one queue or all."""
+    async def count_by_status(self, queue: str | None, limit: int | None = None) -> dict[str, int]:
+        """Count records by status (absent statuses are missing), for one queue or all; with ``limit``, a status
+        with more records counts ``limit + 1``."""
+        if limit is not None:
+            params: dict[str, Any] = {"cap": limit + 1}
+            if queue is not None:
+                params["queue_name"] = queue
+            (row,) = await self.rows(self.sql_count_capped[queue is not None], params)
+            return {status.value: int(row[f"n_{status.value}"]) for status in TaskStatus}
         if queue is None:
             rows = await self.rows(self.sql_count_all)
         else:
@@ -534,7 +588,8 @@ class Store(ABC):
         return self.codec.read_optional_time(rows[0]["oldest"]) if rows else None
 
     async def earliest_pending(self, queues: Sequence[str], *, now: datetime) -> datetime | None:
-        """Return the earliest ``scheduled_at`` among pending records of ``queues`` not expired at ``now``."""
+        """Return the earliest ``scheduled_at`` among pending records of ``queues`` (paused ones left out) not
+        expired at ``now``."""
         rows = await self.rows(self.sql_earliest, {"values": list(queues), "now": self.time(now)})
         return self.codec.read_optional_time(rows[0]["earliest"]) if rows else None
 
@@ -542,6 +597,22 @@ class Store(ABC):
         """Return the stored status of ``record_id``, or ``None`` if it does not exist."""
         rows = await self.rows(self.sql_status, {"rid": record_id})
         return str(rows[0]["status"]) if rows else None
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """Insert the queue's pause row unless it exists; whether this call inserted it (the family's ``sql_pause``
+        returns the row it inserted: psycopg reports no row count for an ``INSERT``)."""
+        return bool(await self.rows(self.sql_pause, {"queue_name": queue, "paused_at": self.time(now)}))
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row; whether there was one."""
+        return await self.execute(self.sql_resume, {"queue_name": queue}) > 0
+
+    async def paused_queues(self) -> dict[str, datetime]:
+        """Every pause row: queue to ``paused_at``."""
+        rows = await self.rows(self.sql_paused)
+        return {str(row["queue"]): self.codec.read_time(row["paused_at"]) for row in rows}
 
     # -- workers and locks -------------------------------------------------------------------------
 
@@ -622,6 +693,13 @@ class ConflictSkippingStore(Store):
         self.sql_worker_upsert = worker.on_conflict_do_update(
             index_elements=[workers.c.id],
             set_={"info": worker.excluded.info, "expires_at": worker.excluded.expires_at},
+        )
+        pauses = self.tables.pauses
+        self.sql_pause = (
+            insert(pauses)
+            .values(queue=bindparam("queue_name"), paused_at=bindparam("paused_at"))
+            .on_conflict_do_nothing(index_elements=[pauses.c.queue])
+            .returning(pauses.c.queue)
         )
         locks = self.tables.locks
         lock = insert(locks).values(

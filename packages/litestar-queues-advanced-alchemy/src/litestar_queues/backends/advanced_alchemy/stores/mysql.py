@@ -14,10 +14,10 @@ latest committed rows rather than the transaction's snapshot, and a conflicting 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from sqlalchemy import bindparam, null, or_, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -28,14 +28,13 @@ from litestar_queues.backend import claimed_record, finished_record
 from litestar_queues.backends.advanced_alchemy.stores.base import Inserter, Store, status_is
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.errors import ConfigurationError
-from litestar_queues.records import Lease, Outcome, TaskRecord
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.rows import MySQLValueCodec
 
 __all__ = ("MySQLStore",)
 
-_T = TypeVar("_T")
 _ATTEMPTS = 8
-"""Tries of a transaction InnoDB chose as a deadlock victim, or of an insert that lost a duplicate-key race."""
+"""Tries of an insert that lost a duplicate-key race."""
 _DEADLOCK = frozenset({1213, 1205})
 """ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT."""
 _DUPLICATE = 1062
@@ -111,7 +110,7 @@ class MySQLStore(Store):
         self.sql_by_active_keys = self.sql_by_active_keys.with_for_update(read=True)
         self.sql_insert = t.insert()
         self.sql_claim = (
-            self.where_in(select(*self.columns).where(self.due), t.c.queue)
+            self.where_in(select(*self.columns).where(self.due, self.unpaused), t.c.queue)
             .order_by(*self.due_order)
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
@@ -137,6 +136,13 @@ class MySQLStore(Store):
             .with_for_update(skip_locked=True)
         )
         self.sql_prune = self.where_in(t.delete(), t.c.id)
+        # IGNORE turns only the duplicate key into "0 rows" here: queue names are checked by the core (at most 255
+        # characters, no NUL), so no other error is left to downgrade.
+        self.sql_pause = (
+            mysql_insert(tables.pauses)
+            .prefix_with("IGNORE")
+            .values(queue=bindparam("queue_name"), paused_at=bindparam("paused_at"))
+        )
         workers = tables.workers
         worker = mysql_insert(workers).values(
             id=bindparam("rid"), info=bindparam("info"), expires_at=bindparam("expires_at")
@@ -194,15 +200,9 @@ class MySQLStore(Store):
                 raise
             await connection.commit()
 
-    async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``operation`` again (a new transaction) when InnoDB chose it as a deadlock victim."""
-        for _ in range(_ATTEMPTS - 1):
-            try:
-                return await operation()
-            except DBAPIError as error:
-                if _code(error) not in _DEADLOCK:
-                    raise
-        return await operation()
+    def is_deadlock(self, error: Exception) -> bool:
+        """InnoDB's deadlock victim, or a lock wait that timed out (the statement's transaction is rolled back)."""
+        return isinstance(error, DBAPIError) and _code(error) in _DEADLOCK
 
     async def update_returning(
         self, statement: Any, params: dict[str, Any], *, notify: tuple[str, str] | None = None
@@ -276,15 +276,17 @@ class MySQLStore(Store):
     async def finish_alone(
         self, lease: Lease, outcome: Outcome, now: datetime, claimed: TaskRecord | None
     ) -> TaskRecord | None:
-        """The guarded UPDATE (its matched-row count decides), then a read unless ``claimed`` gives the record."""
+        """The guarded UPDATE (its matched-row count decides), then a read unless ``claimed`` gives the record
+        (terminal outcomes only: a retry may end cancelled)."""
         statement, params = self.finish_statement(lease, outcome, now)
+        known = claimed if as_status(outcome.status) is not TaskStatus.PENDING else None
 
         async def attempt() -> TaskRecord | None:
             async with self.transaction() as connection:
                 if (await connection.execute(statement, params)).rowcount != 1:
                     return None
-                if claimed is not None:
-                    return finished_record(claimed, outcome, now)
+                if known is not None:
+                    return finished_record(known, outcome, now)
                 row = (await connection.execute(self.sql_get, {"rid": lease.record_id})).mappings().one()
                 return self.decode(row)
 
@@ -310,6 +312,12 @@ class MySQLStore(Store):
         """Lock a bounded batch of the oldest finished rows (skipping locked ones) and delete them."""
         params = {"before": self.time(finished_before), "limit": limit}
         return await self._locked_batch(self.sql_pruning, self.sql_prune, params)
+
+    # -- pausing queues ----------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str, *, now: datetime) -> bool:
+        """``INSERT IGNORE`` (no ``RETURNING``): its row count says whether it inserted."""
+        return await self.execute(self.sql_pause, {"queue_name": queue, "paused_at": self.time(now)}) > 0
 
     # -- workers and locks -------------------------------------------------------------------------
 

@@ -25,8 +25,10 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    case,
     cast,
     column,
+    exists,
     false,
     func,
     literal_column,
@@ -37,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, TIMESTAMP
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
 
@@ -94,6 +97,18 @@ class PostgresStore(ConflictSkippingStore):
             .on_conflict_do_nothing()
             .returning(t.c.id, t.c.queue)
         )
+        pauses = tables.pauses
+        # Statements that change several rows a worker holds (a batched finish, a renewal) first lock them in id
+        # order: two of them (on two connections) would otherwise take their rows in whatever order their plans meet
+        # them, wait for each other, and PostgreSQL would abort one. The update only reaches locked rows.
+        self.locked = (
+            select(t.c.id)
+            .where(t.c.id == any_(bindparam("ids", type_=ARRAY(String))))
+            .order_by(t.c.id)
+            .with_for_update()
+            .cte("locked")
+            .prefix_with("MATERIALIZED")
+        )
         leases = (
             func.unnest(
                 bindparam("ids", type_=ARRAY(String)),
@@ -106,6 +121,7 @@ class PostgresStore(ConflictSkippingStore):
         self.sql_renew = (
             update(t)
             .where(
+                t.c.id == self.locked.c.id,
                 t.c.id == leases.c.id,
                 t.c.owner == leases.c.owner,
                 t.c.token == leases.c.token,
@@ -114,27 +130,37 @@ class PostgresStore(ConflictSkippingStore):
             .values(lease_expires_at=bindparam("lease_until"))
             .returning(t.c.id, t.c.cancel_requested)
         )
+        # New work of a paused queue wakes nobody: no worker could claim it.
         if notify:
             one = pg_insert(t).values({name: bindparam(name) for name in TASK_COLUMNS}).on_conflict_do_nothing()
             inserted = one.returning(t.c.id, t.c.queue).cte("ins")
             sent = (
                 select(func.pg_notify(bindparam("notify_channel"), inserted.c.queue).label("n"))
+                .where(self._unpaused(inserted.c.queue))
                 .correlate(inserted)
                 .lateral("n")
             )
-            self.sql_insert_one = select(inserted.c.id).select_from(inserted.join(sent, true()))
+            self.sql_insert_one = select(inserted.c.id).select_from(inserted.outerjoin(sent, true()))
         queue = func.unnest(bindparam("queues", type_=ARRAY(String))).table_valued("name").render_derived(name="q")
-        self.sql_notify_queues = select(func.pg_notify(bindparam("channel"), queue.c.name)).select_from(queue)
+        self.sql_notify_queues = (
+            select(func.pg_notify(bindparam("channel"), queue.c.name))
+            .select_from(queue)
+            .where(self._unpaused(queue.c.name))
+        )
         # The rows to change are picked in a MATERIALIZED CTE, evaluated exactly once: the shorter
         # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the subquery per
         # outer row in some plans, and a re-run with SKIP LOCKED can pick further rows: more than n.
         one_queue = self._picked(
-            select(t.c.id, _RELAXED).where(t.c.queue == bindparam("queue_name"), self.due).order_by(*self.due_order)
+            select(t.c.id, _RELAXED)
+            .where(t.c.queue == bindparam("queue_name"), self.due, self._unpaused(bindparam("queue_name")))
+            .order_by(*self.due_order)
         )
-        # One index range per queue (each already in due order), merged: never a sort of a whole backlog.
+        # One index range per queue that is not paused (each range already in due order), merged: never a sort of a
+        # whole backlog. Paused queues are left out before any range is read.
+        unpaused = select(queue.c.name).where(self._unpaused(queue.c.name)).subquery("u")
         per_queue = (
             select(t.c.id, t.c.priority, t.c.scheduled_at)
-            .where(t.c.queue == queue.c.name, self.due)
+            .where(t.c.queue == unpaused.c.name, self.due)
             .order_by(*self.due_order)
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
@@ -142,7 +168,7 @@ class PostgresStore(ConflictSkippingStore):
         )
         many_queues = (
             select(per_queue.c.id, _RELAXED)
-            .select_from(queue)
+            .select_from(unpaused)
             .join(per_queue, true())
             .order_by(per_queue.c.priority.desc(), per_queue.c.scheduled_at, per_queue.c.id)
             .limit(bindparam("limit"))
@@ -163,6 +189,9 @@ class PostgresStore(ConflictSkippingStore):
             .returning(t.c.id)
         )
         self.sql_expire, self._expire_params = self.notifying(expire, self.channels[1], "id")
+        self.sql_resume_notifying, self._resume_params = self.notifying(
+            self.sql_resume.returning(pauses.c.queue), self.channels[0], "queue"
+        )
         pruned = self._picked(select(t.c.id).where(self.terminal_before()).order_by(t.c.finished_at))
         self.sql_prune = t.delete().where(t.c.id == pruned.c.id)
         self.sql_finish_many = self._finish_many_statement()
@@ -200,7 +229,12 @@ class PostgresStore(ConflictSkippingStore):
         # records, whose statistics lag behind a burst of claims.
         finished = (
             update(t)
-            .where(t.c.id == endings.c.id, t.c.owner == endings.c.owner, t.c.token == endings.c.token)
+            .where(
+                t.c.id == self.locked.c.id,
+                t.c.id == endings.c.id,
+                t.c.owner == endings.c.owner,
+                t.c.token == endings.c.token,
+            )
             .values(
                 status=endings.c.status,
                 finished_at=endings.c.moment,
@@ -216,8 +250,13 @@ class PostgresStore(ConflictSkippingStore):
         if not self.notify:
             return finished
         changed = finished.cte("u")
+        # One notification per _IDS_PER_NOTIFICATION finished ids (comma-separated), not one per id; an id holding a
+        # comma, or long, goes alone.
+        position = func.row_number().over()
+        alone = (func.strpos(changed.c.id, literal_column("','")) > 0) | (func.octet_length(changed.c.id) > 380)
         numbered = select(
-            changed.c.id, (func.row_number().over() - 1).op("/")(_IDS_PER_NOTIFICATION).label("chunk")
+            changed.c.id,
+            case((alone, -position), else_=position.op("/")(_IDS_PER_NOTIFICATION)).label("chunk"),
         ).subquery("numbered")
         announced = select(
             func.pg_notify(bindparam("notify_channel"), func.string_agg(numbered.c.id, literal_column("','")))
@@ -239,7 +278,7 @@ class PostgresStore(ConflictSkippingStore):
         params: dict[str, Any] = ending_arrays(endings)
         if self.notify:
             params["notify_channel"] = self.channels[1]
-        done = {row["id"] for row in await self.rows(self.sql_finish_many, params)}
+        done = {row["id"] for row in await self.retrying(lambda: self.rows(self.sql_finish_many, params))}
         return await finished_records(endings, done, self._read)
 
     async def _read(self, ids: list[str]) -> list[TaskRecord]:
@@ -276,7 +315,29 @@ class PostgresStore(ConflictSkippingStore):
             "owners": [lease.owner for lease in leases],
             "tokens": [lease.token for lease in leases],
         }
-        return {row["id"]: bool(row["cancel_requested"]) for row in await self.rows(self.sql_renew, params)}
+        rows = await self.retrying(lambda: self.rows(self.sql_renew, params))
+        return {row["id"]: bool(row["cancel_requested"]) for row in rows}
+
+    def is_deadlock(self, error: Exception) -> bool:
+        """SQLSTATE 40P01, raised through SQLAlchemy or by the driver itself (a native statement)."""
+        source = error.orig if isinstance(error, DBAPIError) else error
+        return getattr(source, "sqlstate", None) == "40P01"
+
+    async def announce_finished(self, record_id: str) -> None:
+        """``pg_notify`` on the finish channel."""
+        if self.notify:
+            await self.rows(select(func.pg_notify(self.channels[1], record_id)))
+
+    async def resume_queue(self, queue: str) -> bool:
+        """Delete the queue's pause row, notifying the queue's waiters (with notifications on)."""
+        if not self.notify:
+            return await super().resume_queue(queue)
+        return bool(await self.rows(self.sql_resume_notifying, {"queue_name": queue, **self._resume_params}))
+
+    def _unpaused(self, queue: ColumnElement[Any]) -> ColumnElement[bool]:
+        """``NOT EXISTS`` a pause row of ``queue``."""
+        pauses = self.tables.pauses
+        return ~exists().where(pauses.c.queue == queue).correlate_except(pauses)
 
     def _picked(self, rows: Select[Any]) -> Any:
         """``rows`` limited to ``:limit`` and locked (skipping locked ones) in a MATERIALIZED CTE named ``picked``."""

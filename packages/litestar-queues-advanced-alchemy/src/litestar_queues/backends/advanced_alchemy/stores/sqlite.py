@@ -35,7 +35,7 @@ class SQLiteStore(ConflictSkippingStore):
         super().__init__(engine, tables, SQLiteValueCodec())
         t = tables.tasks
         self.on_conflict(sqlite_insert)
-        due = self.where_in(select(t.c.id).where(self.due), t.c.queue).order_by(*self.due_order)
+        due = self.where_in(select(t.c.id).where(self.due, self.unpaused), t.c.queue).order_by(*self.due_order)
         self.sql_claim = (
             update(t)
             .where(t.c.id.in_(due.limit(bindparam("limit")).scalar_subquery()))

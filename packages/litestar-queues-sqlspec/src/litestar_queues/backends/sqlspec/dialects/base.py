@@ -23,6 +23,7 @@ from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.deadlocks import retrying
 from litestar_queues.sql.enqueue import enqueue_records
 from litestar_queues.sql.finishing import finish_params, finish_values
 from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task
@@ -34,8 +35,6 @@ _T = TypeVar("_T")
 SELECT_COLUMNS = ", ".join(column for column in TASK_COLUMNS if column != "active_key")
 TERMINAL_SQL = "('completed', 'failed', 'cancelled', 'expired')"
 REQUEUEABLE_SQL = "('failed', 'cancelled', 'expired')"
-_DEADLOCK_TRIES = 8
-"""Tries of a statement or transaction chosen as a deadlock victim before the error propagates."""
 _INSERT_BYTES_PER_CHUNK = 4 * 1024 * 1024
 """Rough bound on one bulk insert's payload, well under MySQL's default ``max_allowed_packet``."""
 
@@ -149,12 +148,7 @@ class Dialect(ABC):
     async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``operation`` (one statement or transaction) again when the database chose it as a deadlock victim:
         it was rolled back, so nothing of it applied."""
-        for _ in range(_DEADLOCK_TRIES - 1):
-            try:
-                return await operation()
-            except DeadlockError:
-                continue
-        return await operation()
+        return await retrying(operation, _is_deadlock)
 
     def decode(self, row: dict[str, Any]) -> TaskRecord:
         """Return the record of a task row."""
@@ -546,3 +540,7 @@ class _OnSession:
 
 def _duplicate(record_id: str) -> DuplicateTaskError:
     return DuplicateTaskError(f"cannot requeue {record_id}: another active record holds its key")
+
+
+def _is_deadlock(error: Exception) -> bool:
+    return isinstance(error, DeadlockError)
