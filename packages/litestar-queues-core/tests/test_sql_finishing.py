@@ -34,7 +34,8 @@ def test_terminal_finish_binds_the_fence_status_moment_and_result() -> None:
     }
 
 
-def test_retry_binds_the_due_time_and_now_only_when_the_lease_must_have_expired() -> None:
+def test_retry_binds_the_due_time_and_now() -> None:
+    """``now`` is bound for every retry: a record whose cancel was requested ends cancelled at ``now`` instead."""
     due = NOW + timedelta(seconds=30)
     retry = finish_values(Outcome(status=TaskStatus.PENDING, scheduled_at=due, refund_attempt=True))
     assert retry.shape == (False, True, False)
@@ -43,9 +44,11 @@ def test_retry_binds_the_due_time_and_now_only_when_the_lease_must_have_expired(
         "owner": "worker-a",
         "token": 7,
         "error": None,
+        "now": NOW.isoformat(),
         "scheduled_at": due.isoformat(),
     }
     recovery = finish_values(Outcome(status=TaskStatus.PENDING, scheduled_at=due, only_if_lease_expired=True))
+    assert recovery.shape == (False, False, True)
     assert finish_params(recovery, LEASE, NOW, _iso)["now"] == NOW.isoformat()
 
 
