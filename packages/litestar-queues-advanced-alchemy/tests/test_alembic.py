@@ -23,7 +23,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig, QueueTables
 from litestar_queues.testing import server_url
 
-QUEUE_TABLES = ("litestar_queues_tasks", "litestar_queues_workers", "litestar_queues_locks")
+QUEUE_TABLES = (
+    "litestar_queues_tasks",
+    "litestar_queues_workers",
+    "litestar_queues_locks",
+    "litestar_queues_queue_pauses",
+)
 
 
 async def _admin(url: str, statement: str) -> None:

@@ -43,8 +43,8 @@ from litestar_queues.backend import finished_record
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
-from litestar_queues.sql.deadlocks import retrying
 from litestar_queues.sql.enqueue import enqueue_records
+from litestar_queues.sql.failures import retrying
 from litestar_queues.sql.finishing import FinishParams, finish_params, finish_values
 from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task, encode_task
 

@@ -13,6 +13,7 @@ once, and a round trip each would be its bottleneck): their fences are bound as 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from contextlib import suppress
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -48,6 +49,7 @@ from litestar_queues.backends.advanced_alchemy.stores.native import NATIVE_DRIVE
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.batching import Coalescer
+from litestar_queues.sql.failures import connection_lost
 from litestar_queues.sql.finishing import ENDING_ARRAYS, Ending, ending, ending_arrays, finished_records
 from litestar_queues.sql.rows import TASK_COLUMNS, PostgresValueCodec, encode_json_rows
 
@@ -292,7 +294,21 @@ class PostgresStore(ConflictSkippingStore):
         compiled = self._native.get(id(statement)) if native else None
         if compiled is None:
             return await super().run(connection, statement, params)
-        return await compiled.rows(connection, params)
+        try:
+            return await compiled.rows(connection, params)
+        except Exception as error:
+            if connection_lost(getattr(error, "sqlstate", None)):
+                await self._discard_pool(connection)
+            raise
+
+    async def _discard_pool(self, connection: AsyncConnection) -> None:
+        """After a failed connection, what SQLAlchemy does when a statement it runs finds one: this connection is
+        invalidated and every other pooled one is replaced (``dispose(close=False)``: the pool is swapped for a new
+        one; connections checked out meanwhile are closed when their users give them back). After a server restart
+        they are all dead, and each would otherwise fail one more operation."""
+        with suppress(Exception):
+            await connection.invalidate()
+        await self.engine.dispose(close=False)
 
     async def insert_many(
         self, connection: AsyncConnection, records: Sequence[TaskRecord], *, native: bool = False
