@@ -303,12 +303,12 @@ class PostgresStore(ConflictSkippingStore):
 
     async def _discard_pool(self, connection: AsyncConnection) -> None:
         """After a failed connection, what SQLAlchemy does when a statement it runs finds one: this connection is
-        invalidated and every other pooled one is replaced (``dispose(close=False)``: the pool is swapped for a new
-        one; connections checked out meanwhile are closed when their users give them back). After a server restart
-        they are all dead, and each would otherwise fail one more operation."""
+        invalidated and every other pooled one is replaced (``dispose()``: the idle ones are closed and the pool is
+        swapped for a new one; connections checked out meanwhile are closed when their users give them back). After
+        a server restart they are all dead, and each would otherwise fail one more operation."""
         with suppress(Exception):
             await connection.invalidate()
-        await self.engine.dispose(close=False)
+        await self.engine.dispose()
 
     async def insert_many(
         self, connection: AsyncConnection, records: Sequence[TaskRecord], *, native: bool = False
