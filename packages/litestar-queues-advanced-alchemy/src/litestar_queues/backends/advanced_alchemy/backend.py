@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, cast
@@ -20,7 +21,7 @@ from litestar_queues.backends.advanced_alchemy.stores.mysql import MySQLStore
 from litestar_queues.backends.advanced_alchemy.stores.postgres import PostgresStore
 from litestar_queues.backends.advanced_alchemy.stores.sqlite import SQLiteStore
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
-from litestar_queues.errors import ConfigurationError
+from litestar_queues.errors import BackendUnavailableError, ConfigurationError
 from litestar_queues.records import EnqueueOutcome, TaskRecord
 from litestar_queues.sql.backend import SQLQueueBackend
 from litestar_queues.sql.enqueue import enqueue_records
@@ -122,11 +123,47 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Check the server, and create the missing tables with ``create_tables``; listening starts with the first
-        wait."""
+        """Reach the database, check the server, and create the missing tables with ``create_tables``; listening
+        starts with the first wait.
+
+        Raises:
+            BackendUnavailableError: no answer within ``connect_timeout`` seconds, or the connection failed (refused,
+                unknown host, authentication...); the message names the backend, the driver and the database (the
+                password hidden) and the driver's reason.
+            ConfigurationError: the server cannot run the backend.
+        """
+        await self._reach()
         await self.store.check_server()
         if self.config.create_tables:
             await self._create_tables()
+
+    async def _reach(self) -> None:
+        """One connection of the engine's pool and a ``SELECT 1``, within ``connect_timeout``: where an unreachable
+        server shows, with the driver's own reason."""
+        timeout = self.config.connect_timeout
+
+        async def ping() -> None:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+
+        try:
+            await asyncio.wait_for(ping(), timeout)
+        except Exception as exc:
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            source = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            reason = (
+                f"no answer within {timeout:g}s"
+                if timed_out
+                else " ".join(f"{type(source).__name__}: {source}".split())
+            )
+            raise BackendUnavailableError(f"{self.where} cannot be reached: {reason}") from exc
+
+    @property
+    def where(self) -> str:
+        """The backend, driver and database, for messages: ``advanced_alchemy backend (asyncpg) at
+        postgresql+asyncpg://u:***@h/db``."""
+        url = self.engine.url.render_as_string(hide_password=True)
+        return f"{self.name} backend ({self.engine.dialect.driver}) at {url}"
 
     async def _create_tables(self) -> None:
         """``CREATE TABLE`` (and indexes) for the missing tables. A process creating them at the same moment makes a

@@ -63,6 +63,9 @@ class AdvancedAlchemyBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
     """PostgreSQL (asyncpg, psycopg): the statements a worker repeats (enqueue, claim, finish, renew) run straight on
     the driver connection of a pooled connection, compiled once by SQLAlchemy: about 0.3 ms less per statement.
     SQLAlchemy's execution events (``echo``, tracing) then do not see them; ``False`` runs them through SQLAlchemy."""
+    connect_timeout: float = 10.0
+    """Seconds ``open()`` waits for the database's first answer (one connection of the engine's pool and a ``SELECT
+    1``) before raising ``BackendUnavailableError``; the engine's own connect timeouts are the application's."""
     listen_url: str | None = None
     """A PostgreSQL URL for the LISTEN connection alone (``postgresql+asyncpg://…``), when the engine's goes
     through a pooler in transaction mode (PgBouncer), where LISTEN does not work; default: a connection of the
@@ -76,6 +79,8 @@ class AdvancedAlchemyBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
                 ``table_prefix``.
         """
         check_alchemy(self.alchemy)
+        if not self.connect_timeout > 0:
+            raise ConfigurationError(f"connect_timeout must be positive, got {self.connect_timeout!r}")
         if self.metadata is not None and not isinstance(self.metadata, MetaData):
             msg = f"metadata= takes a SQLAlchemy MetaData, got {type(self.metadata).__name__}"
             raise ConfigurationError(msg)
