@@ -39,6 +39,7 @@ CORE = ["litestar_queues/__init__.py", "litestar_queues/py.typed", "litestar_que
 REDIS = ["litestar_queues/backends/redis/__init__.py", "litestar_queues/backends/redis/py.typed"]
 CLOUDRUN = ["litestar_queues/execution/cloudrun/__init__.py", "litestar_queues/execution/cloudrun/py.typed"]
 PLUGIN = ["litestar_queues/litestar/__init__.py", "litestar_queues/litestar/py.typed"]
+OPENTELEMETRY = ["litestar_queues/opentelemetry/__init__.py", "litestar_queues/opentelemetry/py.typed"]
 
 
 def run(check_wheels: ModuleType, tmp_path: Path, wheels: dict[str, list[str]], **versions: str) -> list[str]:
@@ -57,6 +58,7 @@ def good() -> dict[str, list[str]]:
         "litestar-queues-redis": list(REDIS),
         "litestar-queues-cloudrun": list(CLOUDRUN),
         "litestar-queues-litestar": list(PLUGIN),
+        "litestar-queues-opentelemetry": list(OPENTELEMETRY),
     }
 
 
@@ -86,6 +88,7 @@ def test_an_init_in_a_pep420_folder_fails(check_wheels: ModuleType, tmp_path: Pa
         ("litestar-queues-redis", "litestar_queues/backends/redis/py.typed"),
         ("litestar-queues-cloudrun", "litestar_queues/execution/cloudrun/py.typed"),
         ("litestar-queues-litestar", "litestar_queues/litestar/py.typed"),
+        ("litestar-queues-opentelemetry", "litestar_queues/opentelemetry/py.typed"),
     ],
 )
 def test_a_leaf_without_py_typed_fails(check_wheels: ModuleType, tmp_path: Path, dist: str, missing: str) -> None:

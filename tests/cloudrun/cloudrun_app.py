@@ -22,8 +22,19 @@ QUEUE = "cloudrun-e2e"
 
 
 def make_config() -> QueueConfig:
-    """The queue config, from ``LQ_E2E_*`` variables set by the test (and inherited by the containers)."""
+    """The queue config, from ``LQ_E2E_*`` variables set by the test (and inherited by the containers).
+
+    With ``LQ_E2E_SPANS`` set, a container records its spans and writes them there at exit.
+    """
     env = os.environ
+    instrumentation = None
+    if env.get("LQ_E2E_SPANS") and env.get("CLOUD_RUN_EXECUTION"):
+        from tests.spans import record_spans
+
+        from litestar_queues.opentelemetry import OpenTelemetryInstrumentation
+
+        record_spans(Path(env["LQ_E2E_SPANS"]))
+        instrumentation = OpenTelemetryInstrumentation()
     cloudrun = CloudRunExecutionConfig(
         project="demo",
         region="europe-west1",
@@ -48,6 +59,7 @@ def make_config() -> QueueConfig:
             reconcile_interval=0.2,
         ),
         initialize_schedules=False,
+        instrumentation=instrumentation,
     )
 
 

@@ -29,3 +29,22 @@ def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypat
         for name in {t.name for t in default_registry} - before:
             default_registry.unregister(name)
     assert capsys.readouterr().out.strip()
+
+
+def test_the_observability_example_prints_its_trace_and_metrics() -> None:
+    """In a process of its own: it sets the global OpenTelemetry providers, as an app does."""
+    import subprocess
+
+    script = ROOT / "docs/examples/observability_app.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "POST /reports/42 <- (root)",
+        "enqueue default <- POST /reports/42",
+        "process default <- enqueue default",
+        "render <- process default",
+        "GET /metrics <- (root)",
+        "litestar_queues_tasks_enqueued_total 1.0",
+        "litestar_queues_tasks_started_total 1.0",
+        "litestar_queues_tasks_completed_total 1.0",
+    ]

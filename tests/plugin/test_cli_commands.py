@@ -296,3 +296,37 @@ def test_list_on_a_narrow_terminal_gives_each_record_two_lines(backend_url: str)
     assert lines[0] == f"{record_id}  pending  0/2"
     assert lines[1].startswith("  reports.build on reports-with-a-long-queue-name, scheduled ")
     assert max(len(line) for line in lines) <= 80
+
+
+def test_run_says_when_its_metrics_port_is_taken(cli: Invoke) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("run", "--metrics-host", "127.0.0.1", "--metrics-port", str(port))
+    assert result.exit_code == 1, result.output
+    assert f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_run_gives_each_supervised_process_its_own_metrics_port() -> None:
+    from litestar.cli._utils import LitestarEnv
+
+    from litestar_queues.litestar.cli.run import _child_commands
+
+    env = LitestarEnv(app_path="app:app", cwd=ROOT, app=None)  # type: ignore[arg-type]
+    commands = _child_commands(
+        env=env,
+        processes=3,
+        concurrency=None,
+        queues=(),
+        worker_id=None,
+        drain_timeout=None,
+        log_level="info",
+        fail_fast=True,
+        metrics=("127.0.0.1", 9464),
+    )
+    assert [command[command.index("--metrics-port") + 1] for command in commands] == ["9464", "9465", "9466"]
+    assert all(command[command.index("--metrics-host") + 1] == "127.0.0.1" for command in commands)
+    assert all("--fail-fast" in command for command in commands)

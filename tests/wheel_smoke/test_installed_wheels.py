@@ -25,6 +25,7 @@ PUBLIC_MODULES = (
     "litestar_queues.backends.sqlspec",
     "litestar_queues.backends.advanced_alchemy",
     "litestar_queues.execution.cloudrun",
+    "litestar_queues.opentelemetry",
     "litestar_queues.litestar",
     "litestar_queues.testing",
 )
@@ -116,3 +117,38 @@ def test_the_dashboard_renders_from_the_installed_wheel() -> None:
             assert sorted(set(assets)) == ["/queues/static/dashboard.css", "/queues/static/dashboard.js"]
             for asset in assets:
                 assert client.get(asset).status_code == 200, asset
+
+
+def test_an_attempt_is_traced_and_counted_with_the_installed_opentelemetry_extra() -> None:
+    import asyncio
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from litestar_queues import QueueConfig, QueueService, TaskRegistry, Worker, task
+    from litestar_queues.opentelemetry import OpenTelemetryInstrumentation
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrumentation = OpenTelemetryInstrumentation(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    registry = TaskRegistry()
+
+    @task("smoke.traced", registry=registry)
+    async def traced() -> int:
+        return 1
+
+    async def run() -> None:
+        async with QueueService(QueueConfig(instrumentation=instrumentation), registry=registry) as service:
+            await service.enqueue(traced)
+            await Worker(service).run_until_idle()
+
+    asyncio.run(run())
+    enqueue, process = sorted(spans.get_finished_spans(), key=lambda span: span.start_time or 0)
+    assert (enqueue.name, process.name) == ("enqueue default", "process default")
+    assert process.parent is not None and process.parent.span_id == enqueue.context.span_id
+    assert instrumentation.metrics is not None and instrumentation.metrics.completed == {("default", "smoke.traced"): 1}

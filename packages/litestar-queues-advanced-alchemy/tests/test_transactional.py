@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from litestar_queues import QueueConfig, QueueService, TaskRegistry, TaskStatus, task
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events import InMemoryQueueEventSink, QueueEventConfig
+from litestar_queues.instrumentation import TRACE_CONTEXT_KEY, Instrumentation, stored_trace_id
+from litestar_queues.records import EnqueueOutcome, TaskRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -65,6 +67,40 @@ async def test_commit_and_rollback_through_the_service(driver: str, make_factory
         assert [await service.get_task(outcome.id) for outcome in rolled] == [None] * len(rolled)
         assert (await service.enqueue(welcome.using(key="w:x"), 0)).created, "the rollback freed the key"
         assert [event.type for event in sink.events].count("task.enqueued") == 2, "none for rolled back work"
+    finally:
+        await service.close()
+
+
+class _StampTrace(Instrumentation):
+    """Stores a trace context with each enqueued record, as a tracing instrumentation does."""
+
+    async def enqueue(
+        self, records: Sequence[TaskRecord], send: Callable[[], Awaitable[list[EnqueueOutcome]]]
+    ) -> list[EnqueueOutcome]:
+        for record in records:
+            record.metadata[TRACE_CONTEXT_KEY] = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+        return await send()
+
+
+async def test_the_instrumentation_wraps_an_enqueue_inside_the_callers_transaction(
+    make_factory: Callable[..., Any],
+) -> None:
+    registry = TaskRegistry()
+
+    @task("users.welcome", registry=registry)
+    async def welcome(user_id: int) -> None:
+        del user_id
+
+    service = await _service(
+        make_factory("aiosqlite"), InMemoryQueueEventSink(), registry, instrumentation=_StampTrace()
+    )
+    sessions = async_sessionmaker(service.backend.engine, expire_on_commit=False)  # type: ignore[attr-defined]
+    try:
+        async with sessions() as session:
+            outcome = await service.enqueue(welcome.using(session=session), 1)
+            await session.commit()
+        stored = await service.get_task(outcome.id)
+        assert stored is not None and stored_trace_id(stored) == "1" * 32, "the hook ran before the insert"
     finally:
         await service.close()
 

@@ -22,8 +22,12 @@ async def script_flush(backend: RespBackend) -> None:
     await client.script_flush()
 
 
-async def test_scripts_are_reloaded_after_script_flush(open_backend: Any, now: datetime) -> None:
-    async with open_backend(enqueue_chunk_size=3) as backend:
+async def test_scripts_are_reloaded_after_script_flush(
+    config_class: type[RespBackendConfig], throwaway: Any, now: datetime
+) -> None:
+    # A private server: SCRIPT FLUSH on the shared one would pull scripts from under concurrent test sessions.
+    config = config_class(url=throwaway.url, key_prefix="flush", enqueue_chunk_size=3)
+    async with config.create_backend() as backend:
         await script_flush(backend)
         outcomes = await backend.enqueue([make_record(now) for _ in range(10)])  # pipelined chunks
         assert all(outcome.created for outcome in outcomes)

@@ -25,10 +25,21 @@ def test_extras_pin_existing_siblings_at_the_same_version() -> None:
     version = umbrella["version"]
     extras = umbrella["optional-dependencies"]
     assert isinstance(extras, dict)
-    assert set(extras) == {"redis", "valkey", "sqlspec", "advanced-alchemy", "cloudrun", "testing", "all"}
+    assert set(extras) == {
+        "redis",
+        "valkey",
+        "sqlspec",
+        "advanced-alchemy",
+        "cloudrun",
+        "opentelemetry",
+        "prometheus",
+        "testing",
+        "all",
+    }
     pinned = list(extras["all"])
     for requirement in [*umbrella["dependencies"], *pinned]:  # type: ignore[misc]
         name, _, pin = requirement.partition("==")
+        name = name.partition("[")[0]  # litestar-queues-opentelemetry[prometheus]: a sibling with its own extra
         assert pin == version, requirement
         assert (PACKAGES / name / "pyproject.toml").exists(), f"{name} is not a workspace distribution"
     assert sorted(pinned) == sorted(r for key, reqs in extras.items() if key != "all" for r in reqs)

@@ -16,6 +16,7 @@ from litestar_queues.backend import BackendConfig, QueueBackend
 from litestar_queues.clock import Clock, SystemClock
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.config import QueueEventConfig
+from litestar_queues.instrumentation import Instrumentation
 from litestar_queues.limits import check_int, check_name, check_seconds
 from litestar_queues.targets import ExecutionConfig
 from litestar_queues.task import check_dependency_names
@@ -251,6 +252,8 @@ class QueueConfig:
         dependencies: Per-attempt dependencies of every task, by parameter name (see
             :data:`~litestar_queues.context.TaskDependency`): a task declaring a parameter of that name receives a
             value opened for its attempt. A task's own ``@task(dependencies=...)`` wins for the same name.
+        instrumentation: Hooks around enqueues, attempts and outcome writes, such as
+            ``OpenTelemetryInstrumentation()`` (``litestar-queues[opentelemetry]``); ``None`` costs nothing.
         clock: The source of time (tests inject a fake one).
         dashboard: Mount the web dashboard in the Litestar app (``DashboardConfig`` from ``litestar_queues.litestar``,
             also importable from ``litestar_queues``); ``None``, the default, mounts nothing.
@@ -264,6 +267,7 @@ class QueueConfig:
     in_app_worker: bool = True
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     event_config: QueueEventConfig = field(default_factory=QueueEventConfig)
+    instrumentation: Instrumentation | None = None
     queue_service_dependency_key: str = "queue_service"
     queue_service_state_key: str = "queue_service"
     queue_worker_state_key: str = "queue_worker"
@@ -316,6 +320,13 @@ class QueueConfig:
             raise ConfigurationError(
                 "QueueConfig.queue_backend must be a backend name, a URL or a typed backend config, "
                 f"got {self.queue_backend!r}"
+            )
+        if self.instrumentation is not None:
+            _check_type(
+                self.instrumentation,
+                Instrumentation,
+                "QueueConfig.instrumentation",
+                "an Instrumentation such as OpenTelemetryInstrumentation()",
             )
 
     @property

@@ -6,11 +6,13 @@ import asyncio
 import contextvars
 import logging
 import random
+import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -21,6 +23,7 @@ from litestar_queues.context import TaskDependency, TaskExecutionContext
 from litestar_queues.errors import NonRetryableError, SerializationError, TaskNotFoundError, TaskTimeoutError
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
+from litestar_queues.instrumentation import Instrumentation, stored_trace_id
 from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
 from litestar_queues.serialization import encode_result
 from litestar_queues.task import CONTEXT_PARAMETER, JOB_ID_PARAMETER, Task, TaskRegistry
@@ -41,6 +44,7 @@ _TERMINAL_EVENTS = {
     TaskStatus.CANCELLED: QueueEventType.CANCELLED,
     TaskStatus.PENDING: QueueEventType.RETRYING,
 }
+_LOG_LEVELS = {"failed": logging.ERROR, "handed_back": logging.INFO}
 
 
 def describe_error(exc: BaseException) -> TaskError:
@@ -97,7 +101,17 @@ class AttemptRunner:
     """Executes claimed records: decode, open dependencies, call, encode, finish under the fence, publish lifecycle
     events."""
 
-    __slots__ = ("backend", "clock", "dependencies", "executor", "publisher", "registry", "state", "worker_id")
+    __slots__ = (
+        "backend",
+        "clock",
+        "dependencies",
+        "executor",
+        "instrumentation",
+        "publisher",
+        "registry",
+        "state",
+        "worker_id",
+    )
 
     def __init__(
         self,
@@ -110,6 +124,7 @@ class AttemptRunner:
         executor: Executor | None = None,
         dependencies: Mapping[str, TaskDependency] | None = None,
         state: Any = None,
+        instrumentation: Instrumentation | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -121,9 +136,17 @@ class AttemptRunner:
         """Dependencies every task may declare (``QueueConfig.dependencies``)."""
         self.state = state
         """The application's state, given to attempts' contexts."""
+        self.instrumentation = instrumentation
 
-    async def run(self, record: TaskRecord, interrupt: Interrupt | None = None) -> TaskRecord | None:
+    def run(self, record: TaskRecord, interrupt: Interrupt | None = None) -> Coroutine[Any, Any, TaskRecord | None]:
         """Run the claimed ``record`` once and end it; return the updated record, or ``None`` if the fence failed."""
+        hooks = self.instrumentation
+        if hooks is None:
+            return self._run(record, interrupt)
+        return hooks.attempt(record, partial(self._run, record, interrupt))
+
+    async def _run(self, record: TaskRecord, interrupt: Interrupt | None) -> TaskRecord | None:
+        started = time.perf_counter()
         context = TaskExecutionContext(record, self.publisher, self.worker_id, self.state)
         token = context.bind()
         try:
@@ -131,18 +154,19 @@ class AttemptRunner:
         finally:
             context.unbind(token)
         if outcome is None:  # lease lost: someone else owns the record now; change nothing
+            self._log(record, None, time.perf_counter() - started)
             return None
         if interrupt is not None:
             interrupt.finish()
         now = self.clock.now()
-        try:
-            final = await self.backend.finish(record.lease, outcome, now=now, claimed=record)
-        except Exception as error:
-            final = await self._hold(record, outcome, now, interrupt, error)
-        if final is None:
-            logger.warning("task %s (%s): lease lost before finishing; outcome discarded", record.id, record.task_name)
-            return None
-        await self._report(final, context, handed_back=outcome.refund_attempt)
+        hooks = self.instrumentation
+        if hooks is None:
+            final = await self._write(record, outcome, now, interrupt)
+        else:
+            final = await hooks.finish(record, outcome, partial(self._write, record, outcome, now, interrupt))
+        self._log(final or record, None if final is None else outcome, time.perf_counter() - started)
+        if final is not None:
+            await self._publish(final, context, handed_back=outcome.refund_attempt)
         return final
 
     async def end(self, record: TaskRecord, outcome: Outcome) -> TaskRecord | None:
@@ -151,10 +175,22 @@ class AttemptRunner:
 
         Returns the updated record, or ``None`` (changing nothing) if the fence failed.
         """
-        final = await self.backend.finish(record.lease, outcome, now=self.clock.now())
+        write = partial(self.backend.finish, record.lease, outcome, now=self.clock.now())
+        hooks = self.instrumentation
+        final = await (write() if hooks is None else hooks.finish(record, outcome, write))
         if final is not None:
-            await self._report(final, None, handed_back=outcome.refund_attempt)
+            self._log(final, outcome, None)
+            await self._publish(final, None, handed_back=outcome.refund_attempt)
         return final
+
+    async def _write(
+        self, record: TaskRecord, outcome: Outcome, now: datetime, interrupt: Interrupt | None
+    ) -> TaskRecord | None:
+        """Write the outcome of an attempt run here under its fence; one the backend failed to take is held."""
+        try:
+            return await self.backend.finish(record.lease, outcome, now=now, claimed=record)
+        except Exception as error:
+            return await self._hold(record, outcome, now, interrupt, error)
 
     async def _hold(
         self, record: TaskRecord, outcome: Outcome, now: datetime, interrupt: Interrupt | None, error: Exception
@@ -294,24 +330,54 @@ class AttemptRunner:
         retryable = not isinstance(exc, _NOT_RETRYABLE)
         return failed_attempt(record, describe_error(exc), self.clock.now(), retryable=retryable)
 
-    async def _report(self, final: TaskRecord, context: TaskExecutionContext | None, *, handed_back: bool) -> None:
+    def _log(self, record: TaskRecord, outcome: Outcome | None, duration: float | None) -> None:
+        """One line per attempt outcome, with its fields also as ``extra`` attributes of the log record (``task_id``,
+        ``task_name``, ``queue``, ``attempt``, ``status``, ``duration``, ``trace_id``) for structured formatters.
+
+        ``outcome`` is ``None`` when the attempt's lease was lost (nothing written); ``duration`` is ``None`` for an
+        attempt ended without running here.
+        """
+        if outcome is None:
+            level, status, detail = logging.WARNING, "lost", "lease lost; outcome discarded"
+        else:
+            status = "handed_back" if outcome.refund_attempt else record.status.value
+            level, detail = _LOG_LEVELS.get(status, logging.INFO), ""
+            if status == "completed" and record.metadata.get("quiet_success"):
+                level = logging.DEBUG
+            if status == "pending":
+                status, detail = "retrying", f"retrying at {record.scheduled_at.isoformat()}"
+            if outcome.error is not None and status != "handed_back":
+                detail = f"{detail}: {outcome.error.message}" if detail else outcome.error.message
+        if not logger.isEnabledFor(level):
+            return
+        hooks = self.instrumentation
+        trace_id = stored_trace_id(record) if hooks is None else hooks.trace_id(record)
+        fields = {
+            "task_id": record.id,
+            "task_name": record.task_name,
+            "queue": record.queue,
+            "attempt": record.attempts,
+            "status": status,
+            "duration": duration,
+            "trace_id": trace_id,
+        }
+        took = "" if duration is None else f" in {duration:.3f}s"
+        traced = "" if trace_id is None else f" trace_id={trace_id}"
+        logger.log(
+            level,
+            "task %s (%s) attempt %d %s%s%s%s",
+            record.id,
+            record.task_name,
+            record.attempts,
+            status,
+            took,
+            f" ({detail})" if detail else "",
+            traced,
+            extra=fields,
+        )
+
+    async def _publish(self, final: TaskRecord, context: TaskExecutionContext | None, *, handed_back: bool) -> None:
         status = final.status
-        if status is TaskStatus.COMPLETED:
-            level = logging.DEBUG if final.metadata.get("quiet_success") else logging.INFO
-            logger.log(level, "task %s (%s) completed", final.id, final.task_name)
-        elif status is TaskStatus.PENDING:
-            logger.info(
-                "task %s (%s) attempt %d failed, retrying at %s: %s",
-                final.id,
-                final.task_name,
-                final.attempts,
-                final.scheduled_at.isoformat(),
-                final.error.message if final.error else "",
-            )
-        elif status is TaskStatus.FAILED:
-            logger.error(
-                "task %s (%s) failed: %s", final.id, final.task_name, final.error.message if final.error else ""
-            )
         if not self.publisher.enabled or handed_back:  # a shutdown hand-back is not a retry
             return
         event_type = _TERMINAL_EVENTS.get(status)

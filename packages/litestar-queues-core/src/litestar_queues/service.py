@@ -225,6 +225,7 @@ class QueueService:
             worker_id=worker_id,
             dependencies=self.config.dependencies,
             state=self.state,
+            instrumentation=self.config.instrumentation,
         )
 
     # -- enqueue -----------------------------------------------------------------------------------
@@ -307,11 +308,12 @@ class QueueService:
         if not records:
             return []
         sessions = [request.options.session if request.options.session is not None else session for request in requests]
-        if all(value is None for value in sessions):
-            outcomes = await self.backend.enqueue(records)
+        plain = all(value is None for value in sessions)
+        send = partial(self.backend.enqueue, records) if plain else partial(self._enqueue_within, sessions, records)
+        hooks = self.config.instrumentation
+        outcomes = await (send() if hooks is None else hooks.enqueue(records, send))
+        if plain:
             await self._publish_enqueued(outcomes)
-        else:
-            outcomes = await self._enqueue_within(sessions, records)
         for index, outcome in enumerate(outcomes):
             if outcome.created and outcome.record.execution_backend == "immediate":
                 outcomes[index] = EnqueueOutcome(await self._run_inline(outcome.record.id), created=True)

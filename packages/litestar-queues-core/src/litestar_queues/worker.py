@@ -547,6 +547,12 @@ class Worker:
             logger.info(
                 "maintenance: %d expired, %d recovered from dead workers, %d pruned", expired, recovered, pruned
             )
+        hooks = self.service.config.instrumentation
+        if hooks is not None:
+            try:
+                await hooks.tick(self)
+            except Exception:
+                logger.exception("worker %s: the instrumentation's maintenance tick failed", self.id)
 
     async def _reconcile(self) -> None:
         ttl = self.config.reconcile_interval * 2

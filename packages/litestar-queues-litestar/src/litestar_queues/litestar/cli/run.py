@@ -70,6 +70,14 @@ _STARTUP_CANCEL_SECONDS = 10.0
     default=False,
     help="Exit at once (status 1) if the backend is unreachable at start-up, instead of waiting for it.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    default=None,
+    help="Serve prometheus_client's registry (where OpenTelemetry's PrometheusMetricReader reports) on this port; "
+    "with --processes N, process i uses PORT+i-1.",
+)
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics port listens on.")  # noqa: S104
 def run_command(
     *,
     app: Litestar,
@@ -81,6 +89,8 @@ def run_command(
     processes: int,
     log_level: str,
     fail_fast: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run a worker for the app's queues until SIGTERM or Ctrl+C (first: drain, second: stop now).
 
@@ -99,8 +109,11 @@ def run_command(
             drain_timeout=drain_timeout,
             log_level=log_level,
             fail_fast=fail_fast,
+            metrics=None if metrics_port is None else (metrics_host, metrics_port),
         )
         sys.exit(supervise(commands))
+    if metrics_port is not None:
+        _serve_metrics(metrics_host, metrics_port)
     overrides: dict[str, Any] = {
         "concurrency": concurrency,
         "queues": queue_names or None,
@@ -133,6 +146,7 @@ def _child_commands(
     drain_timeout: float | None,
     log_level: str,
     fail_fast: bool,
+    metrics: tuple[str, int] | None,
 ) -> list[list[str]]:
     base = [sys.executable, "-m", "litestar", "--app", env.app_path, "--app-dir", str(env.cwd), "queues", "run"]
     options = ["--log-level", log_level, *(["--fail-fast"] if fail_fast else [])]
@@ -143,9 +157,33 @@ def _child_commands(
     if drain_timeout is not None:
         options += ["--drain-timeout", str(drain_timeout)]
     return [
-        [*base, *options, *(["--worker-id", f"{worker_id}-{index}"] if worker_id else [])]
+        [
+            *base,
+            *options,
+            *(["--worker-id", f"{worker_id}-{index}"] if worker_id else []),
+            *(["--metrics-host", metrics[0], "--metrics-port", str(metrics[1] + index - 1)] if metrics else []),
+        ]
         for index in range(1, processes + 1)
     ]
+
+
+def _serve_metrics(host: str, port: int) -> None:
+    """Serve prometheus_client's default registry on ``host:port`` from a thread of this process.
+
+    Raises:
+        click.ClickException: prometheus_client is not installed, or the port cannot be bound.
+    """
+    try:
+        from prometheus_client import start_http_server  # noqa: PLC0415 - an optional dependency
+    except ImportError:
+        raise click.ClickException(
+            "--metrics-port needs prometheus-client: pip install 'litestar-queues[prometheus]'"
+        ) from None
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: cannot listen on {host}:{port}: {exc}") from None
+    logger.info("metrics on http://%s:%d/metrics", host, port)
 
 
 async def _serve(

@@ -90,15 +90,6 @@ class RetryConformance(ConformanceBase):
         retrying = await backend.finish(running.lease, retry_at(after(now, 60)), now=now)
         assert await backend.get_by_key("retry:key") == retrying, rule("finish", "pending: the key stays held")
 
-    async def test_retry_clears_a_cancel_request(self, backend: QueueBackend, now: datetime) -> None:
-        await enqueue_one(backend, make_record(now))
-        running = await claim_one(backend, now)
-        await backend.cancel(running.id, now=now)
-        retrying = await backend.finish(running.lease, retry_at(now), now=now)
-        assert retrying is not None and retrying.cancel_requested is False, rule(
-            "finish", "in every case cancel_requested becomes false", repr(retrying)
-        )
-
     async def test_retry_success_after_a_failure_clears_the_error(self, backend: QueueBackend, now: datetime) -> None:
         await enqueue_one(backend, make_record(now))
         running = await claim_one(backend, now)
