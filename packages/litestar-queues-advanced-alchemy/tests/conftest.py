@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackend, AdvancedAlchemyBackendConfig, QueueTables
 from litestar_queues.testing import server_url
+from litestar_queues.testing.sql import closed_port, silent_port  # noqa: F401 - fixtures of the unreachable tests
 
 DRIVERS = ("asyncpg", "psycopg", "aiosqlite", "asyncmy")
 

@@ -3,7 +3,7 @@
 import pytest
 
 # Before the suite is imported, so pytest explains its failing asserts (values compared), not just their messages.
-pytest.register_assert_rewrite("litestar_queues.testing.conformance")
+pytest.register_assert_rewrite("litestar_queues.testing.conformance", "litestar_queues.testing.sql")
 
 from litestar_queues.testing.conformance import (  # noqa: E402
     BackendConformance,
