@@ -28,6 +28,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
     WorkerInfo,
+    as_status,
     due_order,
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
@@ -84,7 +85,12 @@ class RecordStore(Protocol):
     ) -> Awaitable[TaskRecord | None]:
         """Apply a checked ``outcome`` under ``lease``: the updated record, or ``None`` if the fence failed (a retry of
         a record whose cancel was requested ends it cancelled, so ``claimed`` can give only a terminal outcome's
-        record)."""
+        record). A retry notifies the wakeup channel, whatever it made of the record."""
+        ...
+
+    async def announce_finished(self, record_id: str) -> None:
+        """Tell finish waiters in other processes that ``record_id`` became terminal by another statement than the
+        one that ended it (PostgreSQL NOTIFY on the finish channel; nothing elsewhere)."""
         ...
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
@@ -322,7 +328,14 @@ class SQLQueueBackend(QueueBackend):
             ValueError: ``outcome.status`` is ``running`` or ``expired``, or ``pending`` without ``scheduled_at``.
         """
         check_outcome(outcome)
-        return await self.store.finish(lease, outcome, now=now, claimed=claimed)
+        finished = await self.store.finish(lease, outcome, now=now, claimed=claimed)
+        if (
+            finished is not None
+            and finished.status is TaskStatus.CANCELLED
+            and as_status(outcome.status) is TaskStatus.PENDING
+        ):
+            await self.store.announce_finished(finished.id)  # a cancel request won over the retry
+        return finished
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``, earliest expiry first."""

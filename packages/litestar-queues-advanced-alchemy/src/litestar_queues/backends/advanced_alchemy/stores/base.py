@@ -494,11 +494,7 @@ class Store(ABC):
             rows = await self.rows(wrapped, {**params, **extra})
             return finished_record(claimed, outcome, now) if rows else None
         records = await self.update_returning(statement, params, notify=notify)
-        if not records:
-            return None
-        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
-            await self.announce_finished(records[0].id)
-        return records[0]
+        return records[0] if records else None
 
     async def announce_finished(self, record_id: str) -> None:
         """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""

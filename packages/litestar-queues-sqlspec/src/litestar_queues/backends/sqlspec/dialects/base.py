@@ -345,11 +345,7 @@ class Dialect(ABC):
         terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")
         records = await self.update_returning(sql, params, notify=notify)
-        if not records:
-            return None
-        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
-            await self.announce_finished(records[0].id)
-        return records[0]
+        return records[0] if records else None
 
     async def announce_finished(self, record_id: str) -> None:
         """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""
