@@ -390,9 +390,9 @@ class QueueBackend(ABC):
         or does not exist (check *after* subscribing, or a transition racing the subscription is missed), and
         promptly after every transition that makes it terminal, made through this backend or another one over
         the same storage: a ``finish`` with a terminal outcome (completed, failed, cancelled) or with a ``pending``
-        one that a cancel request turns into ``cancelled``, a ``cancel`` of the pending record, an ``expire``. It may return early for other reasons (a reconnect, another
-        transition of the record), but not at once again and again: while the record stays active and nothing
-        happens to it, a wait lasts about ``timeout``.
+        one that a cancel request turns into ``cancelled``, a ``cancel`` of the pending record, an ``expire``. It
+        may return early for other reasons (a reconnect, another transition of the record), but not at once again
+        and again: while the record stays active and nothing happens to it, a wait lasts about ``timeout``.
         """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.FINISH_WAKEUP.value}")
 

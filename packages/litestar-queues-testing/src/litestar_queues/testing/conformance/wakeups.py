@@ -150,8 +150,8 @@ async def _finish_transition(
     running = await _running(backend, now)
     if transition == "retry after a cancel request":  # a cancel request wins over a retry: it ends cancelled
         await backend.cancel(running.id, now=now)
-        error = TaskError(type="builtins.ConnectionError", message="retry")
-        return running.id, lambda: backend.finish(running.lease, retry_at(now, error=error), now=now)
+        retry = retry_at(now, error=TaskError(type="builtins.ConnectionError", message="retry"))
+        return running.id, lambda: backend.finish(running.lease, retry, now=now)
     status = TaskStatus(transition.removeprefix("finish "))
     error = None if status is TaskStatus.COMPLETED else TaskError(type="builtins.RuntimeError", message="ended")
     return running.id, lambda: backend.finish(running.lease, Outcome(status=status, error=error), now=now)
