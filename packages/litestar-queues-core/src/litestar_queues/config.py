@@ -23,8 +23,6 @@ from litestar_queues.task import check_dependency_names
 
 if TYPE_CHECKING:
     from litestar_queues.context import TaskDependency
-
-if TYPE_CHECKING:
     from litestar_queues.litestar.dashboard import DashboardConfig
 
 __all__ = (

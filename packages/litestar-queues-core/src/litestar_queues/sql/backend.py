@@ -45,7 +45,7 @@ _WORKER_ROW_GRACE = timedelta(hours=1)
 
 
 class RecordStore(Protocol):
-    """The statements of one SQL family on the tasks, workers and locks tables (times are aware UTC)."""
+    """The statements of one SQL family on the tasks, workers, locks and pauses tables (times are aware UTC)."""
 
     async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
         """Insert deduplicating (see :func:`~litestar_queues.sql.enqueue.enqueue_records`); outcomes in order."""
