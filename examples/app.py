@@ -13,15 +13,27 @@ Who may watch a job is decided by one authorization hook (``may_watch``): only w
 its token. Several web processes must share the secret the tokens are signed with: set
 ``LITESTAR_QUEUES_EXAMPLE_SECRET`` (else each process makes up its own).
 
+Every event of a job is stored in the queue backend's event history (``QueueEventConfig(history=True)``) and its
+latest progress on its record, so a page reopened after the job finished shows its whole log and a full bar.
+
 By default the queue lives in memory and an in-app worker runs the jobs. One environment variable switches the
 queue backend: ``LITESTAR_QUEUES_BACKEND=advanced-alchemy`` keeps the jobs in the app's own database, next to the
-reports (or ``sqlite:///jobs.db``, ``redis://...``, ``postgresql://...``).
-``LITESTAR_QUEUES_IN_APP_WORKER=0`` leaves the work to ``litestar --app examples.app:app queues run``.
+reports (or ``sqlite:///jobs.db``, ``redis://...``, ``valkey://...``, ``postgresql://...``). With a Redis or Valkey
+URL the events travel through Redis streams on the same server too, so workers in other processes reach the page
+live::
+
+    LITESTAR_QUEUES_BACKEND=redis://localhost:6379/0 LITESTAR_QUEUES_IN_APP_WORKER=0 uvicorn examples.app:app
+    LITESTAR_QUEUES_BACKEND=redis://localhost:6379/0 litestar --app examples.app:app queues run
+
+(``LITESTAR_QUEUES_IN_APP_WORKER=0`` leaves the work to the ``queues run`` processes.) With another backend the events
+stay in the process that runs the job: a separate worker's job is seen through its stored history and its record.
 """
 
 import hmac
 import os
 import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,7 +58,7 @@ from litestar_queues.litestar import NamedDependency
 
 STATIC = Path(__file__).parent / "static"
 EVENT_HISTORY = 200
-"""Events kept per channel, so a page opened late still shows the whole job."""
+"""Events a page opened late gets (a job's stored events, the most recent ones)."""
 SECRET = os.environ.get("LITESTAR_QUEUES_EXAMPLE_SECRET", "").encode() or secrets.token_bytes(32)
 """Signs the tokens that let a job's creator watch it."""
 
@@ -79,6 +91,10 @@ class JobView(msgspec.Struct):
     attempts: int
     result: Any = None
     error: str | None = None
+    progress: float | None = None
+    """The percentage of the latest progress the job reported (kept on its record)."""
+    step: str | None = None
+    """Its message."""
     events_token: str | None = None
     """Only in the answer to the job's creator: pass it as ``?token=`` to the event streams."""
 
@@ -86,7 +102,16 @@ class JobView(msgspec.Struct):
     def of(cls, record: TaskRecord) -> "JobView":
         """Summarise a queue record."""
         error = f"{record.error.type}: {record.error.message}" if record.error else None
-        return cls(record.id, record.status.value, record.attempts, record.result, error)
+        progress = record.progress
+        return cls(
+            record.id,
+            record.status.value,
+            record.attempts,
+            record.result,
+            error,
+            progress=None if progress is None else progress.percent,
+            step=None if progress is None else progress.message,
+        )
 
 
 @get("/", media_type=MediaType.HTML, include_in_schema=False)
@@ -121,13 +146,31 @@ async def list_reports(db_session: NamedDependency[AsyncSession]) -> list[dict[s
 @websocket("/api/jobs/{job_id:str}/events")
 async def job_events(socket: WebSocket, job_id: FromPath[str]) -> None:
     """The job's events, live, over a websocket (``may_watch`` decides first: a refusal closes it with 1008)."""
-    await stream_queue_events(socket, [QueueChannels.task(job_id)])
+    await stream_queue_events(socket, [QueueChannels.task(job_id)], history=EVENT_HISTORY)
 
 
 @get("/api/jobs/{job_id:str}/events/sse")
 async def job_events_sse(request: Request, job_id: FromPath[str]) -> ServerSentEvent:
     """The job's events as Server-Sent Events (resumes after ``Last-Event-ID``; a refusal is a 403)."""
-    return await sse_queue_events(request, [QueueChannels.task(job_id)])
+    return await sse_queue_events(request, [QueueChannels.task(job_id)], history=EVENT_HISTORY)
+
+
+def event_transport(backend_url: str) -> tuple[ChannelsPlugin, list[Callable[[], Awaitable[None]]]]:
+    """The Channels the events travel through, and what to close on shutdown.
+
+    Redis streams on the queue's own server for a Redis or Valkey URL (processes sharing the queue share the
+    events), else in-process memory.
+    """
+    scheme, _, rest = backend_url.partition("://")
+    if scheme in ("redis", "rediss", "valkey", "valkeys"):
+        # Imported only here: redis-py is installed with litestar-queues[redis], not with every backend.
+        from litestar.channels.backends.redis import RedisChannelsStreamBackend  # noqa: PLC0415
+        from redis.asyncio import Redis  # noqa: PLC0415
+
+        redis = Redis.from_url(f"{scheme.replace('valkey', 'redis')}://{rest}")
+        streams = RedisChannelsStreamBackend(history=EVENT_HISTORY, redis=redis, stream_ttl=timedelta(minutes=10))
+        return ChannelsPlugin(streams, arbitrary_channels_allowed=True), [redis.aclose]
+    return ChannelsPlugin(MemoryChannelsBackend(history=EVENT_HISTORY), arbitrary_channels_allowed=True), []
 
 
 def queue_backend(setting: str) -> str | BackendConfig:
@@ -138,12 +181,13 @@ def queue_backend(setting: str) -> str | BackendConfig:
 
 def create_app() -> Litestar:
     """Build the app from the environment."""
-    channels = ChannelsPlugin(MemoryChannelsBackend(history=EVENT_HISTORY), arbitrary_channels_allowed=True)
+    backend_url = os.environ.get("LITESTAR_QUEUES_BACKEND", "memory")
+    channels, close_transport = event_transport(backend_url)
     queue_config = QueueConfig(
-        queue_backend=queue_backend(os.environ.get("LITESTAR_QUEUES_BACKEND", "memory")),
+        queue_backend=queue_backend(backend_url),
         in_app_worker=os.environ.get("LITESTAR_QUEUES_IN_APP_WORKER", "1") != "0",
         task_modules=("examples.tasks",),
-        event_config=QueueEventConfig(enabled=True, channels_backend=channels),
+        event_config=QueueEventConfig(enabled=True, channels_backend=channels, history=True),
     )
     return Litestar(
         route_handlers=[index, create_job, get_job, list_reports, job_events, job_events_sse],
@@ -152,6 +196,7 @@ def create_app() -> Litestar:
             SQLAlchemyPlugin(config=alchemy),
             QueuePlugin(config=queue_config, authorize_channels=may_watch),
         ],
+        on_shutdown=close_transport,  # after the plugins stopped using it
     )
 
 

@@ -7,6 +7,7 @@ uvicorn on 127.0.0.1. The one place the browser is set up; any browser test uses
 * ``page``: a fresh page (its own cookies) per test;
 * ``serve``: start an ASGI app (``"module:attribute"`` in ``tests/browser/``) under uvicorn with extra
   environment variables, and get its base URL; it is stopped after the test;
+* ``spawn``: start another process (a worker: ``litestar … queues run``) for the test;
 * ``screenshot``: save the page as ``<name>.png`` into ``$LQ_SCREENSHOTS`` when that is set (the docs' images).
 
 Without Chromium the tests skip (saying how to install it), except in CI (``CI=true``), where they fail.
@@ -120,14 +121,49 @@ def serve() -> Iterator[Serve]:
 
     yield start
     for process, log in servers:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process)
         log.unlink(missing_ok=True)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process started in a session of its own, and its children: SIGTERM, then SIGKILL after 15 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a command (in the repository's root, with extra environment variables) in a session of its own; it is
+    stopped after the test, which then fails if the command printed a traceback."""
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = Path(tempfile.mkstemp(prefix="lq-browser-", suffix=".log")[1])
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                args,
+                cwd=HERE.parents[1],
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append((process, log))
+        return process
+
+    yield start
+    outputs = []
+    for process, log in started:
+        stop_group(process)
+        outputs.append(log.read_text(errors="replace"))
+        log.unlink(missing_ok=True)
+    for output in outputs:
+        assert "Traceback" not in output, output
 
 
 @pytest.fixture

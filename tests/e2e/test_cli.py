@@ -75,7 +75,7 @@ def test_supervised_workers_run_web_and_cli_work_restart_and_drain(
 
     pids = wait_for(both_registered, timeout=30, what="two worker processes")
     supervisor.wait_for_output("ready:")
-    for shown in ("litestar-queues worker", "sqlspec", "reports.build", "concurrency    2"):
+    for shown in ("litestar-queues worker", "sqlspec", "reports.build", "concurrency    2", "on, stored for 7d"):
         assert shown in supervisor.output
 
     job_id = enqueue(web.url)

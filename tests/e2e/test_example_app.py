@@ -87,7 +87,7 @@ def test_the_page_is_served(example_server: Any) -> None:
     response = httpx.get(example_server.url + "/", timeout=5)
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
-    assert "/api/jobs/${jobId}/events" in response.text
+    assert "/api/jobs/${job.jobId}/events" in response.text
 
 
 def test_job_events_over_a_websocket(example_server: Any) -> None:
@@ -119,7 +119,7 @@ def test_only_the_holder_of_a_jobs_token_may_watch_it(example_server: Any) -> No
     with pytest.raises(WebSocketUpgradeError) as refused, connect_ws(ws_url(example_server.url, job_id).split("?")[0]):
         pass
     assert refused.value.response.status_code == 403
-    assert "?token=${token}" in httpx.get(example_server.url + "/", timeout=5).text
+    assert "?token=${job.token}" in httpx.get(example_server.url + "/", timeout=5).text
 
 
 def test_clients_leaving_mid_stream_do_not_disturb_the_server(example_server: Any) -> None:
@@ -146,20 +146,28 @@ def test_a_subscriber_arriving_after_the_job_gets_its_history(example_server: An
     assert_one_clean_run(events, job_id)
 
 
-def test_sse_reconnect_resumes_after_last_event_id(example_server: Any) -> None:
+def test_sse_reconnect_resumes_after_last_event_id(example_server: Any, wait_for: Any) -> None:
     job_id = enqueue(example_server.url, step_seconds=0.2)
     url = sse_url(example_server.url, job_id)
-    # A second tab on the websocket stays connected throughout. (MemoryChannelsBackend forgets a channel's history
-    # once its last subscriber leaves; a shared backend such as RedisChannelsStreamBackend keeps it by TTL.)
-    with connect_ws(ws_url(example_server.url, job_id)) as other_tab:
-        with httpx.stream("GET", url, timeout=10) as response:
-            first = read_sse(response, stop_after=3)
-        assert [event["type"] for event in first] == EXPECTED[:3]
-        everything = receive_until_finished(other_tab)  # the job runs on while the SSE client is away
-        with httpx.stream("GET", url, headers={"Last-Event-ID": first[-1]["id"]}, timeout=10) as response:
-            rest = read_sse(response)
-    assert [event["id"] for event in first + rest] == [event["id"] for event in everything]
+    with httpx.stream("GET", url, timeout=10) as response:
+        first = read_sse(response, stop_after=3)
+    assert [event["type"] for event in first] == EXPECTED[:3]
+    # The job runs on (and ends) while nobody listens: the events it publishes meanwhile are in its stored history.
+    wait_for(lambda: job(example_server.url, job_id)["status"] == "completed", what="the job to complete")
+    with httpx.stream("GET", url, headers={"Last-Event-ID": first[-1]["id"]}, timeout=10) as response:
+        rest = read_sse(response)
     assert_one_clean_run(first + rest, job_id)
+
+
+def test_a_page_reopened_after_the_job_sees_its_progress_on_the_record(example_server: Any, wait_for: Any) -> None:
+    job_id = enqueue(example_server.url)
+    wait_for(lambda: job(example_server.url, job_id)["status"] == "completed", what="the job to complete")
+    finished = job(example_server.url, job_id)
+    assert (finished["progress"], finished["step"]) == (100.0, "aggregate")
+
+
+def job(base_url: str, job_id: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=5).json())
 
 
 def _backend_url(kind: str, tmp_path: Path) -> str:
@@ -207,3 +215,32 @@ def test_a_separate_worker_serves_the_queue_in_the_app_database(launch: Any, wai
     assert status() == "completed", "the job finished while its worker drained"
     assert job_id in [report["job"] for report in httpx.get(f"{web.url}/api/reports", timeout=5).json()]
     assert "Traceback" not in worker.output, worker.output
+
+
+def test_a_separate_worker_on_redis_streams_live_events_with_one_setting(launch: Any, wait_for: Any) -> None:
+    # One setting for both processes: the Redis URL is the queue and the event transport (Redis streams).
+    url = server_url("LQ_REDIS_URL").rsplit("/", 1)[0] + "/8"  # a logical database of its own on the shared server
+    env = {"LITESTAR_QUEUES_BACKEND": url, "LITESTAR_QUEUES_IN_APP_WORKER": "0"}
+    web = launch.uvicorn(env=env)
+    run = ["queues", "run", "--worker-id", "e2e-redis"]
+    worker = launch.process([sys.executable, "-m", "litestar", "--app", "examples.app:app", *run], env)
+    web.wait_ready()
+    worker.wait_for_output("ready:")
+    job_id = enqueue(web.url, steps=3, step_seconds=0.5)
+    with connect_ws(ws_url(web.url, job_id)) as ws:
+        events = [json.loads(ws.receive_text(timeout=15))]
+        while events[-1]["type"] != "task.progress":
+            events.append(json.loads(ws.receive_text(timeout=15)))
+        # The first progress arrived while the job still had two steps to go: live, from the other process.
+        assert job(web.url, job_id)["status"] == "running"
+        events += receive_until_finished(ws)
+    assert_one_clean_run(events, job_id)
+    assert {event["workerId"] for event in events} == {"e2e-redis"}
+    # Reopened after the job: every event again, from the stored history (the web process ran nothing).
+    with connect_ws(ws_url(web.url, job_id)) as ws:
+        again = receive_until_finished(ws)
+    assert [event["id"] for event in again] == [event["id"] for event in events]
+    assert job(web.url, job_id)["progress"] == 100.0
+    assert web.stop() in (0, -signal.SIGTERM), web.output
+    assert worker.stop() == 0, worker.output
+    assert "Traceback" not in web.output + worker.output, web.output + worker.output

@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 from litestar.cli.main import litestar_group
 
-from litestar_queues import Outcome, QueueConfig, QueueService, TaskError, TaskStatus
+from litestar_queues import Outcome, QueueConfig, QueueService, TaskError, TaskStatus, Worker
+from litestar_queues.events import QueueEventConfig
 
 pytest.importorskip("litestar_queues.backends.sqlspec", reason="these tests share a SQLite file with the CLI")
 
@@ -268,7 +269,7 @@ def test_show_prints_a_traceback_as_text(cli: Invoke, backend_url: str) -> None:
 def test_list_fits_80_columns_and_reads_well_when_piped(cli: Invoke, backend_url: str) -> None:
     ids = [enqueue_later(backend_url, queue="reports-with-a-long-queue-name") for _ in range(2)]
     lines = cli("list").stdout.splitlines()  # the runner is not a terminal: as when piped, one line per record
-    assert lines[0].split() == ["id", "status", "attempts", "scheduled", "finished", "queue", "task"]
+    assert lines[0].split() == ["id", "status", "attempts", "progress", "scheduled", "finished", "queue", "task"]
     assert [line.split()[0] for line in lines[1:]] == ids[::-1]
     assert all(line.split()[-2:] == ["reports-with-a-long-queue-name", "reports.build"] for line in lines[1:])
     assert not any("…" in line for line in lines), "nothing is cut"
@@ -330,3 +331,76 @@ def test_run_gives_each_supervised_process_its_own_metrics_port() -> None:
     assert [command[command.index("--metrics-port") + 1] for command in commands] == ["9464", "9465", "9466"]
     assert all(command[command.index("--metrics-host") + 1] == "127.0.0.1" for command in commands)
     assert all("--fail-fast" in command for command in commands)
+
+
+def run_a_report(backend_url: str, steps: int = 3) -> str:
+    """Run one report to completion on the shared file, its events stored (as the example app stores them)."""
+    from examples.tasks import build_report
+
+    async def run() -> str:
+        events = QueueEventConfig(enabled=True, history=True)
+        async with QueueService(QueueConfig(queue_backend=backend_url, event_config=events)) as service:
+            outcome = await service.enqueue(build_report, "stored", steps=steps, step_seconds=0)
+            await Worker(service).run_until_idle()
+            return outcome.record.id
+
+    return asyncio.run(run())
+
+
+def test_list_and_show_say_how_far_a_record_got(cli: Invoke, backend_url: str) -> None:
+    record_id = run_a_report(backend_url)
+    row = next(line for line in cli("list").stdout.splitlines() if line.startswith(record_id))
+    assert "3/3 (100%)" in row
+    shown = cli("show", record_id).stdout
+    assert "3/3 (100%) aggregate, at " in shown
+    progress = json.loads(cli("show", record_id, "--json").stdout)["progress"]
+    assert {key: progress[key] for key in ("current", "total", "percent", "message", "attempt")} == {
+        "current": 3,
+        "total": 3,
+        "percent": 100.0,
+        "message": "aggregate",
+        "attempt": 1,
+    }
+    assert json.loads(cli("list", "--json").stdout)["records"][0]["progress"] == progress
+
+
+def test_events_lists_the_stored_history_of_a_record_by_type_and_page(cli: Invoke, backend_url: str) -> None:
+    record_id, other = run_a_report(backend_url), run_a_report(backend_url, steps=1)
+    expected = ["task.started", "task.log", *["task.progress"] * 3, "task.log", "task.completed"]
+    page = json.loads(cli("events", record_id, "--json").stdout)
+    assert [event["type"] for event in page["events"]] == expected
+    assert {event["taskId"] for event in page["events"]} == {record_id}
+    assert page["next_cursor"] is None
+
+    table = cli("events", record_id).stdout
+    assert "1/3 (33.33%) collect data" in table and "report ready" in table
+
+    progress = json.loads(cli("events", "--type", "task.progress", "--json").stdout)["events"]
+    assert [(event["taskId"], event["progressCurrent"]) for event in progress] == [
+        (record_id, 1),
+        (record_id, 2),
+        (record_id, 3),
+        (other, 1),
+    ]
+    newest = json.loads(cli("events", "--type", "task.completed", "--newest-first", "--json").stdout)["events"]
+    assert [event["taskId"] for event in newest] == [other, record_id]
+
+    first = json.loads(cli("events", record_id, "--limit", "4", "--json").stdout)
+    assert "more: --cursor" in cli("events", record_id, "--limit", "4").stdout
+    rest = json.loads(cli("events", record_id, "--limit", "4", "--cursor", first["next_cursor"], "--json").stdout)
+    assert [event["id"] for event in first["events"] + rest["events"]] == [event["id"] for event in page["events"]]
+
+    started = page["events"][0]["occurredAt"]
+    assert json.loads(cli("events", record_id, "--before", started, "--json").stdout)["events"] == []
+    assert len(json.loads(cli("events", record_id, "--since", started, "--json").stdout)["events"]) == len(expected)
+
+
+def test_events_refuses_a_bad_moment_or_cursor(cli: Invoke) -> None:
+    for args, message in (
+        (("--since", "yesterday"), "--since must be an ISO 8601 moment"),
+        (("--cursor", "nonsense"), "malformed event cursor"),
+    ):
+        result = cli("events", *args)
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr
+    assert "no events" in cli("events", "no-such-record").stdout

@@ -47,3 +47,18 @@ def examples_importable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_example_runs(script: str, prints: str, capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     assert prints in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("examples_importable")
+def test_the_redis_setup_of_realtime_md_streams_from_a_worker_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litestar_queues.testing.servers import server_url
+
+    # A logical database of its own on the shared server, for the example's default key prefixes.
+    monkeypatch.setenv("REDIS_URL", server_url("LQ_REDIS_URL").rsplit("/", 1)[0] + "/10")
+    runpy.run_path(str(EXAMPLES / "realtime_redis.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    live = "live from the worker process: task.started -> task.progress -> task.progress -> task.progress"
+    assert live + " -> task.completed" in printed
+    assert "reopened after the job: 5 events again; progress on the record: 100.0%" in printed

@@ -23,12 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig, QueueTables
 from litestar_queues.testing import server_url
 
-QUEUE_TABLES = (
-    "litestar_queues_tasks",
-    "litestar_queues_workers",
-    "litestar_queues_locks",
-    "litestar_queues_queue_pauses",
-)
+QUEUE_TABLES = tuple(table.name for table in QueueTables(MetaData()).all)
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -85,7 +80,7 @@ def test_alembic_autogenerate_writes_the_queue_tables_and_then_finds_no_change(
     written = Path(first.path).read_text()
     for table in (*QUEUE_TABLES, "people"):
         assert f"op.create_table('{table}'" in written or f'op.create_table("{table}"' in written, written
-    for index in QueueTables(metadata).tasks.indexes:
+    for index in (index for table in QueueTables(metadata).all for index in table.indexes):
         assert str(index.name) in written, f"{index.name} missing from the migration"
     commands.upgrade()
     second = commands.revision("nothing new", autogenerate=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,6 +10,7 @@ import msgspec
 import pytest
 from litestar import Litestar, Request, WebSocket, get, post, websocket
 from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
@@ -48,9 +50,33 @@ def _forget_tasks() -> Iterator[None]:
             default_registry.unregister(registered.name)
 
 
+GATES = {name: threading.Event() for name in ("second", "third")}
+"""Opened by the test thread to let ``gated`` go on (the task runs in the app's event loop, in another thread)."""
+
+
+@task("streaming_tests.gated")
+async def gated() -> str:
+    await publish_task_progress(current=1, total=3)
+    for number, name in enumerate(("second", "third"), start=2):
+        await asyncio.to_thread(GATES[name].wait, 10)
+        await publish_task_progress(current=number, total=3)
+    return "done"
+
+
 @post("/jobs")
 async def create(queue_service: NamedDependency[QueueService]) -> str:
     return (await queue_service.enqueue(steps, 3)).record.id
+
+
+@post("/gated")
+async def create_gated(queue_service: NamedDependency[QueueService]) -> str:
+    return (await queue_service.enqueue(gated)).record.id
+
+
+@get("/jobs/{task_id:str}/progress")
+async def progress(task_id: FromPath[str], queue_service: NamedDependency[QueueService]) -> float | None:
+    record = await queue_service.get_task(task_id)
+    return None if record is None or record.progress is None else record.progress.current
 
 
 @get("/jobs/{task_id:str}/done")
@@ -77,11 +103,12 @@ async def only_tenant_acme(connection: ASGIConnection[Any, Any, Any, Any], chann
     return channels == [QueueChannels.custom("acme")]
 
 
-def make_app(channels_backend: Any, *, authorize: ChannelAuthorizer | None = None) -> Litestar:
+def make_app(channels_backend: Any, *, authorize: ChannelAuthorizer | None = None, history: bool = False) -> Litestar:
     channels = ChannelsPlugin(channels_backend, arbitrary_channels_allowed=True)
-    config = QueueConfig(worker=FAST, event_config=QueueEventConfig(enabled=True, channels_backend=channels))
+    events_config = QueueEventConfig(enabled=True, channels_backend=channels, history=history)
+    config = QueueConfig(worker=FAST, event_config=events_config)
     return Litestar(
-        [create, done, events, tenant_events, sse],
+        [create, create_gated, progress, done, events, tenant_events, sse],
         plugins=[channels, QueuePlugin(config, authorize_channels=authorize)],
     )
 
@@ -161,3 +188,43 @@ def test_streaming_without_channels_is_a_clear_error() -> None:
     with TestClient(app) as client:
         response = client.get("/jobs/x/sse")
     assert response.status_code == 500
+
+
+def test_a_page_opened_after_the_job_finished_replays_its_stored_history() -> None:
+    # The Channels backend keeps nothing: every event the late page gets comes from the durable history.
+    with TestClient(make_app(MemoryChannelsBackend(history=0), history=True)) as client:
+        task_id = client.post("/jobs").text
+        assert client.get(f"/jobs/{task_id}/done").text == "completed"
+        with client.websocket_connect(f"/jobs/{task_id}/events") as ws:
+            received = receive_until_finished(ws)
+    assert [event["type"] for event in received] == [
+        "task.started",
+        *["task.progress"] * 3,
+        "task.log",
+        "task.completed",
+    ]
+    assert {event["taskId"] for event in received} == {task_id}
+
+
+def test_a_reconnect_mid_job_misses_nothing() -> None:
+    for gate in GATES.values():
+        gate.clear()
+    with TestClient(make_app(MemoryChannelsBackend(history=0), history=True)) as client:
+        task_id = client.post("/gated").text
+        with client.websocket_connect(f"/jobs/{task_id}/events") as ws:
+            first = [msgspec.json.decode(ws.receive_text(timeout=5)) for _ in range(2)]
+        assert [event["type"] for event in first] == ["task.started", "task.progress"]
+        GATES["second"].set()  # progress 2 is published while nobody listens
+        wait_until(lambda: client.get(f"/jobs/{task_id}/progress").json() == 2)
+        with client.websocket_connect(f"/jobs/{task_id}/events") as ws:
+            again = [msgspec.json.decode(ws.receive_text(timeout=5)) for _ in range(3)]
+            GATES["third"].set()
+            again += receive_until_finished(ws)
+    assert [(event["type"], event["progressCurrent"]) for event in again] == [
+        ("task.started", None),
+        ("task.progress", 1),
+        ("task.progress", 2),
+        ("task.progress", 3),
+        ("task.completed", None),
+    ]
+    assert [event["id"] for event in again[:2]] == [event["id"] for event in first]

@@ -40,8 +40,13 @@ def test_config_builds_an_unopened_memory_backend() -> None:
     assert backend.config is config
 
 
-def test_declares_both_wakeups_transfer_and_its_name() -> None:
-    assert MemoryBackend.capabilities == {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
+def test_declares_both_wakeups_transfer_history_and_its_name() -> None:
+    assert MemoryBackend.capabilities == {
+        Capability.PUSH_WAKEUP,
+        Capability.FINISH_WAKEUP,
+        Capability.TRANSFER,
+        Capability.EVENT_HISTORY,
+    }
     assert MemoryBackend.name == "memory"
     assert MemoryBackend().local_only  # remote execution targets refuse it
 

@@ -27,7 +27,12 @@ def test_capabilities_are_declared(flavor: str) -> None:
     from litestar_queues.backends.valkey import ValkeyBackend
 
     for backend_class in (RedisBackend, ValkeyBackend):
-        assert backend_class.capabilities == {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
+        assert backend_class.capabilities == {
+            Capability.PUSH_WAKEUP,
+            Capability.FINISH_WAKEUP,
+            Capability.TRANSFER,
+            Capability.EVENT_HISTORY,
+        }
 
 
 async def test_wait_for_work_times_out_without_work(backend: RespBackend) -> None:

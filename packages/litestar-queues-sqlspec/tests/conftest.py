@@ -51,7 +51,7 @@ def database_url(driver: str, sqlite_path: Path) -> str:
 async def drop_tables(backend: SQLSpecBackend, version_table: str | None = None) -> None:
     """Drop the tables of ``backend``'s prefix (and a per-test version table)."""
     names = backend.names
-    tables = [names.tasks_raw, names.workers_raw, names.locks_raw, names.pauses_raw]
+    tables = [names.tasks_raw, names.workers_raw, names.locks_raw, names.pauses_raw, names.events_raw]
     if version_table is not None:
         tables.append(version_table)
     async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
@@ -63,7 +63,7 @@ async def empty_tables(backend: SQLSpecBackend) -> None:
     """Delete every row of ``backend``'s tables."""
     names = backend.names
     async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
-        for table in (names.tasks, names.workers, names.locks, names.pauses):
+        for table in (names.tasks, names.workers, names.locks, names.pauses, names.events):
             await session.execute(f"DELETE FROM {table}")
         if names.family != "postgres":
             await session.commit()

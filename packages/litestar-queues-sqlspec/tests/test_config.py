@@ -100,7 +100,7 @@ def test_app_owned_config_is_used_as_is_and_never_owned() -> None:
 
 
 def test_push_capabilities_are_declared_only_where_notifications_work() -> None:
-    always = {Capability.TRANSFER, Capability.TRANSACTIONAL_ENQUEUE}
+    always = {Capability.TRANSFER, Capability.TRANSACTIONAL_ENQUEUE, Capability.EVENT_HISTORY}
     push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, *always}
     assert SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().capabilities == push
     unlistened = SQLSpecBackendConfig.from_url("postgresql://u@h/db", listen_notify=False).create_backend()

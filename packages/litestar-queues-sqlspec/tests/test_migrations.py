@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import msgspec
 import pytest
 from sqlspec.migrations.commands import AsyncMigrationCommands
 
-from litestar_queues.backends.sqlspec import SQLSpecBackendConfig, migration_extension_config
+from litestar_queues.backends.sqlspec import SQLSpecBackend, SQLSpecBackendConfig, migration_extension_config
 from litestar_queues.backends.sqlspec.urls import config_from_url
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.events.envelope import QueueEvent, QueueEventType
+from litestar_queues.events.history import EventFilter
 from litestar_queues.records import TaskRecord, WorkerInfo, new_record_id
+from litestar_queues.sql.rows import TASK_COLUMNS, encode_task
 
 pytestmark = pytest.mark.anyio
 
-LATEST = 5
+LATEST = 6
 """The number of the newest packaged migration."""
 
 
@@ -47,19 +49,26 @@ def _all_versions(extension: str) -> list[str]:
     return [f"ext_{extension}_{number:04d}" for number in range(1, LATEST + 1)]
 
 
+async def _store_as_before_0006(backend: SQLSpecBackend, record: TaskRecord) -> None:
+    """Insert ``record``'s row with the columns every version before 0006 has (0006 added ``progress``)."""
+    row = dict(zip(TASK_COLUMNS, encode_task(record, backend._dialect.codec), strict=True))
+    del row["progress"]
+    columns = ", ".join(row)
+    values = ", ".join(f":{column}" for column in row)
+    await backend._db.execute(f"INSERT INTO {backend.names.tasks} ({columns}) VALUES ({values})", row)
+
+
 @pytest.mark.parametrize("previous", range(1, LATEST))
 async def test_upgrade_from_a_previous_version_keeps_the_data(
     driver: str, make_factory: Callable[..., Any], now_record: Callable[[], TaskRecord], previous: int
 ) -> None:
     factory = make_factory(driver)
-    # Without NOTIFY: this version's enqueue NOTIFYs only queues that are not paused, reading a table that migration
-    # 0004 adds; the record itself is stored the same way at every version.
-    old = msgspec.structs.replace(factory.config(), listen_notify=False).create_backend()
+    old = factory.config().create_backend()
     extension = old.names.extension
     try:
         assert await old._migrator.upgrade(f"ext_{extension}_{previous:04d}") == _all_versions(extension)[:previous]
         record = now_record()
-        await old.enqueue([record])  # the tasks table is there from version 0001 on
+        await _store_as_before_0006(old, record)  # the tasks table is there from version 0001 on
     finally:
         await old.close()
 
@@ -77,6 +86,9 @@ async def test_upgrade_from_a_previous_version_keeps_the_data(
     )
     await backend.register_worker(info, ttl_seconds=60)
     assert await backend.list_workers(now=record.created_at) == [info]
+    event = QueueEvent(type=QueueEventType.ENQUEUED, task_id=record.id, queue=record.queue)
+    await backend.append_events([event])  # the history table is there from version 0006 on
+    assert (await backend.query_events(EventFilter(task_id=record.id), limit=10)).events == [event]
 
 
 async def test_reopening_applies_nothing(driver: str, make_factory: Callable[..., Any]) -> None:

@@ -10,13 +10,22 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from msgspec.structs import replace
 
 from litestar_queues.backends.memory import MemoryBackend
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import DuplicateTaskError
+from litestar_queues.events import (
+    EventFilter,
+    EventPage,
+    QueueEvent,
+    event_cursor,
+    event_position,
+    parse_event_cursor,
+)
 from litestar_queues.records import (
     EnqueueOutcome,
     Lease,
@@ -25,6 +34,7 @@ from litestar_queues.records import (
     QueueStatistics,
     RecordFilter,
     RecordPage,
+    TaskProgress,
     TaskRecord,
     TaskStatus,
 )
@@ -245,6 +255,14 @@ class UnboundedNegativeLimitBackend(MemoryBackend):
     async def query(self, where: RecordFilter, *, limit: int, cursor: str | None = None) -> RecordPage:
         return await super().query(where, limit=_unbounded(limit), cursor=cursor)
 
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        return await super().query_events(where, limit=_unbounded(limit), cursor=cursor, newest_first=newest_first)
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        return await super().prune_events(occurred_before=occurred_before, limit=_unbounded(limit))
+
 
 def _unbounded(limit: int) -> int:
     return 1_000_000 if limit < 0 else limit
@@ -453,6 +471,11 @@ class UUIDColumnBackend(MemoryBackend):
     async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
         return await super().requeue(_uuid_column(record_id), now=now)
 
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        for lease, _ in updates:
+            _uuid_column(lease.record_id)
+        await super().save_progress(updates)
+
     async def wait_for_finish(self, record_id: str, *, timeout: float) -> None:
         await super().wait_for_finish(_uuid_column(record_id), timeout=timeout)
 
@@ -472,3 +495,219 @@ class TransferRacingBackend(MemoryBackend):
         await asyncio.sleep(0)
         record = self._records[lease.record_id]
         return await super().transfer(record.lease, owner=owner, now=now, lease_seconds=lease_seconds)
+
+
+class _ListHistoryBackend(MemoryBackend):
+    """The event history as a plain list, filtered and sorted at every query: the base of the history mutants,
+    each of which changes one of the hooks below. Not broken itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._log: list[QueueEvent] = []
+
+    @staticmethod
+    def _order(event: QueueEvent) -> Any:
+        return event_position(event)
+
+    @staticmethod
+    def _matches(where: EventFilter, event: QueueEvent) -> bool:
+        return where.matches(event)
+
+    @staticmethod
+    def _stored(event: QueueEvent) -> QueueEvent:
+        return QueueEvent.from_json(event.to_json())
+
+    def _is_new(self, event: QueueEvent, earlier: Sequence[QueueEvent]) -> bool:
+        return all(stored.id != event.id for stored in (*self._log, *earlier))
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        added: list[QueueEvent] = []
+        for event in events:
+            if self._is_new(event, added):
+                added.append(self._stored(event))
+        self._log += added
+
+    def _start(self, events: list[QueueEvent], cursor: str, newest_first: bool) -> int:
+        after = parse_event_cursor(cursor)
+        passed = [
+            event
+            for event in events
+            if (event_position(event) >= after if newest_first else event_position(event) <= after)
+        ]
+        return len(passed)
+
+    def _cursor(self, page: list[QueueEvent], start: int) -> str:
+        return event_cursor(event_position(page[-1]))
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        if limit <= 0:
+            return EventPage([], None)
+        events = sorted(
+            (event for event in self._log if self._matches(where, event)), key=self._order, reverse=newest_first
+        )
+        start = 0 if cursor is None else self._start(events, cursor, newest_first)
+        page = events[start : start + limit]
+        more = start + limit < len(events)
+        return EventPage([self._stored(event) for event in page], self._cursor(page, start) if more else None)
+
+    def _old_enough(self, event: QueueEvent, occurred_before: datetime) -> bool:
+        return event.occurred_at < occurred_before
+
+    def _prune_order(self, events: list[QueueEvent]) -> list[QueueEvent]:
+        return sorted(events, key=event_position)
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        old = self._prune_order([event for event in self._log if self._old_enough(event, occurred_before)])[:limit]
+        gone = {event.id for event in old}
+        self._log = [event for event in self._log if event.id not in gone]
+        return len(gone)
+
+
+class ListHistoryBackend(_ListHistoryBackend):
+    """The list history, unchanged: the suite must pass it (so each mutant below fails for its own bug only)."""
+
+
+class SequenceIgnoringHistoryBackend(_ListHistoryBackend):
+    """Orders events by ``(occurred_at, id)``: the sequence does not break ties."""
+
+    @staticmethod
+    def _order(event: QueueEvent) -> Any:
+        return (event.occurred_at, event.id)
+
+
+class SequenceAsTextHistoryBackend(_ListHistoryBackend):
+    """Stores the sequence as text, so 10 sorts before 2."""
+
+    @staticmethod
+    def _order(event: QueueEvent) -> Any:
+        return (event.occurred_at, str(event.sequence or 0), event.id)
+
+
+class MissingSequenceLastHistoryBackend(_ListHistoryBackend):
+    """Sorts an event without a sequence after every event of the same moment (SQL's NULLS LAST)."""
+
+    @staticmethod
+    def _order(event: QueueEvent) -> Any:
+        return (event.occurred_at, 2**63 if event.sequence is None else event.sequence, event.id)
+
+
+class MillisecondHistoryBackend(_ListHistoryBackend):
+    """Keeps ``occurred_at`` to the millisecond."""
+
+    @staticmethod
+    def _stored(event: QueueEvent) -> QueueEvent:
+        moment = event.occurred_at
+        return replace(event, occurred_at=moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+
+
+class OrFilterHistoryBackend(_ListHistoryBackend):
+    """Selects an event that has any one of the fields the filter sets, not all of them."""
+
+    @staticmethod
+    def _matches(where: EventFilter, event: QueueEvent) -> bool:
+        parts = [
+            EventFilter(task_id=where.task_id),
+            EventFilter(type=where.type),
+            EventFilter(queue=where.queue),
+            EventFilter(since=where.since, before=where.before),
+        ]
+        chosen = [part for part in parts if part != EventFilter()]
+        return not chosen or any(part.matches(event) for part in chosen)
+
+
+class InclusiveBeforeHistoryBackend(_ListHistoryBackend):
+    """Reads ``before`` as inclusive: an event at that very moment is selected."""
+
+    @staticmethod
+    def _matches(where: EventFilter, event: QueueEvent) -> bool:
+        widened = where if where.before is None else replace(where, before=where.before + timedelta(microseconds=1))
+        return widened.matches(event)
+
+
+class OffsetCursorHistoryBackend(_ListHistoryBackend):
+    """Pages by offset: the cursor names the last event but the next page starts at a count of events."""
+
+    def _cursor(self, page: list[QueueEvent], start: int) -> str:
+        last = event_position(page[-1])
+        return event_cursor(last._replace(id=f"{last.id}#{start + len(page)}"))
+
+    def _start(self, events: list[QueueEvent], cursor: str, newest_first: bool) -> int:
+        return int(parse_event_cursor(cursor).id.rpartition("#")[2])
+
+
+class DuplicatingHistoryBackend(_ListHistoryBackend):
+    """Stores an event again when its id is already stored."""
+
+    def _is_new(self, event: QueueEvent, earlier: Sequence[QueueEvent]) -> bool:
+        return True
+
+
+class InclusivePruneHistoryBackend(_ListHistoryBackend):
+    """Prunes events that occurred at ``occurred_before`` too."""
+
+    def _old_enough(self, event: QueueEvent, occurred_before: datetime) -> bool:
+        return event.occurred_at <= occurred_before
+
+
+class NewestFirstPruneHistoryBackend(_ListHistoryBackend):
+    """Prunes the newest of the old enough events first."""
+
+    def _prune_order(self, events: list[QueueEvent]) -> list[QueueEvent]:
+        return sorted(events, key=event_position, reverse=True)
+
+
+class UnboundedPruneHistoryBackend(_ListHistoryBackend):
+    """Prunes every old enough event, whatever the limit."""
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        return await super().prune_events(occurred_before=occurred_before, limit=len(self._log) if limit > 0 else 0)
+
+
+class FenceIgnoringProgressBackend(MemoryBackend):
+    """Saves progress on the record whatever lease is presented."""
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        for lease, progress in updates:
+            record = self._records.get(lease.record_id)
+            if record is not None:
+                record.progress = progress
+
+
+class FirstReportWinsProgressBackend(MemoryBackend):
+    """Of several updates of one record in one call, applies the first (a bulk upsert keeping the first row)."""
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        first: dict[str, tuple[Lease, TaskProgress]] = {}
+        for lease, progress in updates:
+            first.setdefault(lease.record_id, (lease, progress))
+        await super().save_progress(list(first.values()))
+
+
+class ProgressClearingFinishBackend(MemoryBackend):
+    """``finish`` clears the progress (a finished record no longer shows how far it got)."""
+
+    async def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> TaskRecord | None:
+        record = await super().finish(lease, outcome, now=now, claimed=claimed)
+        if record is not None:
+            self._records[record.id].progress = None
+            return await self.get(record.id)
+        return record
+
+
+class ProgressKeepingRequeueBackend(MemoryBackend):
+    """``requeue`` keeps the progress of the attempt that failed."""
+
+    async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
+        stored = self._records.get(record_id)
+        progress = None if stored is None else stored.progress
+        record = await super().requeue(record_id, now=now)
+        if record is None or record.status is not TaskStatus.PENDING:
+            return record
+        self._records[record_id].progress = progress
+        return await self.get(record_id)

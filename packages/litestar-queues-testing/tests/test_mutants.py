@@ -193,6 +193,8 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
             "BackendConformance",
             "limit_below_one",
             [
+                "test_history_query_with_limit_below_one_returns_an_empty_last_page[[]-1[]]",
+                "test_history_prune_with_limit_below_one_deletes_nothing[[]-1[]]",
                 "test_query_with_limit_below_one_returns_an_empty_last_page[[]-1[]]",
                 "test_prune_with_limit_below_one_deletes_nothing[[]-1[]]",
                 "test_expire_with_limit_below_one_marks_nothing[[]-1[]]",
@@ -230,7 +232,135 @@ def _run(pytester: pytest.Pytester, backend: str, area: str, *args: str, extra: 
                 "test_requeue_resets_an_ended_record_to_pending[[]cancelled[]]",
                 "test_requeue_resets_an_ended_record_to_pending[[]stored failed with every field set[]]",
             ],
-            ["clears expires_at, finished_at, result, error and cancel_requested", "cancel_requested: expected False"],
+            [
+                "clears expires_at, finished_at, result, error, progress and cancel_requested",
+                "cancel_requested: expected False",
+            ],
+        ),
+        (
+            "ProgressKeepingRequeueBackend",
+            "RequeueConformance",
+            None,
+            [
+                "test_requeue_resets_an_ended_record_to_pending[[]failed[]]",
+                "test_requeue_resets_an_ended_record_to_pending[[]stored failed with every field set[]]",
+            ],
+            ["progress: expected None"],
+        ),
+        (
+            "SequenceIgnoringHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_orders_by_time_then_sequence_then_id"],
+            ["order by (occurred_at, sequence, id) ascending"],
+        ),
+        (
+            "SequenceAsTextHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_orders_by_time_then_sequence_then_id"],
+            ["order by (occurred_at, sequence, id) ascending"],
+        ),
+        (
+            "MissingSequenceLastHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_orders_by_time_then_sequence_then_id"],
+            ["a missing sequence counts as 0"],
+        ),
+        (
+            "MillisecondHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            [
+                "test_history_stores_every_field_as_given",
+                "test_history_orders_by_time_then_sequence_then_id",
+                "test_history_time_range_includes_since_and_excludes_before",
+            ],
+            ["each event is stored exactly as given"],
+        ),
+        (
+            "OrFilterHistoryBackend",
+            "EventHistoryConformance",
+            "filters",
+            [
+                "test_history_filters_by_every_field_it_sets[[]task_id+type[]]",
+                "test_history_filters_by_every_field_it_sets[[]type+queue[]]",
+                "test_history_filters_by_every_field_it_sets[[]all[]]",
+            ],
+            ["an event matches when it has every field where sets"],
+        ),
+        (
+            "InclusiveBeforeHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            [
+                "test_history_filters_by_every_field_it_sets[[]before[]]",
+                "test_history_time_range_includes_since_and_excludes_before",
+            ],
+            ["since <= occurred_at < before"],
+        ),
+        (
+            "OffsetCursorHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_cursor_is_a_position_not_an_offset"],
+            ["the next page holds the events after the cursor's position"],
+        ),
+        (
+            "DuplicatingHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_appending_an_event_again_stores_it_once"],
+            ["an event whose id is already stored, or appears earlier in the same call, is not stored again"],
+        ),
+        (
+            "InclusivePruneHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_prune_deletes_events_that_occurred_before"],
+            ["delete events with occurred_at < occurred_before"],
+        ),
+        (
+            "NewestFirstPruneHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_prune_deletes_at_most_limit_oldest_first"],
+            ["oldest first, in history order"],
+        ),
+        (
+            "UnboundedPruneHistoryBackend",
+            "EventHistoryConformance",
+            None,
+            ["test_history_prune_deletes_at_most_limit_oldest_first"],
+            ["delete up to limit events"],
+        ),
+        (
+            "FenceIgnoringProgressBackend",
+            "ProgressConformance",
+            None,
+            [
+                f"test_progress_with_a_fence_that_does_not_match_changes_nothing[[]{kind}[]]"
+                for kind in ("other owner", "old token", "pending record", "finished record")
+            ],
+            ["when the fence does not match, nothing changes"],
+        ),
+        (
+            "FirstReportWinsProgressBackend",
+            "ProgressConformance",
+            None,
+            ["test_progress_later_report_replaces_the_earlier_one"],
+            ["a later update of the same record wins"],
+        ),
+        (
+            "ProgressClearingFinishBackend",
+            "ProgressConformance",
+            None,
+            [
+                f"test_progress_stays_through_finish_and_the_next_claim[[]{ending}[]]"
+                for ending in ("completed", "failed", "retry")
+            ],
+            ["progress stays on the record through finish"],
         ),
         (
             "UncappedStatisticsBackend",
@@ -326,9 +456,16 @@ def test_suite_passes_the_reference_backend_keeping_ids_in_a_uuid_column(pyteste
     assert outcomes["passed"] > 150, outcomes
 
 
+def test_suite_passes_the_list_history_every_history_mutant_starts_from(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "ListHistoryBackend", "EventHistoryConformance")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()
+    assert outcomes["passed"] > 20, outcomes
+
+
 def test_cross_connection_tests_run_when_a_second_backend_is_provided(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "MemoryBackend", "BackendConformance", "-k", "connection", extra=_SAME_STORAGE)
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
 
 
 def test_cross_connection_tests_catch_a_double_claim_across_connections(pytester: pytest.Pytester) -> None:

@@ -27,8 +27,8 @@ Conventions shared by every method:
   :func:`~litestar_queues.salvage.salvage_record` (its ``error`` names the broken fields) and returned like any
   other, never failing the whole call; ``claim`` and ``claim_record`` fail it under its fence instead of returning
   it (:func:`~litestar_queues.salvage.isolate_undecodable`, ``isolate_undecodable_record``) and return the rest.
-* ``limit <= 0`` selects nothing: ``claim`` and ``expired_leases`` return ``[]``, ``expire`` and ``prune``
-  return ``0`` and ``query`` an empty last page; nothing changes.
+* ``limit <= 0`` selects nothing: ``claim`` and ``expired_leases`` return ``[]``, ``expire``, ``prune`` and
+  ``prune_events`` return ``0`` and ``query`` and ``query_events`` an empty last page; nothing changes.
 * Where a method names an error (``DuplicateTaskError``, ``UnsupportedOperation``), raise exactly that, not
   the driver's own exception (a unique-constraint violation is not a ``DuplicateTaskError``).
 """
@@ -45,6 +45,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 import msgspec
 
 from litestar_queues.errors import UnsupportedOperation
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage
 from litestar_queues.records import (
     EnqueueOutcome,
     Lease,
@@ -53,6 +55,7 @@ from litestar_queues.records import (
     QueueStatistics,
     RecordFilter,
     RecordPage,
+    TaskProgress,
     TaskRecord,
     TaskStatus,
     WorkerInfo,
@@ -75,6 +78,8 @@ class Capability(str, enum.Enum):
     """``transfer`` hands a running attempt to another owner (execution targets that run attempts elsewhere)."""
     TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
     """``enqueue_within`` writes records inside the caller's open transaction, on the caller's own session."""
+    EVENT_HISTORY = "event_history"
+    """``append_events``, ``query_events`` and ``prune_events`` keep a durable history of queue events."""
 
 
 class QueueBackend(ABC):
@@ -215,6 +220,16 @@ class QueueBackend(ABC):
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.TRANSFER.value}")
 
     @abstractmethod
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        """Store the latest progress of running attempts, each under its fence.
+
+        For each ``(lease, progress)`` in order: when the fence matches, the record's ``progress`` becomes
+        ``progress`` (a later update of the same record in the same call wins); otherwise nothing changes. No other
+        field changes. ``progress`` stays on the record through ``finish`` (a finished record shows how far it
+        got) and later claims, until the next update; ``requeue`` clears it.
+        """
+
+    @abstractmethod
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose ``lease_expires_at <= now`` (stale recovery candidates).
 
@@ -237,8 +252,8 @@ class QueueBackend(ABC):
         """Put a ``failed``, ``cancelled`` or ``expired`` record back to ``pending`` (manual retry).
 
         Sets ``scheduled_at = now``, ``attempts = 0``, clears ``expires_at`` (a manual retry must not expire
-        at once), ``finished_at``, ``result``, ``error`` and ``cancel_requested``. Returns the updated record;
-        ``None`` if it does not exist; an active or completed record is returned unchanged. Raises
+        at once), ``finished_at``, ``result``, ``error``, ``progress`` and ``cancel_requested``. Returns the updated
+        record; ``None`` if it does not exist; an active or completed record is returned unchanged. Raises
         ``DuplicateTaskError`` (and changes nothing) if another active record now holds its key.
 
         A requeue makes work available: it wakes ``wait_for_work`` on the record's queue ([PUSH_WAKEUP]).
@@ -312,6 +327,48 @@ class QueueBackend(ABC):
     @abstractmethod
     async def paused_queues(self) -> dict[str, datetime]:
         """Every paused queue, with the ``now`` of the call that paused it."""
+
+    # -- optional event history --------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        """Store ``events`` in the history, atomically as one batch where the storage allows ([EVENT_HISTORY]).
+
+        Each event is stored exactly as given: every field comes back from ``query_events`` (``occurred_at`` to
+        the microsecond, ``payload`` verbatim, ``None`` fields as ``None``). An event whose ``id`` is already
+        stored, or appears earlier in the same call, is not stored again (a batch sent twice stores nothing
+        twice). Stored events are visible to ``query_events`` as soon as this returns. Event ids, types, task ids
+        and queue names are free text within the core's limits (at most 255 characters, no NUL character);
+        ``sequence`` fits in a signed 64-bit integer.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.EVENT_HISTORY.value}")
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        """Return stored events matching ``where`` in history order, at most ``limit`` per page ([EVENT_HISTORY]).
+
+        The order is the events' position ``(occurred_at, sequence, id)`` ascending
+        (:func:`~litestar_queues.events.history.event_position`: an event without a ``sequence`` counts as ``0``;
+        ids compare as strings, code point by code point), or descending with ``newest_first``. An event matches
+        when it has every field ``where`` sets (``task_id``, ``type``, ``queue``; ``since <= occurred_at <
+        before``); ``None`` means any.
+
+        ``cursor`` is the ``next_cursor`` of the previous page. A cursor is a position, made with
+        :func:`~litestar_queues.events.history.event_cursor` (normally of the page's last event); the next page
+        holds the matching events after it in the page order, so iterating pages visits every matching event
+        exactly once, even when events are appended or pruned meanwhile at positions the pages already passed.
+        ``next_cursor`` is ``None`` on the last page. A page may hold fewer than ``limit`` events while more follow
+        (a backend that bounds the work of one call); ``limit <= 0`` returns an empty last page.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.EVENT_HISTORY.value}")
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` stored events with ``occurred_at < occurred_before``, oldest first ([EVENT_HISTORY]).
+
+        "Oldest first" is history order: of the events old enough, those with the smallest positions go. Returns
+        how many were deleted; ``limit <= 0`` deletes nothing. Retention calls it in bounded batches.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.EVENT_HISTORY.value}")
 
     # -- workers and maintenance -------------------------------------------------------------------
 

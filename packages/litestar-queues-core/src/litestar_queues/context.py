@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
+from litestar_queues.progress import progress_percent
 from litestar_queues.records import TaskRecord
+
+if TYPE_CHECKING:
+    from litestar_queues.progress import ProgressReporter
 
 __all__ = ("TaskDependency", "TaskExecutionContext", "current_task_context")
 
@@ -28,14 +33,20 @@ class TaskExecutionContext:
     Declare a ``_task_context`` parameter to receive it, or use the ``litestar_queues.events`` helpers.
     """
 
-    __slots__ = ("_sequence", "publisher", "record", "state", "worker_id")
+    __slots__ = ("_progress", "_sequence", "publisher", "record", "state", "worker_id")
 
     def __init__(
-        self, record: TaskRecord, publisher: QueueEventPublisher, worker_id: str | None, state: Any = None
+        self,
+        record: TaskRecord,
+        publisher: QueueEventPublisher,
+        worker_id: str | None,
+        progress: ProgressReporter | None = None,
+        state: Any = None,
     ) -> None:
         self.record = record
         self.publisher = publisher
         self.worker_id = worker_id
+        self._progress = progress
         self.state = state
         """The application's state (``app.state``) under the ``QueuePlugin`` and ``litestar queues run``; else
         whatever ``QueueService(state=...)`` was given (``None`` by default)."""
@@ -116,9 +127,16 @@ class TaskExecutionContext:
         channels: Iterable[str] = (),
         event_key: str | None = None,
     ) -> None:
-        """Publish a ``task.progress`` event; ``progressPercent`` is derived when ``total`` is known."""
-        percent = round(current * 100.0 / total, 2) if total else None
-        await self.publisher.publish_task_event(
+        """Keep the progress on the record (``TaskRecord.progress``) and publish a ``task.progress`` event;
+        ``progressPercent`` is derived when ``total`` is known.
+
+        Raises:
+            SerializationError: ``current`` or ``total`` is not a finite number.
+        """
+        reporter = self._progress
+        progress = None if reporter is None else reporter.measure(self.record, current, total, message)
+        percent = progress_percent(current, total) if progress is None else progress.percent
+        event = self.publisher.publish_task_event(
             self.record,
             QueueEventType.PROGRESS,
             worker_id=self.worker_id,
@@ -131,6 +149,10 @@ class TaskExecutionContext:
             progress_total=total,
             progress_percent=percent,
         )
+        if reporter is None or progress is None:
+            await event
+        else:  # the record's progress and the event are written at the same time (saving never raises)
+            await asyncio.gather(reporter.save(self.record, progress), event)
 
 
 TaskDependency: TypeAlias = Callable[[TaskExecutionContext], AbstractAsyncContextManager[Any]]

@@ -12,10 +12,13 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar_queues.errors import ConfigurationError, SerializationError
 from litestar_queues.records import is_record_id
+
+if TYPE_CHECKING:
+    from litestar_queues.events.envelope import QueueEvent
 
 __all__ = (
     "MAX_INT",
@@ -23,6 +26,7 @@ __all__ = (
     "MAX_NESTING",
     "MIN_INT",
     "check_arguments",
+    "check_event",
     "check_int",
     "check_json_value",
     "check_name",
@@ -40,6 +44,9 @@ MAX_NESTING = 64
 MIN_INT = -(2**31)
 MAX_INT = 2**31 - 1
 """Bounds of ``priority`` and ``retries`` (the SQL backends store them as 32-bit integers)."""
+
+_MIN_INT64 = -(2**63)
+_MAX_INT64 = 2**63 - 1
 
 _SCALARS = frozenset({str, int, bool, type(None)})
 
@@ -160,6 +167,32 @@ def _problem(value: Any, depth: int) -> tuple[str, float] | None:
             if found is not None:
                 return f"[{key!r}]{found[0]}", found[1]
     return None
+
+
+def check_event(event: QueueEvent) -> None:
+    """Check that the event history of every backend can store ``event`` as it is.
+
+    Raises:
+        ConfigurationError: its ``id`` or ``type`` is not a name (:func:`check_name`), nor its ``task_id``,
+            ``queue`` or ``worker_id`` when set, or its ``sequence`` or ``attempt`` is not a 64-bit integer.
+        SerializationError: a number is NaN or infinite, or ``payload`` holds one or nests too deeply.
+    """
+    check_name(event.id, "QueueEvent.id")
+    check_name(event.type, "QueueEvent.type")
+    for name in ("task_id", "queue", "worker_id"):
+        value = getattr(event, name)
+        if value is not None:
+            check_name(value, f"QueueEvent.{name}")
+    for name in ("sequence", "attempt"):
+        value = getattr(event, name)
+        if value is not None:
+            check_int(value, f"QueueEvent.{name}", minimum=_MIN_INT64, maximum=_MAX_INT64)
+    for name in ("progress_current", "progress_total", "progress_percent"):
+        value = getattr(event, name)
+        if value is not None and not math.isfinite(value):
+            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {value!r}")
+    if event.payload is not None:
+        check_json_value(event.payload, f"the payload of event {event.type!r}")
 
 
 def is_storable(name: str) -> bool:

@@ -28,6 +28,7 @@ __all__ = (
     "RecordFilter",
     "RecordPage",
     "TaskError",
+    "TaskProgress",
     "TaskRecord",
     "TaskStatus",
     "WorkerInfo",
@@ -143,6 +144,24 @@ class TaskError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The formatted traceback, bounded in size."""
 
 
+class TaskProgress(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """How far an attempt had got when it last reported progress (``publish_task_progress``).
+
+    Kept on the record (``TaskRecord.progress``) until the next report, through the end of the attempt, so a
+    finished record shows how far it got; a manual retry clears it.
+    """
+
+    current: float
+    total: float | None = None
+    percent: float | None = None
+    """``current * 100 / total`` rounded to two decimals, when ``total`` is known and not zero."""
+    message: str | None = None
+    attempt: int = 0
+    """The attempt that reported it: compare with ``TaskRecord.attempts`` to tell a retry's progress from the last
+    attempt's."""
+    updated_at: datetime
+
+
 class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
     """One unit of work as persisted by a backend.
 
@@ -189,6 +208,8 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
     """Set by ``cancel`` on a running record; the owner interrupts the attempt."""
+    progress: TaskProgress | None = None
+    """The latest progress an attempt reported (``QueueBackend.save_progress``), ``None`` until one does."""
 
     @property
     def lease(self) -> Lease:

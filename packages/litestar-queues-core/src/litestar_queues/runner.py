@@ -24,6 +24,7 @@ from litestar_queues.errors import NonRetryableError, SerializationError, TaskNo
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.instrumentation import Instrumentation, stored_trace_id
+from litestar_queues.progress import ProgressReporter
 from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus
 from litestar_queues.serialization import encode_result
 from litestar_queues.task import CONTEXT_PARAMETER, JOB_ID_PARAMETER, Task, TaskRegistry
@@ -107,6 +108,7 @@ class AttemptRunner:
         "dependencies",
         "executor",
         "instrumentation",
+        "progress",
         "publisher",
         "registry",
         "state",
@@ -125,8 +127,10 @@ class AttemptRunner:
         dependencies: Mapping[str, TaskDependency] | None = None,
         state: Any = None,
         instrumentation: Instrumentation | None = None,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.backend = backend
+        self.progress = progress
         self.registry = registry
         self.publisher = publisher
         self.clock = clock
@@ -147,7 +151,7 @@ class AttemptRunner:
 
     async def _run(self, record: TaskRecord, interrupt: Interrupt | None) -> TaskRecord | None:
         started = time.perf_counter()
-        context = TaskExecutionContext(record, self.publisher, self.worker_id, self.state)
+        context = TaskExecutionContext(record, self.publisher, self.worker_id, self.progress, self.state)
         token = context.bind()
         try:
             outcome = await self._attempt(record, context, interrupt)

@@ -26,8 +26,10 @@ from litestar_queues.errors import (
     UnsupportedOperation,
 )
 from litestar_queues.events.envelope import QueueEventType
+from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.limits import check_arguments, is_storable, stored_record_id
+from litestar_queues.progress import ProgressReporter
 from litestar_queues.records import (
     EnqueueOutcome,
     QueueStatistics,
@@ -65,6 +67,8 @@ _WAKEUP_GRACE = 0.25
 """How long past its own timeout a backend call of ``wait_for`` may take before it is abandoned."""
 _OPEN_FIRST_DELAY = 0.5
 _OPEN_MAX_DELAY = 10.0
+_CLOSE_FLUSH_SECONDS = 5.0
+"""How long ``close`` waits for the batched writes (events, progress) before it leaves them behind."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,6 +120,7 @@ class QueueService:
         self._default_target = self.config.default_execution_backend
         self._backend: QueueBackend | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._progress: ProgressReporter | None = None
         self.scheduler = Scheduler(self)
         """Initialises, continues and lists the registry's schedules."""
 
@@ -140,7 +145,8 @@ class QueueService:
 
         Raises:
             ConfigurationError: a task module failed to import, the backend is unknown or not installed, a task
-                names an execution backend that is not configured, or a target cannot serve this configuration.
+                names an execution backend that is not configured, a target cannot serve this configuration, or
+                the event history is on and the backend does not declare ``Capability.EVENT_HISTORY``.
         """
         for module in self.config.task_modules:
             try:
@@ -149,8 +155,17 @@ class QueueService:
                 raise ConfigurationError(
                     f"task module {module!r} (QueueConfig.task_modules) failed to import: {exc}"
                 ) from exc
-        self._backend = await self._open_backend(wait=wait_for_backend)
+        self._backend = backend = await self._open_backend(wait=wait_for_backend)
+        self._progress = ProgressReporter(backend, self.clock)
         try:
+            if self.config.event_config.history:
+                if Capability.EVENT_HISTORY not in backend.capabilities:
+                    raise ConfigurationError(
+                        f"QueueEventConfig(history=True): the {backend.name} backend ({type(backend).__name__}) does "
+                        "not store event history (it does not declare Capability.EVENT_HISTORY); turn the history off "
+                        "or use a backend that does (memory, Redis, Valkey, SQL)"
+                    )
+                self.publisher.store_with(backend.append_events)
             for target in self.targets.values():
                 await target.open(self)
             check_task_targets(
@@ -192,14 +207,25 @@ class QueueService:
             return backend
 
     async def close(self) -> None:
-        """Finish publishing what committed transactions enqueued, then close the execution targets and the backend."""
+        """Finish publishing what committed transactions enqueued, close the execution targets, write what is still
+        batched (events, progress), and close the backend."""
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            with contextlib.suppress(AbandonedCallError):  # a backend that hangs must not hang the stop
+                await within(
+                    asyncio.gather(*self._background, return_exceptions=True),
+                    _CLOSE_FLUSH_SECONDS,
+                    "publishing what committed transactions enqueued",
+                )
         for target in self.targets.values():
             try:
                 await target.close()
             except Exception:
                 logger.exception("closing execution target %s failed", target.name)
+        progress, self._progress = self._progress, None
+        flushes = [self.publisher.flush(), *([] if progress is None else [progress.flush()])]
+        with contextlib.suppress(AbandonedCallError):  # a backend that hangs must not hang the stop
+            await within(asyncio.gather(*flushes), _CLOSE_FLUSH_SECONDS, "writing the batched events and progress")
+        self.publisher.store_with(None)
         backend, self._backend = self._backend, None
         if backend is not None:
             await backend.close()
@@ -226,6 +252,7 @@ class QueueService:
             dependencies=self.config.dependencies,
             state=self.state,
             instrumentation=self.config.instrumentation,
+            progress=self._progress,
         )
 
     # -- enqueue -----------------------------------------------------------------------------------
@@ -473,6 +500,49 @@ class QueueService:
         if not _can_match(where) or (cursor is not None and not is_record_id(cursor)):
             return RecordPage([], None)
         return await self.backend.query(where, limit=limit, cursor=cursor)
+
+    async def list_events(
+        self,
+        *,
+        task_id: str | uuid.UUID | None = None,
+        event_type: str | None = None,
+        queue: str | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> EventPage:
+        """Stored events matching the filters, oldest first (or newest first), one page at a time.
+
+        ``task_id``, ``event_type`` and ``queue`` select events of that task, type and queue; ``since`` (inclusive)
+        and ``before`` (exclusive) bound ``occurred_at``. The order is ``(occurred_at, sequence, id)``; pass
+        ``next_cursor`` back for the next page. Events are stored while ``QueueEventConfig(history=True)``.
+
+        Raises:
+            UnsupportedOperation: the backend keeps no event history.
+            ValueError: ``cursor`` is not the ``next_cursor`` of a page of events, or a moment is naive.
+            TypeError: ``task_id`` is neither a ``str`` nor a ``UUID``.
+        """
+        backend = self.backend
+        if Capability.EVENT_HISTORY not in backend.capabilities:
+            raise UnsupportedOperation(
+                f"the {backend.name} backend ({type(backend).__name__}) keeps no event history "
+                "(it does not declare Capability.EVENT_HISTORY)"
+            )
+        for name, moment in (("since", since), ("before", before)):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"list_events({name}=...) must be timezone-aware, got {moment!r}")
+        if cursor is not None:
+            parse_event_cursor(cursor)
+        if isinstance(task_id, uuid.UUID):
+            task_id = str(task_id)
+        elif task_id is not None and not isinstance(task_id, str):
+            raise TypeError(f"a task id must be a str or uuid.UUID, got {task_id!r} ({type(task_id).__name__})")
+        if not all(name is None or is_storable(name) for name in (task_id, event_type, queue)):
+            return EventPage([], None)  # no stored event can have it
+        where = EventFilter(task_id=task_id, type=event_type, queue=queue, since=since, before=before)
+        return await backend.query_events(where, limit=limit, cursor=cursor, newest_first=newest_first)
 
     async def get_statistics(self, queue: str | None = None, *, count_limit: int | None = None) -> QueueStatistics:
         """Counts by status and the oldest due pending record, for one queue or all.

@@ -52,6 +52,18 @@ _MAINTENANCE_BATCH = 500
 _PRUNE_BATCHES = 20
 
 
+async def _in_batches(prune: Callable[[int], Awaitable[int]]) -> int:
+    """Call ``prune(limit)`` until it deletes fewer than a batch, at most ``_PRUNE_BATCHES`` times (so a large
+    backlog cannot stall maintenance); return how many it deleted."""
+    total = 0
+    for _ in range(_PRUNE_BATCHES):
+        deleted = await prune(_MAINTENANCE_BATCH)
+        total += deleted
+        if deleted < _MAINTENANCE_BATCH:
+            break
+    return total
+
+
 class _Job(Interrupt):
     """A running attempt: its record and asyncio task, and the interrupt its runner sees.
 
@@ -535,17 +547,23 @@ class Worker:
         recovered = await self.recover_stale(
             [record for record in stale if record.execution_backend not in self._remote]
         )
-        pruned = 0
+        pruned = events_pruned = 0
         if self.config.retention is not None:
-            cutoff = clock.now() - timedelta(seconds=self.config.retention)
-            for _ in range(_PRUNE_BATCHES):  # bounded batches, so a large backlog cannot stall maintenance
-                deleted = await backend.prune(finished_before=cutoff, limit=_MAINTENANCE_BATCH)
-                pruned += deleted
-                if deleted < _MAINTENANCE_BATCH:
-                    break
-        if expired or recovered or pruned:
+            finished_before = clock.now() - timedelta(seconds=self.config.retention)
+            pruned = await _in_batches(lambda limit: backend.prune(finished_before=finished_before, limit=limit))
+        history_retention = self.service.config.event_config.history_retention
+        if self.service.publisher.stores_history and history_retention is not None:
+            occurred_before = clock.now() - timedelta(seconds=history_retention)
+            events_pruned = await _in_batches(
+                lambda limit: backend.prune_events(occurred_before=occurred_before, limit=limit)
+            )
+        if expired or recovered or pruned or events_pruned:
             logger.info(
-                "maintenance: %d expired, %d recovered from dead workers, %d pruned", expired, recovered, pruned
+                "maintenance: %d expired, %d recovered from dead workers, %d pruned, %d stored events pruned",
+                expired,
+                recovered,
+                pruned,
+                events_pruned,
             )
         hooks = self.service.config.instrumentation
         if hooks is not None:

@@ -18,6 +18,14 @@ from litestar_queues.events.envelope import (
     QueueEventType,
 )
 from litestar_queues.events.helpers import publish_task_event, publish_task_log, publish_task_progress
+from litestar_queues.events.history import (
+    EventFilter,
+    EventPage,
+    EventPosition,
+    event_cursor,
+    event_position,
+    parse_event_cursor,
+)
 from litestar_queues.events.publisher import QueueEventPublisher
 from litestar_queues.events.sinks import InMemoryQueueEventSink, QueueEventSink
 from litestar_queues.lazy import load_lazy
@@ -31,6 +39,9 @@ __all__ = (
     "LIFECYCLE_EVENT_TYPES",
     "SCHEMA_VERSION",
     "ChannelsQueueEventSink",
+    "EventFilter",
+    "EventPage",
+    "EventPosition",
     "EventScope",
     "InMemoryQueueEventSink",
     "QueueChannels",
@@ -39,6 +50,9 @@ __all__ = (
     "QueueEventPublisher",
     "QueueEventSink",
     "QueueEventType",
+    "event_cursor",
+    "event_position",
+    "parse_event_cursor",
     "publish_task_event",
     "publish_task_log",
     "publish_task_progress",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.sinks import QueueEventSink
+from litestar_queues.limits import check_seconds
 
 __all__ = ("QueueEventConfig",)
 
@@ -23,6 +25,12 @@ class QueueEventConfig:
         publish_enqueued: Also publish ``task.enqueued`` when a record is created (off so that a task's own
             channel starts with ``task.started``).
         strict: A publish failure fails the task's execution path instead of logging a warning.
+        history: Also store every event in the queue backend's durable event history (the backend must declare
+            ``Capability.EVENT_HISTORY``: memory, Redis, Valkey and the SQL backends do). Streams then replay a
+            job's stored events before its live ones, and ``QueueService.list_events`` queries them. Each event is
+            stored before it reaches the sinks, in batches shared by every task running in the process.
+        history_retention: Seconds stored events are kept (pruned by the workers' maintenance, in bounded
+            batches); ``None`` keeps them.
     """
 
     enabled: bool = False
@@ -31,3 +39,22 @@ class QueueEventConfig:
     publish_global_lifecycle: bool = False
     publish_enqueued: bool = False
     strict: bool = False
+    history: bool = False
+    history_retention: float | None = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        """Check the history settings.
+
+        Raises:
+            ConfigurationError: ``history`` without ``enabled``, or a ``history_retention`` that is not a positive
+                number of seconds.
+        """
+        if self.history and not self.enabled:
+            raise ConfigurationError("QueueEventConfig(history=True) stores published events: set enabled=True too")
+        if self.history_retention is not None:
+            retention = check_seconds(
+                self.history_retention,
+                "QueueEventConfig.history_retention (None keeps stored events)",
+                positive=True,
+            )
+            object.__setattr__(self, "history_retention", retention)

@@ -1,17 +1,20 @@
-"""Resolve an event's channels and hand it to the configured sinks, best-effort or strict."""
+"""Resolve an event's channels, store it in the event history, and hand it to the configured sinks, best-effort or
+strict."""
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from litestar_queues.batching import WriteBatcher
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.channels import QueueChannels
 from litestar_queues.events.config import QueueEventConfig
 from litestar_queues.events.envelope import LIFECYCLE_EVENT_TYPES, QueueEvent
 from litestar_queues.events.sinks import QueueEventSink
+from litestar_queues.limits import check_event
 from litestar_queues.records import TaskRecord
 
 __all__ = ("QueueEventPublisher",)
@@ -31,13 +34,17 @@ def _channels_sink(channels_backend: Any) -> QueueEventSink:
 
 
 class QueueEventPublisher:
-    """Publishes events to every configured sink.
+    """Publishes events to every configured sink, after storing them in the event history when it is on.
 
     Channels: the canonical channel of the event's scope, then ``litestar_queues:global:events`` for lifecycle
     events when ``publish_global_lifecycle`` is on, then any explicit channels, without duplicates.
+
+    History: once :meth:`store_with` gave it the backend's ``append_events``, every event is stored (in batches
+    shared by every publishing task) before any sink gets it, so a subscriber that subscribes to a channel and then
+    reads the history misses no event: one published before it subscribed was stored before that.
     """
 
-    __slots__ = ("config", "enabled", "sinks")
+    __slots__ = ("_history", "config", "enabled", "sinks")
 
     def __init__(
         self, config: QueueEventConfig | None = None, *, sinks: Sequence[QueueEventSink] | None = None
@@ -51,7 +58,28 @@ class QueueEventPublisher:
                 built.append(_channels_sink(self.config.channels_backend))
             sinks = built
         self.sinks: tuple[QueueEventSink, ...] = tuple(sinks)
+        self._history: WriteBatcher[QueueEvent] | None = None
         self.enabled = self.config.enabled and bool(self.sinks)
+
+    @property
+    def stores_history(self) -> bool:
+        """Whether published events are stored in the event history."""
+        return self._history is not None
+
+    def store_with(self, append: Callable[[list[QueueEvent]], Awaitable[None]] | None, *, max_batch: int = 500) -> None:
+        """Store every event published from now on with ``append`` (a backend's ``append_events``); ``None`` stops.
+
+        Args:
+            append: Stores a batch of events.
+            max_batch: Most events per call of ``append``.
+        """
+        self._history = None if append is None else WriteBatcher(append, max_batch=max_batch)
+        self.enabled = self.config.enabled and (bool(self.sinks) or self._history is not None)
+
+    async def flush(self) -> None:
+        """Wait until every event published so far is stored in the history."""
+        if self._history is not None:
+            await self._history.flush()
 
     def channels_for(self, event: QueueEvent, extra: Iterable[str] = ()) -> list[str]:
         """The channels ``event`` is published to."""
@@ -64,14 +92,26 @@ class QueueEventPublisher:
         return channels
 
     async def publish(self, event: QueueEvent, channels: Iterable[str] = ()) -> None:
-        """Publish ``event``.
+        """Store ``event`` in the history (when on), then publish it to every sink.
 
         Raises:
-            Exception: whatever a sink raised, only when ``strict`` is on; otherwise failures are logged.
+            ConfigurationError: with the history on, a name of ``event`` cannot be stored (see
+                :func:`~litestar_queues.limits.check_event`); nothing is stored or published.
+            SerializationError: with the history on, a number or the payload of ``event`` cannot be stored as it is.
+            Exception: whatever storing or a sink raised, only when ``strict`` is on; otherwise failures are logged.
         """
         if not self.enabled:
             return
         resolved = self.channels_for(event, channels)
+        history = self._history
+        if history is not None:
+            check_event(event)
+            try:
+                await history.submit(event)
+            except Exception:
+                if self.config.strict:
+                    raise
+                logger.warning("storing %s event %s in the event history failed", event.type, event.id, exc_info=True)
         for sink in self.sinks:
             try:
                 await sink.publish(event, resolved)

@@ -3,7 +3,9 @@
 A SQL backend (SQLSpec, Advanced Alchemy) supplies a :class:`RecordStore` (its statements for one database family,
 through its own library) and its lifecycle; :class:`SQLQueueBackend` turns the store into a
 :class:`~litestar_queues.backend.QueueBackend`: argument checks, lease arithmetic, due order, paging, statistics,
-the worker registry's encoding, and PostgreSQL push wakeups through one :class:`NotificationListener`.
+the worker registry's and progress's encoding, the event history over an
+:class:`~litestar_queues.sql.events.EventStore`, and PostgreSQL push wakeups through one
+:class:`NotificationListener`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any, ClassVar, Protocol
 from litestar_queues.backend import Capability, QueueBackend, check_outcome
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import UnsupportedOperation
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -25,6 +29,7 @@ from litestar_queues.records import (
     QueueStatistics,
     RecordFilter,
     RecordPage,
+    TaskProgress,
     TaskRecord,
     TaskStatus,
     WorkerInfo,
@@ -32,8 +37,9 @@ from litestar_queues.records import (
     due_order,
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
+from litestar_queues.sql.events import EventStore
 from litestar_queues.sql.listener import ListenDriver, NotificationListener
-from litestar_queues.sql.rows import decode_worker, encode_worker
+from litestar_queues.sql.rows import decode_worker, encode_json, encode_worker
 from litestar_queues.waiters import Waiters
 
 __all__ = ("RecordStore", "SQLQueueBackend")
@@ -45,7 +51,8 @@ _WORKER_ROW_GRACE = timedelta(hours=1)
 
 
 class RecordStore(Protocol):
-    """The statements of one SQL family on the tasks, workers, locks and pauses tables (times are aware UTC)."""
+    """The statements of one SQL family on the tasks, workers, locks and pauses tables (times are aware UTC); the events
+    table has an :class:`~litestar_queues.sql.events.EventStore` of its own."""
 
     async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
         """Insert deduplicating (see :func:`~litestar_queues.sql.enqueue.enqueue_records`); outcomes in order."""
@@ -78,6 +85,10 @@ class RecordStore(Protocol):
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """Extend the leases whose fence matches; ``{record_id: cancel_requested}`` of those."""
+        ...
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
+        """Set ``progress`` (JSON) of each running record whose fence matches (at most one update per fence)."""
         ...
 
     def finish(
@@ -186,6 +197,9 @@ class SQLQueueBackend(QueueBackend):
 
     store: RecordStore
     """The statements (set by the subclass before the backend is used)."""
+    events: EventStore
+    """The event history's statements (set by the subclass, which declares ``EVENT_HISTORY``: every SQL backend has
+    the events table)."""
 
     _listener: NotificationListener | None = None
     _work_waiters: Waiters
@@ -305,6 +319,13 @@ class SQLQueueBackend(QueueBackend):
             return await super().transfer(lease, owner=owner, now=now, lease_seconds=lease_seconds)
         return await self.store.transfer(lease, owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
 
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        """Store the progress of each attempt whose fence matches, the last of each fence's updates (one guarded
+        statement per batch)."""
+        latest = {(lease.record_id, lease.owner, lease.token): (lease, progress) for lease, progress in updates}
+        if latest:
+            await self.store.save_progress([(lease, encode_json(progress)) for lease, progress in latest.values()])
+
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend each held lease and report ``HELD``, ``CANCEL_REQUESTED`` or ``LOST`` per record id."""
         if not leases:
@@ -368,6 +389,27 @@ class SQLQueueBackend(QueueBackend):
         if limit <= 0:
             return 0
         return await self.store.prune(finished_before=finished_before, limit=limit)
+
+    # -- event history -----------------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        """Insert the events whose ids are new (inserts that skip stored ids)."""
+        if events:
+            await self.events.append(events)
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        """Return one page of stored events in ``(occurred_at, seq, id)`` order: one range of an index."""
+        if limit <= 0:
+            return EventPage([], None)
+        return await self.events.query(where, limit=limit, cursor=cursor, newest_first=newest_first)
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first."""
+        if limit <= 0:
+            return 0
+        return await self.events.prune(occurred_before=occurred_before, limit=limit)
 
     # -- reading -----------------------------------------------------------------------------------
 

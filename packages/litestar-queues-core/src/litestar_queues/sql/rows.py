@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from litestar_queues.errors import ConfigurationError, SerializationError
-from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskRecord, WorkerInfo, as_status
+from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskProgress, TaskRecord, WorkerInfo, as_status
 from litestar_queues.salvage import salvage_record
 
 __all__ = (
@@ -63,9 +63,11 @@ TASK_COLUMNS: tuple[str, ...] = (
     "token",
     "lease_expires_at",
     "cancel_requested",
+    "progress",
 )
-"""Columns of the tasks table in insert order. ``dedup_key`` is the record's ``key``; ``active_key``
-repeats it while the record is active and is ``NULL`` otherwise (the unique index enforcing dedup)."""
+"""Columns of the tasks table in insert order (``progress`` last: it came later, with SQLSpec's migration 0006).
+``dedup_key`` is the record's ``key``; ``active_key`` repeats it while the record is active and is ``NULL`` otherwise
+(the unique index enforcing dedup)."""
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -76,6 +78,7 @@ _args_decode = msgspec.json.Decoder(list[Any]).decode
 _kwargs_decode = msgspec.json.Decoder(dict[str, Any]).decode
 _error_decode = msgspec.json.Decoder(TaskError).decode
 _worker_decode = msgspec.json.Decoder(WorkerInfo).decode
+_progress_decode = msgspec.json.Decoder(TaskProgress).decode
 
 
 class ValueCodec:
@@ -208,6 +211,7 @@ def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
         record.token,
         codec.optional_time(record.lease_expires_at),
         codec.flag(record.cancel_requested),
+        None if record.progress is None else encode_json(record.progress),
     )
 
 
@@ -234,6 +238,7 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
         result = row["result"]
         error = row["error"]
         timeout = row["timeout"]
+        progress = row["progress"]
         read_time = codec.read_time
         read_optional_time = codec.read_optional_time
         return TaskRecord(
@@ -263,6 +268,7 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
             token=_integer(row["token"]),
             lease_expires_at=read_optional_time(row["lease_expires_at"]),
             cancel_requested=bool(row["cancel_requested"]),
+            progress=None if progress is None else _progress_decode(progress),
         )
     except Exception:
         return _salvage(row, codec)
@@ -297,6 +303,7 @@ def _salvage(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
         "token": lambda: _integer(row["token"]),
         "lease_expires_at": lambda: read_optional_time(row["lease_expires_at"]),
         "cancel_requested": lambda: bool(row["cancel_requested"]),
+        "progress": lambda: None if row["progress"] is None else _progress_decode(row["progress"]),
     }
     return salvage_record(str(row["id"]), readers)
 

@@ -1,6 +1,6 @@
 """Stream queue events to browsers: over a websocket (``stream_queue_events``) or as Server-Sent Events
-(``sse_queue_events``). Both replay bounded history, deliver each event key at most once per connection, and
-ask the application's authorization hook first.
+(``sse_queue_events``). Both replay bounded history (a task's durable event history when the queue service stores
+one), deliver each event key at most once per connection, and ask the application's authorization hook first.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from litestar_queues.litestar.subscription import (
     DEFAULT_MAX_BACKLOG,
     QueueEventSubscription,
 )
+from litestar_queues.service import QueueService
 
 __all__ = ("find_channels_plugin", "sse_queue_events", "stream_queue_events")
 
@@ -45,14 +46,17 @@ async def stream_queue_events(
     """Send the queue events of ``channels`` to a websocket as JSON text messages until the client disconnects.
 
     The socket is accepted if it is not yet. Recent events (up to ``history`` per channel) are sent first, then
-    live ones, each ``eventKey`` (or ``id``) at most once. Messages from the client are read and ignored. Returns
-    when the client disconnects (or the server closes the connection); the subscription is always released.
+    live ones, each ``eventKey`` (or ``id``) at most once. A task's channel replays the task's stored events when
+    the app's ``QueuePlugin`` keeps a durable event history (``QueueEventConfig(history=True)``): a page opened
+    after the job finished gets them all. Messages from the client are read and ignored. Returns when the client
+    disconnects (or the server closes the connection); the subscription is always released.
 
     Args:
         socket: The websocket of the route handler.
         channels: Channel names, e.g. ``[QueueChannels.task(task_id)]``.
-        history: Most recent events replayed per channel; ``0`` sends only new events. The Channels backend
-            keeps history only if configured to (e.g. ``MemoryChannelsBackend(history=100)``).
+        history: Most recent events replayed per channel; ``0`` sends only new events. Without a durable event
+            history, the Channels backend keeps history only if configured to (e.g.
+            ``MemoryChannelsBackend(history=100)``; Redis pub/sub keeps none).
         authorize: ``authorize(socket, channels) -> bool`` (sync or async); defaults to the ``QueuePlugin``'s
             ``authorize_channels`` (and allows everything without one). A refusal closes the socket with code
             1008 (policy violation) before anything is sent.
@@ -73,7 +77,12 @@ async def stream_queue_events(
     if socket.connection_state == "init":
         await socket.accept()
     subscription = QueueEventSubscription(
-        plugin, channel_list, history=history, dedup_window=dedup_window, max_backlog=max_backlog
+        plugin,
+        channel_list,
+        history=history,
+        dedup_window=dedup_window,
+        max_backlog=max_backlog,
+        service=_service(app),
     )
     async with subscription, anyio.create_task_group() as task_group:
         # Reading the socket is how a disconnect is noticed while no event is being sent.
@@ -107,14 +116,16 @@ async def sse_queue_events(
     """Return a Server-Sent Events response streaming the queue events of ``channels``.
 
     Every message carries ``id: <event id>`` and the event JSON as ``data``. A browser's ``EventSource`` that
-    reconnects sends ``Last-Event-ID``; the stream then resumes right after that event from the Channels
-    history, without repeating or skipping events still in it. The subscription starts when the response
-    starts streaming and is released when the client disconnects.
+    reconnects sends ``Last-Event-ID``; the stream then resumes right after that event, without repeating or
+    skipping any: from a task's durable event history when the app keeps one (every stored event after it,
+    however many), else from the Channels history (the events still in it). The subscription starts when the
+    response starts streaming and is released when the client disconnects.
 
     Args:
         request: The request of the route handler.
         channels: Channel names, e.g. ``[QueueChannels.task(task_id)]``.
-        history: Most recent events replayed per channel (and the resume window).
+        history: Most recent events replayed per channel on a fresh connection (and the resume window of the
+            Channels history).
         authorize: ``authorize(request, channels) -> bool`` (sync or async); defaults to the ``QueuePlugin``'s
             ``authorize_channels`` (and allows everything without one).
         channels_plugin: The ``ChannelsPlugin`` to subscribe through; found on the app when ``None``.
@@ -139,6 +150,7 @@ async def sse_queue_events(
         last_event_id=last_event_id if last_event_id is not None else request.headers.get("last-event-id"),
         dedup_window=dedup_window,
         max_backlog=max_backlog,
+        service=_service(app),
     )
     return ServerSentEvent(_sse_messages(subscription), retry_duration=retry_ms)
 
@@ -154,6 +166,15 @@ def _queue_plugin(app: Litestar) -> QueuePlugin | None:
         return app.plugins.get(QueuePlugin)
     except KeyError:
         return None
+
+
+def _service(app: Litestar) -> QueueService | None:
+    """The app's open queue service, whose durable event history replays task channels."""
+    queue_plugin = _queue_plugin(app)
+    if queue_plugin is None:
+        return None
+    service = app.state.get(queue_plugin.config.queue_service_state_key)
+    return service if isinstance(service, QueueService) else None
 
 
 def _authorizer(app: Litestar, authorize: ChannelAuthorizer | None) -> ChannelAuthorizer | None:

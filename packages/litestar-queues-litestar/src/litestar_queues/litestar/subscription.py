@@ -3,9 +3,16 @@
 Both transports (websocket and Server-Sent Events) read events through :class:`QueueEventSubscription`, so
 they deliver the same events in the same order.
 
+History: a task's channel (``QueueChannels.task(id)``) is replayed from the queue backend's durable event history
+when the service stores it (``QueueEventConfig(history=True)``), so a page opened after the job finished still
+gets its events (the most recent ``history``), and a client resuming after an event id gets every stored event
+after it; any other channel (and every channel without durable history) from the Channels backend's own
+history, where it keeps one (a backend without history, such as Redis pub/sub, replays nothing).
+
 Ordering: the live subscription is opened *before* history is read, so an event published meanwhile is
-either in the history (and its live copy is dropped as a duplicate) or newer than all of it. History of
-several channels is merged by ``occurredAt``.
+either in the history (and its live copy is dropped as a duplicate) or newer than all of it (the publisher
+stores an event in the durable history before it publishes it to a channel). History of several channels is
+merged by ``occurredAt``.
 
 Backlog: live events wait for the client in a buffer of at most ``max_backlog`` events per subscription, whatever
 the app's ``ChannelsPlugin`` allows, so a client that stops reading cannot make the server hold an unbounded
@@ -22,17 +29,22 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
 from litestar.channels import ChannelsPlugin, Subscriber
 
-from litestar_queues.events import QueueEvent, QueueEventType
+from litestar_queues.events import CHANNEL_PREFIX, QueueEvent, QueueEventType
+
+if TYPE_CHECKING:
+    from litestar_queues.service import QueueService
 
 __all__ = (
     "DEFAULT_DEDUP_WINDOW",
     "DEFAULT_HISTORY",
     "DEFAULT_MAX_BACKLOG",
+    "RESUME_SEARCH",
     "QueueEventMessage",
     "QueueEventSubscription",
 )
@@ -40,13 +52,18 @@ __all__ = (
 logger = logging.getLogger("litestar_queues.litestar")
 
 DEFAULT_HISTORY = 100
-"""Events replayed per channel when a subscriber connects (the Channels backend must keep at least this many)."""
+"""Events replayed per channel when a subscriber connects: the most recent ones of a task's durable history, or of
+the Channels backend's history (which must keep at least this many)."""
 
 DEFAULT_DEDUP_WINDOW = 10_000
 """Distinct event keys remembered per connection for deduplication."""
 
 DEFAULT_MAX_BACKLOG = 1_000
 """Live events held per connection for a client that reads slower than they arrive; older ones are dropped."""
+
+RESUME_SEARCH = 10_000
+"""How far back (in stored events of the task) a resume looks for its ``last_event_id`` in the durable history."""
+_RESUME_PAGE = 500
 
 
 class _EventIdentity(msgspec.Struct, rename="camel"):
@@ -82,6 +99,11 @@ class QueueEventMessage(msgspec.Struct, frozen=True):
             payload={"dropped": dropped},
         )
         return cls(event.id, event.id, event.occurred_at, event.to_json())
+
+    @classmethod
+    def of(cls, event: QueueEvent) -> QueueEventMessage:
+        """The message of an event read from the durable history."""
+        return cls(event.id, event.dedup_key, event.occurred_at, event.to_json())
 
     @classmethod
     def parse(cls, data: bytes) -> QueueEventMessage | None:
@@ -133,6 +155,7 @@ class QueueEventSubscription:
         "_plugin",
         "_ready",
         "_seen",
+        "_service",
         "_subscriber",
     )
 
@@ -145,18 +168,23 @@ class QueueEventSubscription:
         last_event_id: str | None = None,
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
+        service: QueueService | None = None,
     ) -> None:
         """Describe the subscription (nothing is subscribed until the context is entered).
 
         Args:
             plugin: The app's ``ChannelsPlugin``.
             channels: Channel names, e.g. ``[QueueChannels.task(task_id)]``.
-            history: Most events replayed per channel on entry; ``0`` replays nothing.
-            last_event_id: Replay only what follows this event id (an SSE client's ``Last-Event-ID``). When
-                the id is no longer in the history, everything still in it is newer and is replayed.
+            history: Most recent events replayed per channel on entry; ``0`` replays nothing.
+            last_event_id: Replay only what follows this event id (an SSE client's ``Last-Event-ID``). From a
+                task's durable history that is every stored event after it, however many (``history`` does not
+                cap a resume; the id is looked for among the task's ``RESUME_SEARCH`` most recent events). When
+                the id is no longer in the history, the most recent ``history`` events are replayed.
             dedup_window: How many distinct event keys are remembered for deduplication.
             max_backlog: Most live events waiting for the client; when full, the oldest is dropped and a
                 ``stream.gap`` event reports how many were (see the module docstring).
+            service: The open ``QueueService`` whose durable event history replays task channels (when it stores
+                one); ``None`` replays every channel from the Channels backend.
 
         Raises:
             ValueError: ``channels`` is empty, ``history`` is negative, or ``dedup_window`` or ``max_backlog`` is
@@ -176,6 +204,7 @@ class QueueEventSubscription:
         self._dropped = 0
         self._ready = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
+        self._service = service
 
     async def __aenter__(self) -> QueueEventSubscription:
         self._subscriber = await self._plugin.subscribe(self._channels)
@@ -240,14 +269,7 @@ class QueueEventSubscription:
             return []
         messages: list[QueueEventMessage] = []
         for channel in self._channels:
-            # A detached subscriber collects the history through the plugin's public API without mixing it
-            # into the live stream.
-            collector = Subscriber(self._plugin)
-            await self._plugin.put_subscriber_history(collector, channel, limit=self._history)
-            collector.put_nowait(None)
-            messages += [
-                message async for data in collector.iter_events() if (message := QueueEventMessage.parse(data))
-            ]
+            messages += await self._channel_history(channel)
         if len(self._channels) > 1:
             messages.sort(key=lambda message: message.occurred_at)
         if self._last_event_id is not None:
@@ -260,3 +282,52 @@ class QueueEventSubscription:
                     self._seen.add(message.dedup_key)
                 messages = messages[delivered + 1 :]
         return messages
+
+    async def _channel_history(self, channel: str) -> list[QueueEventMessage]:
+        """The most recent ``history`` events of ``channel``, oldest first."""
+        service, task_id = self._service, _task_of(channel)
+        if service is not None and task_id is not None and service.publisher.stores_history:
+            if self._last_event_id is not None:
+                missed = await _stored_after(service, task_id, self._last_event_id)
+                if missed is not None:
+                    return [QueueEventMessage.of(event) for event in missed]
+            page = await service.list_events(task_id=task_id, limit=self._history, newest_first=True)
+            return [QueueEventMessage.of(event) for event in reversed(page.events)]
+        # A detached subscriber collects the history through the plugin's public API without mixing it into the
+        # live stream.
+        collector = Subscriber(self._plugin)
+        try:
+            await self._plugin.put_subscriber_history(collector, channel, limit=self._history)
+        except NotImplementedError:  # the Channels backend keeps no history (e.g. Redis pub/sub)
+            return []
+        collector.put_nowait(None)
+        return [message async for data in collector.iter_events() if (message := QueueEventMessage.parse(data))]
+
+
+async def _stored_after(service: QueueService, task_id: str, event_id: str) -> list[QueueEvent] | None:
+    """Every stored event of the task after the event ``event_id``, oldest first; ``None`` when that event is not
+    among the task's ``RESUME_SEARCH`` most recent stored events (pruned, or of another task)."""
+    newer: list[QueueEvent] = []
+    cursor: str | None = None
+    while len(newer) < RESUME_SEARCH:
+        page = await service.list_events(task_id=task_id, limit=_RESUME_PAGE, cursor=cursor, newest_first=True)
+        for event in page.events:
+            if event.id == event_id:
+                newer.reverse()
+                return newer
+            newer.append(event)
+        if page.next_cursor is None:
+            return None
+        cursor = page.next_cursor
+    return None
+
+
+_TASK_CHANNEL_PREFIX = f"{CHANNEL_PREFIX}:task:"
+_CHANNEL_SUFFIX = ":events"
+
+
+def _task_of(channel: str) -> str | None:
+    """The task id of a task channel (``QueueChannels.task(id)``), else ``None``."""
+    if channel.startswith(_TASK_CHANNEL_PREFIX) and channel.endswith(_CHANNEL_SUFFIX):
+        return channel[len(_TASK_CHANNEL_PREFIX) : -len(_CHANNEL_SUFFIX)] or None
+    return None

@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from litestar_queues.backend import Capability
 from litestar_queues.backends.advanced_alchemy.config import AdvancedAlchemyBackendConfig
 from litestar_queues.backends.advanced_alchemy.engines import FAMILIES, engine_of
+from litestar_queues.backends.advanced_alchemy.history import AlchemyEventStore
 from litestar_queues.backends.advanced_alchemy.stores.base import Store
 from litestar_queues.backends.advanced_alchemy.stores.mysql import MySQLStore
 from litestar_queues.backends.advanced_alchemy.stores.postgres import PostgresStore
@@ -77,12 +78,15 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
     under SQLite's write lock, and ``SELECT … FOR UPDATE SKIP LOCKED`` then ``UPDATE`` on MySQL/MariaDB.
 
     Declares ``TRANSACTIONAL_ENQUEUE``: :meth:`enqueue_within` writes in the caller's own ``AsyncSession`` (or
-    ``AsyncConnection``) transaction; and ``TRANSFER`` (remote execution targets). On PostgreSQL with asyncpg or
+    ``AsyncConnection``) transaction; ``TRANSFER`` (remote execution targets); and ``EVENT_HISTORY`` (the events
+    table). On PostgreSQL with asyncpg or
     psycopg and ``listen_notify`` it also declares ``PUSH_WAKEUP`` and ``FINISH_WAKEUP`` (one LISTEN connection,
     held from the first wait on).
     """
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.TRANSACTIONAL_ENQUEUE, Capability.TRANSFER})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.TRANSACTIONAL_ENQUEUE, Capability.TRANSFER, Capability.EVENT_HISTORY}
+    )
     name: ClassVar[str] = "advanced_alchemy"
 
     def __init__(self, config: AdvancedAlchemyBackendConfig) -> None:
@@ -104,6 +108,7 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
             self.store = SQLiteStore(self.engine, self.tables)
         else:
             self.store = MySQLStore(self.engine, self.tables)
+        self.events = AlchemyEventStore(self.store)
         self.split_claims = family == "postgres"  # a claim there is a round trip: the next one overlaps a batch
         self.local_only = family == "sqlite"  # a file other machines cannot reach
         if listen:

@@ -1,12 +1,13 @@
 """The queue's tables as SQLAlchemy metadata: define them on the application's ``MetaData`` and Alembic sees them.
 
-``QueueTables(metadata)`` adds four tables (``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks``,
-``<prefix>queue_pauses``) and their indexes to ``metadata``, the one the application's Alembic environment compares
-against (with Advanced Alchemy, ``metadata_registry.get(bind_key)``, which is the default). ``alembic revision
---autogenerate`` (``litestar database make-migrations``) then writes their migration like any of the application's
-own tables. The layout is the one every SQL backend of litestar-queues stores (:mod:`litestar_queues.sql.rows`):
-times are ``timestamptz`` on PostgreSQL, ``DATETIME(6)`` holding UTC on MySQL/MariaDB and integer microseconds since
-the epoch on SQLite, and structured values are JSON text.
+``QueueTables(metadata)`` adds five tables (``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks``,
+``<prefix>queue_pauses``, ``<prefix>events``) and their indexes to ``metadata``, the one the application's Alembic
+environment compares against (with Advanced Alchemy, ``metadata_registry.get(bind_key)``, which is the default).
+``alembic revision --autogenerate`` (``litestar database make-migrations``) then writes their migration like any of
+the application's own tables. The layout is the one every SQL backend of litestar-queues stores
+(:mod:`litestar_queues.sql.rows`, :mod:`litestar_queues.sql.events`): times are ``timestamptz`` on PostgreSQL,
+``DATETIME(6)`` holding UTC on MySQL/MariaDB and integer microseconds since the epoch on SQLite, and structured
+values are JSON text.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def validate_table_prefix(prefix: str) -> str:
 
 
 class QueueTables:
-    """The tasks, workers, locks and queue pauses tables of one queue on a ``MetaData``.
+    """The tasks, workers, locks, queue pauses and events tables of one queue on a ``MetaData``.
 
     Defining them again on the same metadata with the same prefix returns the same tables, so the class may be
     instantiated wherever it is needed (the backend configuration does it for you).
@@ -79,11 +80,11 @@ class QueueTables:
             QueueTables(orm_registry.metadata)  # now part of the app's migrations
     """
 
-    __slots__ = ("locks", "metadata", "pauses", "prefix", "tasks", "workers")
+    __slots__ = ("events", "locks", "metadata", "pauses", "prefix", "tasks", "workers")
 
     def __init__(self, metadata: MetaData | None = None, *, prefix: str = DEFAULT_TABLE_PREFIX) -> None:
-        """Define (or find) the tables ``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks`` and
-        ``<prefix>queue_pauses`` on ``metadata``.
+        """Define (or find) the tables ``<prefix>tasks``, ``<prefix>workers``, ``<prefix>locks``,
+        ``<prefix>queue_pauses`` and ``<prefix>events`` on ``metadata``.
 
         Args:
             metadata: Where the tables live; a new ``MetaData`` when ``None``.
@@ -99,11 +100,12 @@ class QueueTables:
         self.workers = self._table("workers", _workers_columns())
         self.locks = self._table("locks", _locks_columns())
         self.pauses = self._table("queue_pauses", _pauses_columns())
+        self.events = self._table("events", _events_columns())
 
     @property
-    def all(self) -> tuple[Table, Table, Table, Table]:
-        """The four tables, in creation order."""
-        return (self.tasks, self.workers, self.locks, self.pauses)
+    def all(self) -> tuple[Table, ...]:
+        """The five tables, in creation order."""
+        return (self.tasks, self.workers, self.locks, self.pauses, self.events)
 
     def _table(self, suffix: str, columns: list[Column[Any]]) -> Table:
         name = f"{self.prefix}{suffix}"
@@ -124,6 +126,8 @@ class QueueTables:
         )
         if suffix == "tasks":
             _index_tasks(table, self.prefix)
+        elif suffix == "events":
+            _index_events(table, self.prefix)
         return table
 
 
@@ -156,6 +160,7 @@ def _tasks_columns() -> list[Column[Any]]:
         "token": (BigInteger(), False),
         "lease_expires_at": (_time(), True),
         "cancel_requested": (Boolean(), False),
+        "progress": (_json(), True),
     }
     return [Column(name, types[name][0], primary_key=name == "id", nullable=types[name][1]) for name in TASK_COLUMNS]
 
@@ -247,3 +252,29 @@ def _pauses_columns() -> list[Column[Any]]:
         Column("queue", _name(), primary_key=True),
         Column("paused_at", _time(), nullable=False),
     ]
+
+
+def _events_columns() -> list[Column[Any]]:
+    """A stored event: its wire JSON (``body``) and the columns queries filter and order on (``seq`` is the event's
+    sequence, ``0`` without one)."""
+    return [
+        Column("id", _name(), primary_key=True),
+        Column("occurred_at", _time(), nullable=False),
+        Column("seq", BigInteger(), nullable=False),
+        Column("task_id", _name(), nullable=True),
+        Column("queue", _name(), nullable=True),
+        Column("event_type", _name(), nullable=False),
+        Column("body", _json(), nullable=False),
+    ]
+
+
+def _index_events(table: Table, prefix: str) -> None:
+    """Every index ends in the history order ``(occurred_at, seq, id)``: a page of one task, queue or type is one
+    index range, and retention deletes from the front of the first index."""
+    c = table.c
+    order = (c.occurred_at, c.seq, c.id)
+    Index(f"{prefix}events_order_ix", *order)
+    for column in (c.task_id, c.queue):
+        present = column.isnot(null())
+        Index(f"{prefix}events_{column.name}_ix", column, *order, postgresql_where=present, sqlite_where=present)
+    Index(f"{prefix}events_event_type_ix", c.event_type, *order)

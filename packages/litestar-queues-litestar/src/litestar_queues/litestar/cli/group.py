@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
 import rich_click as click
@@ -22,6 +23,7 @@ from litestar_queues.limits import MAX_NESTING
 from litestar_queues.litestar.cli.render import (
     console,
     fail,
+    print_events,
     print_json,
     print_paused,
     print_record,
@@ -270,11 +272,71 @@ def schedules_command(app: Litestar, as_json: bool) -> None:
     _with_service(app, action)
 
 
+def _moment(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 moment given on the command line (UTC when it names no offset)."""
+    if text is None:
+        return None
+    try:  # Python 3.10 reads no "Z"
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        fail(f"{option} must be an ISO 8601 moment such as 2026-01-31T12:00:00Z, got {text!r}")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+@click.command(name="events")
+@click.argument("record_id", required=False)
+@click.option("--type", "event_type", default=None, help="Only events of this type (e.g. task.progress).")
+@click.option("--queue", default=None, help="Only events of this queue.")
+@click.option("--since", default=None, help="Only events at or after this ISO 8601 moment (UTC without an offset).")
+@click.option("--before", default=None, help="Only events before this ISO 8601 moment (UTC without an offset).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--cursor", default=None, help="Continue after a previous page (printed as 'more: --cursor ...').")
+@click.option("--newest-first", is_flag=True, help="Newest events first.")
+@_json_option
+def events_command(
+    *,
+    app: Litestar,
+    record_id: str | None,
+    event_type: str | None,
+    queue: str | None,
+    since: str | None,
+    before: str | None,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool,
+    as_json: bool,
+) -> None:
+    """List stored events (QueueEventConfig(history=True)), oldest first: of one record, or by type, queue and time."""
+    since_moment, before_moment = _moment(since, "--since"), _moment(before, "--before")
+
+    async def action(service: QueueService) -> None:
+        try:
+            page = await service.list_events(
+                task_id=record_id,
+                event_type=event_type,
+                queue=queue,
+                since=since_moment,
+                before=before_moment,
+                limit=limit,
+                cursor=cursor,
+                newest_first=newest_first,
+            )
+        except ValueError as exc:
+            fail(str(exc))
+        if as_json:
+            print_json({"events": page.events, "next_cursor": page.next_cursor})
+        else:
+            print_events(page.events, page.next_cursor)
+
+    _with_service(app, action)
+
+
 for _command in (
     run_command,
     status_command,
     list_command,
     show_command,
+    events_command,
     cancel_command,
     retry_command,
     enqueue_command,

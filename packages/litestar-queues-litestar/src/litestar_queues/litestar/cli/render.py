@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from litestar_queues import QueueStatistics, ScheduleInfo, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues import QueueStatistics, ScheduleInfo, TaskProgress, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.events import QueueEvent
 
 __all__ = (
     "console",
     "fail",
+    "print_events",
     "print_json",
     "print_paused",
     "print_record",
@@ -67,7 +69,29 @@ def _status(status: TaskStatus) -> str:
     return f"[{_STATUS_STYLE[status]}]{status.value}[/]"
 
 
-_LIST_HEADER = ("id", "status", "attempts", "scheduled", "finished", "queue", "task")
+def _amount(current: float | None, total: float | None, percent: float | None) -> str:
+    """``3/5 (60%)``, ``3/5`` or ``3``."""
+    amount = f"{current or 0:g}" if total is None else f"{current or 0:g}/{total:g}"
+    return amount if percent is None else f"{amount} ({percent:g}%)"
+
+
+def _progress(progress: TaskProgress | None) -> str:
+    """How far the record's latest attempt got, or ``-``."""
+    return "-" if progress is None else _amount(progress.current, progress.total, progress.percent)
+
+
+def _progress_line(record: TaskRecord) -> str:
+    """The progress with its message, and which attempt reported it when that is not the latest."""
+    progress = record.progress
+    if progress is None:
+        return "-"
+    line = _progress(progress) + (f" {progress.message}" if progress.message else "")
+    if progress.attempt != record.attempts:
+        line += f" (reported by attempt {progress.attempt})"
+    return f"{line}, at {_when(progress.updated_at)}"
+
+
+_LIST_HEADER = ("id", "status", "attempts", "progress", "scheduled", "finished", "queue", "task")
 
 
 def print_records(records: Sequence[TaskRecord], next_cursor: str | None) -> None:
@@ -84,6 +108,7 @@ def print_records(records: Sequence[TaskRecord], next_cursor: str | None) -> Non
                 record.id,
                 record.status.value,
                 f"{record.attempts}/{record.max_retries + 1}",
+                _progress(record.progress),
                 _when(record.scheduled_at),
                 _when(record.finished_at),
                 record.queue,
@@ -94,9 +119,10 @@ def print_records(records: Sequence[TaskRecord], next_cursor: str | None) -> Non
         widths = [max(len(row[column]) for row in (_LIST_HEADER, *rows)) for column in range(len(_LIST_HEADER))]
         if console.is_terminal and sum(widths) + 2 * (len(widths) - 1) > console.width:
             for row, record in zip(rows, records, strict=True):
-                identity, _, attempts, scheduled, finished, queue, task_name = row
+                identity, _, attempts, progress, scheduled, finished, queue, task_name = row
                 times = f"scheduled {scheduled}" + ("" if finished == "-" else f", finished {finished}")
-                console.print(f"{escape(identity)}  {_status(record.status)}  {attempts}", crop=False)
+                done = "" if progress == "-" else f"  {escape(progress)}"
+                console.print(f"{escape(identity)}  {_status(record.status)}  {attempts}{done}", crop=False)
                 console.print(f"  {task_name} on {queue}, {times}", markup=False, crop=False)
         else:
             console.print(_aligned(_LIST_HEADER, widths), style="bold", markup=False, crop=False)
@@ -121,6 +147,8 @@ def print_record(record: TaskRecord) -> None:
             shown = _status(record.status)
         elif name == "error" and record.error is not None:
             shown = escape(f"{record.error.type}: {record.error.message}")
+        elif name == "progress":
+            shown = escape(_progress_line(record))
         else:
             shown = escape(msgspec.json.encode(value).decode())
         table.add_row(name, shown)
@@ -128,6 +156,32 @@ def print_record(record: TaskRecord) -> None:
     if record.error is not None and record.error.traceback:
         console.print("traceback:", style="bold")
         console.print(record.error.traceback.rstrip("\n"), markup=False, highlight=False)
+
+
+def print_events(events: Sequence[QueueEvent], next_cursor: str | None) -> None:
+    """Print a page of stored events, one per line, then the cursor of the next page."""
+    if not events:
+        console.print("[bright_black]no events[/]")
+    else:
+        table = _table(
+            "occurred", "type", Column("task", no_wrap=True), "attempt", "detail", Column("id", no_wrap=True)
+        )
+        for event in events:
+            detail = event.message or ""
+            if event.type == "task.progress":
+                amount = _amount(event.progress_current, event.progress_total, event.progress_percent)
+                detail = f"{amount} {detail}".rstrip()
+            table.add_row(
+                event.occurred_at.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                escape(event.type),
+                escape(event.task_id or "-"),
+                "-" if event.attempt is None else str(event.attempt),
+                escape(detail),
+                escape(event.id),
+            )
+        console.print(table)
+    if next_cursor is not None:
+        console.print(f"more: --cursor {next_cursor}", markup=False)
 
 
 def print_statistics(statistics: QueueStatistics, workers: Sequence[WorkerInfo], now: datetime) -> None:

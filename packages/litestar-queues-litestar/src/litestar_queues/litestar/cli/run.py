@@ -267,6 +267,23 @@ def _freeze_startup_objects() -> None:
     logger.info("froze %d startup objects: garbage collections skip them", gc.get_freeze_count())
 
 
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def _events_line(config: QueueConfig) -> str:
+    """``off``, ``on``, or ``on, stored for 7d`` (the event history and its retention: d, h, m or s)."""
+    events = config.event_config
+    if not events.enabled:
+        return "off"
+    if not events.history:
+        return "on"
+    retention = events.history_retention
+    if retention is None:
+        return "on, stored forever"
+    unit, seconds = next((unit, seconds) for unit, seconds in _UNITS if retention % seconds == 0 or unit == "s")
+    return f"on, stored for {retention / seconds:g}{unit}"
+
+
 def _print_banner(config: QueueConfig, worker: Worker, app_path: str) -> None:
     service = worker.service
     tasks = sorted(task.name for task in service.registry)
@@ -282,7 +299,7 @@ def _print_banner(config: QueueConfig, worker: Worker, app_path: str) -> None:
     table.add_row("drain timeout", f"{worker.config.drain_timeout:g}s")
     table.add_row("tasks", f"{len(tasks)} ({', '.join(tasks) or 'none: check QueueConfig.task_modules'})")
     table.add_row("schedules", str(scheduled))
-    table.add_row("events", "on" if config.event_config.enabled else "off")
+    table.add_row("events", _events_line(config))
     console.print(table)
     if service.backend.name == "memory":
         console.print(

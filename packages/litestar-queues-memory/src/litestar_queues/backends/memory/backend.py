@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.backends.memory.config import MemoryBackendConfig
+from litestar_queues.backends.memory.history import EventLog
 from litestar_queues.backends.memory.keys import KeyIndex
 from litestar_queues.backends.memory.lazy_heap import LazyHeap
 from litestar_queues.backends.memory.queue_index import QueueIndex
@@ -17,6 +18,8 @@ from litestar_queues.backends.memory.registry import LockTable, WorkerTable
 from litestar_queues.backends.memory.snapshots import copy_record, copy_value
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import DuplicateTaskError
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -26,6 +29,7 @@ from litestar_queues.records import (
     QueueStatistics,
     RecordFilter,
     RecordPage,
+    TaskProgress,
     TaskRecord,
     TaskStatus,
     WorkerInfo,
@@ -58,7 +62,7 @@ class MemoryBackend(QueueBackend):
     """
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
+        {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER, Capability.EVENT_HISTORY}
     )
     name: ClassVar[str] = "memory"
     local_only = True
@@ -83,6 +87,7 @@ class MemoryBackend(QueueBackend):
         self._locks = LockTable()
         self._work_waiters = Waiters()
         self._finish_waiters = Waiters()
+        self._history = EventLog()
 
     async def close(self) -> None:
         """Wake every waiter; the records stay until the backend is dropped."""
@@ -230,6 +235,13 @@ class MemoryBackend(QueueBackend):
         self._move(record, self._queues[record.queue], status)
         return copy_record(record)
 
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        """Set the progress of each record whose fence matches, in order."""
+        for lease, progress in updates:
+            record = self._held(lease)
+            if record is not None:
+                record.progress = progress
+
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
         record = self._held(lease)
@@ -287,6 +299,7 @@ class MemoryBackend(QueueBackend):
             record.finished_at = None
             record.result = None
             record.error = None
+            record.progress = None
             record.cancel_requested = False
             self._move(record, self._queues[record.queue], _PENDING)
         return copy_record(record)
@@ -316,6 +329,22 @@ class MemoryBackend(QueueBackend):
         if len(self._ids) > 2 * len(self._records) + _IDS_SLACK:
             self._ids = [record_id for record_id in self._ids if record_id in self._records]
         return deleted
+
+    # -- event history -----------------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        """Store copies of the events whose ids are new."""
+        self._history.append(events)
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        """Return one page of stored events matching ``where`` in history order."""
+        return self._history.query(where, limit=limit, cursor=cursor, newest_first=newest_first)
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first."""
+        return self._history.prune(occurred_before=occurred_before, limit=limit)
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -20,12 +20,17 @@ from litestar_queues.backends.resp.codec import (
     decode_records,
     decode_worker,
     encode_error,
+    encode_event,
     encode_insert,
+    encode_progress,
     encode_result,
     encode_worker,
+    event_position_key,
     from_micros,
     optional_text,
+    position_key_cursor,
     text,
+    time_key,
     to_micros,
 )
 from litestar_queues.backends.resp.config import RespBackendConfig, describe_server
@@ -33,6 +38,8 @@ from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConn
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
 from litestar_queues.errors import DuplicateTaskError
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -42,6 +49,7 @@ from litestar_queues.records import (
     QueueStatistics,
     RecordFilter,
     RecordPage,
+    TaskProgress,
     TaskRecord,
     TaskStatus,
     WorkerInfo,
@@ -64,6 +72,19 @@ def _seconds(value: float) -> int:
     return round(value * _MICROS)
 
 
+def _event_bounds(where: EventFilter, cursor: str | None, *, newest_first: bool) -> tuple[str, str]:
+    """The ``ZRANGEBYLEX`` bounds of the position keys a query reads: its time range, narrowed by its cursor."""
+    low = "-" if where.since is None else "[" + time_key(where.since)
+    high = "+" if where.before is None else "(" + time_key(where.before)
+    if cursor is not None:
+        key = event_position_key(parse_event_cursor(cursor))
+        if newest_first and (high == "+" or key < high[1:]):
+            high = "(" + key
+        elif not newest_first and (low == "-" or key >= low[1:]):
+            low = "(" + key
+    return low, high
+
+
 def _decodes_responses(client: object) -> bool:
     """Whether the client turns replies into ``str`` (then scripts cannot answer in binary MessagePack)."""
     options = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
@@ -78,7 +99,7 @@ class RespBackend(QueueBackend):
     """
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER}
+        {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER, Capability.EVENT_HISTORY}
     )
 
     def __init__(self, config: RespBackendConfig, errors: RespErrorTypes) -> None:
@@ -281,6 +302,17 @@ class RespBackend(QueueBackend):
         states = await self._scripts.call(Script.RENEW, args)
         return {lease.record_id: _LEASE_STATES[state] for lease, state in zip(leases, states, strict=True)}
 
+    async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
+        """Store the progress of each attempt whose fence matches, in order (one script call)."""
+        if updates:
+            await self._scripts.call(
+                Script.SAVE_PROGRESS,
+                [
+                    [lease.record_id, lease.owner, str(lease.token), encode_progress(progress)]
+                    for lease, progress in updates
+                ],
+            )
+
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease (one script call)."""
         row = await self._scripts.call(
@@ -358,6 +390,55 @@ class RespBackend(QueueBackend):
         if limit <= 0:
             return 0
         return int(await self._scripts.call(Script.PRUNE, [str(to_micros(finished_before)), limit]))
+
+    # -- event history -----------------------------------------------------------------------------
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        """Store the events whose ids are new, and index them by position, task, queue and type (one script call)."""
+        if events:
+            await self._scripts.call(Script.APPEND_EVENTS, [encode_event(event) for event in events])
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        """Return one page of stored events in history order (one script call).
+
+        The script walks the index of the most selective filter (task, queue, type, or every event) within the
+        time range and after the cursor, checking the other filters; it looks at no more than 20 000 events per
+        call, so a page of a rare combination may come back short with a cursor to go on from.
+        """
+        if limit <= 0:
+            return EventPage([], None)
+        low, high = _event_bounds(where, cursor, newest_first=newest_first)
+        if where.task_id is not None:
+            index = f"evt:{where.task_id}"
+        elif where.queue is not None:
+            index = f"evq:{where.queue}"
+        elif where.type is not None:
+            index = f"evy:{where.type}"
+        else:
+            index = ""
+        reply = await self._scripts.call(
+            Script.QUERY_EVENTS,
+            [
+                index,
+                optional_text(where.type),
+                optional_text(where.queue),
+                optional_text(where.task_id),
+                low,
+                high,
+                limit,
+                "1" if newest_first else "0",
+            ],
+        )
+        next_cursor = position_key_cursor(reply[0]) if reply[0] else None
+        return EventPage([QueueEvent.from_json(data) for data in reply[1:]], next_cursor)
+
+    async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` stored events that occurred before ``occurred_before``, oldest first."""
+        if limit <= 0:
+            return 0
+        return int(await self._scripts.call(Script.PRUNE_EVENTS, [time_key(occurred_before), limit]))
 
     # -- reading -----------------------------------------------------------------------------------
 

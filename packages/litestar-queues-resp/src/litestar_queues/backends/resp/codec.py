@@ -1,7 +1,9 @@
-"""How records are laid out in a record hash and a body string, and how script replies become records.
+"""How records are laid out in a record hash and a body string, how script replies become records, and how stored
+events are keyed.
 
 The state hash holds every field a script reads or changes, each flat (times as integer microseconds since
-the epoch), so Lua never parses JSON. The body holds the immutable rest as one msgspec-JSON array.
+the epoch), so Lua never parses JSON; ``progress`` is one JSON value that scripts only store and clear. The body
+holds the immutable rest as one msgspec-JSON array.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any, get_type_hints
 import msgspec
 
 from litestar_queues.errors import SerializationError
-from litestar_queues.records import TaskError, TaskRecord, TaskStatus, WorkerInfo
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventPosition, event_cursor, event_position
+from litestar_queues.records import TaskError, TaskProgress, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.salvage import salvage_record
 
 __all__ = (
@@ -24,16 +28,21 @@ __all__ = (
     "decode_records",
     "decode_worker",
     "encode_error",
+    "encode_event",
     "encode_insert",
+    "encode_progress",
     "encode_result",
     "encode_worker",
+    "event_position_key",
     "from_micros",
+    "position_key_cursor",
+    "time_key",
     "optional_text",
     "text",
     "to_micros",
 )
 
-INSERT_WIDTH = 19
+INSERT_WIDTH = 20
 """Values per record in the ``enqueue`` script's ARGV."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -58,6 +67,7 @@ class _Body(msgspec.Struct, array_like=True, frozen=True):
 _encoder = msgspec.json.Encoder()
 _body_decoder = msgspec.json.Decoder(_Body)
 _error_decoder = msgspec.json.Decoder(TaskError)
+_progress_decoder = msgspec.json.Decoder(TaskProgress)
 _any_decoder = msgspec.json.Decoder()
 _worker_decoder = msgspec.json.Decoder(WorkerInfo)
 _STATUS: dict[str | bytes, TaskStatus] = {s.value: s for s in TaskStatus} | {s.value.encode(): s for s in TaskStatus}
@@ -122,6 +132,11 @@ def encode_error(error: TaskError | None) -> str:
     return "" if error is None else _encode(error, "the task error")
 
 
+def encode_progress(progress: TaskProgress | None) -> str:
+    """Encode a record's progress (``""`` for ``None``)."""
+    return "" if progress is None else _encode(progress, "the task progress")
+
+
 def encode_insert(record: TaskRecord) -> list[str]:
     """Return the ``enqueue`` script's ``INSERT_WIDTH`` arguments for one record."""
     body = _Body(
@@ -156,6 +171,7 @@ def encode_insert(record: TaskRecord) -> list[str]:
         encode_error(record.error),
         str(to_micros(record.created_at)),
         _encode(body, f"the arguments of {record.task_name!r} (record {record.id})"),
+        encode_progress(record.progress),
     ]
 
 
@@ -171,7 +187,7 @@ def decode_record(row: Sequence[Any]) -> TaskRecord:
     readable field, and an error naming the others), so one broken record never fails a whole reply.
     """
     try:
-        s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, raw_body, _ = row
+        s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, g, raw_body, _ = row
         body = _body_decoder.decode(raw_body)
         return TaskRecord(
             id=body.id,
@@ -200,6 +216,7 @@ def decode_record(row: Sequence[Any]) -> TaskRecord:
             token=int(t),
             lease_expires_at=_moment(le),
             cancel_requested=not _absent(c),
+            progress=None if _absent(g) else _progress_decoder.decode(g),
         )
     except Exception:
         return _salvage(row)
@@ -207,7 +224,7 @@ def decode_record(row: Sequence[Any]) -> TaskRecord:
 
 def _salvage(row: Sequence[Any]) -> TaskRecord:
     """``decode_record`` field by field, for a row the fast path could not decode."""
-    s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, raw_body, record_id = row
+    s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, g, raw_body, record_id = row
     readers: dict[str, Callable[[], Any]] = {
         "task_name": lambda: _string(n),
         "queue": lambda: _string(q),
@@ -225,6 +242,7 @@ def _salvage(row: Sequence[Any]) -> TaskRecord:
         "token": lambda: int(t),
         "lease_expires_at": lambda: _moment(le),
         "cancel_requested": lambda: not _absent(c),
+        "progress": lambda: None if _absent(g) else _progress_decoder.decode(g),
     }
     try:
         items = _any_decoder.decode(raw_body)
@@ -285,3 +303,39 @@ def encode_worker(info: WorkerInfo) -> str:
 def decode_worker(raw: bytes | str) -> WorkerInfo:
     """Decode a worker registration."""
     return _worker_decoder.decode(raw)
+
+
+_TIME_OFFSET = 2**62
+"""Added to microseconds since the epoch so that every moment from year 1 to 9999 is a non-negative 16-digit hex."""
+_SEQUENCE_OFFSET = 2**63
+"""Added to a sequence so that every signed 64-bit value is a non-negative 16-digit hex."""
+
+
+def time_key(moment: datetime) -> str:
+    """The first 16 hex digits of the position key of every event that occurred at ``moment``."""
+    return f"{to_micros(moment) + _TIME_OFFSET:016x}"
+
+
+def event_position_key(position: EventPosition) -> str:
+    """An event's position as a string whose byte order is the history order: time, sequence (16 hex digits
+    each), then the id."""
+    return f"{position.micros + _TIME_OFFSET:016x}{position.sequence + _SEQUENCE_OFFSET:016x}{position.id}"
+
+
+def position_key_cursor(key: bytes | str) -> str:
+    """The cursor naming the position an ``event_position_key`` encodes."""
+    value = text(key)
+    moment = _EPOCH + timedelta(microseconds=int(value[:16], 16) - _TIME_OFFSET)
+    return event_cursor(EventPosition(moment, int(value[16:32], 16) - _SEQUENCE_OFFSET, value[32:]))
+
+
+def encode_event(event: QueueEvent) -> list[str]:
+    """The ``append_events`` script's values for one event: id, position key, type, queue, task id, JSON."""
+    return [
+        event.id,
+        event_position_key(event_position(event)),
+        event.type,
+        event.queue or "",
+        event.task_id or "",
+        event.to_json().decode(),
+    ]

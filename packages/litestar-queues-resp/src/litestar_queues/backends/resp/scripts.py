@@ -61,6 +61,10 @@ class Script(str, enum.Enum):
     LIST_WORKERS = "list_workers"
     ACQUIRE_LOCK = "acquire_lock"
     RELEASE_LOCK = "release_lock"
+    SAVE_PROGRESS = "save_progress"
+    APPEND_EVENTS = "append_events"
+    QUERY_EVENTS = "query_events"
+    PRUNE_EVENTS = "prune_events"
 
 
 _DEFINED = re.compile(r"^local (?:function )?([A-Za-z_]\w*(?:, *[A-Za-z_]\w*)*)", re.MULTILINE)

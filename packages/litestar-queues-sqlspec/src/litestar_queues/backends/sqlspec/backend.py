@@ -13,6 +13,7 @@ from litestar_queues.backends.sqlspec.config import SQLSpecBackendConfig, descri
 from litestar_queues.backends.sqlspec.database import Database, check_session, detect_driver, family_of
 from litestar_queues.backends.sqlspec.dialects import Dialect, create_dialect
 from litestar_queues.backends.sqlspec.dialects.sqlite import check_sqlite_location
+from litestar_queues.backends.sqlspec.history import EventStore
 from litestar_queues.backends.sqlspec.migrate import SchemaMigrator, migration_extension_config
 from litestar_queues.backends.sqlspec.names import TableNames
 from litestar_queues.errors import BackendUnavailableError, ConfigurationError
@@ -45,7 +46,9 @@ class SQLSpecBackend(SQLQueueBackend):
     application's own SQLSpec driver session (same adapter and database).
     """
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.TRANSFER, Capability.TRANSACTIONAL_ENQUEUE})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.TRANSFER, Capability.TRANSACTIONAL_ENQUEUE, Capability.EVENT_HISTORY}
+    )
     """PostgreSQL with ``listen_notify`` adds push wakeups (set in ``__init__``)."""
     name: ClassVar[str] = "sqlspec"
 
@@ -61,6 +64,7 @@ class SQLSpecBackend(SQLQueueBackend):
         self._dialect: Dialect = create_dialect(self._db, self.names, notify=listen)
         self.store = self._dialect
         self._migrator = SchemaMigrator(self._db, self._dialect, self.names, config.version_table)
+        self.events = EventStore(self._db, self.names, self._dialect.codec)
         self.split_claims = family == "postgres"  # a claim there is a transaction: the next one overlaps a batch
         self.local_only = family == "sqlite"  # a file other machines cannot reach
         if listen:  # PostgreSQL: asyncpg or psycopg

@@ -55,6 +55,8 @@ class TableNames:
     """Every name the backend uses, raw and quoted for one SQL family."""
 
     __slots__ = (
+        "events",
+        "events_raw",
         "extension",
         "family",
         "finish_channel",
@@ -78,10 +80,12 @@ class TableNames:
         self.workers_raw = f"{prefix}workers"
         self.locks_raw = f"{prefix}locks"
         self.pauses_raw = f"{prefix}queue_pauses"
+        self.events_raw = f"{prefix}events"
         self.tasks = _quote(self.tasks_raw, family)
         self.workers = _quote(self.workers_raw, family)
         self.locks = _quote(self.locks_raw, family)
         self.pauses = _quote(self.pauses_raw, family)
+        self.events = _quote(self.events_raw, family)
         self.wakeup_channel = f"{prefix}wakeup"
         """PostgreSQL NOTIFY channel announcing new pending work; the payload is the queue name."""
         self.finish_channel = f"{prefix}finish"

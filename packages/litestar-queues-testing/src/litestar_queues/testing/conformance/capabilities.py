@@ -10,6 +10,9 @@ import pytest
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.errors import UnsupportedOperation
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter
+from litestar_queues.records import new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import QUEUE, enqueue_one, make_record, raising
 
@@ -44,6 +47,15 @@ async def _use(
             await backend.transfer(running.lease, owner="worker-b", now=now, lease_seconds=30)
 
         return transfer
+    if capability is Capability.EVENT_HISTORY:
+
+        async def keep_history() -> None:
+            await backend.append_events([QueueEvent(type="task.log", task_id=record_id, occurred_at=now)])
+            await backend.query_events(EventFilter(task_id=record_id), limit=10)
+            await backend.prune_events(occurred_before=now, limit=10)
+
+        record_id = new_record_id()
+        return keep_history
     pytest.fail(f"the conformance suite does not know how to exercise {capability!r} yet")
 
 

@@ -9,7 +9,7 @@ from msgspec.structs import replace
 
 from litestar_queues.backend import QueueBackend
 from litestar_queues.errors import DuplicateTaskError
-from litestar_queues.records import Outcome, TaskError, TaskRecord, TaskStatus, new_record_id
+from litestar_queues.records import Outcome, TaskError, TaskProgress, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     after,
@@ -28,7 +28,7 @@ _KEY = "requeue:key"
 _STORED = "stored failed with every field set"
 _RESET = (
     "put a failed, cancelled or expired record back to pending: scheduled_at = now, attempts = 0, clears "
-    "expires_at, finished_at, result, error and cancel_requested"
+    "expires_at, finished_at, result, error, progress and cancel_requested"
 )
 
 
@@ -54,6 +54,7 @@ async def _ended(backend: QueueBackend, now: datetime, how: str) -> TaskRecord:
                 error=TaskError(type="builtins.KeyError", message="'x'"),
                 cancel_requested=True,
                 metadata={"kept": True},
+                progress=TaskProgress(current=3, total=4, percent=75.0, attempt=4, updated_at=after(now, -250)),
             ),
         )
     status = TaskStatus(how)
@@ -65,6 +66,8 @@ async def _ended(backend: QueueBackend, now: datetime, how: str) -> TaskRecord:
         await backend.cancel(record.id, now=after(now, 1))
     else:
         running = await claim_one(backend, now)
+        progress = TaskProgress(current=1, total=2, percent=50.0, attempt=1, updated_at=now)
+        await backend.save_progress([(running.lease, progress)])
         error = TaskError(type="builtins.ValueError", message="bad input")
         await backend.finish(running.lease, Outcome(status=status, result="partial", error=error), now=after(now, 1))
     ended = await backend.get(record.id)
@@ -91,6 +94,7 @@ class RequeueConformance(ConformanceBase):
             result=None,
             error=None,
             cancel_requested=False,
+            progress=None,
         )
         assert requeued == expected, rule("requeue", _RESET, diff(expected, requeued))
         assert await backend.get(ended.id) == expected, rule("requeue", "the requeue is stored")

@@ -9,7 +9,7 @@ import pytest
 from msgspec.structs import fields
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import RecordFilter, TaskError, TaskRecord, TaskStatus, new_record_id
+from litestar_queues.records import RecordFilter, TaskError, TaskProgress, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
@@ -60,6 +60,9 @@ def _full_record(now: datetime, status: TaskStatus) -> TaskRecord:
         execution_profile="large",
         metadata={"trace_id": "abc123", "source": {"app": "shop", "version": 3}},
         token=2,
+        progress=TaskProgress(
+            current=3.5, total=7, percent=50.0, message="step 3 — ✓", attempt=2, updated_at=_odd_microseconds(now, -30)
+        ),
     )
 
 

@@ -10,9 +10,11 @@ from litestar_queues.testing.conformance.dedup import DedupConformance
 from litestar_queues.testing.conformance.enqueue import EnqueueConformance
 from litestar_queues.testing.conformance.expiry import ExpiryConformance
 from litestar_queues.testing.conformance.fencing import FencingConformance
+from litestar_queues.testing.conformance.history import EventHistoryConformance
 from litestar_queues.testing.conformance.leases import LeaseConformance
 from litestar_queues.testing.conformance.locks import LockConformance
 from litestar_queues.testing.conformance.pausing import PauseConformance
+from litestar_queues.testing.conformance.progress import ProgressConformance
 from litestar_queues.testing.conformance.pruning import PruneConformance
 from litestar_queues.testing.conformance.queries import QueryConformance
 from litestar_queues.testing.conformance.requeue import RequeueConformance
@@ -40,6 +42,7 @@ class BackendConformance(
     FencingConformance,
     TransferConformance,
     RetryConformance,
+    ProgressConformance,
     CancelConformance,
     RequeueConformance,
     ExpiryConformance,
@@ -54,6 +57,7 @@ class BackendConformance(
     UndecodableConformance,
     WakeupConformance,
     TransactionConformance,
+    EventHistoryConformance,
     CapabilityConformance,
 ):
     """The whole conformance suite: subclass it as ``Test<YourBackend>`` and provide a ``backend`` fixture.

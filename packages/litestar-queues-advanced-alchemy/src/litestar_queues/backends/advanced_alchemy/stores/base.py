@@ -195,6 +195,7 @@ class Store(ABC):
                 finished_at=null(),
                 result=null(),
                 error=null(),
+                progress=null(),
                 expires_at=null(),
                 cancel_requested=false(),
                 active_key=t.c.dedup_key,
@@ -289,7 +290,8 @@ class Store(ABC):
         (PostgreSQL). Never in a caller's connection: SQLAlchemy begins its transaction on its first statement.
         """
         del native
-        return list((await connection.execute(statement, params)).mappings())
+        result = await connection.execute(statement, params)
+        return list(result.mappings()) if result.returns_rows else []
 
     async def execute(self, statement: Any, params: dict[str, Any] | None = None) -> int:
         """Run one statement on its own and return the number of rows it matched."""
@@ -392,8 +394,8 @@ class Store(ABC):
         records = await self.update_returning(self.sql_transfer, params)
         return records[0] if records else None
 
-    def renew_statement(self, leases: Sequence[Lease]) -> tuple[Update, dict[str, Any]]:
-        """The guarded UPDATE extending every lease whose fence matches."""
+    def fences(self, leases: Sequence[Lease]) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+        """``id = … AND owner = … AND token = …`` of each lease (the ``n``-th binds ``in``, ``on``, ``tn``)."""
         t = self.tables.tasks
         params: dict[str, Any] = {}
         fences = []
@@ -406,6 +408,12 @@ class Store(ABC):
                 )
             )
             params.update({f"i{position}": lease.record_id, f"o{position}": lease.owner, f"t{position}": lease.token})
+        return fences, params
+
+    def renew_statement(self, leases: Sequence[Lease]) -> tuple[Update, dict[str, Any]]:
+        """The guarded UPDATE extending every lease whose fence matches."""
+        t = self.tables.tasks
+        fences, params = self.fences(leases)
         statement = (
             update(t)
             .where(status_is(t.c.status, "running"), or_(*fences))
@@ -423,6 +431,21 @@ class Store(ABC):
             rows = await self.rows(statement.returning(t.c.id, t.c.cancel_requested), params)
             held.update((row["id"], bool(row["cancel_requested"])) for row in rows)
         return held
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
+        """Set ``progress`` (JSON) of each running record whose fence matches: one guarded UPDATE per 200 updates.
+
+        ``updates`` hold at most one update per fence (owner and token) of a record, so at most one of a record's
+        updates matches it and the order of the ``CASE`` branches does not matter.
+        """
+        t = self.tables.tasks
+        for start in range(0, len(updates), 200):
+            chunk = updates[start : start + 200]
+            fences, params = self.fences([lease for lease, _ in chunk])
+            params.update({f"p{position}": progress for position, (_, progress) in enumerate(chunk)})
+            values = case(*((fence, bindparam(f"p{position}")) for position, fence in enumerate(fences)))
+            statement = update(t).where(status_is(t.c.status, "running"), or_(*fences)).values(progress=values)
+            await self.execute(statement, params)
 
     def finish_statement(self, lease: Lease, outcome: Outcome, now: datetime) -> tuple[Update, dict[str, Any]]:
         """The guarded UPDATE applying ``outcome`` under ``lease``."""

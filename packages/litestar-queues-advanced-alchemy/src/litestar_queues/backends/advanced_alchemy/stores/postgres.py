@@ -133,6 +133,28 @@ class PostgresStore(ConflictSkippingStore):
             .returning(t.c.id, t.c.cancel_requested)
         )
         # New work of a paused queue wakes nobody: no worker could claim it.
+        progress = (
+            func.unnest(
+                bindparam("ids", type_=ARRAY(String)),
+                bindparam("owners", type_=ARRAY(String)),
+                bindparam("tokens", type_=ARRAY(BigInteger)),
+                bindparam("progress", type_=ARRAY(Text)),
+            )
+            .table_valued(
+                column("id", String), column("owner", String), column("token", BigInteger), column("progress", Text)
+            )
+            .render_derived(name="l")
+        )
+        self.sql_save_progress = (
+            update(t)
+            .where(
+                t.c.id == progress.c.id,
+                t.c.owner == progress.c.owner,
+                t.c.token == progress.c.token,
+                status_is(t.c.status, "running"),
+            )
+            .values(progress=progress.c.progress)
+        )
         if notify:
             one = pg_insert(t).values({name: bindparam(name) for name in TASK_COLUMNS}).on_conflict_do_nothing()
             inserted = one.returning(t.c.id, t.c.queue).cte("ins")
@@ -207,6 +229,7 @@ class PostgresStore(ConflictSkippingStore):
             self.sql_claim_many,
             self.sql_finish_many,
             self.sql_renew,
+            self.sql_save_progress,
             self.sql_notify_queues,
         )
         self._native: dict[int, NativeStatement] = (
@@ -333,6 +356,16 @@ class PostgresStore(ConflictSkippingStore):
         }
         rows = await self.retrying(lambda: self.rows(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
+        """One statement joining the fences and their progress as arrays."""
+        params = {
+            "ids": [lease.record_id for lease, _ in updates],
+            "owners": [lease.owner for lease, _ in updates],
+            "tokens": [lease.token for lease, _ in updates],
+            "progress": [progress for _, progress in updates],
+        }
+        await self.rows(self.sql_save_progress, params)
 
     def is_deadlock(self, error: Exception) -> bool:
         """SQLSTATE 40P01, raised through SQLAlchemy or by the driver itself (a native statement)."""

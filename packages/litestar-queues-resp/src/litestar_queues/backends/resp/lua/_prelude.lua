@@ -13,7 +13,7 @@ local function reply(value)
   return value
 end
 
-local FIELDS = {'s', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r', 'e'}
+local FIELDS = {'s', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r', 'e', 'g'}
 
 local KEY_ACTIVE = P .. ':ka'
 
@@ -33,6 +33,28 @@ local function rkey(id) return P .. ':r:' .. id end
 local function bkey(id) return P .. ':b:' .. id end
 
 local function pending_key(q, p) return P .. ':pq:' .. q .. ':' .. p end
+
+-- the event history: one hash of stored events (id -> "type NUL queue NUL task id NUL json", "" where None) and
+-- position indexes (members: the position as 32 hex digits, then the id; see codec.event_position_key)
+local KEY_EVENTS = P .. ':ev'
+
+local KEY_EVENT_ORDER = P .. ':evx'
+
+local function event_index_keys(kind, queue, task)
+  local keys = {KEY_EVENT_ORDER, P .. ':evy:' .. kind}
+  if queue ~= '' then keys[#keys + 1] = P .. ':evq:' .. queue end
+  if task ~= '' then keys[#keys + 1] = P .. ':evt:' .. task end
+  return keys
+end
+
+-- a stored event's type, queue, task id ("" where None) and JSON
+local function split_event(value)
+  local a = string.find(value, '\0', 1, true)
+  local b = string.find(value, '\0', a + 1, true)
+  local c = string.find(value, '\0', b + 1, true)
+  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1, c - 1),
+    string.sub(value, c + 1)
+end
 
 -- "" means None for optional values; optional strings carry a one-character "=" marker so "" stays a value.
 local function opt_text(v) if v == '' then return false end return string.sub(v, 2) end

@@ -1,4 +1,4 @@
--- Insert records with id and key dedup. A: one array of 19 strings per record (codec.encode_insert).
+-- Insert records with id and key dedup. A: one array of 20 strings per record (codec.encode_insert).
 -- Reply: per record, 1 when stored, else the row of the existing record it resolved to.
 -- Index writes are grouped per key and sent once per key at the end: a chunk of records costs about three
 -- calls per record instead of ten. Dedup reads only the record hashes and the active-key hash, which are
@@ -9,7 +9,7 @@ local OPTIONAL_NUMBERS = {{10, 'expires_at'}, {11, 'started_at'}, {12, 'finished
 local STATUS = {pending = true, running = true, completed = true, failed = true, cancelled = true, expired = true}
 for _, f in ipairs(A) do
   local bad = false
-  if #f ~= 19 then bad = 'the record' elseif not STATUS[f[6]] then bad = 'status' end
+  if #f ~= 20 then bad = 'the record' elseif not STATUS[f[6]] then bad = 'status' end
   for _, spec in ipairs(NUMBERS) do
     if not bad and not tonumber(f[spec[1]]) then bad = spec[2] end
   end
@@ -33,7 +33,7 @@ local function zadd(key, score, member)
 end
 local task_keys, status_keys, pending_keys = {}, {}, {}
 local OPTIONAL = {{5, 'k', true}, {10, 'x'}, {11, 'st'}, {12, 'fa'}, {13, 'le'}, {14, 'o', true}, {15, 'c'},
-                  {16, 'r'}, {17, 'e'}}
+                  {16, 'r'}, {17, 'e'}, {20, 'g'}}
 for i, f in ipairs(A) do
   local id, q, p, n, k, s = f[1], f[2], f[3], f[4], opt_text(f[5]), f[6]
   local rk = rkey(id)

@@ -13,7 +13,7 @@ if s == 'failed' or s == 'cancelled' or s == 'expired' then
     redis.call('HSET', KEY_ACTIVE, k, id)
   end
   redis.call('HSET', rk, 's', 'pending', 'sa', now, 'a', '0')
-  redis.call('HDEL', rk, 'fa', 'r', 'e', 'c', 'x')
+  redis.call('HDEL', rk, 'fa', 'r', 'e', 'c', 'x', 'g')
   redis.call('ZREM', KEY_FINISHED, id)
   redis.call('ZREM', KEY_EXPIRY, id)
   add_pending(id, q, p, now, false)

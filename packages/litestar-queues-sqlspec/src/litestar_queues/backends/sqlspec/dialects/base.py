@@ -94,7 +94,8 @@ class Dialect(ABC):
         self.sql_cancel_running = f"UPDATE {tasks} SET cancel_requested = TRUE WHERE id = :id AND status = 'running'"
         self.sql_requeue = (
             f"UPDATE {tasks} SET status = 'pending', scheduled_at = :now, attempts = 0, finished_at = NULL, "
-            f"result = NULL, error = NULL, expires_at = NULL, cancel_requested = FALSE, active_key = dedup_key "
+            f"result = NULL, error = NULL, progress = NULL, expires_at = NULL, cancel_requested = FALSE, "
+            "active_key = dedup_key "
             f"WHERE id = :id AND status IN {REQUEUEABLE_SQL}"
         )
         pauses = names.pauses
@@ -276,6 +277,29 @@ class Dialect(ABC):
             rows = await self.db.select(f"{sql} RETURNING id, cancel_requested", params)
             held.update((row["id"], bool(row["cancel_requested"])) for row in rows)
         return held
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
+        """Set ``progress`` (JSON) of each running record whose fence matches: one guarded UPDATE per 200 updates.
+
+        ``updates`` hold at most one update per fence (owner and token) of a record, so at most one of a record's
+        updates matches it and the statement's order among them does not matter.
+        """
+        for start in range(0, len(updates), 200):
+            chunk = updates[start : start + 200]
+            id_condition, params = self.in_list("id", "i", [lease.record_id for lease, _ in chunk])
+            fences, values = [], []
+            for position, (lease, progress) in enumerate(chunk):
+                fence = f"(id = :i{position} AND owner = :o{position} AND token = :t{position})"
+                fences.append(fence)
+                values.append(f"WHEN {fence} THEN :p{position}")
+                params[f"o{position}"] = lease.owner
+                params[f"t{position}"] = lease.token
+                params[f"p{position}"] = progress
+            sql = (
+                f"UPDATE {self.names.tasks} SET progress = CASE {' '.join(values)} END "
+                f"WHERE status = 'running' AND {id_condition} AND ({' OR '.join(fences)})"
+            )
+            await self.db.execute(sql, params)
 
     def transfer_statement(self, lease: Lease, owner: str, lease_expires_at: datetime) -> tuple[str, dict[str, Any]]:
         """Return the guarded UPDATE handing the attempt held by ``lease`` to ``owner`` (without RETURNING)."""

@@ -55,6 +55,7 @@ _COLUMN_TYPES: dict[str, str] = {
     "token": "bigint",
     "lease_expires_at": "timestamptz",
     "cancel_requested": "boolean",
+    "progress": "text",
 }
 _ROWS_PER_INSERT = 5000
 _PARALLEL_INSERTS = 4
@@ -175,6 +176,12 @@ class PostgresDialect(Dialect):
             "CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), CAST(:tokens AS bigint[])) AS l(id, owner, token) "
             "WHERE t.id = locked.id AND t.id = l.id AND t.owner = l.owner AND t.token = l.token "
             "AND t.status = 'running' RETURNING t.id, t.cancel_requested"
+        )
+        self.sql_save_progress = (
+            f"UPDATE {tasks} AS t SET progress = l.progress FROM unnest(CAST(:ids AS varchar[]), "
+            "CAST(:owners AS varchar[]), CAST(:tokens AS bigint[]), CAST(:progress AS text[])) "
+            "AS l(id, owner, token, progress) "
+            "WHERE t.id = l.id AND t.owner = l.owner AND t.token = l.token AND t.status = 'running'"
         )
         expire = (
             f"WITH picked AS MATERIALIZED (SELECT id FROM {tasks} WHERE status = 'pending' AND expires_at <= :now "
@@ -319,6 +326,16 @@ class PostgresDialect(Dialect):
         }
         rows = await self.retrying(lambda: self.db.select(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
+
+    async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
+        """One statement joining the fences and their progress as arrays."""
+        params = {
+            "ids": [lease.record_id for lease, _ in updates],
+            "owners": [lease.owner for lease, _ in updates],
+            "tokens": [lease.token for lease, _ in updates],
+            "progress": [progress for _, progress in updates],
+        }
+        await self.db.execute(self.sql_save_progress, params)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
         """Expire a bounded batch, skipping rows another transaction holds; notify their waiters."""

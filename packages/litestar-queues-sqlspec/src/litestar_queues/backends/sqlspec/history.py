@@ -1,0 +1,113 @@
+"""The event history table: stored events as rows, read in ``(occurred_at, seq, id)`` order through one index range.
+
+The statements are the same on every family but for the insert that skips stored ids (PostgreSQL binds each column
+as one array, so the statement text is the same for every batch) and the bounded delete
+(MySQL/MariaDB cannot ``LIMIT`` inside ``IN (subquery)`` and deletes with ``ORDER BY … LIMIT``; PostgreSQL joins
+the picked ids back by primary key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from litestar_queues.backends.sqlspec.database import Database
+from litestar_queues.backends.sqlspec.dialects.base import chunked
+from litestar_queues.backends.sqlspec.names import TableNames
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
+from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, event_page, event_rows
+from litestar_queues.sql.rows import ValueCodec
+
+__all__ = ("EventStore",)
+
+_ROWS_PER_INSERT = 250
+"""Rows per insert statement (seven parameters each, far below every driver's limit)."""
+_PG_TYPES = ("varchar", "timestamptz", "bigint", "varchar", "varchar", "varchar", "text")
+"""The PostgreSQL types of ``EVENT_COLUMNS``, for the arrays of the one-statement insert."""
+
+
+class EventStore:
+    """Append, page through and prune the events table of one backend."""
+
+    __slots__ = ("_codec", "_db", "_delete", "_insert", "_insert_arrays", "_insert_suffix", "_table")
+
+    def __init__(self, db: Database, names: TableNames, codec: ValueCodec) -> None:
+        self._db = db
+        self._codec = codec
+        self._table = events = names.events
+        into = f"INSERT INTO {events} ({', '.join(EVENT_COLUMNS)})"
+        self._insert = f"{into} VALUES"
+        self._insert_arrays: str | None = None
+        if names.family == "mysql":
+            self._insert_suffix = " ON DUPLICATE KEY UPDATE id = id"
+            self._delete = (
+                f"DELETE FROM {events} WHERE occurred_at < :before "  # noqa: S608 - a quoted table name
+                "ORDER BY occurred_at, seq, id LIMIT :limit"
+            )
+        elif names.family == "postgres":
+            # The picked ids joined back by primary key: ``id IN (subquery)`` is planned as a hash join over the
+            # whole table.
+            self._insert_suffix = " ON CONFLICT (id) DO NOTHING"
+            arrays = ", ".join(
+                f"CAST(:{column} AS {kind}[])" for column, kind in zip(EVENT_COLUMNS, _PG_TYPES, strict=True)
+            )
+            self._insert_arrays = f"{into} SELECT * FROM unnest({arrays})"  # noqa: S608 - a quoted table name
+            self._delete = (
+                f"WITH picked AS MATERIALIZED (SELECT id FROM {events} WHERE occurred_at < :before "  # noqa: S608 - a quoted table name
+                "ORDER BY occurred_at, seq, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                f"DELETE FROM {events} AS e USING picked WHERE e.id = picked.id"
+            )
+        else:
+            self._insert_suffix = " ON CONFLICT (id) DO NOTHING"
+            self._delete = (
+                f"DELETE FROM {events} WHERE id IN (SELECT id FROM {events} "  # noqa: S608 - a quoted table name
+                "WHERE occurred_at < :before ORDER BY occurred_at, seq, id LIMIT :limit)"
+            )
+
+    async def append(self, events: Sequence[QueueEvent]) -> None:
+        """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""
+        rows = event_rows(events, self._codec.time)
+        if self._insert_arrays is not None:  # PostgreSQL: one fixed statement, a column per array parameter
+            columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+            await self._db.execute(self._insert_arrays + self._insert_suffix, columns)
+            return
+        for chunk in chunked(rows, _ROWS_PER_INSERT):
+            values: list[str] = []
+            params: dict[str, Any] = {}
+            for number, row in enumerate(chunk):
+                names = [f"{column}{number}" for column in EVENT_COLUMNS]
+                values.append(f"({', '.join(f':{name}' for name in names)})")
+                params.update(zip(names, row, strict=True))
+            sql = f"{self._insert} {', '.join(values)}{self._insert_suffix}"
+            await self._db.execute(sql, params)
+
+    async def query(self, where: EventFilter, *, limit: int, cursor: str | None, newest_first: bool) -> EventPage:
+        """One page of matching events in history order; one more row is read to know whether another page follows."""
+        time = self._codec.time
+        conditions: list[str] = []
+        params: dict[str, Any] = {"limit": limit + 1}
+        for column, value in (("task_id", where.task_id), ("event_type", where.type), ("queue", where.queue)):
+            if value is not None:
+                conditions.append(f"{column} = :{column}")
+                params[column] = value
+        if where.since is not None:
+            conditions.append("occurred_at >= :since")
+            params["since"] = time(where.since)
+        if where.before is not None:
+            conditions.append("occurred_at < :before")
+            params["before"] = time(where.before)
+        if cursor is not None:
+            after = parse_event_cursor(cursor)
+            conditions.append(f"(occurred_at, seq, id) {'<' if newest_first else '>'} (:at, :seq, :id)")
+            params.update(at=time(after.occurred_at), seq=after.sequence, id=after.id)
+        direction = " DESC" if newest_first else ""
+        order = ", ".join(f"{column}{direction}" for column in EVENT_ORDER)
+        where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT body FROM {self._table}{where_sql} ORDER BY {order} LIMIT :limit"  # noqa: S608 - built here
+        return event_page([row["body"] for row in await self._db.select(sql, params)], limit)
+
+    async def prune(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first; return how many."""
+        return await self._db.execute(self._delete, {"before": self._codec.time(occurred_before), "limit": limit})
