@@ -28,6 +28,7 @@ __all__ = (
     "finish_params",
     "finish_values",
     "finished_records",
+    "lease_arrays",
 )
 
 
@@ -135,6 +136,16 @@ def ending(lease: Lease, outcome: Outcome, now: datetime, claimed: TaskRecord | 
     values = finish_values(outcome)
     finished = None if claimed is None else finished_record(claimed, outcome, now)
     return Ending(lease.record_id, lease.owner, lease.token, values.status, now, values.result, values.error, finished)
+
+
+def lease_arrays(leases: Sequence[Lease]) -> dict[str, list[Any]]:
+    """The fences of ``leases`` bound as arrays (``ids``, ``owners``, ``tokens``): a statement that joins them with
+    ``unnest`` changes several running rows under their fences at once (renewals, progress)."""
+    return {
+        "ids": [lease.record_id for lease in leases],
+        "owners": [lease.owner for lease in leases],
+        "tokens": [lease.token for lease in leases],
+    }
 
 
 def ending_arrays(endings: Sequence[Ending]) -> dict[str, list[Any]]:

@@ -50,7 +50,7 @@ from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.batching import Coalescer
 from litestar_queues.sql.failures import connection_lost
-from litestar_queues.sql.finishing import ENDING_ARRAYS, Ending, ending, ending_arrays, finished_records
+from litestar_queues.sql.finishing import ENDING_ARRAYS, Ending, ending, ending_arrays, finished_records, lease_arrays
 from litestar_queues.sql.rows import TASK_COLUMNS, PostgresValueCodec, encode_json_rows
 
 __all__ = ("PostgresStore",)
@@ -348,23 +348,13 @@ class PostgresStore(ConflictSkippingStore):
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""
-        params = {
-            "lease_until": lease_expires_at,
-            "ids": [lease.record_id for lease in leases],
-            "owners": [lease.owner for lease in leases],
-            "tokens": [lease.token for lease in leases],
-        }
+        params = {"lease_until": lease_expires_at, **lease_arrays(leases)}
         rows = await self.retrying(lambda: self.rows(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
 
     async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
         """One statement joining the fences and their progress as arrays."""
-        params = {
-            "ids": [lease.record_id for lease, _ in updates],
-            "owners": [lease.owner for lease, _ in updates],
-            "tokens": [lease.token for lease, _ in updates],
-            "progress": [progress for _, progress in updates],
-        }
+        params = {**lease_arrays([lease for lease, _ in updates]), "progress": [progress for _, progress in updates]}
         await self.rows(self.sql_save_progress, params)
 
     def is_deadlock(self, error: Exception) -> bool:

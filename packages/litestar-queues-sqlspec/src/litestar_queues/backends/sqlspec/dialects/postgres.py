@@ -22,7 +22,7 @@ from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMI
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.batching import Coalescer
-from litestar_queues.sql.finishing import Ending, ending, ending_arrays, finished_records
+from litestar_queues.sql.finishing import Ending, ending, ending_arrays, finished_records, lease_arrays
 from litestar_queues.sql.rows import TASK_COLUMNS, PostgresValueCodec, encode_json_rows, encode_task
 
 __all__ = ("PostgresDialect",)
@@ -318,23 +318,13 @@ class PostgresDialect(Dialect):
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""
-        params = {
-            "lease_expires_at": lease_expires_at,
-            "ids": [lease.record_id for lease in leases],
-            "owners": [lease.owner for lease in leases],
-            "tokens": [lease.token for lease in leases],
-        }
+        params = {"lease_expires_at": lease_expires_at, **lease_arrays(leases)}
         rows = await self.retrying(lambda: self.db.select(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
 
     async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
         """One statement joining the fences and their progress as arrays."""
-        params = {
-            "ids": [lease.record_id for lease, _ in updates],
-            "owners": [lease.owner for lease, _ in updates],
-            "tokens": [lease.token for lease, _ in updates],
-            "progress": [progress for _, progress in updates],
-        }
+        params = {**lease_arrays([lease for lease, _ in updates]), "progress": [progress for _, progress in updates]}
         await self.db.execute(self.sql_save_progress, params)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
