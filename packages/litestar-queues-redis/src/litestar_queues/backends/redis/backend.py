@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis import exceptions
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes
+from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes, RespPubSub
 
 if TYPE_CHECKING:
     from litestar_queues.backends.redis.config import RedisBackendConfig
@@ -50,3 +51,17 @@ class RedisBackend(RespBackend):
 
     def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
         return Redis(connection_pool=pool)
+
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+        for scheme, replacement in _SCHEMES.items():
+            if url.startswith(scheme):
+                url = replacement + url[len(scheme) :]
+        # no retry after a connection error (a retried script could apply twice); MOVED/ASK are still followed
+        return RedisCluster.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options})
+
+    def _is_cluster_client(self, client: object) -> bool:
+        return isinstance(client, RedisCluster)
+
+    def _node_pubsub(self, node: ClusterNode) -> RespPubSub:
+        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        return Redis(connection_pool=pool).pubsub()

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from valkey import exceptions
 from valkey.asyncio import BlockingConnectionPool, ConnectionPool, Valkey
+from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
 
-from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes
+from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes, RespPubSub
 
 if TYPE_CHECKING:
     from litestar_queues.backends.valkey.config import ValkeyBackendConfig
@@ -45,3 +46,18 @@ class ValkeyBackend(RespBackend):
 
     def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
         return Valkey(connection_pool=pool)
+
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+        # valkey-py runs a cluster pipeline `cluster_error_retry_attempts` times at most (0 would never run it), so
+        # 1 means once; the scripts go only through pipelines in cluster mode, so none is retried after a connection
+        # error (a retried script could apply twice), while MOVED/ASK are still followed
+        client: RespClient = ValkeyCluster.from_url(url, **{"cluster_error_retry_attempts": 1, **options})
+        return client
+
+    def _is_cluster_client(self, client: object) -> bool:
+        return isinstance(client, ValkeyCluster)
+
+    def _node_pubsub(self, node: ClusterNode) -> RespPubSub:
+        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        pubsub: RespPubSub = Valkey(connection_pool=pool).pubsub()
+        return pubsub
