@@ -181,6 +181,11 @@ class RespBackend(QueueBackend):
         self._listener_node += 1
         return self._node_pubsub(nodes[self._listener_node % len(nodes)])
 
+    @property
+    def key_prefix(self) -> str:
+        """The prefix every key and channel starts with: ``config.key_prefix``, hash-tagged in cluster mode."""
+        return self._prefix
+
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
