@@ -10,7 +10,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes, RespPubSub
+from litestar_queues.backends.resp import RespBackend, RespClusterClient, RespErrorTypes, RespPubSub, RespServerClient
 
 if TYPE_CHECKING:
     from litestar_queues.backends.redis.config import RedisBackendConfig
@@ -41,7 +41,7 @@ class RedisBackend(RespBackend):
         """
         super().__init__(config, _ERRORS)
 
-    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespServerClient:
         for scheme, replacement in _SCHEMES.items():
             if url.startswith(scheme):
                 url = replacement + url[len(scheme) :]
@@ -49,10 +49,10 @@ class RedisBackend(RespBackend):
         # RespConnectionError instead and the caller decides
         return Redis.from_pool(BlockingConnectionPool.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options}))
 
-    def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
+    def _client_from_pool(self, pool: ConnectionPool) -> RespServerClient:
         return Redis(connection_pool=pool)
 
-    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClusterClient:
         for scheme, replacement in _SCHEMES.items():
             if url.startswith(scheme):
                 url = replacement + url[len(scheme) :]

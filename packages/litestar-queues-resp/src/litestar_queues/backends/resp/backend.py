@@ -13,7 +13,13 @@ from typing import Any, ClassVar, cast
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.backends.resp.batching import GroupCommit
-from litestar_queues.backends.resp.client import RespClient, RespClusterClient, RespErrorTypes, RespPubSub
+from litestar_queues.backends.resp.client import (
+    RespClient,
+    RespClusterClient,
+    RespErrorTypes,
+    RespPubSub,
+    RespServerClient,
+)
 from litestar_queues.backends.resp.codec import (
     decode_optional_record,
     decode_record,
@@ -128,7 +134,7 @@ class RespBackend(QueueBackend):
     # -- wiring hooks ------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespServerClient:
         """Create a client for ``url`` on a blocking connection pool (a call waits for a free connection) of its own.
 
         ``options`` are the pool's keyword arguments: socket timeouts, ``max_connections``, ``timeout`` (the wait for
@@ -136,11 +142,11 @@ class RespBackend(QueueBackend):
         """
 
     @abc.abstractmethod
-    def _client_from_pool(self, pool: Any) -> RespClient:
+    def _client_from_pool(self, pool: Any) -> RespServerClient:
         """Create a client on the app's connection pool (closing the client must leave the pool open)."""
 
     @abc.abstractmethod
-    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClusterClient:
         """Create the library's asyncio cluster client for ``url`` (one node; it discovers the others).
 
         ``options``: socket timeouts, ``max_connections`` (per node), then ``client_options``. The client must not
@@ -198,7 +204,12 @@ class RespBackend(QueueBackend):
             return
         client, owned = self._create_client()
         runner = ScriptRunner(
-            client, self._errors, self._monitor, self._prefix, packed=not _decodes_responses(client), cluster=self._cluster
+            client,
+            self._errors,
+            self._monitor,
+            self._prefix,
+            packed=not _decodes_responses(client),
+            cluster=self._cluster,
         )
         try:
             await runner.load_all()
@@ -210,7 +221,10 @@ class RespBackend(QueueBackend):
         self._finishes = GroupCommit(lambda batch: runner.call(Script.FINISH, batch), max_batch=_FINISH_BATCH)
         self._enqueues = GroupCommit(self._enqueue_batch, max_batch=_ENQUEUE_CALLS_BATCH)
         self._wakeups = Wakeups(
-            self._cluster_listener if self._cluster else client.pubsub, self._errors, self._monitor, self._prefix
+            self._cluster_listener if self._cluster else cast("RespServerClient", client).pubsub,
+            self._errors,
+            self._monitor,
+            self._prefix,
         )
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ("RespClient", "RespClusterClient", "RespErrorTypes", "RespPipeline", "RespPubSub")
+__all__ = ("RespClient", "RespClusterClient", "RespErrorTypes", "RespPipeline", "RespPubSub", "RespServerClient")
 
 
 class RespPipeline(Protocol):
@@ -78,17 +78,21 @@ class RespClient(Protocol):
         """Delete keys (awaitable)."""
         ...
 
-    def pubsub(self, **kwargs: Any) -> Any:
-        """Return a :class:`RespPubSub` on a connection of its own."""
-        ...
-
-    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+    async def aclose(self) -> None:
         """Close the client (and its pool when it owns it)."""
         ...
 
 
+class RespServerClient(RespClient, Protocol):
+    """A client of one server (``redis.asyncio.Redis``, ``valkey.asyncio.Valkey``): it has pub/sub."""
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        """Return a :class:`RespPubSub` on a connection of its own."""
+        ...
+
+
 class RespClusterClient(RespClient, Protocol):
-    """What a cluster client adds: its nodes (``redis.asyncio.RedisCluster``, ``valkey.asyncio.ValkeyCluster``)."""
+    """A cluster client: its nodes (``redis.asyncio.RedisCluster``, ``valkey.asyncio.ValkeyCluster``)."""
 
     def get_nodes(self) -> list[Any]:
         """Every known node, primaries and replicas."""

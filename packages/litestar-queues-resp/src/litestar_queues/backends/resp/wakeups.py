@@ -38,10 +38,10 @@ class Wakeups:
     """Waiters for work and finish hints, fed by one background pub/sub listener."""
 
     __slots__ = (
-        "_connect",
         "_closed",
         "_confirm_waiters",
         "_confirmed",
+        "_connect",
         "_control",
         "_done_prefix",
         "_errors",

@@ -8,7 +8,7 @@ from valkey import exceptions
 from valkey.asyncio import BlockingConnectionPool, ConnectionPool, Valkey
 from valkey.asyncio.cluster import ClusterNode, ValkeyCluster
 
-from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes, RespPubSub
+from litestar_queues.backends.resp import RespBackend, RespClusterClient, RespErrorTypes, RespPubSub, RespServerClient
 
 if TYPE_CHECKING:
     from litestar_queues.backends.valkey.config import ValkeyBackendConfig
@@ -38,20 +38,20 @@ class ValkeyBackend(RespBackend):
         """
         super().__init__(config, _ERRORS)
 
-    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespServerClient:
         # valkey-py does not retry commands unless asked to, which is what the backend needs: a retried script
         # could apply twice, so the backend raises RespConnectionError instead and the caller decides
-        client: RespClient = Valkey.from_pool(BlockingConnectionPool.from_url(url, **options))
+        client: RespServerClient = Valkey.from_pool(BlockingConnectionPool.from_url(url, **options))
         return client
 
-    def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
+    def _client_from_pool(self, pool: ConnectionPool) -> RespServerClient:
         return Valkey(connection_pool=pool)
 
-    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClusterClient:
         # valkey-py runs a cluster pipeline `cluster_error_retry_attempts` times at most (0 would never run it), so
         # 1 means once; the scripts go only through pipelines in cluster mode, so none is retried after a connection
         # error (a retried script could apply twice), while MOVED/ASK are still followed
-        client: RespClient = ValkeyCluster.from_url(url, **{"cluster_error_retry_attempts": 1, **options})
+        client: RespClusterClient = ValkeyCluster.from_url(url, **{"cluster_error_retry_attempts": 1, **options})
         return client
 
     def _is_cluster_client(self, client: object) -> bool:
