@@ -10,6 +10,7 @@ import pytest
 from litestar_queues.backends.redis import RedisBackendConfig
 from litestar_queues.backends.resp import RespBackend, RespBackendConfig, hash_tagged
 from litestar_queues.backends.valkey import ValkeyBackendConfig
+from litestar_queues.config import backend_config
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.records import TaskRecord, new_record_id
 from litestar_queues.testing.servers import server_url
@@ -99,3 +100,12 @@ async def test_each_backend_keeps_its_keys_in_one_slot_and_prefixes_spread_over_
             finally:
                 await backend.purge()
     assert len(set(shards.values())) == 3, shards
+
+
+@pytest.mark.parametrize(
+    ("url", "config_class"),
+    [("redis+cluster://h:7000", RedisBackendConfig), ("valkeys+cluster://h:7000", ValkeyBackendConfig)],
+)
+def test_a_cluster_url_string_is_a_queue_backend(url: str, config_class: type[RespBackendConfig]) -> None:
+    config = backend_config(url)
+    assert type(config) is config_class and isinstance(config, RespBackendConfig) and config.cluster
