@@ -1,6 +1,7 @@
 """The short chaos run, in CI, on all seven backends at once: real worker processes, SIGKILLs every couple of
 seconds, one server restart (Redis and Valkey with an append-only file, their 3-shard clusters every node at once,
-PostgreSQL fast, MariaDB clean), each on a private server; then none lost, none stuck, no overlapping executions, every re-execution explained.
+PostgreSQL fast, MariaDB clean), each on a private server; then none lost, none stuck, no overlapping executions,
+every re-execution explained.
 
 The long version is ``make chaos`` (see ``docs/reliability.md``).
 """
