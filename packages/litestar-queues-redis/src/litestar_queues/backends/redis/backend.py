@@ -24,6 +24,14 @@ _ERRORS = RespErrorTypes(
 _SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}
 
 
+def _redis_scheme(url: str) -> str:
+    """``url`` with a ``valkey(s)://`` scheme spelled ``redis(s)://``, which redis-py understands."""
+    for scheme, replacement in _SCHEMES.items():
+        if url.startswith(scheme):
+            return replacement + url[len(scheme) :]
+    return url
+
+
 class RedisBackend(RespBackend):
     """Queue storage on Redis (6.2 or newer), through redis-py.
 
@@ -42,9 +50,7 @@ class RedisBackend(RespBackend):
         super().__init__(config, _ERRORS)
 
     def _client_from_url(self, url: str, options: dict[str, Any]) -> RespServerClient:
-        for scheme, replacement in _SCHEMES.items():
-            if url.startswith(scheme):
-                url = replacement + url[len(scheme) :]
+        url = _redis_scheme(url)
         # redis-py retries commands by default; a retried script could apply twice, so the backend raises
         # RespConnectionError instead and the caller decides
         return Redis.from_pool(BlockingConnectionPool.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options}))
@@ -53,9 +59,7 @@ class RedisBackend(RespBackend):
         return Redis(connection_pool=pool)
 
     def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClusterClient:
-        for scheme, replacement in _SCHEMES.items():
-            if url.startswith(scheme):
-                url = replacement + url[len(scheme) :]
+        url = _redis_scheme(url)
         # no retry after a connection error (a retried script could apply twice); MOVED/ASK are still followed
         return RedisCluster.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options})
 

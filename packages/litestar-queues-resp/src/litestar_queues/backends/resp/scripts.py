@@ -128,8 +128,8 @@ class ScriptRunner:
             monitor: Where connection failures are reported.
             prefix: The key prefix, passed to every script as ``KEYS[1]``.
             packed: Ask for MessagePack replies (the client must return bytes, not decoded ``str``).
-            cluster: ``client`` is a cluster client: scripts are loaded on every primary, and pipelines queue
-                ``EVALSHA`` as a plain command (routed by its key's slot).
+            cluster: ``client`` is a cluster client: scripts are loaded on every primary, and every call goes
+                through a pipeline (see ``_call_pipelined``).
         """
         self._client = client
         self._errors = errors
