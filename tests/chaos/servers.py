@@ -9,6 +9,7 @@ down on SIGTERM. A SQLite "server" is a file, which never restarts.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -121,6 +122,25 @@ class RespClusterServer(PrivateServer):
         self.created = False
 
     def start(self) -> None:
+        for attempt in range(3):
+            if self._start_nodes():
+                break
+            if self.created or attempt == 2:
+                logs = f"{self.dir}/n*/server.log"
+                raise RuntimeError(f"{self.name}: a node did not start on ports {self.port}+ (see {logs})")
+            self.port = _free_port_run(self.nodes)  # another run took a port meanwhile: try other ports
+            self.url = self.url.rsplit(":", 1)[0] + f":{self.port}"
+        if not self.created:
+            addresses = [f"127.0.0.1:{self.port + index}" for index in range(self.nodes)]
+            command = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+            created = subprocess.run(command, check=False, capture_output=True, text=True)
+            if created.returncode:
+                raise RuntimeError(f"{self.name}: {' '.join(command)} failed:\n{created.stdout}{created.stderr}")
+            self.created = True
+        _wait(self._ok, f"{self.name}: cluster_state:ok on every node")
+
+    def _start_nodes(self) -> bool:
+        """Start every node and wait until each answers; ``False`` (all stopped) if one of them exited."""
         for index in range(self.nodes):
             port, node = self.port + index, self.dir / f"n{index}"
             node.mkdir(exist_ok=True)
@@ -138,17 +158,13 @@ class RespClusterServer(PrivateServer):
             ]  # fmt: skip
             with (node / "server.log").open("ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-        for index in range(self.nodes):
-            _wait(lambda port=self.port + index: _answers(port), f"{self.name} node on {self.port + index}")
-        if not self.created:
-            addresses = [f"127.0.0.1:{self.port + index}" for index in range(self.nodes)]
-            subprocess.run(
-                ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-                check=True,
-                capture_output=True,
-            )
-            self.created = True
-        _wait(self._ok, f"{self.name}: cluster_state:ok on every node")
+        for index, process in enumerate(self.processes):
+            port = self.port + index
+            _wait(lambda: process.poll() is not None or _answers(port), f"{self.name} node on {port}")  # noqa: B023
+        if all(process.poll() is None for process in self.processes):
+            return True
+        self.stop()
+        return False
 
     def _ok(self) -> bool:
         for index in range(self.nodes):
@@ -169,7 +185,8 @@ class RespClusterServer(PrivateServer):
 
 def _free_port_run(count: int) -> int:
     """The first of ``count`` free consecutive ports whose cluster bus ports (port + 10000) are free too."""
-    for base in range(20000 + os.getpid() % 5000 * 2, 55000, 7):
+    # a random start (runs start side by side): two runs pick the same ports only when they pick the same base
+    for base in random.Random().sample(range(20000, 55000, count), 200):
         ports = [base + offset for offset in range(count)]
         if not any(_answers(port) or _answers(port + 10000) for port in ports):
             return base
