@@ -88,11 +88,11 @@ async def fails_when_released(path: str, _task_context: TaskExecutionContext) ->
 
 def backend_config(url: str, prefix: str) -> BackendConfig:
     """The typed configuration of the backend at ``url``, under ``prefix`` (keys or tables)."""
-    if url.startswith(("redis://", "valkey://")):
+    if url.startswith(("redis://", "valkey://", "redis+cluster://", "valkey+cluster://")):
         from litestar_queues.backends.redis import RedisBackendConfig
         from litestar_queues.backends.valkey import ValkeyBackendConfig
 
-        config_class: Any = RedisBackendConfig if url.startswith("redis://") else ValkeyBackendConfig
+        config_class: Any = RedisBackendConfig if url.startswith("redis") else ValkeyBackendConfig
         config: BackendConfig = config_class(url=url, key_prefix=prefix)
         return config
     if "+" in url.split("://", 1)[0]:  # a SQLAlchemy URL (postgresql+asyncpg://...): the Advanced Alchemy backend
