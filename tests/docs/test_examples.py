@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["docs/examples/seed_events.py", "docs/examples/seed_migration.py", "examples/quickstart.py"]
+SCRIPTS = [
+    "docs/examples/seed_events.py",
+    "docs/examples/seed_migration.py",
+    "docs/examples/advanced_alchemy_app.py",
+    "examples/quickstart.py",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

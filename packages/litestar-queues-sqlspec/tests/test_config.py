@@ -100,14 +100,14 @@ def test_app_owned_config_is_used_as_is_and_never_owned() -> None:
 
 
 def test_push_capabilities_are_declared_only_where_notifications_work() -> None:
-    transfer = {Capability.TRANSFER, Capability.EVENT_HISTORY}
-    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, *transfer}
+    always = {Capability.TRANSFER, Capability.TRANSACTIONAL_ENQUEUE, Capability.EVENT_HISTORY}
+    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, *always}
     assert SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().capabilities == push
     unlistened = SQLSpecBackendConfig.from_url("postgresql://u@h/db", listen_notify=False).create_backend()
-    assert unlistened.capabilities == transfer
-    assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().capabilities == transfer
-    assert SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().capabilities == transfer
-    assert SQLSpecBackend.capabilities == transfer
+    assert unlistened.capabilities == always
+    assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().capabilities == always
+    assert SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().capabilities == always
+    assert SQLSpecBackend.capabilities == always
 
 
 def test_only_sqlite_is_local_only() -> None:

@@ -1,11 +1,11 @@
 """One dedicated PostgreSQL connection that LISTENs for wakeups, and comes back when it is lost.
 
-Notifications are hints; polling stays the truth. The listener opens its own connection through the
-SQLSpec configuration's ``create_connection()`` (same parameters as the pool, no pool slot taken,
-works through PgBouncer only in session mode). When the connection dies — server restart,
-``pg_terminate_backend``, network — the listener notices (termination callback or a failing health
-check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since
-notifications sent while it was away are lost.
+Notifications are hints; polling stays the truth. The backend tells the listener how to open its connection
+(an asyncpg ``Connection`` or a psycopg ``AsyncConnection``, whatever library the backend reaches them through)
+and how to let go of it; it works through PgBouncer only in session mode. When the connection dies — server
+restart, ``pg_terminate_backend``, network — the listener notices (termination callback or a failing health
+check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since notifications sent
+while it was away are lost. The driver objects are used through their methods only: nothing here imports a driver.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
 
-from litestar_queues.backends.sqlspec.database import DriverName
+__all__ = ("ListenDriver", "NotificationListener", "close_connection")
 
-__all__ = ("NotificationListener",)
+logger = logging.getLogger("litestar_queues.sql")
 
-logger = logging.getLogger("litestar_queues.backends.sqlspec")
+ListenDriver = Literal["asyncpg", "psycopg"]
+"""The PostgreSQL drivers whose connections the listener can LISTEN on."""
 
 _HEALTH_CHECK_SECONDS = 5.0
 _MAX_BACKOFF_SECONDS = 2.0
@@ -31,7 +32,8 @@ class NotificationListener:
 
     __slots__ = (
         "_channels",
-        "_config",
+        "_close",
+        "_connect",
         "_connected",
         "_driver",
         "_health_seconds",
@@ -42,23 +44,28 @@ class NotificationListener:
 
     def __init__(
         self,
-        config: Any,
-        driver: DriverName,
+        connect: Callable[[], Awaitable[Any]],
+        driver: ListenDriver,
         channels: Mapping[str, Callable[[str], None]],
         *,
         on_connected: Callable[[], None],
+        close: Callable[[Any], Awaitable[None]] | None = None,
         health_check_seconds: float = _HEALTH_CHECK_SECONDS,
     ) -> None:
         """Prepare a listener (call :meth:`start`).
 
         Args:
-            config: The SQLSpec asyncpg or psycopg configuration (``create_connection()`` opens the connection).
+            connect: Opens a new driver connection (asyncpg ``Connection`` or psycopg ``AsyncConnection``) for the
+                listener alone; it is never shared while the listener holds it.
             driver: ``"asyncpg"`` or ``"psycopg"``.
             channels: Channel name to the handler of its payloads.
             on_connected: Called after every successful (re)subscription.
+            close: Lets go of a connection ``connect`` opened, lost or not (default: close it, then drop the socket
+                if it does not close promptly).
             health_check_seconds: How often an idle connection is probed.
         """
-        self._config = config
+        self._connect = connect
+        self._close = close or close_connection
         self._driver = driver
         self._channels = dict(channels)
         self._on_connected = on_connected
@@ -81,7 +88,7 @@ class NotificationListener:
     def start(self) -> None:
         """Start listening in the background (``wait_connected`` waits for the subscription; polling covers a
         failure)."""
-        self._task = asyncio.create_task(self._run(), name="litestar-queues-sqlspec-listener")
+        self._task = asyncio.create_task(self._run(), name="litestar-queues-listener")
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""
@@ -106,7 +113,7 @@ class NotificationListener:
         while True:
             _raise_if_cancelling()
             try:
-                connection = await self._config.create_connection()
+                connection = await self._connect()
             except Exception as error:
                 if down_since is None:
                     down_since = loop.time()
@@ -133,7 +140,7 @@ class NotificationListener:
             finally:
                 self._connected.clear()
                 self.server_pid = None
-                await _close(connection)
+                await self._close(connection)
             backoff = 0.0  # reconnect at once after losing a working connection
 
     def _subscribed(self, pid: int) -> None:
@@ -184,7 +191,7 @@ def _raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-async def _close(connection: Any) -> None:
+async def close_connection(connection: Any) -> None:
     """Close politely for a moment, then drop the socket: a dead server must not hold up ``stop()``."""
     try:
         await asyncio.wait_for(asyncio.shield(connection.close()), _HEALTH_CHECK_SECONDS)
