@@ -664,15 +664,16 @@ def duplicate(record_id: str) -> DuplicateTaskError:
 
 
 class ConflictSkippingInserter(Inserter):
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: one statement for one record (with its notification on
-    PostgreSQL), SQLAlchemy's batched multi-row form for many (then one notification statement)."""
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: one statement for one record, one multi-row statement for
+    many (on PostgreSQL with their notifications)."""
 
     __slots__ = ()
 
     store: ConflictSkippingStore
 
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
-        """Insert, skipping conflicts; notify the queues that got work (PostgreSQL with notifications)."""
+        """Insert, skipping conflicts; the statements notify the queues that got work (PostgreSQL with
+        notifications)."""
         store = self.store
         if len(records) == 1:
             params = store.encode(records[0])
@@ -680,11 +681,7 @@ class ConflictSkippingInserter(Inserter):
                 params["notify_channel"] = store.channels[0]
             found = await store.run(self.connection, store.sql_insert_one, params)
             return {row["id"] for row in found}
-        inserted = await store.insert_many(self.connection, records)
-        if store.notify and inserted:
-            params = {"channel": store.channels[0], "queues": sorted(set(inserted.values()))}
-            await store.run(self.connection, store.sql_notify_queues, params)
-        return set(inserted)
+        return await store.insert_many(self.connection, records)
 
 
 class ConflictSkippingStore(Store):
@@ -693,12 +690,11 @@ class ConflictSkippingStore(Store):
 
     notify = False
     """Whether statements notify (PostgreSQL with ``listen_notify``)."""
-    sql_notify_queues: Any = None
 
     def on_conflict(self, insert: Callable[[Table], Any]) -> None:
         """Build the statements made of the family's ``insert`` construct (``postgresql.insert``, ``sqlite.insert``)."""
         t = self.tables.tasks
-        self.sql_insert = insert(t).on_conflict_do_nothing().returning(t.c.id, t.c.queue)
+        self.sql_insert = insert(t).on_conflict_do_nothing().returning(t.c.id)
         self.sql_insert_one: Any = (
             insert(t)
             .values({name: bindparam(name) for name in TASK_COLUMNS})
@@ -732,14 +728,14 @@ class ConflictSkippingStore(Store):
         """Insert on ``connection``: the same statements inside a caller's transaction (they raise no conflict)."""
         return ConflictSkippingInserter(self, connection)
 
-    async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> dict[str, str]:
-        """Insert several records skipping conflicts (SQLAlchemy's batched multi-row form); ``{id: queue}`` of those
-        inserted (``connection``: see :meth:`run`)."""
+    async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> set[str]:
+        """Insert several records skipping conflicts (SQLAlchemy's batched multi-row form); the ids of those inserted
+        (``connection``: see :meth:`run`)."""
         rows = [self.encode(record) for record in records]
         if connection is None:
             async with self.connect() as own:
-                return {row[0]: row[1] for row in await own.execute(self.sql_insert, rows)}
-        return {row[0]: row[1] for row in await connection.execute(self.sql_insert, rows)}
+                return {row[0] for row in await own.execute(self.sql_insert, rows)}
+        return {row[0] for row in await connection.execute(self.sql_insert, rows)}
 
     def enqueue_connection(self) -> Any:
         """None: each statement of an enqueue runs and commits on its own (the deduplication needs no transaction

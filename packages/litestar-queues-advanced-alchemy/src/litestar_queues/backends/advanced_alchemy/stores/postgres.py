@@ -36,6 +36,7 @@ from sqlalchemy import (
     null,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, TIMESTAMP
@@ -166,12 +167,17 @@ class PostgresStore(ConflictSkippingStore):
                 .lateral("n")
             )
             self.sql_insert_one = select(inserted.c.id).select_from(inserted.outerjoin(sent, true()))
+            # Many records: their inserted ids, then one row per queue that got work and was notified (NULLs), so
+            # that an enqueue (also in a caller's transaction) stays one statement.
+            many = self.sql_insert.cte("ins")
+            queues = select(many.c.queue).distinct().subquery("d")
+            sent_once = (
+                select(func.pg_notify(bindparam("notify_channel"), queues.c.queue))
+                .where(self._unpaused(queues.c.queue))
+                .subquery("n")
+            )
+            self.sql_insert = union_all(select(many.c.id, many.c.queue), select(null(), null()).select_from(sent_once))
         queue = func.unnest(bindparam("queues", type_=ARRAY(String))).table_valued("name").render_derived(name="q")
-        self.sql_notify_queues = (
-            select(func.pg_notify(bindparam("channel"), queue.c.name))
-            .select_from(queue)
-            .where(self._unpaused(queue.c.name))
-        )
         # The rows to change are picked in a MATERIALIZED CTE, evaluated exactly once: the shorter
         # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the subquery per
         # outer row in some plans, and a re-run with SKIP LOCKED can pick further rows: more than n.
@@ -231,7 +237,6 @@ class PostgresStore(ConflictSkippingStore):
             self.sql_finish_many,
             self.sql_renew,
             self.sql_save_progress,
-            self.sql_notify_queues,
         )
         self._native: dict[int, NativeStatement] = (
             {id(statement): NativeStatement(statement, engine.dialect) for statement in repeated}
@@ -239,6 +244,7 @@ class PostgresStore(ConflictSkippingStore):
             else {}
         )
         self._psycopg = engine.dialect.driver == "psycopg"
+        self._insert_params = {"notify_channel": self.channels[0]} if notify else {}
 
     def _finish_many_statement(self) -> Any:
         """``UPDATE … FROM unnest(<the fences and outcomes as arrays>)`` returning the ids whose fence held."""
@@ -359,15 +365,14 @@ class PostgresStore(ConflictSkippingStore):
         if lost:
             await self.engine.dispose()
 
-    async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> dict[str, str]:
+    async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``, a chunk
         at a time: one text parameter costs the drivers far less than SQLAlchemy's multi-row VALUES."""
-        inserted: dict[str, str] = {}
+        inserted: set[str] = set()
         for start in range(0, len(records), _ROWS_PER_INSERT):
-            rows = encode_json_rows(records[start : start + _ROWS_PER_INSERT], self.codec)
-            inserted.update(
-                (row["id"], row["queue"]) for row in await self.run(connection, self.sql_insert, {"rows": rows})
-            )
+            params = {"rows": encode_json_rows(records[start : start + _ROWS_PER_INSERT], self.codec)}
+            found = await self.run(connection, self.sql_insert, {**params, **self._insert_params})
+            inserted.update(row["id"] for row in found if row["id"] is not None)  # NULL: a notification's row
         return inserted
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
