@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import math
+import os
 import platform
 import socket
 import statistics
@@ -57,6 +58,8 @@ class Result:
     metric: str
     value: float
     unit: str
+    spread: tuple[float, float] | None = None
+    """The lowest and highest round, when ``value`` is the median of several."""
 
 
 class Timer:
@@ -69,6 +72,10 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+LOADS: list[float] = []
+"""The machine's 1-minute load average when each round of :func:`run_rounds` began, and when the last ended."""
 
 
 def rate(count: int, seconds: float) -> float:
@@ -100,8 +107,6 @@ def package_versions(names: Sequence[str]) -> dict[str, str]:
 
 def machine_summary() -> str:
     """One line describing where the numbers come from."""
-    import os
-
     return f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores"
 
 
@@ -112,9 +117,11 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), refer
     metrics: dict[str, list[Result]] = {}
     for result in results:
         metrics.setdefault(result.metric, []).append(result)
+    spreads = any(result.spread is not None for result in results)
+    header = "| metric | system | value |" + (" rounds (min to max) |" if spreads else "")
     lines = [
-        "| metric | system | value |" + (" ours / best peer |" if ours else ""),
-        "|---|---|---:|" + ("---:|" if ours else ""),
+        header + (" ours / best peer |" if ours else ""),
+        "|---|---|---:|" + ("---:|" if spreads else "") + ("---:|" if ours else ""),
     ]
     for metric, rows in metrics.items():
         peers = [r.value for r in rows if r.system not in (*ours, *references) and not math.isnan(r.value)]
@@ -123,6 +130,8 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), refer
         for row in sorted(rows, key=lambda r: (math.isnan(r.value), -r.value if higher else r.value)):
             shown = "did not finish" if math.isnan(row.value) else f"{row.value:,.1f} {row.unit}"
             line = f"| {metric} | {row.system} | {shown} |"
+            if spreads:
+                line += f" {row.spread[0]:,.1f} to {row.spread[1]:,.1f} |" if row.spread else " |"
             if ours:
                 measured = best_peer and row.system in ours and not math.isnan(row.value)
                 ratio = f"{row.value / best_peer:.2f}x" if measured else ""
@@ -212,6 +221,11 @@ def add_round_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=10000, help="jobs drained")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--samples", type=int, default=200, help="idle pickups measured")
+    parser.add_argument(
+        "--median",
+        action="store_true",
+        help="report each metric's median round and the spread of the rounds (default: the best round)",
+    )
 
 
 def print_report(
@@ -226,9 +240,11 @@ def print_report(
     """Print the machine, server and package versions, the sizes, and the result table."""
     versions = ", ".join(f"{name} {v}" for name, v in package_versions(peers).items() if v != "-")
     print(f"{machine_summary()}; server {server}; {versions}")
+    if LOADS:
+        print(f"load average (1 min) at the start of each round and at the end: {', '.join(f'{v:.1f}' for v in LOADS)}")
     print(
-        f"best of {arguments.rounds} rounds; {arguments.single} single enqueues, {arguments.bulk} bulk, "
-        f"{arguments.jobs} jobs drained, {arguments.samples} pickups\n"
+        f"{'median' if arguments.median else 'best'} of {arguments.rounds} rounds; {arguments.single} single "
+        f"enqueues, {arguments.bulk} bulk, {arguments.jobs} jobs drained, {arguments.samples} pickups\n"
     )
     print(markdown_table(results, ours=ours, references=references))
 
@@ -400,20 +416,22 @@ async def run_rounds(
     *,
     measures_pickup: Callable[[System], bool] = lambda _: True,
 ) -> list[Result]:
-    """Measure every system ``arguments.rounds`` times, interleaved; keep each metric's best value.
+    """Measure every system ``arguments.rounds`` times, interleaved; keep each metric's best value (with
+    ``arguments.median``: the median and the spread of the rounds).
 
     A measurement that fails or times out is reported on stderr and, when no round of it finished, shown as
     "did not finish" (NaN) in the table; the run goes on.
     """
-    best: dict[tuple[str, str], float] = {}
-    lowest: dict[tuple[str, str], float] = {}
+    rounds: dict[tuple[str, str], list[float]] = {}
+    units: dict[tuple[str, str], str] = {}
 
     def keep(system: System, metric: str, value: float, *, higher: bool = True) -> None:
-        table = best if higher else lowest
         key = (system.name, metric)
-        old = table.get(key, math.nan)
-        if math.isnan(old) or (value > old if higher else value < old):
-            table[key] = value
+        print(f"  {system.name} | {metric} | {value:.2f}", file=sys.stderr)  # every round, for per-round ratios
+        units[key] = "jobs/s" if higher else "ms"
+        rounds.setdefault(key, [])
+        if not math.isnan(value):
+            rounds[key].append(value)
 
     async def attempt(system: System, metrics: Sequence[str], measurement: Awaitable[Any]) -> Any:
         try:
@@ -423,6 +441,7 @@ async def run_rounds(
             return None
 
     for round_number in range(arguments.rounds):
+        LOADS.append(os.getloadavg()[0])
         for system in systems:
             gc.collect()
             print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
@@ -442,6 +461,14 @@ async def run_rounds(
                 p50, p99 = (math.nan, math.nan) if pickup is None else pickup
                 keep(system, "idle pickup p50", p50, higher=False)
                 keep(system, "idle pickup p99", p99, higher=False)
-    results = [Result(name, metric, value, "jobs/s") for (name, metric), value in best.items()]
-    results += [Result(name, metric, value, "ms") for (name, metric), value in lowest.items()]
+    LOADS.append(os.getloadavg()[0])
+    results = []
+    for (name, metric), values in rounds.items():
+        unit = units[(name, metric)]
+        if not values:
+            results.append(Result(name, metric, math.nan, unit))
+        elif arguments.median:
+            results.append(Result(name, metric, statistics.median(values), unit, (min(values), max(values))))
+        else:
+            results.append(Result(name, metric, max(values) if unit == "jobs/s" else min(values), unit))
     return results

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from litestar_queues import QueueConfig, QueueService, TaskRegistry, TaskStatus, task
 from litestar_queues.errors import ConfigurationError
@@ -140,3 +141,81 @@ async def test_a_session_of_another_database_is_refused(make_factory: Callable[.
     finally:
         await service.close()
         await other.dispose()
+
+
+_TRANSACTION_EVENTS = ("begin", "commit", "rollback", "savepoint", "rollback_savepoint", "release_savepoint")
+
+
+@contextmanager
+def _sent_on(session: AsyncSession, driver_queries: list[str]) -> Iterator[list[str]]:
+    """What SQLAlchemy sends on the session's engine meanwhile: each statement (its first words), and each
+    transaction event by name (``begin``, ``commit``, ``savepoint`` …)."""
+    engine = session.bind.sync_engine  # type: ignore[union-attr]
+    seen: list[str] = []
+    driver_queries.clear()
+
+    def statement(_connection: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(" ".join(sql.split()[:6]))
+
+    listeners: list[tuple[str, Callable[..., None]]] = [("before_cursor_execute", statement)]
+    listeners += [(name, lambda *_args, name=name: seen.append(name)) for name in _TRANSACTION_EVENTS]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        yield seen
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg", "aiosqlite"])
+async def test_an_enqueue_in_the_callers_transaction_sends_its_insert_and_nothing_else(
+    driver: str, make_factory: Callable[..., Any]
+) -> None:
+    """A transactional enqueue costs the caller's transaction one statement, one round trip: its ``INSERT`` (with
+    its NOTIFY on PostgreSQL), for one record and for many; no BEGIN, SAVEPOINT, SELECT or COMMIT of its own.
+
+    SQLAlchemy's events show the statements and transaction changes on the session's connection. On asyncpg the
+    driver's own query log shows what is sent on the connection other than through SQLAlchemy's cursor (the
+    adapter's BEGIN, COMMIT and SAVEPOINT, a statement run on the driver connection directly): nothing. A
+    statement's first execution on a connection also prepares it: the test measures after one of each.
+    """
+    registry = TaskRegistry()
+
+    @task("users.welcome", registry=registry)
+    async def welcome(user_id: int) -> None:
+        del user_id
+
+    service = await _service(make_factory(driver), InMemoryQueueEventSink(), registry)
+    tasks = service.backend.tables.tasks.name  # type: ignore[attr-defined]
+    sessions = async_sessionmaker(service.backend.engine, expire_on_commit=False)  # type: ignore[attr-defined]
+    driver_queries: list[str] = []
+    try:
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))  # the app's work: its transaction is open
+            raw = await (await session.connection()).get_raw_connection()
+            if driver == "asyncpg":
+                raw.driver_connection.add_query_logger(lambda record: driver_queries.append(record.query))
+            warm = [service.request(welcome.using(session=session), n) for n in (0, 1)]
+            await service.enqueue(welcome.using(session=session), -1)
+            await service.enqueue_many(warm, session=session)
+
+            with _sent_on(session, driver_queries) as one:
+                single = await service.enqueue(welcome.using(session=session, key="welcome:1"), 1)
+            assert driver_queries == [], "nothing but SQLAlchemy's statements"
+            with _sent_on(session, driver_queries) as many_sent:
+                many = await service.enqueue_many(
+                    [service.request(welcome.using(session=session), n) for n in range(2, 12)], session=session
+                )
+            assert driver_queries == [], "nothing but SQLAlchemy's statements"
+            await session.commit()
+        if driver == "asyncpg":
+            assert [query.strip(" ;") for query in driver_queries] == ["COMMIT"], "the query log sees the adapter's"
+        insert = "WITH ins AS (INSERT" if driver != "aiosqlite" else f"INSERT INTO {tasks}"
+        assert len(one) == 1 and one[0].startswith(insert) and tasks in one[0], one
+        assert len(many_sent) == 1 and many_sent[0].startswith(insert) and tasks in many_sent[0], many_sent
+        assert single.created and all(outcome.created for outcome in many)
+        for outcome in [single, *many]:
+            assert await service.get_task(outcome.id) is not None, "committed with the caller's transaction"
+    finally:
+        await service.close()

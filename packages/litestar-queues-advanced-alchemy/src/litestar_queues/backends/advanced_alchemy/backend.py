@@ -227,7 +227,7 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
         connection = await self._connection_of(session)
         if not records:
             return []
-        return await enqueue_records(self.store.inserter(connection, own=False), records)
+        return await enqueue_records(self.store.inserter(connection), records)
 
     def after_commit(self, session: object, callback: Callable[[], None]) -> bool:
         """Call ``callback`` once the current transaction of ``session`` commits (never if it rolls back).

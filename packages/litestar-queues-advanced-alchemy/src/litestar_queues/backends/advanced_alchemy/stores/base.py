@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -83,14 +83,14 @@ class Inserter(ABC):
     :class:`~litestar_queues.sql.enqueue.RecordInserter` that :func:`~litestar_queues.sql.enqueue.enqueue_records`
     deduplicates through."""
 
-    __slots__ = ("connection", "own", "store")
+    __slots__ = ("connection", "store")
 
-    def __init__(self, store: Store, connection: AsyncConnection, *, own: bool) -> None:
-        """Write through ``store``'s statements on ``connection``: the backend's ``own`` (in autocommit or a
-        transaction of the backend's), or the caller's, whose transaction SQLAlchemy manages."""
+    def __init__(self, store: Store, connection: AsyncConnection | None) -> None:
+        """Write through ``store``'s statements on ``connection``: the caller's, whose transaction SQLAlchemy
+        manages, or one of the backend's; ``None``: each statement on a pooled connection of its own, committing by
+        itself."""
         self.store = store
         self.connection = connection
-        self.own = own
 
     @abstractmethod
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
@@ -105,7 +105,7 @@ class Inserter(ABC):
         return await self._fetch(self.store.sql_by_active_keys, keys)
 
     async def _fetch(self, statement: Select[Any], values: Sequence[str]) -> list[TaskRecord]:
-        rows = await self.store.run(self.connection, statement, {"values": list(values)}, native=self.own)
+        rows = await self.store.run(self.connection, statement, {"values": list(values)})
         return [self.store.decode(row) for row in rows]
 
 
@@ -279,17 +279,13 @@ class Store(ABC):
     async def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """Run one statement on its own and return its rows (mappings of column names to values)."""
         async with self.connect() as connection:
-            return await self.run(connection, statement, params or {}, native=True)
+            return await self.run(connection, statement, params or {})
 
-    async def run(
-        self, connection: AsyncConnection, statement: Any, params: dict[str, Any], *, native: bool = False
-    ) -> list[Any]:
-        """Run ``statement`` on ``connection`` and return its rows (mappings of column names to values).
-
-        ``native``: the connection is the backend's own, so a family may run the statement on the driver connection
-        (PostgreSQL). Never in a caller's connection: SQLAlchemy begins its transaction on its first statement.
-        """
-        del native
+    async def run(self, connection: AsyncConnection | None, statement: Any, params: dict[str, Any]) -> list[Any]:
+        """Run ``statement`` on ``connection`` (``None``: on its own, see :meth:`rows`) and return its rows (mappings
+        of column names to values)."""
+        if connection is None:
+            return await self.rows(statement, params)
         result = await connection.execute(statement, params)
         return list(result.mappings()) if result.returns_rows else []
 
@@ -326,12 +322,14 @@ class Store(ABC):
     # -- writing work ------------------------------------------------------------------------------
 
     @abstractmethod
-    def inserter(self, connection: AsyncConnection, *, own: bool = False) -> Inserter:
-        """The inserter writing on ``connection``: the backend's ``own``, or the caller's inside their transaction."""
+    def inserter(self, connection: AsyncConnection | None) -> Inserter:
+        """The inserter writing on ``connection``: the caller's inside their transaction, or what
+        :meth:`enqueue_connection` yields."""
 
     @abstractmethod
     def enqueue_connection(self) -> Any:
-        """An async context manager yielding the connection of an enqueue of the backend's own."""
+        """An async context manager yielding the connection of an enqueue of the backend's own (``None``: each
+        statement on its own)."""
 
     def is_deadlock(self, error: Exception) -> bool:
         """Whether ``error`` says the database chose the statement's transaction as a deadlock victim."""
@@ -348,7 +346,7 @@ class Store(ABC):
 
         async def attempt() -> list[EnqueueOutcome]:
             async with self.enqueue_connection() as connection:
-                return await enqueue_records(self.inserter(connection, own=True), records)
+                return await enqueue_records(self.inserter(connection), records)
 
         return await self.retrying(attempt)
 
@@ -666,27 +664,24 @@ def duplicate(record_id: str) -> DuplicateTaskError:
 
 
 class ConflictSkippingInserter(Inserter):
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: one statement for one record (with its notification on
-    PostgreSQL), SQLAlchemy's batched multi-row form for many (then one notification statement)."""
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: one statement for one record, one multi-row statement for
+    many (on PostgreSQL with their notifications)."""
 
     __slots__ = ()
 
     store: ConflictSkippingStore
 
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
-        """Insert, skipping conflicts; notify the queues that got work (PostgreSQL with notifications)."""
+        """Insert, skipping conflicts; the statements notify the queues that got work (PostgreSQL with
+        notifications)."""
         store = self.store
         if len(records) == 1:
             params = store.encode(records[0])
             if store.notify:
                 params["notify_channel"] = store.channels[0]
-            found = await store.run(self.connection, store.sql_insert_one, params, native=self.own)
+            found = await store.run(self.connection, store.sql_insert_one, params)
             return {row["id"] for row in found}
-        inserted = await store.insert_many(self.connection, records, native=self.own)
-        if store.notify and inserted:
-            params = {"channel": store.channels[0], "queues": sorted(set(inserted.values()))}
-            await store.run(self.connection, store.sql_notify_queues, params, native=self.own)
-        return set(inserted)
+        return await store.insert_many(self.connection, records)
 
 
 class ConflictSkippingStore(Store):
@@ -695,12 +690,11 @@ class ConflictSkippingStore(Store):
 
     notify = False
     """Whether statements notify (PostgreSQL with ``listen_notify``)."""
-    sql_notify_queues: Any = None
 
     def on_conflict(self, insert: Callable[[Table], Any]) -> None:
         """Build the statements made of the family's ``insert`` construct (``postgresql.insert``, ``sqlite.insert``)."""
         t = self.tables.tasks
-        self.sql_insert = insert(t).on_conflict_do_nothing().returning(t.c.id, t.c.queue)
+        self.sql_insert = insert(t).on_conflict_do_nothing().returning(t.c.id)
         self.sql_insert_one: Any = (
             insert(t)
             .values({name: bindparam(name) for name in TASK_COLUMNS})
@@ -730,22 +724,23 @@ class ConflictSkippingStore(Store):
             where=(locks.c.owner == lock.excluded.owner) | (locks.c.expires_at <= bindparam("now")),
         ).returning(locks.c.owner)
 
-    def inserter(self, connection: AsyncConnection, *, own: bool = False) -> Inserter:
+    def inserter(self, connection: AsyncConnection | None) -> Inserter:
         """Insert on ``connection``: the same statements inside a caller's transaction (they raise no conflict)."""
-        return ConflictSkippingInserter(self, connection, own=own)
+        return ConflictSkippingInserter(self, connection)
 
-    async def insert_many(
-        self, connection: AsyncConnection, records: Sequence[TaskRecord], *, native: bool = False
-    ) -> dict[str, str]:
-        """Insert several records skipping conflicts (SQLAlchemy's batched multi-row form); ``{id: queue}`` of those
-        inserted (``native``: see :meth:`run`)."""
-        del native
-        result = await connection.execute(self.sql_insert, [self.encode(record) for record in records])
-        return {row[0]: row[1] for row in result}
+    async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> set[str]:
+        """Insert several records skipping conflicts (SQLAlchemy's batched multi-row form); the ids of those inserted
+        (``connection``: see :meth:`run`)."""
+        rows = [self.encode(record) for record in records]
+        if connection is None:
+            async with self.connect() as own:
+                return {row[0] for row in await own.execute(self.sql_insert, rows)}
+        return {row[0] for row in await connection.execute(self.sql_insert, rows)}
 
     def enqueue_connection(self) -> Any:
-        """Each statement of an enqueue commits by itself (the deduplication needs no transaction around them)."""
-        return self.connect()
+        """None: each statement of an enqueue runs and commits on its own (the deduplication needs no transaction
+        around them), on PostgreSQL as the driver's statement where it has one (see :mod:`.native`)."""
+        return nullcontext()
 
     async def upsert_worker(self, worker_id: str, info: str, expires_at: datetime) -> None:
         """``INSERT … ON CONFLICT DO UPDATE``."""

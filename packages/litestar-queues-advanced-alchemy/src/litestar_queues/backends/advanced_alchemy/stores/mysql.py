@@ -60,6 +60,7 @@ class MySQLInserter(Inserter):
     __slots__ = ()
 
     store: MySQLStore
+    connection: AsyncConnection
 
     async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
         """Insert, skipping records whose id or key is taken."""
@@ -221,9 +222,12 @@ class MySQLStore(Store):
 
     # -- writing work ------------------------------------------------------------------------------
 
-    def inserter(self, connection: AsyncConnection, *, own: bool = False) -> Inserter:
+    def inserter(self, connection: AsyncConnection | None) -> Inserter:
         """Insert on ``connection`` (also inside the caller's transaction: conflicts are undone to savepoints)."""
-        return MySQLInserter(self, connection, own=own)
+        if connection is None:
+            msg = "an enqueue on MySQL/MariaDB runs in a transaction (see enqueue_connection)"
+            raise TypeError(msg)
+        return MySQLInserter(self, connection)
 
     def enqueue_connection(self) -> Any:
         """An enqueue of the backend's own runs in one READ COMMITTED transaction."""

@@ -5,7 +5,9 @@ asyncpg adapter's mutex) costs about 0.3 ms per statement on the machines this w
 round trip of a claim or a batch of finishes. The statements the backend repeats most are fixed, so each is
 compiled once by SQLAlchemy for the engine's dialect, and its SQL and parameter order are kept; executing one
 binds the values (through the statement's own bind processors) and calls asyncpg's or psycopg's API on the
-connection the engine's pool lends. Connections still come from, and return to, that pool, in autocommit.
+connection the engine's pool lends. Connections still come from, and return to, that pool, in autocommit: borrowed
+as the pool's own connection (``AsyncEngine.raw_connection()``, whose checkout and return are a third of an
+``AsyncConnection``'s), never held between statements (the pool is the application's).
 
 SQLAlchemy's execution events (``before_cursor_execute``, and what builds on them: ``echo``, tracing) do not see
 these statements; ``AdvancedAlchemyBackendConfig(native_statements=False)`` runs them through SQLAlchemy too.
@@ -17,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -51,9 +52,9 @@ class NativeStatement:
             return values
         return tuple(values[name] for name in self.order)
 
-    async def rows(self, connection: AsyncConnection, params: Mapping[str, Any]) -> list[Any]:
-        """Run on the driver connection of ``connection``; rows that map column names to values."""
-        driver: Any = (await connection.get_raw_connection()).driver_connection
+    async def rows(self, driver: Any, params: Mapping[str, Any]) -> list[Any]:
+        """Run on ``driver`` (an asyncpg connection, or a psycopg one in autocommit); rows that map column names to
+        values."""
         bound = self.bind(params)
         if self.order is not None:  # asyncpg
             return list(await driver.fetch(self.sql, *bound))

@@ -12,8 +12,8 @@ once, and a round trip each would be its bottleneck): their fences are bound as 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -36,6 +36,7 @@ from sqlalchemy import (
     null,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, TIMESTAMP
@@ -43,6 +44,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util import greenlet_spawn
 
 from litestar_queues.backends.advanced_alchemy.stores.base import ConflictSkippingStore, status_is
 from litestar_queues.backends.advanced_alchemy.stores.native import NATIVE_DRIVERS, NativeStatement
@@ -165,12 +167,17 @@ class PostgresStore(ConflictSkippingStore):
                 .lateral("n")
             )
             self.sql_insert_one = select(inserted.c.id).select_from(inserted.outerjoin(sent, true()))
+            # Many records: their inserted ids, then one row per queue that got work and was notified (NULLs), so
+            # that an enqueue (also in a caller's transaction) stays one statement.
+            many = self.sql_insert.cte("ins")
+            queues = select(many.c.queue).distinct().subquery("d")
+            sent_once = (
+                select(func.pg_notify(bindparam("notify_channel"), queues.c.queue))
+                .where(self._unpaused(queues.c.queue))
+                .subquery("n")
+            )
+            self.sql_insert = union_all(select(many.c.id, many.c.queue), select(null(), null()).select_from(sent_once))
         queue = func.unnest(bindparam("queues", type_=ARRAY(String))).table_valued("name").render_derived(name="q")
-        self.sql_notify_queues = (
-            select(func.pg_notify(bindparam("channel"), queue.c.name))
-            .select_from(queue)
-            .where(self._unpaused(queue.c.name))
-        )
         # The rows to change are picked in a MATERIALIZED CTE, evaluated exactly once: the shorter
         # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the subquery per
         # outer row in some plans, and a re-run with SKIP LOCKED can pick further rows: more than n.
@@ -230,13 +237,14 @@ class PostgresStore(ConflictSkippingStore):
             self.sql_finish_many,
             self.sql_renew,
             self.sql_save_progress,
-            self.sql_notify_queues,
         )
         self._native: dict[int, NativeStatement] = (
             {id(statement): NativeStatement(statement, engine.dialect) for statement in repeated}
             if native and engine.dialect.driver in NATIVE_DRIVERS
             else {}
         )
+        self._psycopg = engine.dialect.driver == "psycopg"
+        self._insert_params = {"notify_channel": self.channels[0]} if notify else {}
 
     def _finish_many_statement(self) -> Any:
         """``UPDATE … FROM unnest(<the fences and outcomes as arrays>)`` returning the ids whose fence held."""
@@ -309,41 +317,62 @@ class PostgresStore(ConflictSkippingStore):
     async def _read(self, ids: list[str]) -> list[TaskRecord]:
         return [self.decode(row) for row in await self.rows(self.sql_by_ids, {"values": ids})]
 
-    async def run(
-        self, connection: AsyncConnection, statement: Any, params: dict[str, Any], *, native: bool = False
-    ) -> list[Any]:
-        """On the backend's own connections, a statement the backend repeats runs on the driver connection (see
-        :mod:`.native`)."""
-        compiled = self._native.get(id(statement)) if native else None
+    async def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        """A statement the backend repeats runs on a driver connection of the pool (see :mod:`.native`)."""
+        compiled = self._native.get(id(statement))
         if compiled is None:
-            return await super().run(connection, statement, params)
+            return await super().rows(statement, params)
+        async with self._driver() as driver:
+            return await compiled.rows(driver, params or {})
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """The driver connection of a pooled connection, in autocommit, for one native statement.
+
+        A failed connection is invalidated and every other pooled one replaced, as SQLAlchemy does when a statement
+        it runs finds one (``dispose()``: the idle ones are closed and the pool is swapped for a new one; connections
+        checked out meanwhile are closed when their users give them back). After a server restart they are all
+        dead, and each would otherwise fail one more operation. A psycopg connection whose autocommit cannot be
+        switched back (a statement cancelled midway) is invalidated alone: the pool never gets it back changed.
+        """
+        pooled = await self.engine.raw_connection()
+        driver: Any = pooled.driver_connection
+        switched = self._psycopg and not driver.autocommit  # asyncpg commits each statement by itself already
+        lost = False
         try:
-            return await compiled.rows(connection, params)
+            if switched:
+                await driver.set_autocommit(True)
+            yield driver
         except Exception as error:
-            if connection_lost(getattr(error, "sqlstate", None)):
-                await self._discard_pool(connection)
+            lost = connection_lost(getattr(error, "sqlstate", None))
             raise
+        finally:
+            await self._give_back(pooled, switched=switched, lost=lost)
 
-    async def _discard_pool(self, connection: AsyncConnection) -> None:
-        """After a failed connection, what SQLAlchemy does when a statement it runs finds one: this connection is
-        invalidated and every other pooled one is replaced (``dispose()``: the idle ones are closed and the pool is
-        swapped for a new one; connections checked out meanwhile are closed when their users give them back). After
-        a server restart they are all dead, and each would otherwise fail one more operation."""
+    async def _give_back(self, pooled: Any, *, switched: bool, lost: bool) -> None:
+        """Return a connection :meth:`_driver` borrowed (see there)."""
+        broken = lost
+        if switched and not lost:
+            try:
+                await pooled.driver_connection.set_autocommit(False)
+            except Exception:  # any failure: the connection is not given back
+                broken = True
+        if not broken:
+            await greenlet_spawn(pooled.close)
+            return
         with suppress(Exception):
-            await connection.invalidate()
-        await self.engine.dispose()
+            await greenlet_spawn(pooled.invalidate)
+        if lost:
+            await self.engine.dispose()
 
-    async def insert_many(
-        self, connection: AsyncConnection, records: Sequence[TaskRecord], *, native: bool = False
-    ) -> dict[str, str]:
+    async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``, a chunk
         at a time: one text parameter costs the drivers far less than SQLAlchemy's multi-row VALUES."""
-        inserted: dict[str, str] = {}
+        inserted: set[str] = set()
         for start in range(0, len(records), _ROWS_PER_INSERT):
-            rows = encode_json_rows(records[start : start + _ROWS_PER_INSERT], self.codec)
-            inserted.update(
-                (row["id"], row["queue"]) for row in await self.run(connection, self.sql_insert, {"rows": rows})
-            )
+            params = {"rows": encode_json_rows(records[start : start + _ROWS_PER_INSERT], self.codec)}
+            found = await self.run(connection, self.sql_insert, {**params, **self._insert_params})
+            inserted.update(row["id"] for row in found if row["id"] is not None)  # NULL: a notification's row
         return inserted
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
