@@ -155,7 +155,7 @@ class RedisProbe:
             RedisProbe.writes += 1
             await original(connection, command, check_health)
 
-        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign,assignment]
         self.client = Redis.from_url(url)
         self.original = original
 
