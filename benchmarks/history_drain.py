@@ -212,7 +212,8 @@ async def compare(name: str, storage: Storage, *, jobs: int, rounds: int, concur
         finally:
             await drop()
         print(
-            f"  {name} c{concurrency} round {round_number + 1} writes alone (batches of {batch}): {alone[-1] * 1e6:.0f} us/job"
+            f"  {name} c{concurrency} round {round_number + 1} writes alone, batches of {batch}: "
+            f"{alone[-1] * 1e6:.0f} us/job"
         )
     load = max(load, os.getloadavg()[0])
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
