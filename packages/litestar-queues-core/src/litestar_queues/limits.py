@@ -184,16 +184,16 @@ def check_event(event: QueueEvent) -> None:
         ):
             _check_event_fields(event)  # raises, naming the field, or accepts a non-ASCII name
             break
-    for number in (event.sequence, event.attempt):
-        if number is not None and (type(number) is not int or not _MIN_INT64 <= number <= _MAX_INT64):
+    for integer in (event.sequence, event.attempt):
+        if integer is not None and (type(integer) is not int or not _MIN_INT64 <= integer <= _MAX_INT64):
             _check_event_fields(event)
-    for name, value in (
+    for name, number in (
         ("progress_current", event.progress_current),
         ("progress_total", event.progress_total),
         ("progress_percent", event.progress_percent),
     ):
-        if value is not None and not math.isfinite(value):
-            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {value!r}")
+        if number is not None and not math.isfinite(number):
+            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {number!r}")
     if event.payload is not None:
         check_json_value(event.payload, f"the payload of event {event.type!r}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from litestar_queues.batching import Failures, WriteBatcher
@@ -82,11 +83,9 @@ class QueueEventPublisher:
             append: Stores a batch of events.
             max_batch: Most events per call of ``append``.
         """
-
-        async def store_and_deliver(batch: list[tuple[QueueEvent, list[str]]]) -> Failures:
-            return await self._store_and_deliver(append, batch)
-
-        self._history = None if append is None else WriteBatcher(store_and_deliver, max_batch=max_batch)
+        self._history = (
+            None if append is None else WriteBatcher(partial(self._store_and_deliver, append), max_batch=max_batch)
+        )
         self._most_unwritten = _MOST_UNWRITTEN_BATCHES * max_batch
         self.enabled = self.config.enabled and (bool(self.sinks) or self._history is not None)
 
