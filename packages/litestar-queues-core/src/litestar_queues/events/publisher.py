@@ -123,13 +123,20 @@ class QueueEventPublisher:
             if self.config.strict or history.backlog > self._most_unwritten:
                 await written
             return
+        failure = await self._deliver(event, resolved)
+        if failure is not None:
+            raise failure
+
+    async def _deliver(self, event: QueueEvent, channels: Sequence[str]) -> Exception | None:
+        """Hand ``event`` to every sink; with ``strict``, stop at the first failure and return it, else log each."""
         for sink in self.sinks:
             try:
-                await sink.publish(event, resolved)
-            except Exception:
+                await sink.publish(event, channels)
+            except Exception as error:
                 if self.config.strict:
-                    raise
+                    return error
                 logger.warning("publishing %s event %s failed", event.type, event.id, exc_info=True)
+        return None
 
     async def _store_and_deliver(
         self, append: Callable[[list[QueueEvent]], Awaitable[None]], batch: list[tuple[QueueEvent, list[str]]]
@@ -145,17 +152,11 @@ class QueueEventPublisher:
             logger.warning("storing %d events in the event history failed", len(batch), exc_info=True)
         failures: list[BaseException | None] | None = None
         for index, (event, channels) in enumerate(batch):
-            for sink in self.sinks:
-                try:
-                    await sink.publish(event, channels)
-                except Exception as error:
-                    if not strict:
-                        logger.warning("publishing %s event %s failed", event.type, event.id, exc_info=True)
-                        continue
-                    if failures is None:
-                        failures = [None] * len(batch)
-                    failures[index] = error
-                    break
+            failure = await self._deliver(event, channels)
+            if failure is not None:
+                if failures is None:
+                    failures = [None] * len(batch)
+                failures[index] = failure
         return failures
 
     async def publish_task_event(
