@@ -169,6 +169,82 @@ async def test_a_failing_history_write_fails_the_publish_when_strict(registry: T
             await service.publisher.publish(_log_event())
 
 
+class _GatedBackend(MemoryBackend):
+    """Stores events only once ``gate`` is set (each call of ``append_events`` is recorded in ``batches``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.batches: list[list[str]] = []
+
+    async def append_events(self, events: Sequence[QueueEvent]) -> None:
+        self.batches.append([event.id for event in events])
+        await self.gate.wait()
+        await super().append_events(events)
+
+
+async def test_a_publish_returns_at_once_and_the_sinks_get_the_event_once_it_is_stored(registry: TaskRegistry) -> None:
+    backend = _GatedBackend()
+    sink = _RecordingSink(lambda: backend)
+    config = QueueConfig(queue_backend=backend, event_config=QueueEventConfig(enabled=True, sink=sink, history=True))
+    async with QueueService(config, registry=registry) as service:
+        events = [_log_event(message=str(number)) for number in range(3)]
+        for event in events:
+            await asyncio.wait_for(service.publisher.publish(event), 5)  # queued: no write has finished
+        assert sink.events == []
+        assert (await service.list_events()).events == []
+        backend.gate.set()
+        await service.publisher.flush()
+        assert sink.events == events  # in publish order
+        assert sink.stored_first == [True, True, True]
+        assert backend.batches == [[events[0].id], [events[1].id, events[2].id]]  # one write in flight at a time
+
+
+async def test_a_strict_publish_waits_for_its_event_and_raises_only_its_own_sink_failure(
+    registry: TaskRegistry,
+) -> None:
+    backend = _GatedBackend()
+    refused = _log_event(message="refused")
+
+    class _Refusing(InMemoryQueueEventSink):
+        async def publish(self, event: QueueEvent, channels: Sequence[str]) -> None:
+            if event.id == refused.id:
+                raise ConnectionError("sink down")
+            await super().publish(event, channels)
+
+    sink = _Refusing()
+    config = QueueConfig(
+        queue_backend=backend, event_config=QueueEventConfig(enabled=True, sink=sink, history=True, strict=True)
+    )
+    async with QueueService(config, registry=registry) as service:
+        first = asyncio.ensure_future(service.publisher.publish(_log_event()))
+        await asyncio.sleep(0.05)
+        assert not first.done()  # strict: waits until stored and handed to the sinks
+        accepted = _log_event(message="accepted")
+        publishes = [asyncio.ensure_future(service.publisher.publish(event)) for event in (refused, accepted)]
+        backend.gate.set()
+        await first
+        results = await asyncio.gather(*publishes, return_exceptions=True)
+    assert backend.batches[1] == [refused.id, accepted.id]  # one batch, two outcomes
+    assert isinstance(results[0], ConnectionError) and results[1] is None
+    assert [event.message for event in sink.events] == [None, "accepted"]
+
+
+async def test_a_publish_waits_for_its_event_when_the_writer_is_far_behind(registry: TaskRegistry) -> None:
+    backend = _GatedBackend()
+    async with QueueService(QueueConfig(queue_backend=backend, event_config=HISTORY), registry=registry) as service:
+        service.publisher.store_with(backend.append_events, max_batch=2)  # far behind: more than 4 x 2 queued
+        for _ in range(9):  # one in flight, eight queued
+            await asyncio.wait_for(service.publisher.publish(_log_event()), 5)
+        blocked = asyncio.ensure_future(service.publisher.publish(_log_event()))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()
+        backend.gate.set()
+        await asyncio.wait_for(blocked, 5)
+        await service.publisher.flush()
+        assert len((await service.list_events()).events) == 10
+
+
 async def test_an_event_the_history_cannot_store_is_refused_before_anything_is_published(
     registry: TaskRegistry,
 ) -> None:

@@ -62,6 +62,7 @@ async def test_a_task_channel_replays_the_durable_history(
         events = [make_event("t1", number) for number in range(1, 6)]
         for event in events:
             await service.publisher.publish(event)
+        await service.publisher.flush()  # a publish queues its event; now every one is stored (and delivered)
         async with QueueEventSubscription(silent_channels, [TASK], service=service) as subscription:
             messages = aiter(subscription)
             assert await take(messages, 5) == [event.id for event in events]
@@ -85,6 +86,7 @@ async def test_resume_after_last_event_id_from_the_durable_history(
         events = [make_event("t1", number) for number in range(1, 5)]
         for event in events:
             await service.publisher.publish(event)
+        await service.publisher.flush()  # a publish queues its event; now every one is stored (and delivered)
         resumed = QueueEventSubscription(silent_channels, [TASK], last_event_id=events[1].id, service=service)
         async with resumed as subscription:
             messages = aiter(subscription)
@@ -104,6 +106,7 @@ async def test_a_resume_gets_every_stored_event_after_last_event_id_beyond_the_h
         events = [make_event("t1", number) for number in range(1, 9)]
         for event in [*events, make_event("t2", 1)]:
             await service.publisher.publish(event)
+        await service.publisher.flush()
         resumed = QueueEventSubscription(
             silent_channels, [TASK], history=2, last_event_id=events[1].id, service=service
         )
@@ -130,10 +133,12 @@ async def test_an_event_published_while_the_history_is_read_arrives_once(
         stored = make_event("t1", 1)
         racing = make_event("t1", 2)
         await service.publisher.publish(stored)
+        await service.publisher.flush()
         reading = service.list_events
 
         async def publish_then_read(**query: Any) -> EventPage:
-            # The subscription is live by now: `racing` reaches it live and is stored before the read sees it.
+            # The subscription is live by now: `racing` is queued while the history is read, and reaches the
+            # subscription once, whether the read already sees it stored or it arrives live after the read.
             await service.publisher.publish(racing)
             return await reading(**query)
 

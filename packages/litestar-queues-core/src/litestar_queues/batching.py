@@ -10,12 +10,15 @@ written in the order they were submitted, one batch at a time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeAlias, TypeVar
 
-__all__ = ("WriteBatcher",)
+__all__ = ("Failures", "WriteBatcher")
 
 _Item = TypeVar("_Item")
+
+Failures: TypeAlias = Sequence[BaseException | None] | None
+"""What a write may return: ``None`` when every item is written, else one failure (or ``None``) per item."""
 
 
 class WriteBatcher(Generic[_Item]):
@@ -23,11 +26,12 @@ class WriteBatcher(Generic[_Item]):
 
     __slots__ = ("_flusher", "_max_batch", "_pending", "_write")
 
-    def __init__(self, write: Callable[[list[_Item]], Awaitable[None]], *, max_batch: int = 500) -> None:
+    def __init__(self, write: Callable[[list[_Item]], Awaitable[Failures]], *, max_batch: int = 500) -> None:
         """Create the batcher.
 
         Args:
-            write: Writes one batch (raising fails every item of it).
+            write: Writes one batch. Raising fails every item of it; returning a sequence fails the items whose
+                entry is an exception (one entry per item).
             max_batch: Most items per batch.
         """
         self._write = write
@@ -35,10 +39,16 @@ class WriteBatcher(Generic[_Item]):
         self._pending: list[tuple[_Item, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    def submit(self, item: _Item) -> asyncio.Future[None]:
-        """Add ``item`` to the next batch; the future resolves when it is written, or raises what the write raised.
+    @property
+    def backlog(self) -> int:
+        """How many submitted items wait for a write to start (the batch in flight is not counted)."""
+        return len(self._pending)
 
-        The item is written even if nobody awaits the future (a cancelled submitter does not take it back).
+    def submit(self, item: _Item) -> asyncio.Future[None]:
+        """Add ``item`` to the next batch; the future resolves when it is written, or raises what failed it.
+
+        The item is written even if nobody awaits the future (a cancelled submitter does not take it back), and a
+        failure nobody awaits is not reported as unretrieved.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
@@ -59,16 +69,17 @@ class WriteBatcher(Generic[_Item]):
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 try:
-                    await self._write([item for item, _ in batch])
+                    failures = await self._write([item for item, _ in batch])
                 except Exception as error:  # every submitter of the batch sees the failure
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                            future.exception()  # retrieved: a submitter that left must not log it as unhandled
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
+                    failures = [error] * len(batch)
+                for (_, future), failure in zip(batch, failures or (None,) * len(batch), strict=True):
+                    if future.done():
+                        continue
+                    if failure is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(failure)
+                        future.exception()  # retrieved: a submitter that left must not log it as unhandled
                 batch = []
         finally:
             self._flusher = None

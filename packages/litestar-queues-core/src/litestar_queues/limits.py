@@ -177,6 +177,29 @@ def check_event(event: QueueEvent) -> None:
             ``queue`` or ``worker_id`` when set, or its ``sequence`` or ``attempt`` is not a 64-bit integer.
         SerializationError: a number is NaN or infinite, or ``payload`` holds one or nests too deeply.
     """
+    # On every event's path: the names and integers every worker event has are checked in one pass first.
+    for value in (event.id, event.type, event.task_id, event.queue, event.worker_id):
+        if value is not None and not (
+            type(value) is str and 0 < len(value) <= MAX_NAME_LENGTH and value.isascii() and "\x00" not in value
+        ):
+            _check_event_fields(event)  # raises, naming the field, or accepts a non-ASCII name
+            break
+    for integer in (event.sequence, event.attempt):
+        if integer is not None and (type(integer) is not int or not _MIN_INT64 <= integer <= _MAX_INT64):
+            _check_event_fields(event)
+    for name, number in (
+        ("progress_current", event.progress_current),
+        ("progress_total", event.progress_total),
+        ("progress_percent", event.progress_percent),
+    ):
+        if number is not None and not math.isfinite(number):
+            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {number!r}")
+    if event.payload is not None:
+        check_json_value(event.payload, f"the payload of event {event.type!r}")
+
+
+def _check_event_fields(event: QueueEvent) -> None:
+    """The names and integers of :func:`check_event`, raising the error that names the first bad one."""
     check_name(event.id, "QueueEvent.id")
     check_name(event.type, "QueueEvent.type")
     for name in ("task_id", "queue", "worker_id"):
@@ -187,12 +210,6 @@ def check_event(event: QueueEvent) -> None:
         value = getattr(event, name)
         if value is not None:
             check_int(value, f"QueueEvent.{name}", minimum=_MIN_INT64, maximum=_MAX_INT64)
-    for name in ("progress_current", "progress_total", "progress_percent"):
-        value = getattr(event, name)
-        if value is not None and not math.isfinite(value):
-            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {value!r}")
-    if event.payload is not None:
-        check_json_value(event.payload, f"the payload of event {event.type!r}")
 
 
 def is_storable(name: str) -> bool:

@@ -262,6 +262,7 @@ class Worker:
     async def run_until_idle(self, *, timeout: float = 30.0) -> int:
         """Start, process due work until none is left and nothing runs, then stop; return attempts finished.
 
+        Before it returns, every event the attempts published has reached the sinks (and the history, when on).
         For tests and scripts. Raises:
             TimeoutError: work was still arriving after ``timeout`` seconds.
         """
@@ -278,6 +279,7 @@ class Worker:
                     await asyncio.wait_for(self._slot_freed.wait(), 0.05)
         finally:
             await self.stop()
+        await self.service.publisher.flush()
         return self.processed - started
 
     async def _due_work_left(self) -> bool:

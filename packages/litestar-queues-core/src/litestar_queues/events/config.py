@@ -24,11 +24,13 @@ class QueueEventConfig:
         publish_global_lifecycle: Also publish lifecycle events to ``litestar_queues:global:events``.
         publish_enqueued: Also publish ``task.enqueued`` when a record is created (off so that a task's own
             channel starts with ``task.started``).
-        strict: A publish failure fails the task's execution path instead of logging a warning.
+        strict: A publish failure fails the task's execution path instead of logging a warning. With the history
+            on, a strict publish also waits until its event is stored and handed to every sink.
         history: Also store every event in the queue backend's durable event history (the backend must declare
             ``Capability.EVENT_HISTORY``: memory, Redis, Valkey and the SQL backends do). Streams then replay a
-            job's stored events before its live ones, and ``QueueService.list_events`` queries them. Each event is
-            stored before it reaches the sinks, in batches shared by every task running in the process.
+            job's stored events before its live ones, and ``QueueService.list_events`` queries them. A publish
+            queues its event; one writer per process stores the queued events in batches shared by every task
+            running in the process, and hands each batch to the sinks once it is stored, in publish order.
         history_retention: Seconds stored events are kept (pruned by the workers' maintenance, in bounded
             batches); ``None`` keeps them.
     """

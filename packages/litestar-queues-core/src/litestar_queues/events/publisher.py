@@ -6,9 +6,10 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
-from litestar_queues.batching import WriteBatcher
+from litestar_queues.batching import Failures, WriteBatcher
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.channels import QueueChannels
 from litestar_queues.events.config import QueueEventConfig
@@ -33,18 +34,26 @@ def _channels_sink(channels_backend: Any) -> QueueEventSink:
     return sink
 
 
+_MOST_UNWRITTEN_BATCHES = 4
+"""With this many batches of events waiting for the history writer, a publish waits for its own event."""
+
+
 class QueueEventPublisher:
     """Publishes events to every configured sink, after storing them in the event history when it is on.
 
     Channels: the canonical channel of the event's scope, then ``litestar_queues:global:events`` for lifecycle
     events when ``publish_global_lifecycle`` is on, then any explicit channels, without duplicates.
 
-    History: once :meth:`store_with` gave it the backend's ``append_events``, every event is stored (in batches
-    shared by every publishing task) before any sink gets it, so a subscriber that subscribes to a channel and then
-    reads the history misses no event: one published before it subscribed was stored before that.
+    History: once :meth:`store_with` gave it the backend's ``append_events``, events go through one writer per
+    publisher: it stores what accumulated as one batch (shared by every publishing task), then hands that batch's
+    events to the sinks in publish order, then takes the next batch. So every event is stored before any sink gets
+    it (a subscriber that subscribes to a channel and then reads the history misses no event: one published before
+    it subscribed was stored before that), and one task's events reach a sink in order. A publish returns once its
+    event is queued, without waiting for the write; with ``strict`` on, or when the writer is
+    ``_MOST_UNWRITTEN_BATCHES`` batches behind, it waits until its event is stored and handed to every sink.
     """
 
-    __slots__ = ("_history", "config", "enabled", "sinks")
+    __slots__ = ("_history", "_most_unwritten", "config", "enabled", "sinks")
 
     def __init__(
         self, config: QueueEventConfig | None = None, *, sinks: Sequence[QueueEventSink] | None = None
@@ -58,7 +67,8 @@ class QueueEventPublisher:
                 built.append(_channels_sink(self.config.channels_backend))
             sinks = built
         self.sinks: tuple[QueueEventSink, ...] = tuple(sinks)
-        self._history: WriteBatcher[QueueEvent] | None = None
+        self._history: WriteBatcher[tuple[QueueEvent, list[str]]] | None = None
+        self._most_unwritten = 0
         self.enabled = self.config.enabled and bool(self.sinks)
 
     @property
@@ -73,11 +83,14 @@ class QueueEventPublisher:
             append: Stores a batch of events.
             max_batch: Most events per call of ``append``.
         """
-        self._history = None if append is None else WriteBatcher(append, max_batch=max_batch)
+        self._history = (
+            None if append is None else WriteBatcher(partial(self._store_and_deliver, append), max_batch=max_batch)
+        )
+        self._most_unwritten = _MOST_UNWRITTEN_BATCHES * max_batch
         self.enabled = self.config.enabled and (bool(self.sinks) or self._history is not None)
 
     async def flush(self) -> None:
-        """Wait until every event published so far is stored in the history."""
+        """Wait until every event published so far is stored in the history and handed to the sinks."""
         if self._history is not None:
             await self._history.flush()
 
@@ -92,7 +105,7 @@ class QueueEventPublisher:
         return channels
 
     async def publish(self, event: QueueEvent, channels: Iterable[str] = ()) -> None:
-        """Store ``event`` in the history (when on), then publish it to every sink.
+        """Publish ``event`` to every sink; with the history on, queue it for the writer, which stores it first.
 
         Raises:
             ConfigurationError: with the history on, a name of ``event`` cannot be stored (see
@@ -106,19 +119,45 @@ class QueueEventPublisher:
         history = self._history
         if history is not None:
             check_event(event)
-            try:
-                await history.submit(event)
-            except Exception:
-                if self.config.strict:
-                    raise
-                logger.warning("storing %s event %s in the event history failed", event.type, event.id, exc_info=True)
+            written = history.submit((event, resolved))
+            if self.config.strict or history.backlog > self._most_unwritten:
+                await written
+            return
+        failure = await self._deliver(event, resolved)
+        if failure is not None:
+            raise failure
+
+    async def _deliver(self, event: QueueEvent, channels: Sequence[str]) -> Exception | None:
+        """Hand ``event`` to every sink; with ``strict``, stop at the first failure and return it, else log each."""
         for sink in self.sinks:
             try:
-                await sink.publish(event, resolved)
-            except Exception:
+                await sink.publish(event, channels)
+            except Exception as error:
                 if self.config.strict:
-                    raise
+                    return error
                 logger.warning("publishing %s event %s failed", event.type, event.id, exc_info=True)
+        return None
+
+    async def _store_and_deliver(
+        self, append: Callable[[list[QueueEvent]], Awaitable[None]], batch: list[tuple[QueueEvent, list[str]]]
+    ) -> Failures:
+        """Store a batch of events, then hand each to every sink in order; the failure of each (``strict``) or
+        ``None``. Without ``strict`` failures are logged, and the sinks get the events even if storing failed."""
+        strict = self.config.strict
+        try:
+            await append([event for event, _ in batch])
+        except Exception as error:
+            if strict:
+                return [error] * len(batch)
+            logger.warning("storing %d events in the event history failed", len(batch), exc_info=True)
+        failures: list[BaseException | None] | None = None
+        for index, (event, channels) in enumerate(batch):
+            failure = await self._deliver(event, channels)
+            if failure is not None:
+                if failures is None:
+                    failures = [None] * len(batch)
+                failures[index] = failure
+        return failures
 
     async def publish_task_event(
         self,
