@@ -132,21 +132,21 @@ def test_expiry_and_lease_expiry_are_inclusive_at_now() -> None:
 
 def test_holds_needs_a_running_record_with_the_same_id_owner_and_token() -> None:
     record = running()
-    assert holds(Lease(record.id, "worker-1", 9), record)
-    assert not holds(Lease(record.id, "worker-2", 9), record)
-    assert not holds(Lease(record.id, "worker-1", 8), record)
-    assert not holds(Lease(record.id, "worker-1", 10), record)
-    assert not holds(Lease("01a2057f-b4c0-7000-a2dd-da000b792153", "worker-1", 9), record)
-    assert not holds(Lease(record.id, "worker-1", 9), replace(record, status=TaskStatus.PENDING))
-    assert not holds(Lease(record.id, "worker-1", 9), None)
+    assert holds(record, Lease(record.id, "worker-1", 9))
+    assert not holds(record, Lease(record.id, "worker-2", 9))
+    assert not holds(record, Lease(record.id, "worker-1", 8))
+    assert not holds(record, Lease(record.id, "worker-1", 10))
+    assert not holds(record, Lease("01a2057f-b4c0-7000-a2dd-da000b792153", "worker-1", 9))
+    assert not holds(replace(record, status=TaskStatus.PENDING), Lease(record.id, "worker-1", 9))
+    assert not holds(None, Lease(record.id, "worker-1", 9))
 
 
 def test_lease_state_reports_held_cancel_requested_and_lost() -> None:
     lease = Lease(running().id, "worker-1", 9)
-    assert lease_state(lease, running()) is LeaseState.HELD
-    assert lease_state(lease, running(cancel_requested=True)) is LeaseState.CANCEL_REQUESTED
-    assert lease_state(lease, running(token=10, cancel_requested=True)) is LeaseState.LOST
-    assert lease_state(lease, None) is LeaseState.LOST
+    assert lease_state(running(), lease) is LeaseState.HELD
+    assert lease_state(running(cancel_requested=True), lease) is LeaseState.CANCEL_REQUESTED
+    assert lease_state(running(token=10, cancel_requested=True), lease) is LeaseState.LOST
+    assert lease_state(None, lease) is LeaseState.LOST
 
 
 def test_lease_states_answers_every_lease_from_the_matched_ones() -> None:

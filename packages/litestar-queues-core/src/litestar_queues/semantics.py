@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 import msgspec
 
@@ -77,21 +78,17 @@ def is_due(record: TaskRecord, now: datetime) -> bool:
     A due record of a paused queue is still due (``statistics`` counts it); ``claim`` skips the queue.
     """
     expires_at = record.expires_at
-    return (
-        as_status(record.status) is _PENDING and record.scheduled_at <= now and (expires_at is None or expires_at > now)
-    )
+    return record.status == _PENDING and record.scheduled_at <= now and (expires_at is None or expires_at > now)
 
 
 def is_expired(record: TaskRecord, now: datetime) -> bool:
     """Whether ``expire`` ends ``record`` at ``now``: pending with ``expires_at <= now`` (a retry waits pending too)."""
-    return as_status(record.status) is _PENDING and record.expires_at is not None and record.expires_at <= now
+    return record.status == _PENDING and record.expires_at is not None and record.expires_at <= now
 
 
 def lease_expired(record: TaskRecord, now: datetime) -> bool:
     """Whether ``expired_leases`` lists ``record`` at ``now``: running with ``lease_expires_at <= now``."""
-    return (
-        as_status(record.status) is _RUNNING and record.lease_expires_at is not None and record.lease_expires_at <= now
-    )
+    return record.status == _RUNNING and record.lease_expires_at is not None and record.lease_expires_at <= now
 
 
 def lease_expiry(now: datetime, lease_seconds: float) -> datetime:
@@ -102,7 +99,7 @@ def lease_expiry(now: datetime, lease_seconds: float) -> datetime:
 # -- the fence -------------------------------------------------------------------------------------
 
 
-def holds(lease: Lease, record: TaskRecord | None) -> bool:
+def holds(record: TaskRecord | None, lease: Lease) -> TypeGuard[TaskRecord]:
     """Whether ``lease`` is the fence of ``record``: it is running, and owner and token match.
 
     Every transition of a running record (renew, finish, transfer, progress) applies only when this holds, and
@@ -110,16 +107,16 @@ def holds(lease: Lease, record: TaskRecord | None) -> bool:
     """
     return (
         record is not None
-        and record.id == lease.record_id
-        and as_status(record.status) is _RUNNING
         and record.token == lease.token
+        and record.status == _RUNNING
         and record.owner == lease.owner
+        and record.id == lease.record_id
     )
 
 
-def lease_state(lease: Lease, record: TaskRecord | None) -> LeaseState:
+def lease_state(record: TaskRecord | None, lease: Lease) -> LeaseState:
     """What ``renew`` reports for ``lease`` given the stored ``record`` (extend the lease only unless ``LOST``)."""
-    if record is None or not holds(lease, record):
+    if not holds(record, lease):
         return LeaseState.LOST
     return LeaseState.CANCEL_REQUESTED if record.cancel_requested else LeaseState.HELD
 
