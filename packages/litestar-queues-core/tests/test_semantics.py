@@ -37,6 +37,7 @@ from litestar_queues.semantics import (
     record_page,
     renewed_record,
     requeue_conflict,
+    requeue_refused,
     requeued_record,
     transferred_record,
 )
@@ -285,10 +286,11 @@ def test_requeue_conflict_only_for_another_active_holder_of_a_requeueable_record
     record = full(TaskStatus.FAILED)
     error = requeue_conflict(record, "01a2057f-b4c0-7000-a2dd-da000b792199")
     assert isinstance(error, DuplicateTaskError)
-    assert "01a2057f-b4c0-7000-a2dd-da000b792199" in str(error) and "user-42" in str(error)
+    assert str(error) == f"cannot requeue {record.id}: active record 01a2057f-b4c0-7000-a2dd-da000b792199 holds its key"
     assert requeue_conflict(record, None) is None
     assert requeue_conflict(record, record.id) is None
     assert requeue_conflict(full(TaskStatus.COMPLETED), "01a2057f-b4c0-7000-a2dd-da000b792199") is None
+    assert str(requeue_refused("r")) == "cannot requeue r: another active record holds its key"
 
 
 def test_expired_record() -> None:

@@ -56,6 +56,7 @@ __all__ = (
     "record_page",
     "renewed_record",
     "requeue_conflict",
+    "requeue_refused",
     "requeued_record",
     "transferred_record",
 )
@@ -251,7 +252,14 @@ def requeue_conflict(record: TaskRecord, holder_id: str | None) -> DuplicateTask
     key or ``None``) holds the key of the requeueable ``record``, else ``None``."""
     if holder_id is None or holder_id == record.id or as_status(record.status) not in REQUEUEABLE_STATUSES:
         return None
-    return DuplicateTaskError(f"cannot requeue {record.id}: active record {holder_id} holds its key {record.key!r}")
+    return requeue_refused(record.id, holder_id=holder_id)
+
+
+def requeue_refused(record_id: str, *, holder_id: str | None = None) -> DuplicateTaskError:
+    """The ``DuplicateTaskError`` of a ``requeue`` of ``record_id`` whose key another active record holds
+    (``holder_id`` when the storage knows which, e.g. not from a unique-constraint violation)."""
+    holder = "another active record" if holder_id is None else f"active record {holder_id}"
+    return DuplicateTaskError(f"cannot requeue {record_id}: {holder} holds its key")
 
 
 def expired_record(pending: TaskRecord, now: datetime) -> TaskRecord:

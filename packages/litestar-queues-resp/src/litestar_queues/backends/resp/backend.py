@@ -43,7 +43,6 @@ from litestar_queues.backends.resp.config import RespBackendConfig, describe_ser
 from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConnectionError
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
-from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
 from litestar_queues.records import (
@@ -61,7 +60,7 @@ from litestar_queues.records import (
     WorkerInfo,
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
-from litestar_queues.semantics import check_outcome, queue_statistics
+from litestar_queues.semantics import check_outcome, queue_statistics, requeue_refused
 
 __all__ = ("RespBackend",)
 
@@ -427,7 +426,7 @@ class RespBackend(QueueBackend):
         """
         code, value = await self._scripts.call(Script.REQUEUE, [record_id, str(to_micros(now))])
         if code == "dup":
-            raise DuplicateTaskError(f"record {record_id} cannot be requeued: the active record {value} holds its key")
+            raise requeue_refused(record_id, holder_id=text(value))
         return decode_optional_record(value)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
