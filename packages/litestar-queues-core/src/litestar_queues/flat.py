@@ -24,7 +24,9 @@ from litestar_queues.salvage import salvage_record
 
 __all__ = (
     "FIELDS",
+    "field_readers",
     "from_micros",
+    "read_flag",
     "read_integer",
     "read_optional_text",
     "read_text",
@@ -91,8 +93,17 @@ def _optional_micros(moment: datetime | None) -> int | None:
     return None if moment is None else to_micros(moment)
 
 
-def _optional_time(value: Any) -> datetime | None:
-    return None if value is None else from_micros(read_integer(value))
+def _read_micros(value: Any) -> datetime:
+    return from_micros(read_integer(value))
+
+
+def read_flag(value: Any) -> bool:
+    """A boolean field's value: a boolean, or the integer ``0`` or ``1``; refusing anything else."""
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in {0, 1}:
+        return value == 1
+    raise TypeError(f"expected a boolean, got {value!r}")
 
 
 def record_fields(record: TaskRecord) -> dict[str, str | int | float | None]:
@@ -132,8 +143,16 @@ def record_fields(record: TaskRecord) -> dict[str, str | int | float | None]:
     }
 
 
-def _readers(fields: Mapping[str, Any]) -> dict[str, Callable[[], Any]]:
-    """One reader per field but ``id``, for :func:`~litestar_queues.salvage.salvage_record`."""
+def field_readers(
+    fields: Mapping[str, Any], *, read_time: Callable[[Any], datetime] = _read_micros, key_field: str = "key"
+) -> dict[str, Callable[[], Any]]:
+    """One reader per field but ``id``, each decoding its field of ``fields`` or raising, for
+    :func:`~litestar_queues.salvage.salvage_record`. ``read_time`` reads a stored time (integer microseconds by
+    default; a SQL family passes its own), and ``key_field`` names the field holding the dedup key."""
+
+    def optional_time(value: Any) -> datetime | None:
+        return None if value is None else read_time(value)
+
     return {
         "task_name": lambda: read_text(fields["task_name"]),
         "queue": lambda: read_text(fields["queue"]),
@@ -141,16 +160,16 @@ def _readers(fields: Mapping[str, Any]) -> dict[str, Callable[[], Any]]:
         "kwargs": lambda: _decode_dict(fields["kwargs"]),
         "priority": lambda: read_integer(fields["priority"]),
         "status": lambda: as_status(read_text(fields["status"])),
-        "key": lambda: read_optional_text(fields["key"]),
+        "key": lambda: read_optional_text(fields[key_field]),
         "attempts": lambda: read_integer(fields["attempts"]),
         "max_retries": lambda: read_integer(fields["max_retries"]),
         "retry_delay": lambda: float(fields["retry_delay"]),
         "timeout": lambda: None if fields["timeout"] is None else float(fields["timeout"]),
-        "created_at": lambda: from_micros(read_integer(fields["created_at"])),
-        "scheduled_at": lambda: from_micros(read_integer(fields["scheduled_at"])),
-        "expires_at": lambda: _optional_time(fields["expires_at"]),
-        "started_at": lambda: _optional_time(fields["started_at"]),
-        "finished_at": lambda: _optional_time(fields["finished_at"]),
+        "created_at": lambda: read_time(fields["created_at"]),
+        "scheduled_at": lambda: read_time(fields["scheduled_at"]),
+        "expires_at": lambda: optional_time(fields["expires_at"]),
+        "started_at": lambda: optional_time(fields["started_at"]),
+        "finished_at": lambda: optional_time(fields["finished_at"]),
         "result": lambda: None if fields["result"] is None else _decode_any(fields["result"]),
         "error": lambda: None if fields["error"] is None else _decode_error(fields["error"]),
         "execution_backend": lambda: read_text(fields["execution_backend"]),
@@ -158,8 +177,8 @@ def _readers(fields: Mapping[str, Any]) -> dict[str, Callable[[], Any]]:
         "metadata": lambda: _decode_dict(fields["metadata"]),
         "owner": lambda: read_optional_text(fields["owner"]),
         "token": lambda: read_integer(fields["token"]),
-        "lease_expires_at": lambda: _optional_time(fields["lease_expires_at"]),
-        "cancel_requested": lambda: bool(read_integer(fields["cancel_requested"])),
+        "lease_expires_at": lambda: optional_time(fields["lease_expires_at"]),
+        "cancel_requested": lambda: read_flag(fields["cancel_requested"]),
         "progress": lambda: None if fields["progress"] is None else _decode_progress(fields["progress"]),
     }
 
@@ -168,4 +187,4 @@ def record_from_fields(fields: Mapping[str, Any]) -> TaskRecord:
     """Return the record stored as ``fields`` (as :func:`record_fields` made them; a mapping with every one of
     :data:`FIELDS`, e.g. a database row). A field that does not decode never raises: the record is salvaged
     (:func:`~litestar_queues.salvage.salvage_record`), its ``error`` naming the broken fields."""
-    return salvage_record(str(fields["id"]), _readers(fields))
+    return salvage_record(str(fields["id"]), field_readers(fields))

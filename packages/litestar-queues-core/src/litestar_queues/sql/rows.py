@@ -9,14 +9,14 @@ every database, so a row reads the same whatever the driver's JSON codecs are. T
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 
 from litestar_queues.errors import ConfigurationError, SerializationError
-from litestar_queues.flat import from_micros, read_integer, read_optional_text, read_text, to_micros
+from litestar_queues.flat import field_readers, from_micros, read_integer, to_micros
 from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskProgress, TaskRecord, WorkerInfo, as_status
 from litestar_queues.salvage import salvage_record
 
@@ -275,36 +275,7 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
 
 def _salvage(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
     """``decode_task`` column by column, for a row the fast path could not decode."""
-    read_time, read_optional_time = codec.read_time, codec.read_optional_time
-    readers: dict[str, Callable[[], Any]] = {
-        "task_name": lambda: read_text(row["task_name"]),
-        "queue": lambda: read_text(row["queue"]),
-        "args": lambda: _args_decode(row["args"]),
-        "kwargs": lambda: _kwargs_decode(row["kwargs"]),
-        "priority": lambda: read_integer(row["priority"]),
-        "status": lambda: as_status(row["status"]),
-        "key": lambda: read_optional_text(row["dedup_key"]),
-        "attempts": lambda: read_integer(row["attempts"]),
-        "max_retries": lambda: read_integer(row["max_retries"]),
-        "retry_delay": lambda: float(row["retry_delay"]),
-        "timeout": lambda: None if row["timeout"] is None else float(row["timeout"]),
-        "created_at": lambda: read_time(row["created_at"]),
-        "scheduled_at": lambda: read_time(row["scheduled_at"]),
-        "expires_at": lambda: read_optional_time(row["expires_at"]),
-        "started_at": lambda: read_optional_time(row["started_at"]),
-        "finished_at": lambda: read_optional_time(row["finished_at"]),
-        "result": lambda: None if row["result"] is None else _json_decode(row["result"]),
-        "error": lambda: None if row["error"] is None else _error_decode(row["error"]),
-        "execution_backend": lambda: read_text(row["execution_backend"]),
-        "execution_profile": lambda: read_optional_text(row["execution_profile"]),
-        "metadata": lambda: _kwargs_decode(row["metadata"]),
-        "owner": lambda: read_optional_text(row["owner"]),
-        "token": lambda: read_integer(row["token"]),
-        "lease_expires_at": lambda: read_optional_time(row["lease_expires_at"]),
-        "cancel_requested": lambda: bool(row["cancel_requested"]),
-        "progress": lambda: None if row["progress"] is None else _progress_decode(row["progress"]),
-    }
-    return salvage_record(str(row["id"]), readers)
+    return salvage_record(str(row["id"]), field_readers(row, read_time=codec.read_time, key_field="dedup_key"))
 
 
 def encode_worker(info: WorkerInfo) -> str:
