@@ -1,14 +1,15 @@
-"""Line counts of each backend's source, for docs/writing-a-backend.md: ``python scripts/backend_lines.py [ROOT]``.
+"""Line counts of each backend's source, for docs/writing-a-backend.md:
+``python scripts/backend_lines.py [ROOT] [--before OTHER_CHECKOUT]``.
 
 Per backend: all lines, lines that are neither blank nor comments, and those lines outside docstrings; SQL
 migrations are left out (they are schema history, not logic). For the docs' example backend, the last row counts
-the code lines of the core helpers it calls: what it would carry itself without them.
+the lines of the core helpers it calls: what it would carry itself without them.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
-import sys
 from pathlib import Path
 
 BACKENDS = {
@@ -22,6 +23,11 @@ BACKENDS = {
     "sqlspec": ["packages/litestar-queues-sqlspec/src"],
     "advanced-alchemy": ["packages/litestar-queues-advanced-alchemy/src"],
     "docs example backend (`docs/examples/sqlite_backend.py`)": ["docs/examples/sqlite_backend.py"],
+    "core contract and helpers (`backend.py`, `semantics.py`, `flat.py`)": [
+        "packages/litestar-queues-core/src/litestar_queues/backend.py",
+        "packages/litestar-queues-core/src/litestar_queues/semantics.py",
+        "packages/litestar-queues-core/src/litestar_queues/flat.py",
+    ],
 }
 EXAMPLE = "docs/examples/sqlite_backend.py"
 HELPER_MODULES = {
@@ -56,7 +62,7 @@ def count(path: Path) -> tuple[int, int, int]:
 
 
 def helper_lines(root: Path) -> tuple[int, int, int]:
-    """The lines of the core helper functions the example backend imports, and of the private ones they call."""
+    """The lines of the core helper functions the example backend imports, and of the ones they call."""
     used: dict[str, set[str]] = {}
     for node in ast.walk(ast.parse((root / EXAMPLE).read_text())):
         if isinstance(node, ast.ImportFrom) and node.module in HELPER_MODULES:
@@ -71,7 +77,7 @@ def helper_lines(root: Path) -> tuple[int, int, int]:
         while todo:
             for called in ast.walk(functions[todo.pop()]):
                 name = called.id if isinstance(called, ast.Name) else ""
-                if name.startswith("_") and name in functions and name not in names:
+                if name in functions and name not in names:
                     names.add(name)
                     todo.append(name)
         for node in tree.body:
@@ -82,9 +88,9 @@ def helper_lines(root: Path) -> tuple[int, int, int]:
     return totals[0], totals[1], totals[2]
 
 
-def main(root: Path) -> None:
-    print("| backend | lines | non-blank, non-comment | outside docstrings |")
-    print("|---|---:|---:|---:|")
+def table(root: Path) -> dict[str, tuple[int, int, int] | None]:
+    """Each backend's three counts (``None`` where it has no source), then the example's helpers."""
+    rows: dict[str, tuple[int, int, int] | None] = {}
     for name, paths in BACKENDS.items():
         files: list[Path] = []
         for relative in paths:
@@ -93,14 +99,40 @@ def main(root: Path) -> None:
                 files.append(path)
             elif path.is_dir():
                 files += sorted(p for p in path.rglob("*.py") if "migrations" not in p.parts)
-        if not files:
-            print(f"| {name} | - | - | - |")
-            continue
         counts = [count(path) for path in files]
-        print(f"| {name} | {' | '.join(str(sum(c[i] for c in counts)) for i in range(3))} |")
+        total = (sum(c[0] for c in counts), sum(c[1] for c in counts), sum(c[2] for c in counts))
+        rows[name] = total if files else None
     if (root / EXAMPLE).is_file():
-        print(f"| core helpers the example calls | {' | '.join(str(value) for value in helper_lines(root))} |")
+        rows["core helpers the example calls"] = helper_lines(root)
+    return rows
+
+
+def _cell(before: int | None, after: int | None) -> str:
+    if after is None:
+        return "-"
+    if before is None:
+        return f"new: {after}"
+    return f"{before} → {after} ({after - before:+d})"
+
+
+def main(root: Path, before: Path | None) -> None:
+    """Print the Markdown table of ``root``, or of ``before`` → ``root``."""
+    after_rows = table(root)
+    before_rows = table(before) if before is not None else {}
+    print("| backend | lines | non-blank, non-comment | outside docstrings |")
+    print("|---|---:|---:|---:|")
+    for name, after in after_rows.items():
+        old = before_rows.get(name)
+        if before is None:
+            cells = ["-"] * 3 if after is None else [str(value) for value in after]
+        else:
+            cells = [_cell(None if old is None else old[i], None if after is None else after[i]) for i in range(3)]
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("root", nargs="?", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--before", type=Path, help="another checkout (e.g. a worktree of main): print before → after")
+    arguments = parser.parse_args()
+    main(arguments.root, arguments.before)
