@@ -38,6 +38,7 @@ from litestar_queues.records import (
     TaskRecord,
     TaskStatus,
 )
+from litestar_queues.semantics import expired_record, holds, is_expired
 from litestar_queues.waiters import Waiters
 
 
@@ -289,9 +290,8 @@ class FreshOnlyExpiryBackend(MemoryBackend):
             if expired >= limit:
                 break
             never_ran = record.status is TaskStatus.PENDING and record.attempts == 0
-            if never_ran and record.expires_at is not None and record.expires_at <= now:
-                record.finished_at = now
-                self._move(record, self._queues[record.queue], TaskStatus.EXPIRED)
+            if never_ran and is_expired(record, now):
+                self._replace(record, expired_record(record, now))
                 expired += 1
         return expired
 
@@ -490,7 +490,7 @@ class TransferRacingBackend(MemoryBackend):
     """Checks the fence, awaits (a round trip), then hands the attempt over without checking it again."""
 
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
-        if self._held(lease) is None:
+        if not holds(self._records.get(lease.record_id), lease):
             return None
         await asyncio.sleep(0)
         record = self._records[lease.record_id]

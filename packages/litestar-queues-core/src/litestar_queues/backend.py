@@ -42,8 +42,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import ClassVar, Protocol, runtime_checkable
 
-import msgspec
-
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPage
@@ -57,14 +55,11 @@ from litestar_queues.records import (
     RecordPage,
     TaskProgress,
     TaskRecord,
-    TaskStatus,
     WorkerInfo,
-    as_status,
 )
+from litestar_queues.semantics import check_outcome, claimed_record, finished_record
 
 __all__ = ("BackendConfig", "Capability", "QueueBackend", "check_outcome", "claimed_record", "finished_record")
-
-_FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
 
 
 class Capability(str, enum.Enum):
@@ -452,67 +447,6 @@ class QueueBackend(ABC):
         and again: while the record stays active and nothing happens to it, a wait lasts about ``timeout``.
         """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.FINISH_WAKEUP.value}")
-
-
-def check_outcome(outcome: Outcome) -> TaskStatus:
-    """Return the status ``outcome`` ends an attempt with, if :meth:`QueueBackend.finish` may apply it.
-
-    Raises:
-        ValueError: The status is ``running`` or ``expired``, or ``pending`` without ``scheduled_at``.
-    """
-    status = as_status(outcome.status)
-    if status not in _FINISH_STATUSES:
-        msg = f"finish cannot end an attempt as {status.value!r}"
-        raise ValueError(msg)
-    if status is TaskStatus.PENDING and outcome.scheduled_at is None:
-        msg = "finish with status 'pending' needs outcome.scheduled_at"
-        raise ValueError(msg)
-    return status
-
-
-def claimed_record(pending: TaskRecord, *, owner: str, now: datetime, lease_expires_at: datetime) -> TaskRecord:
-    """Return what :meth:`QueueBackend.claim` makes of the ``pending`` record (for owner ``owner`` at ``now``)."""
-    return msgspec.structs.replace(
-        pending,
-        status=TaskStatus.RUNNING,
-        owner=owner,
-        token=pending.token + 1,
-        attempts=pending.attempts + 1,
-        started_at=now,
-        lease_expires_at=lease_expires_at,
-    )
-
-
-def finished_record(claimed: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord:
-    """Return what :meth:`QueueBackend.finish` makes of ``claimed`` (the running record) with ``outcome``.
-
-    A ``pending`` outcome of a record with ``cancel_requested`` ends it ``cancelled`` (a cancel request wins
-    over a retry), so for a ``pending`` outcome pass the stored record, not the one returned by the claim.
-    """
-    status = as_status(outcome.status)
-    if status is TaskStatus.PENDING and claimed.cancel_requested:
-        status = TaskStatus.CANCELLED
-    if status is TaskStatus.PENDING:
-        return msgspec.structs.replace(
-            claimed,
-            status=status,
-            scheduled_at=outcome.scheduled_at or claimed.scheduled_at,
-            error=outcome.error,
-            attempts=max(0, claimed.attempts - 1) if outcome.refund_attempt else claimed.attempts,
-            owner=None,
-            lease_expires_at=None,
-            cancel_requested=False,
-        )
-    return msgspec.structs.replace(
-        claimed,
-        status=status,
-        finished_at=now,
-        result=outcome.result,
-        error=outcome.error,
-        owner=None,
-        lease_expires_at=None,
-        cancel_requested=False,
-    )
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
-from litestar_queues.backend import Capability, QueueBackend, check_outcome
+from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
@@ -37,6 +37,7 @@ from litestar_queues.records import (
     due_order,
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
+from litestar_queues.semantics import check_outcome, lease_expiry, lease_states, queue_statistics, record_page
 from litestar_queues.sql.events import EventStore
 from litestar_queues.sql.listener import ListenDriver, NotificationListener
 from litestar_queues.sql.rows import decode_worker, encode_json, encode_worker
@@ -297,7 +298,7 @@ class SQLQueueBackend(QueueBackend):
             owner=owner,
             limit=limit,
             now=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=lease_expiry(now, lease_seconds),
         )
         claimed.sort(key=due_order)  # RETURNING gives rows in no particular order
         return await isolate_undecodable(self, claimed, now=now)
@@ -308,7 +309,7 @@ class SQLQueueBackend(QueueBackend):
         """Claim one pending record whatever its ``scheduled_at``; ``None`` if missing, not pending or undecodable
         (failed under its fence)."""
         claimed = await self.store.claim_record(
-            record_id, owner=owner, now=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
+            record_id, owner=owner, now=now, lease_expires_at=lease_expiry(now, lease_seconds)
         )
         return await isolate_undecodable_record(self, claimed, now=now)
 
@@ -317,7 +318,7 @@ class SQLQueueBackend(QueueBackend):
         failed (a subclass declares ``TRANSFER``)."""
         if Capability.TRANSFER not in self.capabilities:
             return await super().transfer(lease, owner=owner, now=now, lease_seconds=lease_seconds)
-        return await self.store.transfer(lease, owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        return await self.store.transfer(lease, owner=owner, lease_expires_at=lease_expiry(now, lease_seconds))
 
     async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
         """Store the progress of each attempt whose fence matches, the last of each fence's updates (one guarded
@@ -330,15 +331,8 @@ class SQLQueueBackend(QueueBackend):
         """Extend each held lease and report ``HELD``, ``CANCEL_REQUESTED`` or ``LOST`` per record id."""
         if not leases:
             return {}
-        held = await self.store.renew(list(leases), lease_expires_at=now + timedelta(seconds=lease_seconds))
-        states: dict[str, LeaseState] = {}
-        for lease in leases:
-            cancel_requested = held.get(lease.record_id)
-            if cancel_requested is None:
-                states[lease.record_id] = LeaseState.LOST
-            else:
-                states[lease.record_id] = LeaseState.CANCEL_REQUESTED if cancel_requested else LeaseState.HELD
-        return states
+        held = await self.store.renew(list(leases), lease_expires_at=lease_expiry(now, lease_seconds))
+        return lease_states(leases, held)
 
     async def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
@@ -417,11 +411,7 @@ class SQLQueueBackend(QueueBackend):
         """Return records matching ``where``, newest first (``id`` descending), ``limit`` per page."""
         if limit <= 0:
             return RecordPage([], None)
-        records = await self.store.query(where, limit=limit + 1, cursor=cursor)
-        if len(records) > limit:
-            del records[limit:]
-            return RecordPage(records, records[-1].id)
-        return RecordPage(records, None)
+        return record_page(await self.store.query(where, limit=limit + 1, cursor=cursor), limit)
 
     async def statistics(
         self, *, now: datetime, queue: str | None = None, count_limit: int | None = None
@@ -431,10 +421,9 @@ class SQLQueueBackend(QueueBackend):
         Without ``count_limit`` the counts scan the table; with it, each status reads at most ``count_limit + 1``
         index entries (see ``docs/sql.md``).
         """
-        stored = await self.store.count_by_status(queue, count_limit)
-        counts = {status: stored.get(status.value, 0) for status in TaskStatus}
-        oldest = await self.store.oldest_due(now=now, queue=queue) if counts[TaskStatus.PENDING] else None
-        return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+        counts = await self.store.count_by_status(queue, count_limit)
+        oldest = await self.store.oldest_due(now=now, queue=queue) if counts.get(TaskStatus.PENDING.value) else None
+        return queue_statistics(counts, oldest_pending_at=oldest, queue=queue)
 
     # -- pausing queues ----------------------------------------------------------------------------
 

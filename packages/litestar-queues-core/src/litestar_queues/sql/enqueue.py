@@ -7,7 +7,8 @@ then resolved by reading who holds their id or key. If that holder vanished mean
 freed its key, or was pruned), the record is simply tried again.
 
 Records of one call that share an id or a key with an earlier record of the same call go in a later
-*round*, after the earlier one is settled, which gives exactly the sequential semantics.
+*round* (:func:`~litestar_queues.semantics.enqueue_rounds`), after the earlier one is settled, which gives exactly
+the sequential semantics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 import msgspec
 
 from litestar_queues.records import ACTIVE_STATUSES, EnqueueOutcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.semantics import enqueue_rounds
 
 __all__ = ("RecordInserter", "enqueue_records")
 
@@ -39,24 +41,6 @@ class RecordInserter(Protocol):
     async def fetch_active_by_keys(self, keys: Sequence[str]) -> list[TaskRecord]:
         """Return the active records holding these keys."""
         ...
-
-
-def _rounds(records: Sequence[TaskRecord]) -> list[list[int]]:
-    """Group record positions so that no round holds two records sharing an id or a key."""
-    rounds: list[list[int]] = []
-    round_of_id: dict[str, int] = {}
-    round_of_key: dict[str, int] = {}
-    for position, record in enumerate(records):
-        number = round_of_id.get(record.id, -1) + 1
-        if record.key is not None:
-            number = max(number, round_of_key.get(record.key, -1) + 1)
-        if number == len(rounds):
-            rounds.append([])
-        rounds[number].append(position)
-        round_of_id[record.id] = number
-        if record.key is not None:
-            round_of_key[record.key] = number
-    return rounds
 
 
 async def _holders(store: RecordInserter, records: Sequence[TaskRecord]) -> dict[str, TaskRecord]:
@@ -84,7 +68,7 @@ async def _resolve(store: RecordInserter, records: list[TaskRecord]) -> dict[str
 async def enqueue_records(store: RecordInserter, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
     """Insert ``records`` deduplicating by id, then by active key; one outcome per input, in input order."""
     outcomes: list[EnqueueOutcome | None] = [None] * len(records)
-    for positions in _rounds(records):
+    for positions in enqueue_rounds(records):
         todo = {records[position].id: records[position] for position in positions}
         # A record stored inactive never conflicts on active_key; its key rule is checked explicitly.
         inactive = [record for record in todo.values() if record.status not in ACTIVE_STATUSES]

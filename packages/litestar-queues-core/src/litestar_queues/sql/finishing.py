@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from litestar_queues.backend import finished_record
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.semantics import finished_record
 from litestar_queues.sql.rows import encode_json
 
 __all__ = (

@@ -9,13 +9,14 @@ every database, so a row reads the same whatever the driver's JSON codecs are. T
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 
 from litestar_queues.errors import ConfigurationError, SerializationError
+from litestar_queues.flat import field_readers, from_micros, read_integer, to_micros
 from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskProgress, TaskRecord, WorkerInfo, as_status
 from litestar_queues.salvage import salvage_record
 
@@ -70,8 +71,6 @@ TASK_COLUMNS: tuple[str, ...] = (
 (the unique index enforcing dedup)."""
 
 _UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 _args_decode = msgspec.json.Decoder(list[Any]).decode
@@ -140,11 +139,11 @@ class SQLiteValueCodec(ValueCodec):
 
     def time(self, value: datetime) -> Any:
         """Return whole microseconds since the epoch."""
-        return (value - _EPOCH) // _MICROSECOND
+        return to_micros(value)
 
     def read_time(self, value: Any) -> datetime:
         """Return the aware datetime of a microsecond count."""
-        return _EPOCH + timedelta(microseconds=value)
+        return from_micros(value)
 
     def flag(self, value: bool) -> Any:
         """Return ``1`` or ``0``."""
@@ -247,11 +246,11 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
             queue=row["queue"],
             args=_args_decode(row["args"]),
             kwargs=_kwargs_decode(row["kwargs"]),
-            priority=_integer(row["priority"]),
+            priority=read_integer(row["priority"]),
             status=as_status(row["status"]),
             key=row["dedup_key"],
-            attempts=_integer(row["attempts"]),
-            max_retries=_integer(row["max_retries"]),
+            attempts=read_integer(row["attempts"]),
+            max_retries=read_integer(row["max_retries"]),
             retry_delay=float(row["retry_delay"]),
             timeout=None if timeout is None else float(timeout),
             created_at=read_time(row["created_at"]),
@@ -265,7 +264,7 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
             execution_profile=row["execution_profile"],
             metadata=_kwargs_decode(row["metadata"]),
             owner=row["owner"],
-            token=_integer(row["token"]),
+            token=read_integer(row["token"]),
             lease_expires_at=read_optional_time(row["lease_expires_at"]),
             cancel_requested=bool(row["cancel_requested"]),
             progress=None if progress is None else _progress_decode(progress),
@@ -276,53 +275,7 @@ def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
 
 def _salvage(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:
     """``decode_task`` column by column, for a row the fast path could not decode."""
-    read_time, read_optional_time = codec.read_time, codec.read_optional_time
-    readers: dict[str, Callable[[], Any]] = {
-        "task_name": lambda: _text(row["task_name"]),
-        "queue": lambda: _text(row["queue"]),
-        "args": lambda: _args_decode(row["args"]),
-        "kwargs": lambda: _kwargs_decode(row["kwargs"]),
-        "priority": lambda: _integer(row["priority"]),
-        "status": lambda: as_status(row["status"]),
-        "key": lambda: _optional_text(row["dedup_key"]),
-        "attempts": lambda: _integer(row["attempts"]),
-        "max_retries": lambda: _integer(row["max_retries"]),
-        "retry_delay": lambda: float(row["retry_delay"]),
-        "timeout": lambda: None if row["timeout"] is None else float(row["timeout"]),
-        "created_at": lambda: read_time(row["created_at"]),
-        "scheduled_at": lambda: read_time(row["scheduled_at"]),
-        "expires_at": lambda: read_optional_time(row["expires_at"]),
-        "started_at": lambda: read_optional_time(row["started_at"]),
-        "finished_at": lambda: read_optional_time(row["finished_at"]),
-        "result": lambda: None if row["result"] is None else _json_decode(row["result"]),
-        "error": lambda: None if row["error"] is None else _error_decode(row["error"]),
-        "execution_backend": lambda: _text(row["execution_backend"]),
-        "execution_profile": lambda: _optional_text(row["execution_profile"]),
-        "metadata": lambda: _kwargs_decode(row["metadata"]),
-        "owner": lambda: _optional_text(row["owner"]),
-        "token": lambda: _integer(row["token"]),
-        "lease_expires_at": lambda: read_optional_time(row["lease_expires_at"]),
-        "cancel_requested": lambda: bool(row["cancel_requested"]),
-        "progress": lambda: None if row["progress"] is None else _progress_decode(row["progress"]),
-    }
-    return salvage_record(str(row["id"]), readers)
-
-
-def _integer(value: Any) -> int:
-    """An integer column's value (SQLite keeps whatever was stored, whatever the column's type)."""
-    if type(value) is not int:
-        raise TypeError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _text(value: Any) -> str:
-    if type(value) is not str:
-        raise TypeError(f"expected text, got {value!r}")
-    return value
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
+    return salvage_record(str(row["id"]), field_readers(row, read_time=codec.read_time, key_field="dedup_key"))
 
 
 def encode_worker(info: WorkerInfo) -> str:

@@ -10,8 +10,9 @@ from sqlalchemy import MetaData
 from advanced_alchemy.base import metadata_registry
 from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from litestar_queues.backends.advanced_alchemy.engines import check_alchemy
-from litestar_queues.backends.advanced_alchemy.tables import DEFAULT_TABLE_PREFIX, QueueTables, validate_table_prefix
+from litestar_queues.backends.advanced_alchemy.tables import DEFAULT_TABLE_PREFIX, QueueTables
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.sql.prefix import validate_table_prefix
 
 if TYPE_CHECKING:
     from litestar_queues.backends.advanced_alchemy.backend import AdvancedAlchemyBackend

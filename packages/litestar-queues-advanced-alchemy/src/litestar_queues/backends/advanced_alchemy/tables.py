@@ -12,7 +12,6 @@ values are JSON text.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text, null
@@ -20,13 +19,11 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import DateTime, TypeEngine
 
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.sql.prefix import DEFAULT_TABLE_PREFIX, validate_table_prefix
 from litestar_queues.sql.rows import TASK_COLUMNS
 
 __all__ = ("DEFAULT_TABLE_PREFIX", "QueueTables")
 
-DEFAULT_TABLE_PREFIX = "litestar_queues_"
-_PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
-"""Lower case (MySQL's table-name case follows the file system) and short enough for index names of 63 characters."""
 _MARK = "litestar_queues"
 """``Table.info`` key marking the tables this module made (so defining them again finds them)."""
 _MYSQL = ("mysql", "mariadb")
@@ -49,21 +46,6 @@ def _time() -> TypeEngine[Any]:
         .with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
         .with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
     )
-
-
-def validate_table_prefix(prefix: str) -> str:
-    """Return ``prefix`` if it can prefix the table and index names on every supported database.
-
-    Raises:
-        ConfigurationError: The prefix is not ``[a-z][a-z0-9_]*`` of at most 40 characters.
-    """
-    if not _PREFIX_PATTERN.fullmatch(prefix):
-        msg = (
-            f"table_prefix {prefix!r} must match [a-z][a-z0-9_]* and be at most 40 characters "
-            f"(it prefixes table and index names), e.g. {DEFAULT_TABLE_PREFIX!r}"
-        )
-        raise ConfigurationError(msg)
-    return prefix
 
 
 class QueueTables:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import ClassVar
 
 from litestar_queues.backend import Capability, QueueBackend
@@ -17,7 +17,6 @@ from litestar_queues.backends.memory.queue_index import QueueIndex
 from litestar_queues.backends.memory.registry import LockTable, WorkerTable
 from litestar_queues.backends.memory.snapshots import copy_record, copy_value
 from litestar_queues.clock import utc_now
-from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPage
 from litestar_queues.records import (
@@ -34,14 +33,28 @@ from litestar_queues.records import (
     TaskStatus,
     WorkerInfo,
 )
+from litestar_queues.semantics import (
+    cancelled_record,
+    check_outcome,
+    claimed_record,
+    expired_record,
+    finished_record,
+    holds,
+    lease_expired,
+    lease_expiry,
+    lease_state,
+    matches,
+    queue_statistics,
+    requeue_conflict,
+    requeued_record,
+    transferred_record,
+)
 from litestar_queues.waiters import Waiters
 
 __all__ = ("MemoryBackend",)
 
 _PENDING = TaskStatus.PENDING
 _RUNNING = TaskStatus.RUNNING
-_FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
-_REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
 _IDS_SLACK = 1024
 """Deleted ids tolerated in the ordered id list beyond the live ones before it is rebuilt."""
 
@@ -151,15 +164,15 @@ class MemoryBackend(QueueBackend):
         if not sources:
             return []
         heapq.heapify(sources)
-        lease_expires_at = now + timedelta(seconds=lease_seconds)
+        lease_expires_at = lease_expiry(now, lease_seconds)
         records = self._records
         claimed = []
         while sources:
             _, _, record_id, source = sources[0]
             index, priority, heap = levels[source]
             heapq.heappop(heap)
-            record = records[record_id]
-            self._start_attempt(record, index, owner, now, lease_expires_at)
+            record = claimed_record(records[record_id], owner=owner, now=now, lease_expires_at=lease_expires_at)
+            self._started(record, index)
             claimed.append(copy_record(record))
             if len(claimed) == limit:
                 break
@@ -177,23 +190,20 @@ class MemoryBackend(QueueBackend):
         record = self._records.get(record_id)
         if record is None or record.status is not _PENDING:
             return None
-        index = self._queues[record.queue]
-        self._start_attempt(record, index, owner, now, now + timedelta(seconds=lease_seconds))
+        record = claimed_record(record, owner=owner, now=now, lease_expires_at=lease_expiry(now, lease_seconds))
+        self._started(record, self._queues[record.queue])
         return copy_record(record)
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend every lease whose fence matches to ``now + lease_seconds``; report each lease's state."""
-        lease_expires_at = now + timedelta(seconds=lease_seconds)
+        lease_expires_at = lease_expiry(now, lease_seconds)
         states = {}
         for lease in leases:
-            record = self._held(lease)
-            if record is None:
-                states[lease.record_id] = LeaseState.LOST
-                continue
-            if record.lease_expires_at != lease_expires_at:
+            record = self._records.get(lease.record_id)
+            state = states[lease.record_id] = lease_state(record, lease)
+            if record is not None and state is not LeaseState.LOST and record.lease_expires_at != lease_expires_at:
                 record.lease_expires_at = lease_expires_at
                 self._leases.push((lease_expires_at, record.id, record.token))
-            states[lease.record_id] = LeaseState.CANCEL_REQUESTED if record.cancel_requested else LeaseState.HELD
         return states
 
     async def finish(
@@ -206,51 +216,30 @@ class MemoryBackend(QueueBackend):
         Raises:
             ValueError: ``outcome.status`` is ``running``, ``expired``, or ``pending`` without ``scheduled_at``.
         """
-        status = outcome.status if type(outcome.status) is TaskStatus else TaskStatus(outcome.status)
-        if status not in _FINISH_STATUSES:
-            msg = f"finish cannot end an attempt as {status.value!r}"
-            raise ValueError(msg)
-        scheduled_at = outcome.scheduled_at
-        if status is _PENDING and scheduled_at is None:
-            msg = "finish with status 'pending' needs outcome.scheduled_at"
-            raise ValueError(msg)
-        record = self._held(lease)
-        if record is None:
+        check_outcome(outcome)
+        record = self._records.get(lease.record_id)
+        if not holds(record, lease) or (outcome.only_if_lease_expired and not lease_expired(record, now)):
             return None
-        if outcome.only_if_lease_expired and (record.lease_expires_at is None or record.lease_expires_at > now):
-            return None
-        if status is _PENDING and record.cancel_requested:
-            status = TaskStatus.CANCELLED  # a cancel request wins over a retry
-        record.owner = None
-        record.lease_expires_at = None
-        record.cancel_requested = False
-        record.error = outcome.error
-        if scheduled_at is not None and status is _PENDING:
-            record.scheduled_at = scheduled_at
-            if outcome.refund_attempt:
-                record.attempts = max(0, record.attempts - 1)
-        else:
-            record.finished_at = now
-            record.result = copy_value(outcome.result)
-        self._move(record, self._queues[record.queue], status)
-        return copy_record(record)
+        finished = finished_record(record, outcome, now)
+        finished.result = copy_value(finished.result)  # the outcome's objects stay the caller's
+        self._replace(record, finished)
+        return copy_record(finished)
 
     async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
         """Set the progress of each record whose fence matches, in order."""
         for lease, progress in updates:
-            record = self._held(lease)
-            if record is not None:
+            record = self._records.get(lease.record_id)
+            if holds(record, lease):
                 record.progress = progress
 
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease; ``None`` if the fence fails."""
-        record = self._held(lease)
-        if record is None:
+        record = self._records.get(lease.record_id)
+        if not holds(record, lease):
             return None
-        record.owner = owner
-        record.token += 1
-        record.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        self._leases.push((record.lease_expires_at, record.id, record.token))
+        record = transferred_record(record, owner=owner, lease_expires_at=lease_expiry(now, lease_seconds))
+        self._records[record.id] = record
+        self._leases.push((record.lease_expires_at, record.id, record.token))  # type: ignore[arg-type]
         return copy_record(record)
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
@@ -272,12 +261,9 @@ class MemoryBackend(QueueBackend):
         record = self._records.get(record_id)
         if record is None:
             return None
-        if record.status is _PENDING:
-            record.finished_at = now
-            self._move(record, self._queues[record.queue], TaskStatus.CANCELLED)
-        elif record.status is _RUNNING:
-            record.cancel_requested = True
-        return copy_record(record)
+        cancelled = cancelled_record(record, now)
+        self._replace(record, cancelled)
+        return copy_record(cancelled)
 
     async def requeue(self, record_id: str, *, now: datetime) -> TaskRecord | None:
         """Put a failed, cancelled or expired record back to pending, due at ``now``, with no attempts or expiry.
@@ -288,21 +274,12 @@ class MemoryBackend(QueueBackend):
         record = self._records.get(record_id)
         if record is None:
             return None
-        if record.status in _REQUEUEABLE:
-            holder_id = None if record.key is None else self._keys.holders.get(record.key)
-            if holder_id is not None and holder_id != record.id:
-                msg = f"cannot requeue {record.id}: active record {holder_id} holds its key {record.key!r}"
-                raise DuplicateTaskError(msg)
-            record.scheduled_at = now
-            record.expires_at = None
-            record.attempts = 0
-            record.finished_at = None
-            record.result = None
-            record.error = None
-            record.progress = None
-            record.cancel_requested = False
-            self._move(record, self._queues[record.queue], _PENDING)
-        return copy_record(record)
+        conflict = requeue_conflict(record, None if record.key is None else self._keys.holders.get(record.key))
+        if conflict is not None:
+            raise conflict
+        requeued = requeued_record(record, now)
+        self._replace(record, requeued)
+        return copy_record(requeued)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
         """Mark up to ``limit`` pending records with ``expires_at <= now`` as expired; return how many."""
@@ -312,8 +289,7 @@ class MemoryBackend(QueueBackend):
             entry = heapq.heappop(heap)
             if self._is_expiry_live(entry):
                 record = self._records[entry[1]]
-                record.finished_at = now
-                self._move(record, self._queues[record.queue], TaskStatus.EXPIRED)
+                self._replace(record, expired_record(record, now))
                 expired += 1
         return expired
 
@@ -359,7 +335,7 @@ class MemoryBackend(QueueBackend):
         page: list[TaskRecord] = []
         for position in range(start - 1, -1, -1):
             record = records.get(ids[position])
-            if record is None or not _matches(record, where):
+            if record is None or not matches(record, where):
                 continue
             if len(page) >= limit:
                 return RecordPage(page, page[-1].id if page else None)
@@ -373,20 +349,17 @@ class MemoryBackend(QueueBackend):
 
         The counts are kept up to date by every transition, so ``count_limit`` saves nothing; it caps them.
         """
-        counts = dict.fromkeys(TaskStatus, 0)
+        counts: list[tuple[TaskStatus, int]] = []
         oldest: datetime | None = None
         for name in (queue,) if queue is not None else tuple(self._queues):
             index = self._queues.get(name)
             if index is None:
                 continue
-            for status, count in index.counts.items():
-                counts[status] += count
+            counts += index.counts.items()
             due = index.oldest_due(now)
             if due is not None and (oldest is None or due < oldest):
                 oldest = due
-        if count_limit is not None:
-            counts = {status: min(count, count_limit + 1) for status, count in counts.items()}
-        return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+        return queue_statistics(counts, oldest_pending_at=oldest, queue=queue, count_limit=count_limit)
 
     # -- pausing queues ----------------------------------------------------------------------------
 
@@ -485,26 +458,22 @@ class MemoryBackend(QueueBackend):
         self._queues[record.queue].counts[record.status] -= 1
         self._keys.discard(record)
 
-    def _start_attempt(
-        self, record: TaskRecord, index: QueueIndex, owner: str, now: datetime, lease_expires_at: datetime
-    ) -> None:
-        record.owner = owner
-        record.token += 1
-        record.attempts += 1
-        record.started_at = now
-        record.lease_expires_at = lease_expires_at
-        record.status = _RUNNING  # a pending record already holds its key
+    def _started(self, record: TaskRecord, index: QueueIndex) -> None:
+        """Store ``record``, just claimed (a pending record already holds its key)."""
+        self._records[record.id] = record
         counts = index.counts
         counts[_PENDING] -= 1
         counts[_RUNNING] += 1
-        self._leases.push((lease_expires_at, record.id, record.token))
+        self._leases.push((record.lease_expires_at, record.id, record.token))  # type: ignore[arg-type]
 
-    def _move(self, record: TaskRecord, index: QueueIndex, status: TaskStatus) -> None:
-        counts = index.counts
-        counts[record.status] -= 1
-        counts[status] += 1
-        record.status = status
-        self._entered(record, index)
+    def _replace(self, before: TaskRecord, after: TaskRecord) -> None:
+        """Store ``after`` in place of ``before`` (a transition of it) and index the status it entered."""
+        self._records[after.id] = after
+        if after.status is not before.status:
+            index = self._queues[after.queue]
+            index.counts[before.status] -= 1
+            index.counts[after.status] += 1
+            self._entered(after, index)
 
     def _entered(self, record: TaskRecord, index: QueueIndex) -> None:
         """Index ``record`` for the status it just entered and wake whoever waits for that."""
@@ -527,13 +496,6 @@ class MemoryBackend(QueueBackend):
             if self._finish_waiters:
                 self._finish_waiters.wake(record.id)
 
-    def _held(self, lease: Lease) -> TaskRecord | None:
-        """Return the stored record if ``lease`` is its current fence, else ``None``."""
-        record = self._records.get(lease.record_id)
-        if record is None or record.status is not _RUNNING or record.token != lease.token:
-            return None
-        return record if record.owner == lease.owner else None
-
     def _is_lease_live(self, entry: tuple[datetime, str, int]) -> bool:
         record = self._records.get(entry[1])
         return (
@@ -550,11 +512,3 @@ class MemoryBackend(QueueBackend):
     def _is_finished_live(self, entry: tuple[datetime, str]) -> bool:
         record = self._records.get(entry[1])
         return record is not None and record.status in TERMINAL_STATUSES and record.finished_at == entry[0]
-
-
-def _matches(record: TaskRecord, where: RecordFilter) -> bool:
-    return (
-        (where.status is None or record.status == where.status)
-        and (where.queue is None or record.queue == where.queue)
-        and (where.task_name is None or record.task_name == where.task_name)
-    )

@@ -43,7 +43,6 @@ from litestar_queues.backends.resp.config import RespBackendConfig, describe_ser
 from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConnectionError
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
-from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
 from litestar_queues.records import (
@@ -61,12 +60,12 @@ from litestar_queues.records import (
     WorkerInfo,
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
+from litestar_queues.semantics import check_outcome, queue_statistics, requeue_refused
 
 __all__ = ("RespBackend",)
 
 _MICROS = 1_000_000
 _LEASE_STATES = {"h": LeaseState.HELD, "c": LeaseState.CANCEL_REQUESTED, "l": LeaseState.LOST}
-_FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _FINISH_BATCH = 200
 _ENQUEUE_CALLS_BATCH = 100
@@ -384,13 +383,9 @@ class RespBackend(QueueBackend):
         Raises:
             ValueError: ``outcome.status`` is not a finishing status, or ``pending`` without ``scheduled_at``.
         """
-        if outcome.status not in _FINISH_STATUSES:
-            raise ValueError(f"finish cannot set status {outcome.status.value!r}")
-        scheduled = ""
-        if outcome.status is TaskStatus.PENDING:
-            if outcome.scheduled_at is None:
-                raise ValueError("finish with status 'pending' needs outcome.scheduled_at")
-            scheduled = str(to_micros(outcome.scheduled_at))
+        status = check_outcome(outcome)
+        retry_at = outcome.scheduled_at if status is TaskStatus.PENDING else None
+        scheduled = "" if retry_at is None else str(to_micros(retry_at))
         now_us = to_micros(now)
         cutoff = "" if self._retention_us is None else str(now_us - self._retention_us)
         row = await self._finishes.submit(
@@ -400,8 +395,8 @@ class RespBackend(QueueBackend):
                 str(lease.token),
                 str(now_us),
                 "1" if outcome.only_if_lease_expired else "0",
-                outcome.status.value,
-                encode_result(outcome.result) if outcome.status is not TaskStatus.PENDING else "",
+                status.value,
+                encode_result(outcome.result) if status is not TaskStatus.PENDING else "",
                 encode_error(outcome.error),
                 scheduled,
                 "1" if outcome.refund_attempt else "0",
@@ -431,7 +426,7 @@ class RespBackend(QueueBackend):
         """
         code, value = await self._scripts.call(Script.REQUEUE, [record_id, str(to_micros(now))])
         if code == "dup":
-            raise DuplicateTaskError(f"record {record_id} cannot be requeued: the active record {value} holds its key")
+            raise requeue_refused(record_id, holder_id=text(value))
         return decode_optional_record(value)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
@@ -520,13 +515,9 @@ class RespBackend(QueueBackend):
         """Count records by status (kept as counters, not scanned: ``count_limit`` only caps them) and find the
         oldest due pending record."""
         reply = await self._scripts.call(Script.STATISTICS, [str(to_micros(now)), optional_text(queue)])
-        counts = dict.fromkeys(TaskStatus, 0)
-        for status, count in zip(reply[1::2], reply[2::2], strict=True):
-            counts[TaskStatus(status)] += int(count)
-        if count_limit is not None:
-            counts = {status: min(count, count_limit + 1) for status, count in counts.items()}
+        counts = [(status, int(count)) for status, count in zip(reply[1::2], reply[2::2], strict=True)]
         oldest = from_micros(reply[0]) if reply[0] else None
-        return QueueStatistics(counts=counts, oldest_pending_at=oldest, queue=queue)
+        return queue_statistics(counts, oldest_pending_at=oldest, queue=queue, count_limit=count_limit)
 
     # -- pausing queues ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import msgspec
 from litestar_queues.errors import SerializationError
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventPosition, event_cursor, event_position
+from litestar_queues.flat import from_micros, read_text, to_micros
 from litestar_queues.records import TaskError, TaskProgress, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.salvage import salvage_record
 
@@ -46,7 +47,6 @@ INSERT_WIDTH = 20
 """Values per record in the ``enqueue`` script's ARGV."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class _Body(msgspec.Struct, array_like=True, frozen=True):
@@ -73,18 +73,6 @@ _worker_decoder = msgspec.json.Decoder(WorkerInfo)
 _STATUS: dict[str | bytes, TaskStatus] = {s.value: s for s in TaskStatus} | {s.value.encode(): s for s in TaskStatus}
 
 
-def to_micros(moment: datetime) -> int:
-    """Return ``moment`` as integer microseconds since the epoch (a naive datetime is taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_micros(value: bytes | str | int) -> datetime:
-    """Return the aware UTC datetime of integer microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
 _moments: dict[str, datetime] = {}
 _MOMENT_CACHE_SIZE = 4096
 
@@ -97,7 +85,7 @@ def _moment(value: str | bool | None) -> datetime | None:
     if moment is None:
         if len(_moments) >= _MOMENT_CACHE_SIZE:
             _moments.clear()
-        moment = _moments[value] = _EPOCH + timedelta(microseconds=int(value))  # type: ignore[index]
+        moment = _moments[value] = from_micros(value)  # type: ignore[index]
     return moment
 
 
@@ -226,11 +214,11 @@ def _salvage(row: Sequence[Any]) -> TaskRecord:
     """``decode_record`` field by field, for a row the fast path could not decode."""
     s, q, p, n, k, x, a, t, sa, st, fa, le, o, c, r, e, g, raw_body, record_id = row
     readers: dict[str, Callable[[], Any]] = {
-        "task_name": lambda: _string(n),
-        "queue": lambda: _string(q),
+        "task_name": lambda: read_text(n),
+        "queue": lambda: read_text(q),
         "priority": lambda: int(p),
         "status": lambda: _STATUS[s],
-        "key": lambda: None if _absent(k) else _string(k),
+        "key": lambda: None if _absent(k) else read_text(k),
         "attempts": lambda: int(a),
         "scheduled_at": lambda: _required_moment(sa),
         "expires_at": lambda: _moment(x),
@@ -238,7 +226,7 @@ def _salvage(row: Sequence[Any]) -> TaskRecord:
         "finished_at": lambda: _moment(fa),
         "result": lambda: None if _absent(r) else _any_decoder.decode(r),
         "error": lambda: None if _absent(e) else _error_decoder.decode(e),
-        "owner": lambda: None if _absent(o) else _string(o),
+        "owner": lambda: None if _absent(o) else read_text(o),
         "token": lambda: int(t),
         "lease_expires_at": lambda: _moment(le),
         "cancel_requested": lambda: not _absent(c),
@@ -261,18 +249,10 @@ _BODY_FIELDS = _Body.__struct_fields__
 _BODY_TYPES = tuple(zip(_BODY_FIELDS, get_type_hints(_Body).values(), strict=True))
 
 
-def _string(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if type(value) is not str:
-        raise TypeError(f"expected a string, got {value!r}")
-    return value
-
-
 def _required_moment(value: Any) -> datetime:
     if _absent(value):
         raise ValueError("missing")
-    return _EPOCH + timedelta(microseconds=int(value))
+    return from_micros(value)
 
 
 def _element(items: list[Any], position: int, kind: Any) -> Any:

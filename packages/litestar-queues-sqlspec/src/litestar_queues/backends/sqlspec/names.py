@@ -7,40 +7,27 @@ statement a constant string per backend instance (cacheable, preparable) and inj
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.sql.prefix import DEFAULT_TABLE_PREFIX
+from litestar_queues.sql.prefix import validate_table_prefix as validate_sql_table_prefix
 
 __all__ = ("DEFAULT_TABLE_PREFIX", "Family", "TableNames", "validate_table_prefix")
 
 Family = Literal["postgres", "sqlite", "mysql"]
 """The SQL families this backend speaks; drivers map onto them (asyncpg and psycopg are both ``postgres``)."""
 
-DEFAULT_TABLE_PREFIX = "litestar_queues_"
-MAX_PREFIX_LENGTH = 40
-"""Longest prefix whose derived index names stay within PostgreSQL's 63 and MySQL's 64 characters."""
-
-_PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
-
 
 def validate_table_prefix(prefix: str) -> str:
-    """Return ``prefix`` if it can prefix table, index and channel names on every supported database.
-
-    Lower case only: MySQL's table-name case sensitivity follows the server's file system, so mixed
-    case would name different tables on Linux and macOS.
+    """Return ``prefix`` if it is a valid SQL table prefix (:func:`litestar_queues.sql.prefix.validate_table_prefix`)
+    that SQLSpec's migrations can carry.
 
     Raises:
-        ConfigurationError: The prefix is empty, too long, or not ``[a-z][a-z0-9_]*``; or one of its
-            ``_``-separated segments is all digits (SQLSpec reads the first numeric segment of an
-            extension migration name as its version).
+        ConfigurationError: The prefix is invalid; or one of its ``_``-separated segments is all digits (SQLSpec
+            reads the first numeric segment of an extension migration name as its version).
     """
-    if not _PREFIX_PATTERN.fullmatch(prefix) or len(prefix) > MAX_PREFIX_LENGTH:
-        msg = (
-            f"table_prefix {prefix!r} must match [a-z][a-z0-9_]* and be at most {MAX_PREFIX_LENGTH} characters "
-            f"(it prefixes table, index and channel names), e.g. {DEFAULT_TABLE_PREFIX!r}"
-        )
-        raise ConfigurationError(msg)
+    validate_sql_table_prefix(prefix)
     if any(segment.isdigit() for segment in prefix.split("_")):
         msg = f"table_prefix {prefix!r} must not contain an all-digit segment between underscores"
         raise ConfigurationError(msg)

@@ -39,16 +39,15 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from litestar_queues.backend import finished_record
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
-from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.semantics import finished_record, requeue_refused
 from litestar_queues.sql.enqueue import enqueue_records
 from litestar_queues.sql.failures import retrying
 from litestar_queues.sql.finishing import FinishParams, finish_params, finish_values
 from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task, encode_task
 
-__all__ = ("ConflictSkippingStore", "Inserter", "Store", "duplicate", "status_in", "status_is")
+__all__ = ("ConflictSkippingStore", "Inserter", "Store", "status_in", "status_is")
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", Select[Any], Update, Delete)
@@ -546,7 +545,7 @@ class Store(ABC):
         try:
             records = await self.update_returning(self.sql_requeue, params, notify=(self.channels[0], "queue"))
         except IntegrityError as error:
-            raise duplicate(record_id) from error
+            raise requeue_refused(record_id) from error
         return records[0] if records else await self.get(record_id)
 
     @abstractmethod
@@ -656,11 +655,6 @@ class Store(ABC):
     async def release_lock(self, name: str, *, owner: str) -> None:
         """Delete lock ``name`` if ``owner`` holds it."""
         await self.execute(self.sql_lock_release, {"lock_name": name, "lease_owner": owner})
-
-
-def duplicate(record_id: str) -> DuplicateTaskError:
-    """The error of a requeue whose key another active record holds."""
-    return DuplicateTaskError(f"cannot requeue {record_id}: another active record holds its key")
 
 
 class ConflictSkippingInserter(Inserter):

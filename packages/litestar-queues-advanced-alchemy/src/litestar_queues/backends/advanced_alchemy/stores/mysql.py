@@ -24,11 +24,11 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from litestar_queues.backend import claimed_record, finished_record
 from litestar_queues.backends.advanced_alchemy.stores.base import Inserter, Store, status_is
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.semantics import claimed_record, finished_record
 from litestar_queues.sql.rows import MySQLValueCodec
 
 __all__ = ("MySQLStore",)

@@ -21,8 +21,8 @@ from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.names import Family, TableNames
-from litestar_queues.errors import DuplicateTaskError
 from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.semantics import requeue_refused
 from litestar_queues.sql.enqueue import enqueue_records
 from litestar_queues.sql.failures import retrying
 from litestar_queues.sql.finishing import finish_params, finish_values
@@ -400,7 +400,7 @@ class Dialect(ABC):
         try:
             records = await self.update_returning(self.sql_requeue, params, notify=(self.names.wakeup_channel, "queue"))
         except UniqueViolationError as error:
-            raise _duplicate(record_id) from error
+            raise requeue_refused(record_id) from error
         return records[0] if records else await self.get(record_id)
 
     @abstractmethod
@@ -556,10 +556,6 @@ class _OnSession:
 
     async def fetch_active_by_keys(self, keys: Sequence[str]) -> list[TaskRecord]:
         return await self.dialect.fetch_active_by_keys(keys, session=self.session)
-
-
-def _duplicate(record_id: str) -> DuplicateTaskError:
-    return DuplicateTaskError(f"cannot requeue {record_id}: another active record holds its key")
 
 
 def _is_deadlock(error: Exception) -> bool:

@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 
 from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
-from litestar_queues.backend import claimed_record, finished_record
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
-from litestar_queues.errors import ConfigurationError, DuplicateTaskError
+from litestar_queues.errors import ConfigurationError
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.semantics import claimed_record, finished_record, requeue_refused
 from litestar_queues.sql.rows import TASK_COLUMNS, MySQLValueCodec, encode_task
 
 __all__ = ("MySQLDialect",)
@@ -345,8 +345,7 @@ class MySQLDialect(Dialect):
         try:
             await self.db.execute(self.sql_requeue, {"id": record_id, "now": self.codec.time(now)})
         except UniqueViolationError as error:
-            msg = f"cannot requeue {record_id}: another active record holds its key"
-            raise DuplicateTaskError(msg) from error
+            raise requeue_refused(record_id) from error
         return await self.get(record_id)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
