@@ -67,7 +67,8 @@ class SQLSpecBackend(QueueBackend):
     On PostgreSQL with ``listen_notify`` (the default) the instance declares ``PUSH_WAKEUP`` and
     ``FINISH_WAKEUP``: enqueues, retries and requeues NOTIFY the queue name, terminal transitions
     NOTIFY the record id, and one dedicated connection LISTENs from the first wait on. Elsewhere it
-    declares neither and the core polls.
+    declares neither and the core polls; so does a backend behind a transaction-mode pooler without
+    ``direct_dsn`` (it still sends NOTIFY).
     """
 
     capabilities: ClassVar[frozenset[Capability]] = _EVERYWHERE
@@ -82,8 +83,10 @@ class SQLSpecBackend(QueueBackend):
         family = family_of(driver)
         self.names = TableNames(config.table_prefix, family)
         self._db = Database(sqlspec_config, driver)
-        self._listen = family == "postgres" and config.listen_notify
-        self._dialect: Dialect = create_dialect(self._db, self.names, notify=self._listen)
+        notify = family == "postgres" and config.listen_notify
+        self._listen_config = config.create_listen_config(sqlspec_config, driver) if notify else None
+        self._listen = self._listen_config is not None
+        self._dialect: Dialect = create_dialect(self._db, self.names, notify=notify)
         self._migrator = SchemaMigrator(self._db, self._dialect, self.names, config.version_table)
         self._events = EventStore(self._db, self.names, self._dialect.codec)
         self._work_waiters = Waiters()
@@ -136,13 +139,18 @@ class SQLSpecBackend(QueueBackend):
             self._db.keep_connections(min(_KEPT_CONNECTIONS, pool_size - 1))
         if self._listen:
             self._listener = NotificationListener(
-                self._db.config,
+                self._listen_config,
                 self._db.driver,
                 {
                     self.names.wakeup_channel: self._work_waiters.wake,
                     self.names.finish_channel: self._wake_finished,
                 },
                 on_connected=self._wake_all,
+            )
+        elif self.names.family == "postgres" and self.config.listen_notify:
+            logger.info(
+                "%s is behind a transaction-mode pooler and has no direct_dsn to LISTEN on: workers poll for work",
+                self.where,
             )
 
     async def _connect(self) -> None:

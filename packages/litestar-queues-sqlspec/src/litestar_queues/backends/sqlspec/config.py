@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from litestar_queues.backends.sqlspec.database import detect_driver
-from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, validate_table_prefix
-from litestar_queues.backends.sqlspec.urls import config_from_url
+from litestar_queues.backends.sqlspec.database import detect_driver, family_of
+from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, Family, validate_table_prefix
+from litestar_queues.backends.sqlspec.pooler import POOLER_MODES, PoolerMode, app_pooler, check_unprepared
+from litestar_queues.backends.sqlspec.urls import config_from_url, family_of_url, with_driver
 from litestar_queues.config import redact_url
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.limits import check_seconds
@@ -47,6 +48,17 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
     listen_notify: bool = True
     """PostgreSQL: send NOTIFY on new work and finished records and hold one LISTEN connection per
     backend, which enables push wakeups. Ignored on other databases (polling only)."""
+    pooler_mode: PoolerMode | None = None
+    """PostgreSQL: ``"transaction"`` when the connections go through a pooler in transaction mode (PgBouncer's
+    ``pool_mode = transaction``): the drivers then prepare no named statements, and nothing LISTENs through the
+    pooler (see ``direct_dsn``). ``"session"``: directly, or through a pooler in session mode. Default (``None``,
+    resolved at construction): with ``sqlspec_config``, what its ``driver_features`` say (``pooler_mode``,
+    ``pgbouncer``), else ``"session"``."""
+    direct_dsn: str | None = None
+    """PostgreSQL: a URL that reaches the server directly (or through a session-mode pooler), used for the LISTEN
+    connection only, with the pool's driver. Default: with ``sqlspec_config``, its ``driver_features["direct_dsn"]``.
+    Without one, a backend with ``pooler_mode="transaction"`` does not listen and its workers poll (every
+    ``poll_interval``); it still sends NOTIFY for the processes that listen."""
     connection_options: dict[str, Any] = msgspec.field(default_factory=dict)
     """With ``dsn``: extra ``connection_config`` entries for the SQLSpec adapter (pool sizes, timeouts)."""
     connect_timeout: float = 10.0
@@ -71,6 +83,42 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         msgspec.structs.force_setattr(
             self, "connect_timeout", check_seconds(self.connect_timeout, "connect_timeout", positive=True)
         )
+        self._resolve_pooler()
+
+    def _resolve_pooler(self) -> None:
+        """Check ``pooler_mode`` and ``direct_dsn``; fill in ``pooler_mode`` (from an app-owned configuration's)."""
+        family: Family
+        if self.sqlspec_config is not None:
+            driver = detect_driver(self.sqlspec_config)
+            family = family_of(driver)
+            app_mode = app_pooler(self.sqlspec_config)[0]
+        else:
+            assert self.dsn is not None
+            driver, family, app_mode = "", family_of_url(self.dsn), None
+        mode, direct = self.pooler_mode, self.direct_dsn
+        if family != "postgres" and (mode not in {None, "session"} or direct is not None):
+            msg = f"pooler_mode='transaction' and direct_dsn apply to PostgreSQL only, not to {family}"
+            raise ConfigurationError(msg)
+        if mode not in {None, *POOLER_MODES}:
+            msg = f"pooler_mode must be one of {list(POOLER_MODES)}, not {mode!r}"
+            raise ConfigurationError(msg)
+        if app_mode is not None and app_mode not in POOLER_MODES:
+            msg = f"the SQLSpec configuration's pooler_mode {app_mode!r} is not supported: use 'transaction' pooling"
+            raise ConfigurationError(msg)
+        if mode is not None and app_mode is not None and mode != app_mode:
+            msg = f"pooler_mode={mode!r} contradicts the SQLSpec configuration's pooler_mode {app_mode!r}"
+            raise ConfigurationError(msg)
+        mode = mode or app_mode or "session"
+        if direct is not None:
+            if family_of_url(direct) != "postgres":
+                msg = f"direct_dsn must be a postgresql:// URL, not {redact_url(direct)!r}"
+                raise ConfigurationError(msg)
+            if not self.listen_notify:
+                msg = "direct_dsn is only used to LISTEN, which listen_notify=False turns off"
+                raise ConfigurationError(msg)
+        if mode == "transaction" and driver:
+            check_unprepared(self.sqlspec_config, driver)
+        msgspec.structs.force_setattr(self, "pooler_mode", mode)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> SQLSpecBackendConfig:
@@ -94,7 +142,23 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.sqlspec_config is not None:
             return self.sqlspec_config, False
         assert self.dsn is not None
-        return config_from_url(self.dsn, self.connection_options, connect_timeout=self.connect_timeout), True
+        return (
+            config_from_url(
+                self.dsn, self.connection_options, connect_timeout=self.connect_timeout, pooler_mode=self.pooler_mode
+            ),
+            True,
+        )
+
+    def create_listen_config(self, sqlspec_config: Any, driver: str) -> Any:
+        """Return the SQLSpec configuration whose ``create_connection()`` opens the LISTEN connection: one for
+        ``direct_dsn`` (or an app-owned configuration's), else ``sqlspec_config`` itself; ``None`` behind a
+        transaction-mode pooler without a direct URL (the backend then polls)."""
+        direct = self.direct_dsn
+        if direct is None and self.sqlspec_config is not None:
+            direct = app_pooler(self.sqlspec_config)[1]
+        if direct is not None:
+            return config_from_url(with_driver(direct, driver), connect_timeout=self.connect_timeout)
+        return None if self.pooler_mode == "transaction" else sqlspec_config
 
     def create_backend(self) -> SQLSpecBackend:
         """Build the (unopened) backend this configuration describes."""

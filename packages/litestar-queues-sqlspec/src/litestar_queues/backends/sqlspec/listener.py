@@ -1,8 +1,8 @@
 """One dedicated PostgreSQL connection that LISTENs for wakeups, and comes back when it is lost.
 
-Notifications are hints; polling stays the truth. The listener opens its own connection through the
-SQLSpec configuration's ``create_connection()`` (same parameters as the pool, no pool slot taken,
-works through PgBouncer only in session mode). When the connection dies — server restart,
+Notifications are hints; polling stays the truth. The listener opens its own connection through a
+SQLSpec configuration's ``create_connection()``: the pool's (same parameters, no pool slot taken), or, behind
+a transaction-mode pooler such as PgBouncer, one for ``direct_dsn`` (see ``pooler``). When the connection dies — server restart,
 ``pg_terminate_backend``, network — the listener notices (termination callback or a failing health
 check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since
 notifications sent while it was away are lost.
@@ -52,7 +52,7 @@ class NotificationListener:
         """Prepare a listener (call :meth:`start`).
 
         Args:
-            config: The SQLSpec asyncpg or psycopg configuration (``create_connection()`` opens the connection).
+            config: A SQLSpec asyncpg or psycopg configuration (``create_connection()`` opens the connection).
             driver: ``"asyncpg"`` or ``"psycopg"``.
             channels: Channel name to the handler of its payloads.
             on_connected: Called after every successful (re)subscription.
