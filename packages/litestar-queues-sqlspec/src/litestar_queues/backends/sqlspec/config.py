@@ -105,7 +105,7 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         if app_mode is not None and app_mode not in POOLER_MODES:
             msg = f"the SQLSpec configuration's pooler_mode {app_mode!r} is not supported: use 'transaction' pooling"
             raise ConfigurationError(msg)
-        if mode is not None and app_mode is not None and mode != app_mode:
+        if mode == "session" and app_mode is not None:
             msg = f"pooler_mode={mode!r} contradicts the SQLSpec configuration's pooler_mode {app_mode!r}"
             raise ConfigurationError(msg)
         mode = mode or app_mode or "session"

@@ -42,15 +42,15 @@ def unprepared_options(driver: str) -> dict[str, Any]:
 
 
 def app_pooler(sqlspec_config: Any) -> tuple[str | None, str | None]:
-    """What an application's SQLSpec configuration says about a pooler: its mode (``None`` when it says nothing)
-    and its ``direct_dsn`` URL (SQLSpec 0.67+ ``driver_features``; the legacy ``pgbouncer`` flag means
-    transaction mode)."""
+    """What an application's SQLSpec configuration says about a pooler that pools by less than a session: its
+    mode (``"transaction"``, ``"statement"``, else ``None``) and its ``direct_dsn`` URL (SQLSpec 0.67+
+    ``driver_features``; the ``pgbouncer`` flag, also in older versions, means transaction mode)."""
     features = getattr(sqlspec_config, "driver_features", None) or {}
     mode = features.get("pooler_mode")
-    if mode in {None, "auto"} and (features.get("pgbouncer") or features.get("pgbouncer_mode")):
-        mode = "transaction"
+    if mode not in {"transaction", "statement"}:
+        mode = "transaction" if features.get("pgbouncer") or features.get("pgbouncer_mode") else None
     direct = features.get("direct_dsn")
-    return (mode if mode != "auto" else None), (direct if isinstance(direct, str) else None)
+    return mode, (direct if isinstance(direct, str) else None)
 
 
 def check_unprepared(sqlspec_config: Any, driver: str) -> None:

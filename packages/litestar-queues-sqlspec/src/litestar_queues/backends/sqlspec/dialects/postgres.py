@@ -233,10 +233,14 @@ class PostgresDialect(Dialect):
 
     async def relock(self, session: Any) -> None:
         """Open the migration transaction and wait for, then hold, the advisory lock."""
-        key = int.from_bytes(hashlib.sha256(f"litestar_queues:{self.names.extension}".encode()).digest()[:8], "big")
-        key -= 1 << 63 if key >= 1 << 63 else 0
         await session.begin()
-        await session.execute("SELECT pg_advisory_xact_lock(:key)", {"key": key})
+        await session.execute("SELECT pg_advisory_xact_lock(:key)", {"key": self.migration_lock_key})
+
+    @property
+    def migration_lock_key(self) -> int:
+        """The advisory lock key of this table prefix's migrations (a signed 64-bit hash of the extension name)."""
+        key = int.from_bytes(hashlib.sha256(f"litestar_queues:{self.names.extension}".encode()).digest()[:8], "big")
+        return key - (1 << 63 if key >= 1 << 63 else 0)
 
     def in_list(self, column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
         """Bind the list as one ``varchar[]``."""

@@ -1,0 +1,85 @@
+"""PostgreSQL through PgBouncer in transaction pooling mode (the test servers' ``LQ_PGBOUNCER_DSN``).
+
+The whole conformance suite also runs through it (``test_conformance.py``); these are the pooler's own cases:
+the fallback to polling without a direct connection, and migrations racing through the pooler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from litestar_queues.backend import Capability
+from litestar_queues.backends.sqlspec import SQLSpecBackend
+from litestar_queues.clock import utc_now
+from litestar_queues.records import TaskRecord, new_record_id
+from litestar_queues.testing import server_url
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_without_direct_dsn_a_backend_polls_and_its_enqueues_still_wake_listeners(
+    pg_driver: str, make_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = make_factory(f"{pg_driver}+pgbouncer")
+    with caplog.at_level(logging.INFO, logger="litestar_queues.backends.sqlspec"):
+        polling: SQLSpecBackend = await factory.open(direct_dsn=None)
+    assert Capability.PUSH_WAKEUP not in polling.capabilities
+    assert Capability.FINISH_WAKEUP not in polling.capabilities
+    assert polling.listener is None  # nothing ever LISTENs through the pooler
+    assert "no direct_dsn to LISTEN on: workers poll" in caplog.text
+    listening: SQLSpecBackend = await factory.open(direct_dsn=server_url("LQ_POSTGRES_DSN"))
+    assert Capability.PUSH_WAKEUP in listening.capabilities
+    await listening.wait_for_work(["pgbouncer"], timeout=0.01)  # the first wait starts the listener
+    assert listening.listener is not None
+    assert await listening.listener.wait_connected(10)
+
+    woken = anyio.Event()
+
+    async def wait() -> None:
+        await listening.wait_for_work(["pgbouncer"], timeout=30)
+        woken.set()
+
+    now = utc_now()
+    record = TaskRecord(id=new_record_id(), task_name="t", queue="pgbouncer", created_at=now, scheduled_at=now)
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait)
+        await anyio.sleep(0.1)  # parked on its future: only a notification ends it before the 30 s timeout
+        await polling.enqueue([record])  # NOTIFY through the pooler, sent at commit
+        with anyio.move_on_after(15):
+            await woken.wait()
+        assert woken.is_set(), "an enqueue through PgBouncer did not wake a LISTEN on the direct connection"
+
+
+async def test_concurrent_starts_through_the_pooler_migrate_once_and_leave_no_lock_behind(
+    pg_driver: str, make_factory: Callable[..., Any]
+) -> None:
+    """A session-level advisory lock would stay on whichever server connection took it (its unlock may run on
+    another one), and the next start waits for it forever."""
+    factory = make_factory(f"{pg_driver}+pgbouncer")  # a fresh prefix: every start finds the schema missing
+    backends: list[SQLSpecBackend] = []
+
+    async def start() -> None:
+        backends.append(await factory.open())
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(start)
+    versions = await backends[0]._migrator.versions()  # noqa: SLF001
+    assert await backends[0]._migrator.pending() == []  # noqa: SLF001
+    for backend in backends[1:]:
+        assert await backend._migrator.applied() >= set(versions)  # noqa: SLF001
+    key = backends[0]._dialect.migration_lock_key % (1 << 64)  # type: ignore[attr-defined] # noqa: SLF001
+    direct = make_factory(pg_driver, table_prefix=factory.prefix, version_table=factory.version_table)
+    backend: SQLSpecBackend = await direct.open()
+    held = await backend._db.select(  # noqa: SLF001
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND CAST(classid AS bigint) = :high "
+        "AND CAST(objid AS bigint) = :low AND objsubid = 1",
+        {"high": key >> 32, "low": key & 0xFFFFFFFF},
+    )
+    assert list(held) == []
