@@ -418,6 +418,7 @@ write_env() {
         if is_running pgbouncer; then
             printf 'export LQ_PGBOUNCER_DSN=%q  # transaction pooling in front of LQ_POSTGRES_DSN\n' \
                 "postgresql://postgres@127.0.0.1:$(port_of pgbouncer)/litestar_queues"
+            printf 'export LQ_PGBOUNCER_BIN=%q\n' "$(cat "$(state_dir pgbouncer)/bin")"
         fi
         if is_running mariadb; then
             printf 'export LQ_MARIADB_DSN=%q\n' "mysql://test:test@127.0.0.1:$(port_of mariadb)/litestar_queues"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import runpy
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["docs/examples/seed_events.py", "docs/examples/seed_migration.py", "examples/quickstart.py"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def _run(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
     from litestar_queues import default_registry
 
     before = {t.name for t in default_registry}
@@ -23,7 +25,43 @@ def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypat
     finally:
         for name in {t.name for t in default_registry} - before:
             default_registry.unregister(name)
-    assert capsys.readouterr().out.strip()
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(script, capsys, monkeypatch).strip()
+
+
+def test_the_pgbouncer_example_runs_through_the_test_pgbouncer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litestar_queues.backends.sqlspec.names import TableNames
+    from litestar_queues.testing import server_url
+
+    direct = server_url("LQ_POSTGRES_DSN")
+    names = TableNames(f"lqdoc{uuid.uuid4().hex[:8]}_", "postgres")
+    monkeypatch.setenv("QUEUE_DATABASE_URL", server_url("LQ_PGBOUNCER_DSN"))
+    monkeypatch.setenv("QUEUE_DIRECT_URL", direct)
+    monkeypatch.setenv("QUEUE_TABLE_PREFIX", names.prefix)
+    try:
+        out = _run("docs/examples/pgbouncer_worker.py", capsys, monkeypatch)
+    finally:
+        asyncio.run(_drop(direct, names))
+    assert "wakeups: LISTEN on the direct connection" in out
+    assert "2 + 3 = 5" in out
+
+
+async def _drop(dsn: str, names: Any) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        for table in (names.tasks, names.workers, names.locks, names.pauses):
+            await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        await connection.execute("DELETE FROM ddl_migrations WHERE version_num LIKE $1", f"ext_{names.extension}_%")
+    finally:
+        await connection.close()
 
 
 def test_the_observability_example_prints_its_trace_and_metrics() -> None:

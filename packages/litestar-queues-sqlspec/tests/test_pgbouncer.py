@@ -1,7 +1,8 @@
 """PostgreSQL through PgBouncer in transaction pooling mode (the test servers' ``LQ_PGBOUNCER_DSN``).
 
 The whole conformance suite also runs through it (``test_conformance.py``); these are the pooler's own cases:
-the fallback to polling without a direct connection, and migrations racing through the pooler.
+the fallback to polling without a direct connection, migrations racing through the pooler, and asyncpg's type
+introspection, whose session-level ``jit`` switching must stay inside one transaction.
 """
 
 from __future__ import annotations
@@ -16,10 +17,45 @@ import pytest
 from litestar_queues.backend import Capability
 from litestar_queues.backends.sqlspec import SQLSpecBackend
 from litestar_queues.clock import utc_now
-from litestar_queues.records import TaskRecord, new_record_id
+from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing import server_url
 
 pytestmark = pytest.mark.anyio
+
+
+def _record(queue: str = "pgbouncer") -> TaskRecord:
+    now = utc_now()
+    return TaskRecord(id=new_record_id(), task_name="t", queue=queue, created_at=now, scheduled_at=now)
+
+
+async def test_asyncpg_learns_the_array_types_in_one_transaction_not_across_pooled_connections(
+    make_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg switches ``jit`` for the session around its catalog query; outside a transaction the pooler spreads
+    the three statements over three server connections (slow JIT'd introspection, ``jit`` changed for others)."""
+    import asyncpg.connection  # noqa: PLC0415 - the driver is an optional dependency
+
+    outside: list[list[int]] = []
+    introspect = asyncpg.connection.Connection._introspect_types  # noqa: SLF001
+
+    async def watched(connection: Any, typeoids: Any, timeout: Any) -> Any:
+        if not connection.is_in_transaction():
+            outside.append(sorted(typeoids))
+        return await introspect(connection, typeoids, timeout)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "_introspect_types", watched)
+    backend: SQLSpecBackend = await make_factory("asyncpg+pgbouncer").open()
+    records = [_record() for _ in range(3)]
+    await backend.enqueue(records)
+    claimed = await backend.claim(["pgbouncer"], owner="w", limit=3, now=utc_now(), lease_seconds=30)
+    leases = [Lease(record.id, "w", record.token) for record in claimed]
+    await backend.renew(leases, now=utc_now(), lease_seconds=30)
+    for lease in leases:
+        await backend.finish(lease, Outcome(status=TaskStatus.COMPLETED, result=[1]), now=utc_now())
+    await backend.statistics(now=utc_now())
+    page = await backend.query(RecordFilter(status=TaskStatus.COMPLETED), limit=10)
+    assert {record.id for record in page.records} == {record.id for record in records}
+    assert outside == []
 
 
 async def test_without_direct_dsn_a_backend_polls_and_its_enqueues_still_wake_listeners(
@@ -44,8 +80,7 @@ async def test_without_direct_dsn_a_backend_polls_and_its_enqueues_still_wake_li
         await listening.wait_for_work(["pgbouncer"], timeout=30)
         woken.set()
 
-    now = utc_now()
-    record = TaskRecord(id=new_record_id(), task_name="t", queue="pgbouncer", created_at=now, scheduled_at=now)
+    record = _record()
     async with anyio.create_task_group() as group:
         group.start_soon(wait)
         await anyio.sleep(0.1)  # parked on its future: only a notification ends it before the 30 s timeout

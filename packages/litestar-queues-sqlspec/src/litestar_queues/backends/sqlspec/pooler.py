@@ -10,6 +10,12 @@ transaction-level), which leaves two things of the drivers:
   ``prepare_threshold=None``: the drivers then send unnamed statements, one per execution). An application's own
   SQLSpec configuration must do it itself (``driver_features={"pooler_mode": "transaction"}`` on SQLSpec 0.67+);
   it is checked, never changed.
+* **asyncpg's type introspection.** asyncpg learns an array type it has no codec for (the backend binds
+  ``varchar[]``, ``bigint[]`` and ``timestamptz[]``) with three statements that turn ``jit`` off for the *session*
+  around a catalog query and back on after it (``set_config('jit', …, false)``). Through the pooler they land on
+  three server connections: the query may run with JIT (seconds on a busy server; a worker's first finish waited
+  behind it) and other clients' server connections are left with ``jit`` changed. URL setups learn those types
+  when a connection is created, inside one transaction (so on one server connection), before any operation.
 * **LISTEN.** A subscription lives on one server connection, which the pooler lends to other clients between
   transactions: notifications go nowhere. The LISTEN connection goes to ``direct_dsn`` instead, which reaches the
   server directly (or through a pooler in session mode); without one the backend does not listen and workers poll.
@@ -22,7 +28,15 @@ from typing import Any, Literal
 
 from litestar_queues.errors import ConfigurationError
 
-__all__ = ("POOLER_MODES", "PoolerMode", "app_pooler", "check_unprepared", "unprepared_options")
+__all__ = (
+    "BOUND_ARRAY_TYPES",
+    "POOLER_MODES",
+    "PoolerMode",
+    "app_pooler",
+    "check_unprepared",
+    "learn_array_types",
+    "unprepared_options",
+)
 
 PoolerMode = Literal["session", "transaction"]
 """How connections reach PostgreSQL: directly or through a session-mode pooler, or through a transaction-mode one."""
@@ -31,6 +45,19 @@ POOLER_MODES: tuple[PoolerMode, ...] = ("session", "transaction")
 
 _ASYNCPG_STATEMENT_CACHE = 100  # asyncpg's default statement_cache_size
 _PSYCOPG_PREPARE_THRESHOLD = 5  # psycopg's default prepare_threshold
+
+
+BOUND_ARRAY_TYPES = ("varchar[]", "bigint[]", "timestamptz[]")
+"""The array types the backend's PostgreSQL statements bind or return, which asyncpg introspects on first use."""
+
+_LEARN_ARRAYS = "SELECT " + ", ".join(f"CAST(${n} AS {t})" for n, t in enumerate(BOUND_ARRAY_TYPES, start=1))
+
+
+async def learn_array_types(connection: Any) -> None:
+    """asyncpg ``on_connection_create`` hook behind a transaction-mode pooler: introspect :data:`BOUND_ARRAY_TYPES`
+    inside one transaction (see the module docstring); the codecs then stay with the client connection."""
+    async with connection.transaction():
+        await connection.fetchrow(_LEARN_ARRAYS, *(None for _ in BOUND_ARRAY_TYPES))
 
 
 def unprepared_options(driver: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ URL                                       SQLSpec configuration
 ========================================  ===========================================
 
 With ``pooler_mode="transaction"`` (a PgBouncer in transaction mode in between) the PostgreSQL drivers prepare no
-named statements (see ``pooler``).
+named statements, and asyncpg learns the backend's array types in one transaction per connection (see ``pooler``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from litestar_queues.backends.sqlspec.names import Family
-from litestar_queues.backends.sqlspec.pooler import unprepared_options
+from litestar_queues.backends.sqlspec.pooler import learn_array_types, unprepared_options
 from litestar_queues.errors import ConfigurationError
 
 __all__ = ("SCHEMES", "config_from_url", "family_of_url", "with_driver")
@@ -116,7 +116,8 @@ def config_from_url(
                     "timeout": connect_timeout,
                     **unprepared,
                     **extra,
-                }
+                },
+                driver_features={"on_connection_create": learn_array_types} if unprepared else {},
             )
         from sqlspec.adapters.psycopg import PsycopgAsyncConfig  # noqa: PLC0415 - optional driver
 
