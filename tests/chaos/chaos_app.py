@@ -129,7 +129,8 @@ def queue_config(env: Mapping[str, str] = os.environ) -> QueueConfig:
         maintenance_interval=float(env.get("LQ_CHAOS_MAINTENANCE", "15")),
         poll_interval=0.2,
     )
-    backend: Any = backend_config(env["LQ_CHAOS_URL"], env.get("LQ_CHAOS_PREFIX", "chaos"), env.get("LQ_CHAOS_DIRECT_URL", ""))
+    prefix = env.get("LQ_CHAOS_PREFIX", "chaos")
+    backend: Any = backend_config(env["LQ_CHAOS_URL"], prefix, env.get("LQ_CHAOS_DIRECT_URL", ""))
     if env.get("LQ_CHAOS_FAULT") == "slow-renewal-swallows-a-cancel":
         backend = backend.create_backend()
         backend.renew = _slow_and_swallowing_a_cancel(backend.renew)

@@ -161,7 +161,8 @@ class PgBouncerServer(PostgresServer):
         ini.write_text(
             f"[databases]\n* = host=127.0.0.1 port={self.port}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
             f"listen_port = {self.bouncer_port}\nunix_socket_dir =\nauth_type = trust\n"
-            f"auth_file = {self.dir / 'userlist.txt'}\npool_mode = transaction\ndefault_pool_size = 40\nserver_login_retry = 1\n"
+            f"auth_file = {self.dir / 'userlist.txt'}\npool_mode = transaction\ndefault_pool_size = 40\n"
+            "server_login_retry = 1\n"
             f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
         )
         (self.dir / "userlist.txt").write_text('"postgres" ""\n')

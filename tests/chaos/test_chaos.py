@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HERE
 from servers import BACKENDS
+
+from conftest import HERE
 from litestar_queues.testing import server_url
 
 RUN_SECONDS = 420

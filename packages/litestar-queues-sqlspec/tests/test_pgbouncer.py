@@ -33,10 +33,10 @@ async def test_asyncpg_learns_the_array_types_in_one_transaction_not_across_pool
 ) -> None:
     """asyncpg switches ``jit`` for the session around its catalog query; outside a transaction the pooler spreads
     the three statements over three server connections (slow JIT'd introspection, ``jit`` changed for others)."""
-    import asyncpg.connection  # noqa: PLC0415 - the driver is an optional dependency
+    import asyncpg.connection
 
     outside: list[list[int]] = []
-    introspect = asyncpg.connection.Connection._introspect_types  # noqa: SLF001
+    introspect = asyncpg.connection.Connection._introspect_types
 
     async def watched(connection: Any, typeoids: Any, timeout: Any) -> Any:
         if not connection.is_in_transaction():
@@ -105,14 +105,14 @@ async def test_concurrent_starts_through_the_pooler_migrate_once_and_leave_no_lo
         async with anyio.create_task_group() as group:
             for _ in range(4):
                 group.start_soon(start)
-    versions = await backends[0]._migrator.versions()  # noqa: SLF001
-    assert await backends[0]._migrator.pending() == []  # noqa: SLF001
+    versions = await backends[0]._migrator.versions()
+    assert await backends[0]._migrator.pending() == []
     for backend in backends[1:]:
-        assert await backend._migrator.applied() >= set(versions)  # noqa: SLF001
-    key = backends[0]._dialect.migration_lock_key % (1 << 64)  # type: ignore[attr-defined] # noqa: SLF001
+        assert await backend._migrator.applied() >= set(versions)
+    key = backends[0]._dialect.migration_lock_key % (1 << 64)  # type: ignore[attr-defined]
     direct = make_factory(pg_driver, table_prefix=factory.prefix, version_table=factory.version_table)
     backend: SQLSpecBackend = await direct.open()
-    held = await backend._db.select(  # noqa: SLF001
+    held = await backend._db.select(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND CAST(classid AS bigint) = :high "
         "AND CAST(objid AS bigint) = :low AND objsubid = 1",
         {"high": key >> 32, "low": key & 0xFFFFFFFF},

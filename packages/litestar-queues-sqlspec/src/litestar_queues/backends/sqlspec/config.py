@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from litestar_queues.backends.sqlspec.database import detect_driver, family_of
+from litestar_queues.backends.sqlspec.database import DriverName, detect_driver, family_of
 from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, Family, validate_table_prefix
 from litestar_queues.backends.sqlspec.pooler import POOLER_MODES, PoolerMode, app_pooler, check_unprepared
 from litestar_queues.backends.sqlspec.urls import config_from_url, family_of_url, with_driver
@@ -88,13 +88,15 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
     def _resolve_pooler(self) -> None:
         """Check ``pooler_mode`` and ``direct_dsn``; fill in ``pooler_mode`` (from an app-owned configuration's)."""
         family: Family
+        driver: DriverName | None = None
+        app_mode: str | None = None
         if self.sqlspec_config is not None:
             driver = detect_driver(self.sqlspec_config)
             family = family_of(driver)
             app_mode = app_pooler(self.sqlspec_config)[0]
         else:
             assert self.dsn is not None
-            driver, family, app_mode = "", family_of_url(self.dsn), None
+            family = family_of_url(self.dsn)
         mode, direct = self.pooler_mode, self.direct_dsn
         if family != "postgres" and (mode not in {None, "session"} or direct is not None):
             msg = f"pooler_mode='transaction' and direct_dsn apply to PostgreSQL only, not to {family}"
@@ -116,7 +118,7 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
             if not self.listen_notify:
                 msg = "direct_dsn is only used to LISTEN, which listen_notify=False turns off"
                 raise ConfigurationError(msg)
-        if mode == "transaction" and driver:
+        if mode == "transaction" and driver is not None:
             check_unprepared(self.sqlspec_config, driver)
         msgspec.structs.force_setattr(self, "pooler_mode", mode)
 
@@ -144,7 +146,10 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         assert self.dsn is not None
         return (
             config_from_url(
-                self.dsn, self.connection_options, connect_timeout=self.connect_timeout, pooler_mode=self.pooler_mode
+                self.dsn,
+                self.connection_options,
+                connect_timeout=self.connect_timeout,
+                pooler_mode=self.pooler_mode or "session",
             ),
             True,
         )

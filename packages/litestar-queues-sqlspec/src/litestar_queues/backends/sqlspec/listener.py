@@ -2,9 +2,9 @@
 
 Notifications are hints; polling stays the truth. The listener opens its own connection through a
 SQLSpec configuration's ``create_connection()``: the pool's (same parameters, no pool slot taken), or, behind
-a transaction-mode pooler such as PgBouncer, one for ``direct_dsn`` (see ``pooler``). When the connection dies — server restart,
-``pg_terminate_backend``, network — the listener notices (termination callback or a failing health
-check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since
+a transaction-mode pooler such as PgBouncer, one for ``direct_dsn`` (see ``pooler``). When the connection
+dies — server restart, ``pg_terminate_backend``, network — the listener notices (termination callback or a
+failing health check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since
 notifications sent while it was away are lost.
 """
 
