@@ -296,6 +296,7 @@ pool_mode = transaction
 default_pool_size = 20
 max_client_conn = 1000
 query_wait_timeout = 60
+server_login_retry = 1
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 log_connections = 0
