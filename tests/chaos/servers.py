@@ -272,7 +272,7 @@ def private_server(backend: str) -> PrivateServer:
             raise RuntimeError(f"{variable} is not set: run scripts/servers.sh up and source its env file")
     server: PrivateServer
     if backend in ("redis", "valkey"):
-        server = RespServer(backend, os.environ[needs[backend]])
+        server = RespServer(backend, os.environ[f"LQ_{backend.upper()}_BIN"])
     elif backend == "postgres":
         server = PostgresServer(os.environ["LQ_POSTGRES_BIN"])
     elif backend == "pgbouncer":
