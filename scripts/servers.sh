@@ -3,8 +3,9 @@
 # front of that PostgreSQL) and MariaDB on 127.0.0.1.
 # Recipes and measurements: ../shared/SERVERS.md.
 #
-#   scripts/servers.sh up [redis valkey postgres pgbouncer mariadb]   start them (all by default); idempotent; waits
-#                                                           until ready (pgbouncer brings up postgres first)
+#   scripts/servers.sh up [redis valkey postgres pgbouncer mariadb]
+#                                                           start them (all by default); idempotent; waits until
+#                                                           ready (pgbouncer brings postgres up first)
 #   scripts/servers.sh down [names...]                      stop them by pid and wait until they are gone
 #   scripts/servers.sh status                               what runs, where
 #   scripts/servers.sh env                                  print the exports:   eval "$(scripts/servers.sh env)"
@@ -16,7 +17,8 @@
 # survive a test run, and two concurrent test runs don't pull the servers from under each other.
 #
 # Fixed, unusual ports (override per server): LQ_REDIS_PORT=16390 LQ_VALKEY_PORT=16391 LQ_POSTGRES_PORT=15442
-# LQ_PGBOUNCER_PORT=16432 LQ_MARIADB_PORT=13307. A port that some other program holds is an error, never silently replaced.
+# LQ_PGBOUNCER_PORT=16432 LQ_MARIADB_PORT=13307. A port that some other program holds is an error, never silently
+# replaced.
 # State (pids, logs, configs, data, env.sh) lives in ${LQ_SERVERS_DIR:-/tmp/litestar-queues-servers}: not in the
 # repo, because the postgres OS user must be able to traverse it (root's home and `mktemp -d` dirs are 0700).
 # Data directories are created fresh on every start and removed on stop.
@@ -33,7 +35,7 @@ ALL_SERVERS=(redis valkey postgres pgbouncer mariadb) # start order; stop order 
 declare -A DEFAULT_PORT=([redis]=16390 [valkey]=16391 [postgres]=15442 [pgbouncer]=16432 [mariadb]=13307)
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -306,7 +308,8 @@ CONF
     # (its own logfile must be created by pgbouncer, as the service user: the start output goes elsewhere)
     as_user "$user" "$bin" -d "$dir/pgbouncer.ini" </dev/null >"$dir/start.log" 2>&1 \
         || { tail -20 "$dir/start.log" "$dir/pgbouncer.log" >&2; lq_die "pgbouncer did not start"; }
-    wait_until 20 "pgbouncer on port $port" port_open "$port" || { tail -20 "$dir/pgbouncer.log" >&2; lq_die "pgbouncer does not listen on $port"; }
+    wait_until 20 "pgbouncer on port $port" port_open "$port" \
+        || { tail -20 "$dir/pgbouncer.log" >&2; lq_die "pgbouncer does not listen on $port"; }
     wait_until 5 "pgbouncer pidfile" test -s "$dir/pgbouncer.pid" || lq_die "pgbouncer wrote no pidfile"
     "$(cat "$(state_dir postgres)/bin")/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d litestar_queues \
         -v ON_ERROR_STOP=1 -c "SELECT 1" </dev/null >/dev/null || lq_die "pgbouncer: cannot reach postgres through it"

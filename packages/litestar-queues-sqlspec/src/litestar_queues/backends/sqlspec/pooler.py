@@ -2,7 +2,7 @@
 
 Such a pooler lends a server connection for one transaction at a time, so nothing may outlive a transaction on
 a connection. The backend's own statements keep nothing (no ``SET``, no temporary tables; the migration lock is
-transaction-level), which leaves two things of the drivers:
+transaction-level), which leaves three things:
 
 * **Named prepared statements.** asyncpg prepares and caches one per statement text and connection, psycopg
   prepares a statement after its fifth run; through the pooler the next use lands on another server connection
@@ -45,7 +45,6 @@ POOLER_MODES: tuple[PoolerMode, ...] = ("session", "transaction")
 
 _ASYNCPG_STATEMENT_CACHE = 100  # asyncpg's default statement_cache_size
 _PSYCOPG_PREPARE_THRESHOLD = 5  # psycopg's default prepare_threshold
-
 
 BOUND_ARRAY_TYPES = ("varchar[]", "bigint[]", "timestamptz[]")
 """The array types the backend's PostgreSQL statements bind or return, which asyncpg introspects on first use."""
