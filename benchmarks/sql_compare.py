@@ -1,4 +1,5 @@
-"""The SQLSpec backend on PostgreSQL side by side with pgqueuer, procrastinate and SAQ (postgres), in one run.
+"""Our SQL backends on PostgreSQL (SQLSpec, Advanced Alchemy) side by side with pgqueuer, procrastinate and SAQ
+(postgres), in one run.
 
 Measures, for every system, with no-op tasks taking one int argument:
 
@@ -11,8 +12,9 @@ Measures, for every system, with no-op tasks taking one int argument:
 The single enqueues are also measured for a reference that is no queue: one-column inserts, the commit floor.
 
 litestar-queues runs through its public ``QueueService`` and ``Worker`` with the SQLSpec backend on asyncpg
-(and psycopg). Each measurement gets a fresh database on a private PostgreSQL server (initdb on a free port,
-default durability: every commit waits for its WAL flush), whose schema each system installs untimed. Each
+(and psycopg), and with the Advanced Alchemy backend on a SQLAlchemy engine of each driver (what an application's
+``SQLAlchemyAsyncConfig`` holds). Each measurement gets a fresh database on a private PostgreSQL server (initdb on a
+free port, default durability: every commit waits for its WAL flush), whose schema each system installs untimed. Each
 number is the best of ``--rounds`` rounds, the systems interleaved within a round; peers run with their
 defaults except concurrency.
 
@@ -50,7 +52,7 @@ from harness import (
     run_rounds,
 )
 
-PEERS = ("pgqueuer", "procrastinate", "saq", "asyncpg", "psycopg", "sqlspec")
+PEERS = ("pgqueuer", "procrastinate", "saq", "asyncpg", "psycopg", "sqlspec", "sqlalchemy", "advanced-alchemy")
 
 
 # -- litestar-queues -----------------------------------------------------------------------------------
@@ -67,6 +69,28 @@ class LitestarQueues(LitestarQueuesSystem):
         url = location.replace("postgresql://", f"postgresql+{self.driver}://", 1)
         options = {"min_size": 2, "max_size": 60}
         return SQLSpecBackendConfig.from_url(url, table_prefix="bench_", connection_options=options)
+
+
+class LitestarQueuesAlchemy(LitestarQueuesSystem):
+    """The Advanced Alchemy backend on an application's engine, its pool as large as the SQLSpec backend's."""
+
+    def __init__(self, driver: str) -> None:
+        super().__init__(f"litestar-queues advanced-alchemy {driver}")
+        self.driver = driver
+        self.engine: Any = None
+
+    def backend_config(self, location: str) -> Any:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig
+
+        url = location.replace("postgresql://", f"postgresql+{self.driver}://", 1)
+        self.engine = create_async_engine(url, pool_size=60, max_overflow=0)  # as many as the SQLSpec pool keeps
+        return AdvancedAlchemyBackendConfig(alchemy=self.engine, table_prefix="bench_", create_tables=True)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.engine.dispose()  # the application's engine: the backend leaves it to its owner
 
 
 # -- pgqueuer ------------------------------------------------------------------------------------------
@@ -250,6 +274,8 @@ def available_systems(names: Sequence[str]) -> list[System]:
     factories: dict[str, Callable[[], System]] = {
         "litestar-queues-asyncpg": lambda: LitestarQueues("asyncpg"),
         "litestar-queues-psycopg": lambda: LitestarQueues("psycopg"),
+        "litestar-queues-alchemy-asyncpg": lambda: LitestarQueuesAlchemy("asyncpg"),
+        "litestar-queues-alchemy-psycopg": lambda: LitestarQueuesAlchemy("psycopg"),
         "pgqueuer": PgQueuer,
         "procrastinate": Procrastinate,
         "saq": lambda: SaqSystem("saq (postgres)"),
@@ -271,10 +297,24 @@ def main() -> None:
     parser.add_argument("--postgres-bin", default=None, help="PostgreSQL bin dir (default $LQ_POSTGRES_BIN)")
     parser.add_argument("--dsn", help="use this server (postgresql://user@host:port, no database) instead")
     add_round_arguments(parser)
-    systems = ["litestar-queues-asyncpg", "litestar-queues-psycopg", "pgqueuer", "procrastinate", "saq", "floor"]
+    systems = [
+        "litestar-queues-asyncpg",
+        "litestar-queues-psycopg",
+        "litestar-queues-alchemy-asyncpg",
+        "litestar-queues-alchemy-psycopg",
+        "pgqueuer",
+        "procrastinate",
+        "saq",
+        "floor",
+    ]
     parser.add_argument("--systems", nargs="+", default=systems)
     arguments = parser.parse_args()
-    ours = ("litestar-queues sqlspec asyncpg", "litestar-queues sqlspec psycopg")
+    ours = (
+        "litestar-queues sqlspec asyncpg",
+        "litestar-queues sqlspec psycopg",
+        "litestar-queues advanced-alchemy asyncpg",
+        "litestar-queues advanced-alchemy psycopg",
+    )
     if arguments.dsn:
         results = asyncio.run(run(arguments, arguments.dsn.rstrip("/")))
         server = arguments.dsn

@@ -6,6 +6,8 @@ Run it:  ``bash scripts/example.sh``  (or ``uv run uvicorn examples.app:app``) a
 * ``GET /api/jobs/{id}`` returns the record: status, attempts, result or error.
 * ``WS /api/jobs/{id}/events?token=...`` streams the job's events (progress, logs, lifecycle) as JSON messages.
 * ``GET /api/jobs/{id}/events/sse?token=...`` streams the same events as Server-Sent Events.
+* ``GET /api/reports`` lists the reports the task stored in the app's database (Advanced Alchemy), each with a
+  database session of its attempt's own.
 
 Who may watch a job is decided by one authorization hook (``may_watch``): only whoever created the job, who got
 its token. Several web processes must share the secret the tokens are signed with: set
@@ -15,9 +17,10 @@ Every event of a job is stored in the queue backend's event history (``QueueEven
 latest progress on its record, so a page reopened after the job finished shows its whole log and a full bar.
 
 By default the queue lives in memory and an in-app worker runs the jobs. One environment variable switches the
-queue backend: ``LITESTAR_QUEUES_BACKEND=sqlite:///jobs.db`` (or ``redis://...``, ``valkey://...``,
-``postgresql://...``). With a Redis or Valkey URL the events travel through Redis streams on the same server too,
-so workers in other processes reach the page live::
+queue backend: ``LITESTAR_QUEUES_BACKEND=advanced-alchemy`` keeps the jobs in the app's own database, next to the
+reports (or ``sqlite:///jobs.db``, ``redis://...``, ``valkey://...``, ``postgresql://...``). With a Redis or Valkey
+URL the events travel through Redis streams on the same server too, so workers in other processes reach the page
+live::
 
     LITESTAR_QUEUES_BACKEND=redis://localhost:6379/0 LITESTAR_QUEUES_IN_APP_WORKER=0 uvicorn examples.app:app
     LITESTAR_QUEUES_BACKEND=redis://localhost:6379/0 litestar --app examples.app:app queues run
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, MediaType, Request, get, post, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -42,9 +46,13 @@ from litestar.connection import ASGIConnection, WebSocket
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.response import File, ServerSentEvent
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from examples.database import Report, alchemy
 from examples.tasks import build_report
-from litestar_queues import QueueConfig, QueuePlugin, QueueService, TaskRecord
+from litestar_queues import BackendConfig, QueueConfig, QueuePlugin, QueueService, TaskRecord
+from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig
 from litestar_queues.events import QueueChannels, QueueEventConfig, sse_queue_events, stream_queue_events
 from litestar_queues.litestar import NamedDependency
 
@@ -128,6 +136,13 @@ async def get_job(job_id: FromPath[str], queue_service: NamedDependency[QueueSer
     return JobView.of(record)
 
 
+@get("/api/reports")
+async def list_reports(db_session: NamedDependency[AsyncSession]) -> list[dict[str, object]]:
+    """The reports built so far, newest first."""
+    reports = await db_session.scalars(select(Report).order_by(Report.id.desc()).limit(50))
+    return [{"job": report.job_id, "title": report.title, "pages": report.pages} for report in reports]
+
+
 @websocket("/api/jobs/{job_id:str}/events")
 async def job_events(socket: WebSocket, job_id: FromPath[str]) -> None:
     """The job's events, live, over a websocket (``may_watch`` decides first: a refusal closes it with 1008)."""
@@ -158,19 +173,29 @@ def event_transport(backend_url: str) -> tuple[ChannelsPlugin, list[Callable[[],
     return ChannelsPlugin(MemoryChannelsBackend(history=EVENT_HISTORY), arbitrary_channels_allowed=True), []
 
 
+def queue_backend(setting: str) -> str | BackendConfig:
+    """``advanced-alchemy``: the app's own database (its Advanced Alchemy config, found by the plugin); else a name
+    or URL."""
+    return AdvancedAlchemyBackendConfig(create_tables=True) if setting == "advanced-alchemy" else setting
+
+
 def create_app() -> Litestar:
     """Build the app from the environment."""
     backend_url = os.environ.get("LITESTAR_QUEUES_BACKEND", "memory")
     channels, close_transport = event_transport(backend_url)
     queue_config = QueueConfig(
-        queue_backend=backend_url,
+        queue_backend=queue_backend(backend_url),
         in_app_worker=os.environ.get("LITESTAR_QUEUES_IN_APP_WORKER", "1") != "0",
         task_modules=("examples.tasks",),
         event_config=QueueEventConfig(enabled=True, channels_backend=channels, history=True),
     )
     return Litestar(
-        route_handlers=[index, create_job, get_job, job_events, job_events_sse],
-        plugins=[channels, QueuePlugin(config=queue_config, authorize_channels=may_watch)],
+        route_handlers=[index, create_job, get_job, list_reports, job_events, job_events_sse],
+        plugins=[
+            channels,
+            SQLAlchemyPlugin(config=alchemy),
+            QueuePlugin(config=queue_config, authorize_channels=may_watch),
+        ],
         on_shutdown=close_transport,  # after the plugins stopped using it
     )
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The long chaos run (docs/reliability.md): `bash scripts/chaos.sh [tests/chaos/harness.py args]`, or `make chaos`.
 #
-# Each backend (redis valkey postgres pgbouncer sqlite mariadb by default) runs on a private server of its own:
-# 10,000 jobs, three `litestar queues run` workers, a SIGKILL every 2-3 s with a replacement, one server restart; then
-# the checks, one line per backend, and the results table (`--markdown FILE` writes it too). Exit status 1 if a check
-# failed.
+# Each backend (redis valkey postgres pgbouncer sqlite mariadb redis_cluster valkey_cluster by default) runs on a
+# private server of its own (a cluster: 3 nodes; pgbouncer: a PgBouncer in front of a PostgreSQL): 10,000 jobs,
+# three `litestar queues run` workers, a SIGKILL every 2-3 s with a replacement, one server restart; then the checks,
+# one line per backend, and the results table (`--markdown FILE` writes it too). Exit status 1 if a check failed.
 #
 #   bash scripts/chaos.sh                              every backend, the long settings
 #   bash scripts/chaos.sh postgres --jobs 2000         one backend, fewer jobs

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Real servers for the test suite, without docker: Redis 7, Valkey 9, PostgreSQL, PgBouncer (transaction pooling, in
-# front of that PostgreSQL) and MariaDB on 127.0.0.1.
+# front of that PostgreSQL) and MariaDB on 127.0.0.1, and a 3-shard Redis Cluster and Valkey cluster (3 primaries, no
+# replicas) of the same binaries.
 # Recipes and measurements: ../shared/SERVERS.md.
 #
-#   scripts/servers.sh up [redis valkey postgres pgbouncer mariadb]
-#                                                           start them (all by default); idempotent; waits until
+#   scripts/servers.sh up [redis valkey pgbouncer ...]      start them (all by default); idempotent; waits until
 #                                                           ready (pgbouncer brings postgres up first)
 #   scripts/servers.sh down [names...]                      stop them by pid and wait until they are gone
 #   scripts/servers.sh status                               what runs, where
@@ -17,8 +17,9 @@
 # survive a test run, and two concurrent test runs don't pull the servers from under each other.
 #
 # Fixed, unusual ports (override per server): LQ_REDIS_PORT=16390 LQ_VALKEY_PORT=16391 LQ_POSTGRES_PORT=15442
-# LQ_PGBOUNCER_PORT=16432 LQ_MARIADB_PORT=13307. A port that some other program holds is an error, never silently
-# replaced.
+# LQ_PGBOUNCER_PORT=16432 LQ_MARIADB_PORT=13307; a cluster takes its port and the next two (and each node's bus port,
+# port + 10000): LQ_REDIS_CLUSTER_PORT=16400 LQ_VALKEY_CLUSTER_PORT=16410. A port that some other program holds is an
+# error, never silently replaced.
 # State (pids, logs, configs, data, env.sh) lives in ${LQ_SERVERS_DIR:-/tmp/litestar-queues-servers}: not in the
 # repo, because the postgres OS user must be able to traverse it (root's home and `mktemp -d` dirs are 0700).
 # Data directories are created fresh on every start and removed on stop.
@@ -31,11 +32,13 @@ source "$ROOT/scripts/_lib.sh"
 
 RUNDIR=${LQ_SERVERS_DIR:-/tmp/litestar-queues-servers}
 ENVFILE=$RUNDIR/env.sh
-ALL_SERVERS=(redis valkey postgres pgbouncer mariadb) # start order; stop order is the reverse
-declare -A DEFAULT_PORT=([redis]=16390 [valkey]=16391 [postgres]=15442 [pgbouncer]=16432 [mariadb]=13307)
+ALL_SERVERS=(redis valkey postgres pgbouncer mariadb redis_cluster valkey_cluster) # start order; stop: the reverse
+declare -A DEFAULT_PORT=([redis]=16390 [valkey]=16391 [postgres]=15442 [pgbouncer]=16432 [mariadb]=13307
+    [redis_cluster]=16400 [valkey_cluster]=16410)
+CLUSTER_NODES=3
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -44,6 +47,19 @@ usage() {
 port_of() {
     local var="LQ_${1^^}_PORT"
     printf '%s\n' "${!var:-${DEFAULT_PORT[$1]}}"
+}
+
+is_cluster() { [[ $1 == *_cluster ]]; }
+
+# The ports a server listens on: one, or one per cluster node.
+ports_of() {
+    local port i
+    port=$(port_of "$1")
+    if is_cluster "$1"; then
+        for ((i = 0; i < CLUSTER_NODES; i++)); do printf '%s\n' $((port + i)); done
+    else
+        printf '%s\n' "$port"
+    fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -143,7 +159,7 @@ ensure_binaries() {
     for name in "$@"; do
         is_running "$name" && continue
         case $name in
-            redis) redis_bin >/dev/null || pkgs+=(redis-server) ;;
+            redis | redis_cluster | valkey_cluster) redis_bin >/dev/null || pkgs+=(redis-server) ;; # redis-cli too
             postgres) pg_bin >/dev/null || pkgs+=(postgresql) ;;
             pgbouncer) pgbouncer_bin >/dev/null || pkgs+=(pgbouncer) ;;
             mariadb) mariadbd_bin >/dev/null || pkgs+=(mariadb-server) ;;
@@ -161,6 +177,7 @@ pid_of() {
     dir=$(state_dir "$1")
     case $1 in
         redis | valkey) file=$dir/$1.pid ;;
+        *_cluster) file=$dir/n0/node.pid ;;
         postgres) file=$dir/data/postmaster.pid ;;
         pgbouncer) file=$dir/pgbouncer.pid ;;
         mariadb) file=$dir/mysqld.pid ;;
@@ -170,9 +187,22 @@ pid_of() {
 }
 
 is_running() {
-    local pid
+    local pid port
     pid=$(pid_of "$1") || return 1
-    pid_alive "$pid" && port_open "$(port_of "$1")"
+    pid_alive "$pid" || return 1
+    is_cluster "$1" && { cluster_pids "$1" >/dev/null || return 1; }
+    for port in $(ports_of "$1"); do port_open "$port" || return 1; done
+}
+
+# Every node's pid, or failure when one is missing or dead.
+cluster_pids() {
+    local dir i pid
+    dir=$(state_dir "$1")
+    for ((i = 0; i < CLUSTER_NODES; i++)); do
+        pid=$(head -1 "$dir/n$i/node.pid" 2>/dev/null | tr -d '[:space:]') || return 1
+        pid_alive "$pid" || return 1
+        printf '%s\n' "$pid"
+    done
 }
 
 wait_until() {
@@ -231,6 +261,58 @@ start_valkey() {
     bin=$(valkey_bin)
     start_resp valkey "$bin" "$1"
 }
+
+# N nodes in cluster mode, each with its own dir and config file, then `redis-cli --cluster create` splits the 16384
+# slots between them (3 primaries, no replicas) and we wait until every node reports cluster_state:ok.
+start_cluster() {
+    local name=$1 bin=$2 port=$3 dir node i nodes=() ready
+    dir=$(state_dir "$name")
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    printf '%s\n' "$bin" >"$dir/bin"
+    for ((i = 0; i < CLUSTER_NODES; i++)); do
+        node=$dir/n$i
+        mkdir -p "$node"
+        cat >"$node/node.conf" <<CONF
+# Written by scripts/servers.sh
+port $((port + i))
+bind 127.0.0.1
+daemonize yes
+save ""
+appendonly no
+cluster-enabled yes
+cluster-config-file $node/nodes.conf
+cluster-node-timeout 5000
+dir $node
+pidfile $node/node.pid
+logfile $node/node.log
+CONF
+        "$bin" "$node/node.conf" </dev/null >>"$node/node.log" 2>&1 || { tail -20 "$node/node.log" >&2; lq_die "$name node $i did not start"; }
+        nodes+=("127.0.0.1:$((port + i))")
+    done
+    for ((i = 0; i < CLUSTER_NODES; i++)); do
+        wait_until 20 "$name PING on $((port + i))" resp_ping $((port + i)) || { tail -20 "$dir/n$i/node.log" >&2; lq_die "$name node $i is not answering"; }
+        wait_until 5 "$name node $i pidfile" test -s "$dir/n$i/node.pid" || lq_die "$name node $i wrote no pidfile"
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes </dev/null >"$dir/create.log" 2>&1 \
+        || { tail -20 "$dir/create.log" >&2; lq_die "$name: redis-cli --cluster create failed"; }
+    ready() {
+        local p
+        for p in "$@"; do
+            [[ $(redis-cli -p "$p" cluster info 2>/dev/null) == *cluster_state:ok* ]] || return 1
+        done
+    }
+    # shellcheck disable=SC2046
+    wait_until 30 "$name cluster_state:ok on every node" ready $(ports_of "$name") || lq_die "$name: the cluster is not ok"
+}
+
+start_redis_cluster() {
+    local bin
+    bin=$(redis_bin) || lq_die "redis-server not found (apt-get install redis-server)"
+    start_cluster redis_cluster "$bin" "$1"
+}
+
+start_valkey_cluster() { start_cluster valkey_cluster "$(valkey_bin)" "$1"; }
 
 pg_user() { if is_root; then printf 'postgres\n'; else id -un; fi; }
 
@@ -356,10 +438,13 @@ start_one() {
         [[ -n $SESSION ]] || rm -f "$dir/ephemeral"
         return 0
     fi
-    if port_busy "$port"; then
-        lq_die "$name: port $port on 127.0.0.1 is already in use by another program: $(port_owner "$port")
+    local each
+    for each in $(ports_of "$name"); do
+        if port_busy "$each"; then
+            lq_die "$name: port $each on 127.0.0.1 is already in use by another program: $(port_owner "$each")
     Stop that program, or pick another port: LQ_${name^^}_PORT=<free port> scripts/servers.sh up"
-    fi
+        fi
+    done
     "start_$name" "$port"
     if [[ -n $SESSION ]]; then : >"$dir/ephemeral"; else rm -f "$dir/ephemeral"; fi
     lq_log "$name ready on 127.0.0.1:$port (pid $(pid_of "$name"), $((SECONDS - started)) s)"
@@ -369,22 +454,35 @@ start_one() {
 
 stopped() { ! pid_alive "$1" && ! port_open "$2"; }
 
+# Stop one process by pid and wait until it is gone and its port is closed.
+stop_pid() {
+    local name=$1 pid=$2 port=$3 sig=TERM
+    # Postgres: SIGINT is "fast" shutdown (SIGTERM waits for clients to leave).
+    [[ $name == postgres ]] && sig=INT
+    kill "-$sig" "$pid" 2>/dev/null || true
+    if ! wait_until 30 "$name (pid $pid) to stop" stopped "$pid" "$port"; then
+        lq_log "$name did not stop on SIG$sig: sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_until 10 "$name (pid $pid) to die" stopped "$pid" "$port" || lq_die "$name (pid $pid) will not stop"
+    fi
+    lq_log "$name stopped (pid $pid)"
+}
+
 stop_one() {
-    local name=$1 port dir pid
+    local name=$1 port dir pid i
     port=$(port_of "$name")
     dir=$(state_dir "$name")
+    if is_cluster "$name"; then
+        for ((i = 0; i < CLUSTER_NODES; i++)); do
+            pid=$(head -1 "$dir/n$i/node.pid" 2>/dev/null | tr -d '[:space:]') || pid=""
+            if [[ -n $pid ]] && pid_alive "$pid"; then stop_pid "$name node $i" "$pid" $((port + i)); fi
+        done
+        rm -rf "$dir"
+        return 0
+    fi
     pid=$(pid_of "$name" 2>/dev/null) || pid=""
     if [[ -n $pid ]] && pid_alive "$pid"; then
-        # Postgres: SIGINT is "fast" shutdown (SIGTERM waits for clients to leave).
-        local sig=TERM
-        [[ $name == postgres ]] && sig=INT
-        kill "-$sig" "$pid" 2>/dev/null || true
-        if ! wait_until 30 "$name (pid $pid) to stop" stopped "$pid" "$port"; then
-            lq_log "$name did not stop on SIG$sig: sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            wait_until 10 "$name (pid $pid) to die" stopped "$pid" "$port" || lq_die "$name (pid $pid) will not stop"
-        fi
-        lq_log "$name stopped (pid $pid)"
+        stop_pid "$name" "$pid" "$port"
     elif port_open "$port"; then
         lq_log "$name: not running from $dir, but something listens on $port; leaving it alone: $(port_owner "$port")"
     fi
@@ -427,6 +525,13 @@ write_env() {
         if is_running mariadb; then
             printf 'export LQ_MARIADB_DSN=%q\n' "mysql://test:test@127.0.0.1:$(port_of mariadb)/litestar_queues"
         fi
+        # A cluster URL names one node; the client discovers the others from it.
+        if is_running redis_cluster; then
+            printf 'export LQ_REDIS_CLUSTER_URL=%q\n' "redis+cluster://127.0.0.1:$(port_of redis_cluster)"
+        fi
+        if is_running valkey_cluster; then
+            printf 'export LQ_VALKEY_CLUSTER_URL=%q\n' "valkey+cluster://127.0.0.1:$(port_of valkey_cluster)"
+        fi
     } >"$tmp"
     mv -f "$tmp" "$ENVFILE"
 }
@@ -439,11 +544,11 @@ status() {
             pid=$(pid_of "$name")
             local kind=persistent
             [[ -e $(state_dir "$name")/ephemeral ]] && kind=ephemeral
-            printf '%-9s running  127.0.0.1:%-6s pid %-8s %s\n' "$name" "$port" "$pid" "$kind"
+            printf '%-14s running  127.0.0.1:%-6s pid %-8s %s\n' "$name" "$port" "$pid" "$kind"
         elif port_busy "$port"; then
-            printf '%-9s stopped  127.0.0.1:%-6s (port held by another program)\n' "$name" "$port"
+            printf '%-14s stopped  127.0.0.1:%-6s (port held by another program)\n' "$name" "$port"
         else
-            printf '%-9s stopped  127.0.0.1:%s\n' "$name" "$port"
+            printf '%-14s stopped  127.0.0.1:%s\n' "$name" "$port"
         fi
     done
     local session

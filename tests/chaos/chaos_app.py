@@ -6,8 +6,9 @@ chaos harness later reads from the ledgers is what really ran, whatever the back
 
 Settings come from the environment (the harness sets them):
 
-- ``LQ_CHAOS_URL``: the queue backend's URL; ``LQ_CHAOS_PREFIX``: its key or table prefix; ``LQ_CHAOS_DIRECT_URL``
-  (optional): the PostgreSQL server behind a PgBouncer at ``LQ_CHAOS_URL``, for LISTEN.
+- ``LQ_CHAOS_URL``: the queue backend's URL (a SQLAlchemy one, ``postgresql+asyncpg://…``, for the Advanced Alchemy
+  backend); ``LQ_CHAOS_PREFIX``: its key or table prefix; ``LQ_CHAOS_DIRECT_URL`` (optional): the PostgreSQL server
+  behind a PgBouncer at ``LQ_CHAOS_URL``, for LISTEN.
 - ``LQ_CHAOS_LEDGER``: the directory of the ledgers.
 - ``LQ_CHAOS_STALE``, ``LQ_CHAOS_HEARTBEAT``, ``LQ_CHAOS_MAINTENANCE``: the worker's lease settings, in seconds.
 - ``LQ_CHAOS_FAULT=slow-renewal-swallows-a-cancel``: lease renewals take half a second and swallow the first
@@ -89,13 +90,20 @@ async def fails_when_released(path: str, _task_context: TaskExecutionContext) ->
 def backend_config(url: str, prefix: str, direct_url: str = "") -> BackendConfig:
     """The typed configuration of the backend at ``url``, under ``prefix`` (keys or tables); with ``direct_url``,
     ``url`` is a PgBouncer in transaction pooling mode in front of that PostgreSQL."""
-    if url.startswith(("redis://", "valkey://")):
+    if url.startswith(("redis://", "valkey://", "redis+cluster://", "valkey+cluster://")):
         from litestar_queues.backends.redis import RedisBackendConfig
         from litestar_queues.backends.valkey import ValkeyBackendConfig
 
-        config_class: Any = RedisBackendConfig if url.startswith("redis://") else ValkeyBackendConfig
+        config_class: Any = RedisBackendConfig if url.startswith("redis") else ValkeyBackendConfig
         config: BackendConfig = config_class(url=url, key_prefix=prefix)
         return config
+    if "+" in url.split("://", 1)[0]:  # a SQLAlchemy URL (postgresql+asyncpg://...): the Advanced Alchemy backend
+        from advanced_alchemy.config import SQLAlchemyAsyncConfig
+
+        from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig
+
+        alchemy = SQLAlchemyAsyncConfig(connection_string=url)
+        return AdvancedAlchemyBackendConfig(alchemy=alchemy, table_prefix=f"{prefix}_", create_tables=True)
     from litestar_queues.backends.sqlspec import SQLSpecBackendConfig
 
     if direct_url:

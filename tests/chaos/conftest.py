@@ -27,8 +27,10 @@ SHARED_URLS = {
     "valkey": "LQ_VALKEY_URL",
     "postgres": "LQ_POSTGRES_DSN",
     "mariadb": "LQ_MARIADB_DSN",
+    "redis_cluster": "LQ_REDIS_CLUSTER_URL",
+    "valkey_cluster": "LQ_VALKEY_CLUSTER_URL",
 }
-BACKENDS = ("redis", "valkey", "postgres", "sqlite", "mariadb")
+BACKENDS = ("redis", "valkey", "postgres", "sqlite", "mariadb", "redis_cluster", "valkey_cluster")
 
 
 @pytest.fixture

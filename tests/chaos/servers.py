@@ -10,6 +10,7 @@ which never restarts.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -106,6 +107,93 @@ class RespServer(PrivateServer):
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)  # a clean shutdown: the append-only file is flushed
             process.wait(60)
+
+
+class RespClusterServer(PrivateServer):
+    """A 3-primary Redis Cluster or Valkey cluster, each node with an append-only file; ``restart()`` stops every
+    node cleanly and starts them again (their ``nodes.conf`` brings the cluster back together)."""
+
+    nodes = 3
+
+    def __init__(self, flavor: str, binary: str) -> None:
+        self.name = f"{flavor}_cluster"
+        super().__init__()
+        self.binary = binary
+        self.port = _free_port_run(self.nodes)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.url = f"{flavor}+cluster://127.0.0.1:{self.port}"
+        self.created = False
+
+    def start(self) -> None:
+        for attempt in range(3):
+            if self._start_nodes():
+                break
+            if self.created or attempt == 2:
+                logs = f"{self.dir}/n*/server.log"
+                raise RuntimeError(f"{self.name}: a node did not start on ports {self.port}+ (see {logs})")
+            self.port = _free_port_run(self.nodes)  # another run took a port meanwhile: try other ports
+            self.url = self.url.rsplit(":", 1)[0] + f":{self.port}"
+        if not self.created:
+            addresses = [f"127.0.0.1:{self.port + index}" for index in range(self.nodes)]
+            command = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+            created = subprocess.run(command, check=False, capture_output=True, text=True)
+            if created.returncode:
+                raise RuntimeError(f"{self.name}: {' '.join(command)} failed:\n{created.stdout}{created.stderr}")
+            self.created = True
+        _wait(self._ok, f"{self.name}: cluster_state:ok on every node")
+
+    def _start_nodes(self) -> bool:
+        """Start every node and wait until each answers; ``False`` (all stopped) if one of them exited."""
+        for index in range(self.nodes):
+            port, node = self.port + index, self.dir / f"n{index}"
+            node.mkdir(exist_ok=True)
+            command = [
+                self.binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(node / "nodes.conf"),
+                "--cluster-node-timeout", "5000",
+                "--dir", str(node),
+            ]  # fmt: skip
+            with (node / "server.log").open("ab") as log:
+                self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+        for index, process in enumerate(self.processes):
+            port = self.port + index
+            _wait(lambda: process.poll() is not None or _answers(port), f"{self.name} node on {port}")  # noqa: B023
+        if all(process.poll() is None for process in self.processes):
+            return True
+        self.stop()
+        return False
+
+    def _ok(self) -> bool:
+        for index in range(self.nodes):
+            command = ["redis-cli", "-p", str(self.port + index), "cluster", "info"]
+            info = subprocess.run(command, check=False, capture_output=True, text=True)
+            if "cluster_state:ok" not in info.stdout:
+                return False
+        return True
+
+    def stop(self) -> None:
+        processes, self.processes = self.processes, []
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # a clean shutdown: the append-only file is flushed
+        for process in processes:
+            process.wait(60)
+
+
+def _free_port_run(count: int) -> int:
+    """The first of ``count`` free consecutive ports whose cluster bus ports (port + 10000) are free too."""
+    # a random start (runs start side by side): two runs pick the same ports only when they pick the same base
+    for base in random.Random().sample(range(20000, 55000, count), 200):
+        ports = [base + offset for offset in range(count)]
+        if not any(_answers(port) or _answers(port + 10000) for port in ports):
+            return base
+    raise RuntimeError("no free run of ports for a cluster")
 
 
 def _as(user: str) -> list[str]:
@@ -252,7 +340,7 @@ class SqliteFile(PrivateServer):
         """Nothing to stop."""
 
 
-BACKENDS = ("redis", "valkey", "postgres", "pgbouncer", "sqlite", "mariadb")
+BACKENDS = ("redis", "valkey", "postgres", "pgbouncer", "sqlite", "mariadb", "redis_cluster", "valkey_cluster")
 
 
 def private_server(backend: str) -> PrivateServer:
@@ -266,6 +354,8 @@ def private_server(backend: str) -> PrivateServer:
         "valkey": ["LQ_VALKEY_BIN"],
         "postgres": ["LQ_POSTGRES_BIN"],
         "pgbouncer": ["LQ_POSTGRES_BIN", "LQ_PGBOUNCER_BIN"],
+        "redis_cluster": ["LQ_REDIS_BIN"],
+        "valkey_cluster": ["LQ_VALKEY_BIN"],
     }
     for variable in needs.get(backend, []):
         if not os.environ.get(variable):
@@ -273,6 +363,8 @@ def private_server(backend: str) -> PrivateServer:
     server: PrivateServer
     if backend in ("redis", "valkey"):
         server = RespServer(backend, os.environ[f"LQ_{backend.upper()}_BIN"])
+    elif backend in ("redis_cluster", "valkey_cluster"):
+        server = RespClusterServer(backend.removesuffix("_cluster"), os.environ[needs[backend][0]])
     elif backend == "postgres":
         server = PostgresServer(os.environ["LQ_POSTGRES_BIN"])
     elif backend == "pgbouncer":

@@ -13,13 +13,14 @@ from chaos_app import backend_config
 from servers import private_server
 
 from litestar_queues import QueueConfig, QueueService, TaskRegistry, TaskStatus, Worker, WorkerConfig, task
+from litestar_queues.clock import utc_now
 
 pytestmark = pytest.mark.anyio
 
 JOBS = 5
 
 
-@pytest.mark.parametrize("backend", ["redis", "valkey", "postgres"])
+@pytest.mark.parametrize("backend", ["redis", "valkey", "postgres", "advanced-alchemy"])
 async def test_outcomes_finished_during_an_outage_are_written_when_the_server_is_back(
     backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -34,11 +35,13 @@ async def test_outcomes_finished_during_an_outage_are_written_when_the_server_is
         await release.wait()
         return number
 
-    server = await anyio.to_thread.run_sync(private_server, backend)
+    alchemy = backend == "advanced-alchemy"  # on PostgreSQL, through SQLAlchemy and asyncpg
+    server = await anyio.to_thread.run_sync(private_server, "postgres" if alchemy else backend)
+    url = server.url.replace("postgresql://", "postgresql+asyncpg://", 1) if alchemy else server.url
     worker_config = WorkerConfig(
         poll_interval=0.05, heartbeat_interval=0.2, stale_threshold=8, maintenance_interval=0.5
     )
-    config = QueueConfig(queue_backend=backend_config(server.url, "outage"), worker=worker_config)
+    config = QueueConfig(queue_backend=backend_config(url, "outage"), worker=worker_config)
     try:
         async with QueueService(config, registry=registry) as service:
             ids = [(await service.enqueue(job, number)).id for number in range(JOBS)]
@@ -63,3 +66,31 @@ async def test_outcomes_finished_during_an_outage_are_written_when_the_server_is
     assert set(runs.values()) == {1}, runs  # nothing ran twice
     assert "stopped renewing its lease" not in caplog.text
     assert caplog.text.count("outcome written after") == JOBS
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+async def test_after_a_restart_the_advanced_alchemy_backend_fails_one_statement_not_one_per_pooled_connection(
+    driver: str,
+) -> None:
+    """A restart leaves every pooled connection dead. The first statement that meets one discards them all (as
+    SQLAlchemy does for the statements it runs), also when it ran on the driver connection (native statements)."""
+    server = await anyio.to_thread.run_sync(private_server, "postgres")
+    config = backend_config(server.url.replace("postgresql://", f"postgresql+{driver}://", 1), "restart")
+    try:
+        async with config.create_backend() as backend:
+            now = utc_now()
+
+            async def claim() -> object:
+                return await backend.claim(["default"], owner="w", limit=1, now=now, lease_seconds=30)
+
+            await asyncio.gather(*(claim() for _ in range(4)))  # four connections in the pool
+            await anyio.to_thread.run_sync(server.restart)
+            failures = []
+            for _ in range(4):
+                try:
+                    await claim()
+                except Exception as error:
+                    failures.append(repr(error))
+    finally:
+        await anyio.to_thread.run_sync(server.destroy)
+    assert len(failures) <= 1, failures

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["docs/examples/seed_events.py", "docs/examples/seed_migration.py", "examples/quickstart.py"]
+SCRIPTS = [
+    "docs/examples/seed_events.py",
+    "docs/examples/seed_migration.py",
+    "docs/examples/advanced_alchemy_app.py",
+    "examples/quickstart.py",
+]
 
 
 def _run(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:

@@ -7,6 +7,7 @@ processes are stopped by pid and their output is attached to failures.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -154,20 +155,33 @@ def litestar_args(*args: str, app: str = "examples.app:app") -> list[str]:
 
 
 class Launcher:
-    """Starts processes for one test and cleans all of them up afterwards."""
+    """Starts processes for one test and cleans all of them up afterwards.
 
-    def __init__(self) -> None:
+    Its processes share a database of the example app's own (``LITESTAR_QUEUES_EXAMPLE_DATABASE``): a new one, or
+    another launcher's (``shares``), as a web process and its workers do.
+    """
+
+    def __init__(self, shares: Launcher | None = None) -> None:
         self.started: list[Process] = []
+        self._directory: Path | None = None
+        if shares is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="lq-e2e-app-"))
+            self.database_url = f"sqlite+aiosqlite:///{self._directory / 'example.db'}"
+        else:
+            self.database_url = shares.database_url
+
+    def _env(self, env: dict[str, str] | None) -> dict[str, str]:
+        return {"LITESTAR_QUEUES_EXAMPLE_DATABASE": self.database_url, **(env or {})}
 
     def process(self, args: Sequence[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Process:
-        process = Process(args, env, cwd=cwd)
+        process = Process(args, self._env(env), cwd=cwd)
         self.started.append(process)
         return process
 
     def uvicorn(self, env: dict[str, str] | None = None, app: str = "examples.app:app", workers: int = 1) -> Server:
         """The app under uvicorn on a free port, in a process group of its own (not waited for: ``wait_ready``)."""
         port = free_port()
-        server = Server(uvicorn_args(port, app, workers), port, env, new_session=True)
+        server = Server(uvicorn_args(port, app, workers), port, self._env(env), new_session=True)
         self.started.append(server)
         return server
 
@@ -175,7 +189,7 @@ class Launcher:
         """``litestar run`` of the example app on a free port, in a process group of its own (not waited for)."""
         port = free_port()
         args = litestar_args("run", "--host", "127.0.0.1", "--port", str(port), *options)
-        server = Server(args, port, env, new_session=True)
+        server = Server(args, port, self._env(env), new_session=True)
         self.started.append(server)
         return server
 
@@ -191,7 +205,7 @@ class Launcher:
             subprocess.Popen(
                 litestar_args(*command),
                 cwd=ROOT,
-                env={**os.environ, "COLUMNS": "200", **(env or {})},
+                env={**os.environ, "COLUMNS": "200", **self._env(env)},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -207,11 +221,14 @@ class Launcher:
     def close(self) -> None:
         for process in self.started:
             process.close()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
 
 
 @pytest.fixture
-def launch() -> Iterator[Launcher]:
-    launcher = Launcher()
+def launch(module_launch: Launcher) -> Iterator[Launcher]:
+    """Processes of one test, on the example database of the module's processes."""
+    launcher = Launcher(shares=module_launch)
     yield launcher
     launcher.close()
 

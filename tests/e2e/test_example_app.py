@@ -98,6 +98,8 @@ def test_job_events_over_a_websocket(example_server: Any) -> None:
     job = httpx.get(f"{example_server.url}/api/jobs/{job_id}", timeout=5).json()
     assert job["status"] == "completed"
     assert job["result"] == {"title": "e2e", "pages": 9, "steps": ["collect data", "clean rows", "aggregate"]}
+    reports = httpx.get(f"{example_server.url}/api/reports", timeout=5).json()
+    assert {"job": job_id, "title": "e2e", "pages": 9} in reports, "the attempt's database session stored it"
 
 
 def test_job_events_over_sse(example_server: Any) -> None:
@@ -169,6 +171,8 @@ def job(base_url: str, job_id: str) -> dict[str, Any]:
 
 
 def _backend_url(kind: str, tmp_path: Path) -> str:
+    if kind == "advanced-alchemy":
+        return kind  # the app's own database, through its Advanced Alchemy config
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.db'}"
     if kind == "postgresql":
@@ -177,7 +181,7 @@ def _backend_url(kind: str, tmp_path: Path) -> str:
     return base.rsplit("/", 1)[0] + "/7"  # a logical database of its own on the shared server
 
 
-@pytest.mark.parametrize("kind", ["redis", "valkey", "postgresql", "sqlite"])
+@pytest.mark.parametrize("kind", ["redis", "valkey", "postgresql", "sqlite", "advanced-alchemy"])
 def test_the_example_app_runs_on_another_backend_with_one_setting(kind: str, tmp_path: Path, launch: Any) -> None:
     server = launch.uvicorn(env={"LITESTAR_QUEUES_BACKEND": _backend_url(kind, tmp_path)})
     server.wait_ready()
@@ -186,8 +190,31 @@ def test_the_example_app_runs_on_another_backend_with_one_setting(kind: str, tmp
         events = receive_until_finished(ws)
     assert_one_clean_run(events, job_id)
     assert httpx.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()["status"] == "completed"
+    assert job_id in [report["job"] for report in httpx.get(f"{server.url}/api/reports", timeout=5).json()]
     assert server.stop() in (0, -signal.SIGTERM), server.output
     assert "Traceback" not in server.output, server.output
+
+
+def test_a_separate_worker_serves_the_queue_in_the_app_database(launch: Any, wait_for: Any) -> None:
+    """Advanced Alchemy outside the app's lifespan: ``litestar queues run`` finds the app's config, creates nothing
+    twice, stores the report with its own session per attempt, and drains on SIGTERM."""
+    env = {"LITESTAR_QUEUES_BACKEND": "advanced-alchemy", "LITESTAR_QUEUES_IN_APP_WORKER": "0"}
+    web = launch.uvicorn(env)
+    web.wait_ready()
+    worker = launch.process([sys.executable, "-m", "litestar", "--app", "examples.app:app", "queues", "run"], env)
+    worker.wait_for_output("ready:")
+    assert "advanced_alchemy" in worker.output
+    job_id = enqueue(web.url, step_seconds=0.3)
+
+    def status() -> str:
+        return str(httpx.get(f"{web.url}/api/jobs/{job_id}", timeout=5).json()["status"])
+
+    wait_for(lambda: status() == "running", what="the worker to start the job")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output
+    assert status() == "completed", "the job finished while its worker drained"
+    assert job_id in [report["job"] for report in httpx.get(f"{web.url}/api/reports", timeout=5).json()]
+    assert "Traceback" not in worker.output, worker.output
 
 
 def test_a_separate_worker_on_redis_streams_live_events_with_one_setting(launch: Any, wait_for: Any) -> None:

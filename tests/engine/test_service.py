@@ -22,6 +22,7 @@ from litestar_queues import (
     task,
 )
 from litestar_queues.backends.memory import MemoryBackend
+from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events import InMemoryQueueEventSink
 from litestar_queues.records import TaskRecord, is_record_id, new_record_id
 
@@ -173,6 +174,18 @@ async def test_immediate_runs_inline_through_the_same_path(
     assert outcome.record.result == {"n": 5, "job": outcome.id}
     assert [e.type for e in sink.events] == ["task.started", "task.retrying", "task.started", "task.completed"]
     assert all(e.worker_id is None for e in sink.events)  # not worker-driven
+
+
+async def test_a_backend_without_transactions_refuses_a_session(service: QueueService, registry: TaskRegistry) -> None:
+    @task("needs.transaction", registry=registry)
+    async def work() -> None:
+        pass
+
+    with pytest.raises(UnsupportedOperation, match="cannot enqueue inside the caller's transaction"):
+        await service.enqueue(work.using(session=object()))
+    with pytest.raises(UnsupportedOperation):
+        await service.enqueue_many([service.request(work)], session=object())
+    assert (await service.list_tasks()).records == [], "nothing was stored"
 
 
 async def _stuck() -> None:

@@ -726,3 +726,38 @@ async def test_stopping_while_a_claim_is_ahead_leaves_nothing_running(
     assert stats.counts[TaskStatus.RUNNING] == 0
     assert stats.counts[TaskStatus.COMPLETED] == len(ran) == 50
     assert stats.counts[TaskStatus.PENDING] == 50
+
+
+async def test_stopping_lets_a_heartbeat_in_flight_finish(
+    registry: TaskRegistry, make_config: Callable[..., QueueConfig]
+) -> None:
+    """A backend call cancelled halfway may leave a pooled connection checked out (SQLite: its write lock held);
+    stopping cancels a periodic loop only while it sleeps."""
+    in_flight, release = asyncio.Event(), asyncio.Event()
+    ended: list[str] = []
+
+    class SlowHeartbeats(MemoryBackend):
+        async def register_worker(self, info: Any, *, ttl_seconds: float) -> None:
+            if not in_flight.is_set() and ended == ["first"]:
+                in_flight.set()
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    ended.append("cancelled")
+                    raise
+                ended.append("finished")
+            elif not ended:
+                ended.append("first")  # the registration at start
+            await super().register_worker(info, ttl_seconds=ttl_seconds)
+
+    config = WorkerConfig(heartbeat_interval=0.01, poll_interval=0.05)
+    async with QueueService(make_config(queue_backend=SlowHeartbeats(), worker=config), registry=registry) as service:
+        worker = Worker(service)
+        await worker.start()
+        await asyncio.wait_for(in_flight.wait(), 5)
+        stopping = asyncio.ensure_future(worker.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done(), "the stop waits for the heartbeat in flight"
+        release.set()
+        await asyncio.wait_for(stopping, 5)
+    assert ended == ["first", "finished"]

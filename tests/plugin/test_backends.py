@@ -93,7 +93,7 @@ async def events(socket: WebSocket, record_id: FromPath[str]) -> None:
 
 
 def _unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
+    return f"{prefix}t{uuid.uuid4().hex[:8]}"  # a letter first: an all-digit segment is not a valid SQL prefix
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql", "redis", "valkey"])

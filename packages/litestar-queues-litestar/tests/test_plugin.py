@@ -160,12 +160,15 @@ def test_dependency_key_already_taken() -> None:
         Litestar(dependencies={"queue_service": Provide(lambda: 1, sync_to_thread=False)}, plugins=[QueuePlugin()])
 
 
-def test_channels_plugin_must_come_first() -> None:
-    channels = ChannelsPlugin(MemoryChannelsBackend(), arbitrary_channels_allowed=True)
-    plugin = QueuePlugin(QueueConfig(event_config=QueueEventConfig(enabled=True, channels_backend=channels)))
-    with pytest.raises(ConfigurationError, match="ChannelsPlugin before QueuePlugin"):
-        Litestar(plugins=[plugin, channels])
-    assert Litestar(plugins=[channels, plugin]).plugins.get(QueuePlugin) is plugin
+@pytest.mark.parametrize("queue_first", [True, False], ids=["queue-plugin-first", "channels-plugin-first"])
+def test_the_channels_plugin_outlives_the_worker_in_either_order(queue_first: bool) -> None:
+    channels = ChannelsPlugin(MemoryChannelsBackend(history=10), arbitrary_channels_allowed=True)
+    config = QueueConfig(worker=FAST, event_config=QueueEventConfig(enabled=True, channels_backend=channels))
+    plugin = QueuePlugin(config)
+    app = Litestar(plugins=[plugin, channels] if queue_first else [channels, plugin])
+    lifespans = [getattr(manager, "__self__", manager) for manager in app._lifespan_managers]
+    assert lifespans.index(channels) < lifespans.index(plugin), "the queue's lifespan starts after the channels'"
+    assert lifespans[-1] is plugin
 
 
 def test_a_bare_channels_backend_is_started_by_the_plugin() -> None:

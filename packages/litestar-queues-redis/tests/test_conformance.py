@@ -1,4 +1,5 @@
-"""The shared conformance suite against a real Redis server (``LQ_REDIS_URL``)."""
+"""The shared conformance suite against a real Redis server (``LQ_REDIS_URL``) and a real 3-shard Redis cluster
+(``LQ_REDIS_CLUSTER_URL``)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from litestar_queues.testing.servers import server_url
 
 
 class TestRedisBackend(BackendConformance):
-    @pytest.fixture
-    def config(self) -> RedisBackendConfig:
+    @pytest.fixture(params=["LQ_REDIS_URL", "LQ_REDIS_CLUSTER_URL"], ids=["server", "cluster"])
+    def config(self, request: pytest.FixtureRequest) -> RedisBackendConfig:
         """A key prefix of its own per test, so tests never see each other's records."""
-        return RedisBackendConfig(url=server_url("LQ_REDIS_URL"), key_prefix=f"lqtest:{new_record_id()}")
+        return RedisBackendConfig(url=server_url(request.param), key_prefix=f"lqtest:{new_record_id()}")
 
     @pytest.fixture
     async def backend(self, config: RedisBackendConfig) -> AsyncIterator[RedisBackend]:

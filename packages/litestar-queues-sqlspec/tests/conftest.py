@@ -20,6 +20,7 @@ import pytest
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend, SQLSpecBackendConfig
 from litestar_queues.testing import server_url
+from litestar_queues.testing.sql import closed_port, silent_port  # noqa: F401 - fixtures of the unreachable tests
 
 DRIVERS = ("asyncpg", "psycopg", "aiosqlite", "asyncmy")
 SMALL_POOLS: dict[str, dict[str, Any]] = {

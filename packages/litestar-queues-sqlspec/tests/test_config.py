@@ -100,14 +100,14 @@ def test_app_owned_config_is_used_as_is_and_never_owned() -> None:
 
 
 def test_push_capabilities_are_declared_only_where_notifications_work() -> None:
-    transfer = {Capability.TRANSFER, Capability.EVENT_HISTORY}
-    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, *transfer}
+    always = {Capability.TRANSFER, Capability.TRANSACTIONAL_ENQUEUE, Capability.EVENT_HISTORY}
+    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, *always}
     assert SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().capabilities == push
     unlistened = SQLSpecBackendConfig.from_url("postgresql://u@h/db", listen_notify=False).create_backend()
-    assert unlistened.capabilities == transfer
-    assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().capabilities == transfer
-    assert SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().capabilities == transfer
-    assert SQLSpecBackend.capabilities == transfer
+    assert unlistened.capabilities == always
+    assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().capabilities == always
+    assert SQLSpecBackendConfig.from_url("mysql://u@h/db").create_backend().capabilities == always
+    assert SQLSpecBackend.capabilities == always
 
 
 def test_transaction_pooling_turns_off_named_prepared_statements_and_listening_without_a_direct_dsn() -> None:
@@ -125,7 +125,7 @@ def test_transaction_pooling_turns_off_named_prepared_statements_and_listening_w
         "postgresql+psycopg://u@bouncer/db", pooler_mode="transaction", direct_dsn="postgresql://u@db:5432/db"
     )
     assert push <= listening.create_backend().capabilities
-    listen_config = listening.create_listen_config(listening.create_sqlspec_config()[0], "psycopg")
+    listen_config = listening.direct_listen_config("psycopg")
     assert isinstance(listen_config, PsycopgAsyncConfig)  # the pool's driver, whatever the URL names
     assert listen_config.connection_config["conninfo"] == "postgresql://u@db:5432/db"
     assert "prepare_threshold" not in listen_config.connection_config["kwargs"]

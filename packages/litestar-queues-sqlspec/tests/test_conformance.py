@@ -4,14 +4,15 @@ test on emptied tables."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any
 
 import pytest
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend
 from litestar_queues.backends.sqlspec.testing import corrupt_args
-from litestar_queues.testing import BackendConformance
+from litestar_queues.testing import BackendConformance, CallerTransaction
 
 
 class _SQLSpecConformance(BackendConformance):
@@ -34,6 +35,24 @@ class _SQLSpecConformance(BackendConformance):
     async def second_backend(self, factory: Any, backend: SQLSpecBackend) -> SQLSpecBackend:
         second: SQLSpecBackend = await factory.open()
         return second
+
+    @pytest.fixture
+    def caller_transaction(
+        self, backend: SQLSpecBackend
+    ) -> Callable[[], AbstractAsyncContextManager[CallerTransaction]]:
+        """A SQLSpec driver session of the application's own, on the queue's configuration, in a transaction."""
+
+        @asynccontextmanager
+        async def open_transaction() -> AsyncIterator[CallerTransaction]:
+            async with backend.sqlspec_config.provide_session() as session:  # type: ignore[attr-defined]
+                await session.begin()
+                try:
+                    yield CallerTransaction(session, session.commit, session.rollback)
+                finally:
+                    with suppress(Exception):  # rolls back what the test left open (nothing if it ended it)
+                        await session.rollback()
+
+        return open_transaction
 
 
 class TestAsyncpgConformance(_SQLSpecConformance):

@@ -12,12 +12,12 @@ import pytest
 from sqlspec.migrations.commands import AsyncMigrationCommands
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend, SQLSpecBackendConfig, migration_extension_config
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, encode_task
 from litestar_queues.backends.sqlspec.urls import config_from_url
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.events.envelope import QueueEvent, QueueEventType
 from litestar_queues.events.history import EventFilter
 from litestar_queues.records import TaskRecord, WorkerInfo, new_record_id
+from litestar_queues.sql.rows import TASK_COLUMNS, encode_task
 
 pytestmark = pytest.mark.anyio
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -20,23 +18,6 @@ URLS = {
     "psycopg": "postgresql+psycopg://queue:s3cret@127.0.0.1:{port}/jobs",
     "asyncmy": "mysql://queue:s3cret@127.0.0.1:{port}/jobs",
 }
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts TCP connections (the kernel completes them) and never sends a byte."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(64)
-        yield server.getsockname()[1]
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port nothing listens on: connections are refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _open_error(url: str) -> BackendUnavailableError:

@@ -1,4 +1,5 @@
-"""The shared conformance suite against a real Valkey server (``LQ_VALKEY_URL``)."""
+"""The shared conformance suite against a real Valkey server (``LQ_VALKEY_URL``) and a real 3-shard Valkey cluster
+(``LQ_VALKEY_CLUSTER_URL``)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from litestar_queues.testing.servers import server_url
 
 
 class TestValkeyBackend(BackendConformance):
-    @pytest.fixture
-    def config(self) -> ValkeyBackendConfig:
+    @pytest.fixture(params=["LQ_VALKEY_URL", "LQ_VALKEY_CLUSTER_URL"], ids=["server", "cluster"])
+    def config(self, request: pytest.FixtureRequest) -> ValkeyBackendConfig:
         """A key prefix of its own per test, so tests never see each other's records."""
-        return ValkeyBackendConfig(url=server_url("LQ_VALKEY_URL"), key_prefix=f"lqtest:{new_record_id()}")
+        return ValkeyBackendConfig(url=server_url(request.param), key_prefix=f"lqtest:{new_record_id()}")
 
     @pytest.fixture
     async def backend(self, config: ValkeyBackendConfig) -> AsyncIterator[ValkeyBackend]:

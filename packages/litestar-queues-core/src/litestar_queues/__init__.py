@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from litestar_queues.backend import BackendConfig, Capability, QueueBackend
 from litestar_queues.clock import Clock, SystemClock, utc_now
 from litestar_queues.config import QueueConfig, WorkerConfig
-from litestar_queues.context import TaskExecutionContext, current_task_context
+from litestar_queues.context import TaskDependency, TaskExecutionContext, current_task_context
 from litestar_queues.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -76,6 +76,7 @@ __all__ = (
     "SerializationError",
     "SystemClock",
     "Task",
+    "TaskDependency",
     "TaskError",
     "TaskExecutionContext",
     "TaskFailedError",

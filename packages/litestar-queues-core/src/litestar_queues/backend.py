@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import ClassVar, Protocol, runtime_checkable
@@ -62,7 +62,9 @@ from litestar_queues.records import (
     as_status,
 )
 
-__all__ = ("BackendConfig", "Capability", "QueueBackend", "finished_record")
+__all__ = ("BackendConfig", "Capability", "QueueBackend", "check_outcome", "claimed_record", "finished_record")
+
+_FINISH_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING})
 
 
 class Capability(str, enum.Enum):
@@ -74,6 +76,8 @@ class Capability(str, enum.Enum):
     """``wait_for_finish`` returns promptly when a record may have reached a terminal status."""
     TRANSFER = "transfer"
     """``transfer`` hands a running attempt to another owner (execution targets that run attempts elsewhere)."""
+    TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
+    """``enqueue_within`` writes records inside the caller's open transaction, on the caller's own session."""
     EVENT_HISTORY = "event_history"
     """``append_events``, ``query_events`` and ``prune_events`` keep a durable history of queue events."""
 
@@ -395,6 +399,25 @@ class QueueBackend(ABC):
     async def release_lock(self, name: str, *, owner: str) -> None:
         """Release the named lock if ``owner`` holds it."""
 
+    # -- optional: enqueue inside the caller's transaction ------------------------------------------
+
+    async def enqueue_within(self, session: object, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """Like :meth:`enqueue`, inside the caller's open transaction on ``session`` ([TRANSACTIONAL_ENQUEUE]).
+
+        ``session`` is the caller's session (or connection) of the database library the backend is built on, on
+        the backend's own database. The records are written in that transaction and the backend never commits
+        it: they become visible to ``claim`` (and wake waiters) only when the caller commits, and a rollback
+        leaves no record and frees their keys. Deduplication is ``enqueue``'s, against committed records and
+        those of the same transaction.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.TRANSACTIONAL_ENQUEUE.value}")
+
+    def after_commit(self, session: object, callback: Callable[[], None]) -> bool:
+        """Arrange for ``callback()`` to run once the current transaction of ``session`` commits, never if it rolls
+        back; ``False`` if the backend cannot tell (then ``callback`` is never called)."""
+        del session, callback
+        return False
+
     # -- optional push -----------------------------------------------------------------------------
 
     async def wait_for_work(self, queues: Sequence[str], *, timeout: float) -> None:
@@ -423,12 +446,41 @@ class QueueBackend(ABC):
         A hint only: callers read the record afterwards. It returns at once when the record is already terminal
         or does not exist (check *after* subscribing, or a transition racing the subscription is missed), and
         promptly after every transition that makes it terminal, made through this backend or another one over
-        the same storage: a ``finish`` with a terminal outcome (completed, failed, cancelled), a ``cancel`` of
-        the pending record, an ``expire``. It may return early for other reasons (a reconnect, another
-        transition of the record), but not at once again and again: while the record stays active and nothing
-        happens to it, a wait lasts about ``timeout``.
+        the same storage: a ``finish`` with a terminal outcome (completed, failed, cancelled) or with a ``pending``
+        one that a cancel request turns into ``cancelled``, a ``cancel`` of the pending record, an ``expire``. It
+        may return early for other reasons (a reconnect, another transition of the record), but not at once again
+        and again: while the record stays active and nothing happens to it, a wait lasts about ``timeout``.
         """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.FINISH_WAKEUP.value}")
+
+
+def check_outcome(outcome: Outcome) -> TaskStatus:
+    """Return the status ``outcome`` ends an attempt with, if :meth:`QueueBackend.finish` may apply it.
+
+    Raises:
+        ValueError: The status is ``running`` or ``expired``, or ``pending`` without ``scheduled_at``.
+    """
+    status = as_status(outcome.status)
+    if status not in _FINISH_STATUSES:
+        msg = f"finish cannot end an attempt as {status.value!r}"
+        raise ValueError(msg)
+    if status is TaskStatus.PENDING and outcome.scheduled_at is None:
+        msg = "finish with status 'pending' needs outcome.scheduled_at"
+        raise ValueError(msg)
+    return status
+
+
+def claimed_record(pending: TaskRecord, *, owner: str, now: datetime, lease_expires_at: datetime) -> TaskRecord:
+    """Return what :meth:`QueueBackend.claim` makes of the ``pending`` record (for owner ``owner`` at ``now``)."""
+    return msgspec.structs.replace(
+        pending,
+        status=TaskStatus.RUNNING,
+        owner=owner,
+        token=pending.token + 1,
+        attempts=pending.attempts + 1,
+        started_at=now,
+        lease_expires_at=lease_expires_at,
+    )
 
 
 def finished_record(claimed: TaskRecord, outcome: Outcome, now: datetime) -> TaskRecord:

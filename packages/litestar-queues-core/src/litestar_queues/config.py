@@ -7,6 +7,7 @@ import importlib.util
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -18,8 +19,10 @@ from litestar_queues.events.config import QueueEventConfig
 from litestar_queues.instrumentation import Instrumentation
 from litestar_queues.limits import check_int, check_name, check_seconds
 from litestar_queues.targets import ExecutionConfig
+from litestar_queues.task import check_dependency_names
 
 if TYPE_CHECKING:
+    from litestar_queues.context import TaskDependency
     from litestar_queues.litestar.dashboard import DashboardConfig
 
 __all__ = (
@@ -41,6 +44,10 @@ _URL_BACKENDS: dict[str, tuple[str, str, str]] = {
     "rediss": ("litestar_queues.backends.redis", "RedisBackendConfig", "litestar-queues[redis]"),
     "valkey": ("litestar_queues.backends.valkey", "ValkeyBackendConfig", "litestar-queues[valkey]"),
     "valkeys": ("litestar_queues.backends.valkey", "ValkeyBackendConfig", "litestar-queues[valkey]"),
+    "redis+cluster": ("litestar_queues.backends.redis", "RedisBackendConfig", "litestar-queues[redis]"),
+    "rediss+cluster": ("litestar_queues.backends.redis", "RedisBackendConfig", "litestar-queues[redis]"),
+    "valkey+cluster": ("litestar_queues.backends.valkey", "ValkeyBackendConfig", "litestar-queues[valkey]"),
+    "valkeys+cluster": ("litestar_queues.backends.valkey", "ValkeyBackendConfig", "litestar-queues[valkey]"),
     "postgresql": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
     "postgres": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
     "sqlite": ("litestar_queues.backends.sqlspec", "SQLSpecBackendConfig", "litestar-queues[sqlspec]"),
@@ -244,6 +251,9 @@ class QueueConfig:
         in_app_worker: Start a worker inside the Litestar app process (plugin).
         worker: Worker settings.
         event_config: Event publishing settings.
+        dependencies: Per-attempt dependencies of every task, by parameter name (see
+            :data:`~litestar_queues.context.TaskDependency`): a task declaring a parameter of that name receives a
+            value opened for its attempt. A task's own ``@task(dependencies=...)`` wins for the same name.
         instrumentation: Hooks around enqueues, attempts and outcome writes, such as
             ``OpenTelemetryInstrumentation()`` (``litestar-queues[opentelemetry]``); ``None`` costs nothing.
         clock: The source of time (tests inject a fake one).
@@ -265,6 +275,7 @@ class QueueConfig:
     queue_worker_state_key: str = "queue_worker"
     queue_event_publisher_state_key: str = "queue_event_publisher"
     channels_backend_state_key: str = "queue_channels_backend"
+    dependencies: Mapping[str, TaskDependency] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
     dashboard: DashboardConfig | None = None
 
@@ -286,6 +297,7 @@ class QueueConfig:
                 f"QueueConfig.task_modules must be a tuple of module names, got {self.task_modules!r}"
             )
         self.task_modules = tuple(self.task_modules)
+        check_dependency_names(self.dependencies, "QueueConfig")
         self.execution_backends = tuple(self.execution_backends)
         self._check_execution_backends()
         _check_type(self.worker, WorkerConfig, "QueueConfig.worker", "WorkerConfig(...)")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
@@ -15,7 +16,7 @@ from litestar_queues.records import TaskRecord
 if TYPE_CHECKING:
     from litestar_queues.progress import ProgressReporter
 
-__all__ = ("TaskExecutionContext", "current_task_context")
+__all__ = ("TaskDependency", "TaskExecutionContext", "current_task_context")
 
 _current: ContextVar[TaskExecutionContext | None] = ContextVar("litestar_queues_task_context", default=None)
 
@@ -26,12 +27,13 @@ def current_task_context() -> TaskExecutionContext | None:
 
 
 class TaskExecutionContext:
-    """What a running task may know and do: its record, attempt, worker, and the event helpers.
+    """What a running task may know and do: its record, attempt, worker, the application's state, and the event
+    helpers.
 
     Declare a ``_task_context`` parameter to receive it, or use the ``litestar_queues.events`` helpers.
     """
 
-    __slots__ = ("_progress", "_sequence", "publisher", "record", "worker_id")
+    __slots__ = ("_progress", "_sequence", "publisher", "record", "state", "worker_id")
 
     def __init__(
         self,
@@ -39,11 +41,15 @@ class TaskExecutionContext:
         publisher: QueueEventPublisher,
         worker_id: str | None,
         progress: ProgressReporter | None = None,
+        state: Any = None,
     ) -> None:
         self.record = record
         self.publisher = publisher
         self.worker_id = worker_id
         self._progress = progress
+        self.state = state
+        """The application's state (``app.state``) under the ``QueuePlugin`` and ``litestar queues run``; else
+        whatever ``QueueService(state=...)`` was given (``None`` by default)."""
         self._sequence = 0
 
     @property
@@ -147,3 +153,10 @@ class TaskExecutionContext:
             await event
         else:  # the record's progress and the event are written at the same time (saving never raises)
             await asyncio.gather(reporter.save(self.record, progress), event)
+
+
+TaskDependency: TypeAlias = Callable[[TaskExecutionContext], AbstractAsyncContextManager[Any]]
+"""What a task receives per attempt under a parameter name: called with the attempt's context, its async context
+manager is entered after ``task.started`` and exited once the task returned or raised (seeing the exception),
+before the attempt's outcome is written. An error from either counts as the task's own: it follows the task's
+retry policy. Configured in ``QueueConfig(dependencies={name: ...})`` and ``@task(dependencies={name: ...})``."""

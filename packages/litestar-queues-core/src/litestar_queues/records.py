@@ -34,6 +34,7 @@ __all__ = (
     "WorkerInfo",
     "as_status",
     "can_transition",
+    "due_order",
     "is_record_id",
     "new_record_id",
 )
@@ -219,6 +220,11 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
     def is_terminal(self) -> bool:
         """Whether the record reached a terminal status."""
         return self.status in TERMINAL_STATUSES
+
+
+def due_order(record: TaskRecord) -> tuple[int, datetime, str]:
+    """The sort key of due records: ``priority`` descending, then ``scheduled_at``, then ``id``."""
+    return (-record.priority, record.scheduled_at, record.id)
 
 
 class Lease(msgspec.Struct, frozen=True, gc=False):

@@ -8,8 +8,9 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -18,7 +19,7 @@ import msgspec
 
 from litestar_queues.backend import QueueBackend
 from litestar_queues.clock import Clock
-from litestar_queues.context import TaskExecutionContext
+from litestar_queues.context import TaskDependency, TaskExecutionContext
 from litestar_queues.errors import NonRetryableError, SerializationError, TaskNotFoundError, TaskTimeoutError
 from litestar_queues.events.envelope import QueueEventType
 from litestar_queues.events.publisher import QueueEventPublisher
@@ -98,9 +99,21 @@ class Interrupt:
 
 
 class AttemptRunner:
-    """Executes claimed records: decode, call, encode, finish under the fence, publish lifecycle events."""
+    """Executes claimed records: decode, open dependencies, call, encode, finish under the fence, publish lifecycle
+    events."""
 
-    __slots__ = ("backend", "clock", "executor", "instrumentation", "progress", "publisher", "registry", "worker_id")
+    __slots__ = (
+        "backend",
+        "clock",
+        "dependencies",
+        "executor",
+        "instrumentation",
+        "progress",
+        "publisher",
+        "registry",
+        "state",
+        "worker_id",
+    )
 
     def __init__(
         self,
@@ -111,6 +124,8 @@ class AttemptRunner:
         clock: Clock,
         worker_id: str | None,
         executor: Executor | None = None,
+        dependencies: Mapping[str, TaskDependency] | None = None,
+        state: Any = None,
         instrumentation: Instrumentation | None = None,
         progress: ProgressReporter | None = None,
     ) -> None:
@@ -121,6 +136,10 @@ class AttemptRunner:
         self.clock = clock
         self.worker_id = worker_id
         self.executor = executor
+        self.dependencies: Mapping[str, TaskDependency] = dependencies if dependencies is not None else {}
+        """Dependencies every task may declare (``QueueConfig.dependencies``)."""
+        self.state = state
+        """The application's state, given to attempts' contexts."""
         self.instrumentation = instrumentation
 
     def run(self, record: TaskRecord, interrupt: Interrupt | None = None) -> Coroutine[Any, Any, TaskRecord | None]:
@@ -132,7 +151,7 @@ class AttemptRunner:
 
     async def _run(self, record: TaskRecord, interrupt: Interrupt | None) -> TaskRecord | None:
         started = time.perf_counter()
-        context = TaskExecutionContext(record, self.publisher, self.worker_id, self.progress)
+        context = TaskExecutionContext(record, self.publisher, self.worker_id, self.progress, self.state)
         token = context.bind()
         try:
             outcome = await self._attempt(record, context, interrupt)
@@ -256,7 +275,13 @@ class AttemptRunner:
                 kwargs[JOB_ID_PARAMETER] = record.id
             if task.wants_context:
                 kwargs[CONTEXT_PARAMETER] = context
-            value = await self._call(task, args, kwargs, record.timeout)
+            factories = task.dependency_factories(self.dependencies)
+            call: Awaitable[Any] = (
+                self._with_dependencies(task, args, kwargs, factories, context)
+                if factories
+                else self._call(task, args, kwargs)
+            )
+            value = await (call if record.timeout is None else self._bounded(task, call, record.timeout))
             return Outcome(status=TaskStatus.COMPLETED, result=encode_result(task.name, value))
         except asyncio.CancelledError:
             reason = interrupt.reason if interrupt is not None else None
@@ -274,15 +299,32 @@ class AttemptRunner:
         except Exception as exc:
             return self._failure(record, exc)
 
-    async def _call(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], timeout: float | None) -> Any:
+    def _call(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Awaitable[Any]:
         if task.is_async:
-            awaitable = task.fn(*args, **kwargs)
-        else:
-            loop = asyncio.get_running_loop()
-            call: Callable[[], Any] = lambda: task.fn(*args, **kwargs)  # noqa: E731
-            awaitable = loop.run_in_executor(self.executor, contextvars.copy_context().run, call)
-        if timeout is None:
-            return await awaitable
+            awaitable: Awaitable[Any] = task.fn(*args, **kwargs)
+            return awaitable
+        loop = asyncio.get_running_loop()
+        call: Callable[[], Any] = lambda: task.fn(*args, **kwargs)  # noqa: E731
+        return loop.run_in_executor(self.executor, contextvars.copy_context().run, call)
+
+    async def _with_dependencies(
+        self,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        factories: tuple[tuple[str, TaskDependency], ...],
+        context: TaskExecutionContext,
+    ) -> Any:
+        """Open the attempt's dependencies in order, call the task with their values, close them in reverse order
+        (each exit sees the task's exception, if any); an error of any of them is the attempt's."""
+        async with AsyncExitStack() as stack:
+            for name, factory in factories:
+                kwargs[name] = await stack.enter_async_context(factory(context))
+            return await self._call(task, args, kwargs)
+
+    @staticmethod
+    async def _bounded(task: Task[Any, Any], awaitable: Awaitable[Any], timeout: float) -> Any:
+        """Await the attempt (its dependencies included) within the task's timeout."""
         try:
             return await asyncio.wait_for(awaitable, timeout)
         except asyncio.TimeoutError:

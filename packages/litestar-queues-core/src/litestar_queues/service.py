@@ -104,9 +104,14 @@ class QueueService:
     when the task has no parameter of that name — a task's own parameters always win.
     """
 
-    def __init__(self, config: QueueConfig | None = None, *, registry: TaskRegistry | None = None) -> None:
+    def __init__(
+        self, config: QueueConfig | None = None, *, registry: TaskRegistry | None = None, state: Any = None
+    ) -> None:
         self.config = config or QueueConfig()
         self.registry = registry if registry is not None else default_registry
+        self.state = state
+        """The application's state, which running tasks see as ``TaskExecutionContext.state`` (set by the plugin)."""
+        self._provided = frozenset(self.config.dependencies)
         self.clock = self.config.clock
         self.publisher = QueueEventPublisher(self.config.event_config)
         self.id = f"service-{uuid.uuid4().hex[:8]}"
@@ -114,6 +119,7 @@ class QueueService:
         """Where attempts run, by ``execution_backend`` name: ``local``, ``immediate`` and the configured ones."""
         self._default_target = self.config.default_execution_backend
         self._backend: QueueBackend | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._progress: ProgressReporter | None = None
         self.scheduler = Scheduler(self)
         """Initialises, continues and lists the registry's schedules."""
@@ -201,7 +207,15 @@ class QueueService:
             return backend
 
     async def close(self) -> None:
-        """Close the execution targets, write what is still batched (events, progress), and close the backend."""
+        """Finish publishing what committed transactions enqueued, close the execution targets, write what is still
+        batched (events, progress), and close the backend."""
+        if self._background:
+            with contextlib.suppress(AbandonedCallError):  # a backend that hangs must not hang the stop
+                await within(
+                    asyncio.gather(*self._background, return_exceptions=True),
+                    _CLOSE_FLUSH_SECONDS,
+                    "publishing what committed transactions enqueued",
+                )
         for target in self.targets.values():
             try:
                 await target.close()
@@ -235,6 +249,8 @@ class QueueService:
             publisher=self.publisher,
             clock=self.clock,
             worker_id=worker_id,
+            dependencies=self.config.dependencies,
+            state=self.state,
             instrumentation=self.config.instrumentation,
             progress=self._progress,
         )
@@ -260,7 +276,7 @@ class QueueService:
             }
             if option_overrides:
                 options = changed_options(task.name, options, option_overrides)
-        task.check_call(args, call_kwargs)
+        task.check_call(args, call_kwargs, self._provided)
         encoded_args, encoded_kwargs = encode_arguments(task.name, args, call_kwargs)
         return EnqueueRequest(task_name=task.name, args=encoded_args, kwargs=encoded_kwargs, options=options)
 
@@ -268,6 +284,8 @@ class QueueService:
         """Enqueue one call of ``task``; with a dedup ``key`` already active, return that record (``created=False``).
 
         With the ``immediate`` execution backend the attempt (and its retries) run inline before this returns.
+        ``task.using(session=db_session)`` writes the record inside the open transaction of the caller's own
+        session instead (see :meth:`enqueue_many`).
         """
         outcomes = await self.enqueue_many([self.request(task, *args, **kwargs)])
         return outcomes[0]
@@ -296,31 +314,88 @@ class QueueService:
         (outcome,) = await self.enqueue_many([request])
         return outcome
 
-    async def enqueue_many(self, requests: Iterable[EnqueueRequest]) -> list[EnqueueOutcome]:
+    async def enqueue_many(self, requests: Iterable[EnqueueRequest], *, session: Any = None) -> list[EnqueueOutcome]:
         """Enqueue many calls in one backend round trip (per chunk); outcomes come back in order.
+
+        With ``session`` (or a request made from ``task.using(session=...)``), the records are written inside the
+        open transaction of that session, the caller's own (a backend declaring ``TRANSACTIONAL_ENQUEUE``, on the
+        same database): the queue never commits it, the records become claimable (and wake workers) when the
+        caller commits, and a rollback leaves none of them and frees their keys. ``task.enqueued`` events follow
+        the commit where the backend can observe it, and are not published otherwise.
 
         Raises:
             SerializationError: an argument holds NaN or an infinity, or nests too deeply (nothing is enqueued).
+            UnsupportedOperation: A session was given and the backend cannot enqueue inside it.
+            ConfigurationError: A session was given for the ``immediate`` execution backend (which runs the work
+                before this returns, when the caller's transaction is still open).
         """
         now = self.clock.now()
+        requests = list(requests)
         records = [self._record(request, now) for request in requests]
         if not records:
             return []
+        sessions = [request.options.session if request.options.session is not None else session for request in requests]
+        plain = all(value is None for value in sessions)
+        send = partial(self.backend.enqueue, records) if plain else partial(self._enqueue_within, sessions, records)
         hooks = self.config.instrumentation
-        if hooks is None:
-            outcomes = await self.backend.enqueue(records)
-        else:
-            outcomes = await hooks.enqueue(records, partial(self.backend.enqueue, records))
-        if self.publisher.enabled and self.publisher.config.publish_enqueued:
-            for outcome in outcomes:
-                if outcome.created:
-                    await self.publisher.publish_task_event(outcome.record, QueueEventType.ENQUEUED)
+        outcomes = await (send() if hooks is None else hooks.enqueue(records, send))
+        if plain:
+            await self._publish_enqueued(outcomes)
         for index, outcome in enumerate(outcomes):
             if outcome.created and outcome.record.execution_backend == "immediate":
                 outcomes[index] = EnqueueOutcome(await self._run_inline(outcome.record.id), created=True)
             elif not outcome.created:
                 logger.debug("enqueue of %s returned existing record %s", outcome.record.task_name, outcome.record.id)
         return outcomes
+
+    async def _publish_enqueued(self, outcomes: Sequence[EnqueueOutcome]) -> None:
+        if self.publisher.enabled and self.publisher.config.publish_enqueued:
+            for outcome in outcomes:
+                if outcome.created:
+                    await self.publisher.publish_task_event(outcome.record, QueueEventType.ENQUEUED)
+
+    async def _enqueue_within(self, sessions: list[Any], records: list[TaskRecord]) -> list[EnqueueOutcome]:
+        """Enqueue each record in its caller's transaction (one backend call per session; no session: at once)."""
+        backend = self.backend
+        if Capability.TRANSACTIONAL_ENQUEUE not in backend.capabilities:
+            raise UnsupportedOperation(
+                f"the {backend.name} backend cannot enqueue inside the caller's transaction (session=...): it stores "
+                "work outside your database; enqueue without a session, or use a SQL backend on your database"
+            )
+        if any(record.execution_backend == "immediate" for record in records):
+            raise ConfigurationError(
+                "the 'immediate' execution backend runs work before enqueue returns, while your transaction (session=) "
+                "is still open and the record invisible; enqueue without session= there, or run a worker"
+            )
+        outcomes: list[EnqueueOutcome | None] = [None] * len(records)
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for position, session in enumerate(sessions):
+            groups.setdefault(id(session), (session, []))[1].append(position)
+        for session, positions in groups.values():
+            chosen = [records[position] for position in positions]
+            if session is None:
+                results = await backend.enqueue(chosen)
+                await self._publish_enqueued(results)
+            else:
+                results = await backend.enqueue_within(session, chosen)
+                self._publish_after_commit(session, results)
+            for position, outcome in zip(positions, results, strict=True):
+                outcomes[position] = outcome
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _publish_after_commit(self, session: Any, outcomes: list[EnqueueOutcome]) -> None:
+        """Publish ``task.enqueued`` for the records created in ``session``'s transaction once it commits."""
+        if not (self.publisher.enabled and self.publisher.config.publish_enqueued):
+            return
+        created = [outcome for outcome in outcomes if outcome.created]
+        if created and not self.backend.after_commit(session, partial(self._publish_later, created)):
+            logger.debug("task.enqueued not published: the backend cannot tell when the session commits")
+
+    def _publish_later(self, outcomes: list[EnqueueOutcome]) -> None:
+        """Publish in the background (kept until done; ``close`` waits for what is left)."""
+        task = asyncio.get_running_loop().create_task(self._publish_enqueued(outcomes))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _record(self, request: EnqueueRequest, now: datetime, *, record_id: str | None = None) -> TaskRecord:
         options = request.options

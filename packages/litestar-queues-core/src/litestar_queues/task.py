@@ -7,7 +7,7 @@ import threading
 import typing
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -17,8 +17,12 @@ from litestar_queues.errors import ConfigurationError, SerializationError, TaskN
 from litestar_queues.limits import check_int, check_json_value, check_name, check_seconds
 from litestar_queues.serialization import convert_value, encode_value
 
+if TYPE_CHECKING:
+    from litestar_queues.context import TaskDependency
+
 __all__ = (
     "ENQUEUE_OPTION_NAMES",
+    "check_dependency_names",
     "Schedule",
     "Task",
     "TaskOptions",
@@ -34,6 +38,7 @@ R = TypeVar("R")
 JOB_ID_PARAMETER = "_job_id"
 CONTEXT_PARAMETER = "_task_context"
 _INJECTED = frozenset({JOB_ID_PARAMETER, CONTEXT_PARAMETER})
+_NOTHING: frozenset[str] = frozenset()
 _PLAIN_KINDS = frozenset({inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY})
 
 
@@ -72,6 +77,10 @@ class TaskOptions(msgspec.Struct, frozen=True, kw_only=True):
     requeue_stale: bool = True
     """Requeue the attempt when its worker dies (lease expires); ``False`` fails it instead."""
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    session: Any = None
+    """Per call only: the caller's own database session (or connection) whose open transaction the record joins
+    (backends declaring ``TRANSACTIONAL_ENQUEUE``). It is written there, never committed by the queue, becomes
+    claimable when the caller commits and vanishes with a rollback."""
 
     def __post_init__(self) -> None:
         """Check every option and store durations as float seconds.
@@ -186,11 +195,13 @@ class _CallShape:
     A call is plain when it maps onto the parameters without surprises: no more positional arguments than
     positional-or-keyword parameters (and none reaching an injected one), every keyword naming a parameter not
     already passed by position. A signature with positional-only or variadic parameters has no plain calls.
+    Injected parameters (``_job_id``, ``_task_context``, dependencies) are never passed.
     """
 
-    __slots__ = ("keywords", "names", "positional", "required")
+    __slots__ = ("injected", "keywords", "names", "positional", "required")
 
-    def __init__(self, signature: inspect.Signature) -> None:
+    def __init__(self, signature: inspect.Signature, injected: frozenset[str] = _INJECTED) -> None:
+        self.injected = injected
         parameters = signature.parameters
         self.names = tuple(parameters)
         """All parameter names in order; the first ``positional`` are positional-or-keyword."""
@@ -198,9 +209,9 @@ class _CallShape:
         self.positional = kinds.count(inspect.Parameter.POSITIONAL_OR_KEYWORD)
         limit = -1  # the most positional arguments a plain call passes: up to the first injected parameter
         if _PLAIN_KINDS.issuperset(kinds):
-            injected = (i for i, name in enumerate(self.names[: self.positional]) if name in _INJECTED)
-            limit = next(injected, self.positional)
-        required = frozenset(n for n, p in parameters.items() if p.default is p.empty and n not in _INJECTED)
+            first = (i for i, name in enumerate(self.names[: self.positional]) if name in injected)
+            limit = next(first, self.positional)
+        required = frozenset(n for n, p in parameters.items() if p.default is p.empty and n not in injected)
         self.keywords = tuple(frozenset(self.names[count:]) for count in range(limit + 1))
         """By the number of positional arguments of a plain call: the names its keywords may take."""
         self.required = tuple(required.difference(self.names[:count]) for count in range(limit + 1))
@@ -224,8 +235,10 @@ class Task(Generic[P, R]):
 
     __slots__ = (
         "_decoders",
+        "_factories",
         "_hints",
         "_shape",
+        "dependencies",
         "fn",
         "is_async",
         "name",
@@ -243,11 +256,14 @@ class Task(Generic[P, R]):
         name: str,
         options: TaskOptions,
         schedule: Schedule | None,
+        dependencies: Mapping[str, TaskDependency] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.options = options
         self.schedule = schedule
+        self.dependencies: dict[str, TaskDependency] = dict(dependencies or {})
+        """Per-attempt dependencies of this task by parameter name (they win over ``QueueConfig.dependencies``)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.wants_job_id = JOB_ID_PARAMETER in self.signature.parameters
@@ -255,6 +271,7 @@ class Task(Generic[P, R]):
         self._hints: dict[str, Any] | None = None
         self._shape: _CallShape | None = None
         self._decoders: tuple[tuple[str, Any, type | None], ...] | None = None
+        self._factories: tuple[Mapping[str, TaskDependency], tuple[tuple[str, TaskDependency], ...]] | None = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} queue={self.options.queue!r}>"
@@ -276,31 +293,49 @@ class Task(Generic[P, R]):
         clone.options = options
         return clone
 
-    def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], provided: frozenset[str] = _NOTHING) -> None:
         """Check that the call matches the function's signature (injected parameters are filled at run time).
+
+        ``provided`` names the dependencies configured outside the task (``QueueConfig.dependencies``): a parameter
+        of that name is injected too.
 
         Raises:
             TypeError: the arguments do not fit (naming the task), or an injected parameter was passed.
         """
-        if not _INJECTED.isdisjoint(kwargs):
-            reserved = sorted(_INJECTED.intersection(kwargs))
+        shape = self._call_shape(provided)
+        if not shape.injected.isdisjoint(kwargs):
+            reserved = sorted(shape.injected.intersection(kwargs))
             raise TypeError(f"task {self.name!r}: {reserved} are injected at run time; do not pass them")
-        shape = self._call_shape()
         if not (shape.is_plain(args, kwargs) and shape.is_complete(args, kwargs)):
-            self._check_bound(args, kwargs)
+            self._check_bound(args, kwargs, shape.injected)
 
-    def _check_bound(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _check_bound(self, args: tuple[Any, ...], kwargs: dict[str, Any], injected: frozenset[str] = _INJECTED) -> None:
         """``check_call`` of any call, through ``Signature.bind`` (the fast path must agree with it)."""
-        injected = {name: None for name in _INJECTED if name in self.signature.parameters}
+        filled = {name: None for name in injected if name in self.signature.parameters}
         try:
-            self.signature.bind(*args, **kwargs, **injected)
+            self.signature.bind(*args, **kwargs, **filled)
         except TypeError as exc:
             raise TypeError(f"task {self.name!r}: {exc}") from None
 
-    def _call_shape(self) -> _CallShape:
-        if self._shape is None:
-            self._shape = _CallShape(self.signature)
-        return self._shape
+    def _call_shape(self, provided: frozenset[str] = _NOTHING) -> _CallShape:
+        shape = self._shape
+        injected = _INJECTED
+        if self.dependencies or provided:
+            injected = _INJECTED | frozenset(self.signature.parameters).intersection({*self.dependencies, *provided})
+        if shape is None or shape.injected != injected:
+            shape = self._shape = _CallShape(self.signature, injected)
+        return shape
+
+    def dependency_factories(self, provided: Mapping[str, TaskDependency]) -> tuple[tuple[str, TaskDependency], ...]:
+        """The dependencies an attempt opens, by parameter name: the function's parameters that the task's own
+        ``dependencies`` or ``provided`` (``QueueConfig.dependencies``) name; the task's own win."""
+        cached = self._factories
+        if cached is not None and cached[0] is provided:
+            return cached[1]
+        merged = {**provided, **self.dependencies}
+        factories = tuple((name, merged[name]) for name in self.signature.parameters if name in merged)
+        self._factories = (provided, factories)
+        return factories
 
     def _type_hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -320,7 +355,7 @@ class Task(Generic[P, R]):
         hints = self._type_hints()
         if not hints or not (args or kwargs):
             return args, kwargs
-        shape = self._call_shape()
+        shape = self._shape or self._call_shape()  # any injected names do: stored calls never hold them
         try:
             if shape.is_plain(args, kwargs):
                 return self._decode_plain(shape, hints, args, kwargs)
@@ -332,7 +367,7 @@ class Task(Generic[P, R]):
         self, exc: msgspec.ValidationError, hints: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> msgspec.ValidationError:
         """``exc`` of ``decode_call`` naming the task and the first argument that does not convert (error path)."""
-        shape = self._call_shape()
+        shape = self._shape or self._call_shape()
         if shape.is_plain(args, kwargs):
             arguments: dict[str, Any] = {**dict(zip(shape.names, args, strict=False)), **kwargs}
         else:
@@ -471,6 +506,26 @@ default_registry = TaskRegistry()
 """The registry ``@task`` uses unless given another."""
 
 
+def check_dependency_names(dependencies: Mapping[str, object], where: str) -> None:
+    """Refuse dependencies named like the parameters the runner fills itself.
+
+    Raises:
+        ConfigurationError: ``dependencies`` is not a mapping of names to callables, or a name is ``_job_id`` or
+            ``_task_context``.
+    """
+    if not isinstance(dependencies, Mapping) or not all(isinstance(name, str) and name for name in dependencies):
+        raise ConfigurationError(f"{where}: dependencies must map parameter names to factories, got {dependencies!r}")
+    reserved = sorted(_INJECTED.intersection(dependencies))
+    if reserved:
+        raise ConfigurationError(f"{where}: dependencies may not be named {reserved} (filled by the runner itself)")
+    for name, factory in dependencies.items():
+        if not callable(factory):
+            raise ConfigurationError(
+                f"{where}: dependency {name!r} must be a callable taking the TaskExecutionContext and returning an "
+                f"async context manager, got {type(factory).__name__}"
+            )
+
+
 def _decoder(name: str, annotation: Any) -> tuple[str, Any, type | None]:
     """How ``_decode`` treats parameter ``name``.
 
@@ -582,6 +637,7 @@ def task(
     initial_delay: float | timedelta = 0.0,
     jitter: float | timedelta = 0.0,
     max_instances: int = 1,
+    dependencies: Mapping[str, TaskDependency] | None = None,
     registry: TaskRegistry | None = None,
 ) -> _TaskDecorator: ...
 def task(
@@ -607,13 +663,16 @@ def task(
     initial_delay: float | timedelta = 0.0,
     jitter: float | timedelta = 0.0,
     max_instances: int = 1,
+    dependencies: Mapping[str, TaskDependency] | None = None,
     registry: TaskRegistry | None = None,
 ) -> Any:
     """Register a function as a task, bare (``@task``) or with a name and options (``@task("emails.send", retries=3)``).
 
     The name defaults to ``module.qualname``. Async and sync functions are accepted (sync ones run in a
     thread). A function may declare ``_job_id`` and ``_task_context`` to receive the record id and the
-    :class:`~litestar_queues.context.TaskExecutionContext`; they are never stored as arguments.
+    :class:`~litestar_queues.context.TaskExecutionContext`; they are never stored as arguments. ``dependencies``
+    maps parameter names to per-attempt :data:`~litestar_queues.context.TaskDependency` factories (a database
+    session, a client): the attempt opens them and passes their values; neither are they stored.
 
     Raises:
         ConfigurationError: an option is invalid (negative retries, unknown timezone, cron with interval...).
@@ -623,6 +682,7 @@ def task(
     def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
         task_name = _default_name(fn) if name is None or callable(name) else name
         check_name(task_name, "task name")
+        check_dependency_names(dependencies or {}, f"task {task_name!r}")
         options = changed_options(
             task_name,
             _DEFAULT_OPTIONS,
@@ -651,7 +711,9 @@ def task(
             jitter=jitter,
             max_instances=max_instances,
         )
-        created: Task[Any, Any] = Task(fn, name=task_name, options=options, schedule=schedule)
+        created: Task[Any, Any] = Task(
+            fn, name=task_name, options=options, schedule=schedule, dependencies=dependencies
+        )
         (registry if registry is not None else default_registry).register(created)
         return created
 

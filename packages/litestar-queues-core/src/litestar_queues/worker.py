@@ -114,6 +114,9 @@ class Worker:
         self._cut_drain = asyncio.Event()
         self._stopping: asyncio.Future[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._acting: set[asyncio.Task[Any]] = set()
+        self._stopping_loops = False
+        """The periodic loops in the middle of their action (a backend call): stopping lets them finish it."""
         self._ahead: tuple[asyncio.Task[list[TaskRecord]], int] | None = None
         """A claim sent ahead while the previous batch starts, and its size: its records are held, not started."""
         self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"lq-{self.id}")
@@ -217,8 +220,17 @@ class Worker:
 
         A loop in the middle of a backend call may not end at the first cancel: a client can swallow a cancellation
         that races its reply (seen in a pool opening a SQLite connection). The cancel is repeated, and a loop that
-        still runs is left behind, so that a stop never hangs.
+        still runs is left behind, so that a stop never hangs. A heartbeat or maintenance call in flight is first let
+        finish (within the same bound): cancelled halfway, a call may leave its connection checked out and, on SQLite,
+        its write lock held.
         """
+        self._stopping_loops = True
+        acting = {task for task in self._loops if task in self._acting}
+        for task in self._loops:
+            if task not in acting:
+                task.cancel()
+        if acting:
+            await asyncio.wait(acting, timeout=_STOP_CALL_SECONDS)
         pending = {task for task in self._loops if not task.done()}
         for _ in range(_CANCEL_TRIES):
             if not pending:
@@ -469,12 +481,17 @@ class Worker:
     # -- heartbeats and maintenance ----------------------------------------------------------------
 
     async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
-        while True:
+        while not self._stopping_loops:
             await asyncio.sleep(seconds)
+            current = asyncio.current_task()
+            assert current is not None
+            self._acting.add(current)
             try:
                 await action()
             except Exception as exc:
                 await self._backend_failed(action.__name__.strip("_"), exc)
+            finally:
+                self._acting.discard(current)
 
     def _info(self) -> WorkerInfo:
         return WorkerInfo(

@@ -4,10 +4,11 @@ Litestar inspects the dependency provider's signature at runtime, so this module
 postponed) annotations.
 """
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import cast
+from typing import Protocol, cast, runtime_checkable
 
 from click import Group
 from litestar import Litestar, Router
@@ -17,13 +18,13 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.plugins import CLIPlugin, InitPlugin
 
-from litestar_queues import QueueConfig, QueueService
+from litestar_queues import BackendConfig, QueueConfig, QueueService
 from litestar_queues.errors import ConfigurationError, QueueError
 from litestar_queues.events import QueueEventPublisher
 from litestar_queues.litestar.authorization import ChannelAuthorizer
 from litestar_queues.litestar.runtime import QueueRuntime, event_channels
 
-__all__ = ("QueuePlugin", "get_queue_plugin")
+__all__ = ("AppBoundBackendConfig", "QueuePlugin", "get_queue_plugin")
 
 logger = logging.getLogger("litestar_queues.litestar")
 
@@ -42,6 +43,12 @@ class QueuePlugin(InitPlugin, CLIPlugin):
     * adds the ``litestar queues`` command group;
     * mounts the web dashboard when ``QueueConfig.dashboard`` is a ``DashboardConfig`` (``docs/dashboard.md``),
       and warns at startup when it has no guards.
+
+    Its lifespan is registered after every other plugin has initialised, whatever their order in
+    ``Litestar(plugins=[...])``: the queue starts last and stops first, so tasks running while it drains still
+    have the database engines, Channels and clients other plugins' lifespans manage. A backend configuration that
+    takes its database from another plugin (``AdvancedAlchemyBackendConfig()`` without ``alchemy``) finds it then,
+    and running tasks see ``app.state`` as ``TaskExecutionContext.state``.
 
     Nothing is opened before the app's lifespan starts, so a server that forks or spawns several web workers
     gives each process its own service and its own in-app worker.
@@ -83,11 +90,10 @@ class QueuePlugin(InitPlugin, CLIPlugin):
         return self._authorize_channels
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Register the dependency, signature names and the lifespan.
+        """Register the dependency and signature names; the lifespan follows once every plugin initialised.
 
         Raises:
-            ConfigurationError: the dependency key is taken, or the event ``ChannelsPlugin`` is registered
-                after this plugin (it must start before the worker and stop after it).
+            ConfigurationError: the dependency key is taken.
         """
         key = self._config.queue_service_dependency_key
         if key in app_config.dependencies:
@@ -106,21 +112,22 @@ class QueuePlugin(InitPlugin, CLIPlugin):
             }
         )
         channels = self._channels
-        if channels is not None:
-            if channels in app_config.plugins:
-                if app_config.plugins.index(channels) > app_config.plugins.index(self):
-                    raise ConfigurationError(
-                        "list the ChannelsPlugin before QueuePlugin in Litestar(plugins=[...]): queue events are "
-                        "published through it, so it must start before the worker and stop after it drains"
-                    )
-            else:
-                # Not registered by the app: this plugin owns it. Its lifespan goes first so it outlives ours.
-                app_config.lifespan.append(channels)
+        if channels is not None and channels not in app_config.plugins:
+            # Not registered by the app: this plugin owns it. Its lifespan goes before ours so it outlives ours.
+            app_config.lifespan.append(channels)
         dashboard = self._config.dashboard
         if dashboard is not None:
             app_config.route_handlers.append(self._dashboard_router(dashboard, own_csrf=app_config.csrf_config is None))
-        app_config.lifespan.append(self._lifespan)
+        app_config.plugins.append(_AfterEveryPlugin(self))
         return app_config
+
+    def _finish_init(self, app_config: AppConfig) -> None:
+        """Once every plugin initialised: let the backend configuration find what it takes from the app, then
+        register the lifespan (after every lifespan other plugins registered)."""
+        backend = self._config.queue_backend
+        if isinstance(backend, AppBoundBackendConfig):
+            self._config = dataclasses.replace(self._config, queue_backend=backend.for_app(app_config))
+        app_config.lifespan.append(self._lifespan)
 
     def _dashboard_router(self, dashboard: object, *, own_csrf: bool) -> Router:
         from litestar_queues.litestar.dashboard.config import DashboardConfig  # noqa: PLC0415 - only with a dashboard
@@ -152,7 +159,9 @@ class QueuePlugin(InitPlugin, CLIPlugin):
             )
         async with AsyncExitStack() as stack:
             try:
-                runtime = await stack.enter_async_context(QueueRuntime(config, start_worker=config.in_app_worker))
+                runtime = await stack.enter_async_context(
+                    QueueRuntime(config, start_worker=config.in_app_worker, state=app.state)
+                )
             except QueueError as exc:  # the server's own report of the failed startup is a traceback
                 logger.error("litestar-queues could not start: %s", exc)
                 raise
@@ -170,6 +179,41 @@ class QueuePlugin(InitPlugin, CLIPlugin):
             finally:
                 for state_key in values:
                     app.state.pop(state_key, None)
+
+
+@runtime_checkable
+class AppBoundBackendConfig(Protocol):
+    """A backend configuration that takes something from the application, e.g. the database of another plugin."""
+
+    def for_app(self, app_config: AppConfig) -> BackendConfig:
+        """This configuration completed from ``app_config`` (every plugin has initialised by then).
+
+        Raises:
+            ConfigurationError: The app lacks what the configuration needs.
+        """
+        ...
+
+
+class _AfterEveryPlugin(InitPlugin):
+    """Runs the ``QueuePlugin``'s last initialisation step once no plugin follows it in the app's list.
+
+    Litestar initialises plugins in list order, including the plugins that ``on_app_init`` hooks append (Advanced
+    Alchemy's ``SQLAlchemyPlugin`` appends its ``SQLAlchemyInitPlugin``, which registers the engine's lifespan). A
+    step that is not last yet appends a fresh one behind the newcomers and stays as it is, inert: removing it would
+    make Litestar skip the plugin after it.
+    """
+
+    __slots__ = ("_plugin",)
+
+    def __init__(self, plugin: QueuePlugin) -> None:
+        self._plugin = plugin
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        if app_config.plugins[-1] is self:
+            self._plugin._finish_init(app_config)
+        else:
+            app_config.plugins.append(_AfterEveryPlugin(self._plugin))
+        return app_config
 
 
 def _service_provider(state_key: str) -> Callable[[State], QueueService]:

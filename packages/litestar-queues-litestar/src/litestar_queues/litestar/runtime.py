@@ -30,6 +30,7 @@ class QueueRuntime:
         "_exit_stack",
         "_initialize_schedules",
         "_start_worker",
+        "_state",
         "_wait_for_backend",
         "_worker_config",
         "service",
@@ -44,6 +45,7 @@ class QueueRuntime:
         worker_config: WorkerConfig | None = None,
         channels: ChannelsPlugin | None = None,
         initialize_schedules: bool | None = None,
+        state: object = None,
         wait_for_backend: bool = False,
     ) -> None:
         """Describe the runtime (nothing starts before ``async with``).
@@ -55,6 +57,7 @@ class QueueRuntime:
             channels: A ``ChannelsPlugin`` this process must start and stop itself (one no app lifespan runs):
                 see :func:`event_channels`.
             initialize_schedules: Initialise schedules on entry; ``config.initialize_schedules`` when ``None``.
+            state: The application's state, which running tasks see as ``TaskExecutionContext.state``.
             wait_for_backend: If the backend is unreachable on entry, wait for it with backoff (logging it) instead
                 of failing (``QueueService.open``).
         """
@@ -65,6 +68,7 @@ class QueueRuntime:
         self._initialize_schedules = (
             config.initialize_schedules if initialize_schedules is None else initialize_schedules
         )
+        self._state = state
         self._wait_for_backend = wait_for_backend
         self._exit_stack = AsyncExitStack()
         self.service: QueueService | None = None
@@ -84,7 +88,7 @@ class QueueRuntime:
         stack = self._exit_stack
         if self._channels is not None:
             await stack.enter_async_context(self._channels)
-        service = QueueService(self._config)
+        service = QueueService(self._config, state=self._state)
         await service.open(wait_for_backend=self._wait_for_backend)
         stack.push_async_callback(service.close)
         stack.callback(setattr, self, "service", None)

@@ -124,7 +124,7 @@ def run_command(
         worker_config = dataclasses.replace(
             plugin.config.worker, **{name: value for name, value in overrides.items() if value is not None}
         )
-        asyncio.run(_serve(plugin.config, worker_config, env.app_path, fail_fast=fail_fast))
+        asyncio.run(_serve(plugin.config, worker_config, env.app_path, app.state, fail_fast=fail_fast))
     except QueueError as exc:
         fail(str(exc))
 
@@ -186,7 +186,9 @@ def _serve_metrics(host: str, port: int) -> None:
     logger.info("metrics on http://%s:%d/metrics", host, port)
 
 
-async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str, *, fail_fast: bool) -> None:
+async def _serve(
+    config: QueueConfig, worker_config: WorkerConfig, app_path: str, state: object, *, fail_fast: bool
+) -> None:
     loop = asyncio.get_running_loop()
     drain = asyncio.Event()
     force = asyncio.Event()
@@ -209,6 +211,7 @@ async def _serve(config: QueueConfig, worker_config: WorkerConfig, app_path: str
         start_worker=True,
         worker_config=worker_config,
         channels=event_channels(config),
+        state=state,
         wait_for_backend=not fail_fast,
     )
     if not await _started(runtime, drain):

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis import exceptions
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from litestar_queues.backends.resp import RespBackend, RespClient, RespErrorTypes
+from litestar_queues.backends.resp import RespBackend, RespClusterClient, RespErrorTypes, RespPubSub, RespServerClient
 
 if TYPE_CHECKING:
     from litestar_queues.backends.redis.config import RedisBackendConfig
@@ -21,6 +22,14 @@ _ERRORS = RespErrorTypes(
     no_script=exceptions.NoScriptError,
 )
 _SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}
+
+
+def _redis_scheme(url: str) -> str:
+    """``url`` with a ``valkey(s)://`` scheme spelled ``redis(s)://``, which redis-py understands."""
+    for scheme, replacement in _SCHEMES.items():
+        if url.startswith(scheme):
+            return replacement + url[len(scheme) :]
+    return url
 
 
 class RedisBackend(RespBackend):
@@ -40,13 +49,23 @@ class RedisBackend(RespBackend):
         """
         super().__init__(config, _ERRORS)
 
-    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
-        for scheme, replacement in _SCHEMES.items():
-            if url.startswith(scheme):
-                url = replacement + url[len(scheme) :]
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespServerClient:
+        url = _redis_scheme(url)
         # redis-py retries commands by default; a retried script could apply twice, so the backend raises
         # RespConnectionError instead and the caller decides
         return Redis.from_pool(BlockingConnectionPool.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options}))
 
-    def _client_from_pool(self, pool: ConnectionPool) -> RespClient:
+    def _client_from_pool(self, pool: ConnectionPool) -> RespServerClient:
         return Redis(connection_pool=pool)
+
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClusterClient:
+        url = _redis_scheme(url)
+        # no retry after a connection error (a retried script could apply twice); MOVED/ASK are still followed
+        return RedisCluster.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options})
+
+    def _is_cluster_client(self, client: object) -> bool:
+        return isinstance(client, RedisCluster)
+
+    def _node_pubsub(self, node: ClusterNode) -> RespPubSub:
+        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        return Redis(connection_pool=pool).pubsub()

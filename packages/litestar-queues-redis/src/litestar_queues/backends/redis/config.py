@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import ClassVar
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 
 from litestar_queues.backends.redis.backend import RedisBackend
 from litestar_queues.backends.resp import RespBackendConfig
@@ -26,14 +26,14 @@ class RedisBackendConfig(RespBackendConfig):
             QueueConfig(queue_backend=RedisBackendConfig(url="redis://localhost:6379/0", key_prefix="myapp"))
 
     Attributes:
-        client: A ``redis.asyncio.Redis`` the app already owns; used as is and never closed.
+        client: A ``redis.asyncio.Redis`` (or ``RedisCluster``) the app already owns; used as is and never closed.
         connection_pool: A ``redis.asyncio.ConnectionPool`` the app already owns; never closed.
     """
 
     default_url: ClassVar[str] = "redis://localhost:6379/0"
 
     _: KW_ONLY
-    client: Redis | None = None
+    client: Redis | RedisCluster | None = None
     connection_pool: ConnectionPool | None = None
 
     def create_backend(self) -> RedisBackend:

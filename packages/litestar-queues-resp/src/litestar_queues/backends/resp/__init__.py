@@ -5,18 +5,28 @@ subclass :class:`RespBackend` and :class:`RespBackendConfig` with their own clie
 """
 
 from litestar_queues.backends.resp.backend import RespBackend
-from litestar_queues.backends.resp.client import RespClient, RespErrorTypes, RespPipeline, RespPubSub
-from litestar_queues.backends.resp.config import RespBackendConfig, describe_server, redact_url
+from litestar_queues.backends.resp.client import (
+    RespClient,
+    RespClusterClient,
+    RespErrorTypes,
+    RespPipeline,
+    RespPubSub,
+    RespServerClient,
+)
+from litestar_queues.backends.resp.config import RespBackendConfig, describe_server, hash_tagged, redact_url
 from litestar_queues.backends.resp.connection import RespConnectionError
 
 __all__ = (
     "RespBackend",
     "RespBackendConfig",
     "RespClient",
+    "RespClusterClient",
     "RespConnectionError",
     "RespErrorTypes",
     "RespPipeline",
     "RespPubSub",
+    "RespServerClient",
     "describe_server",
+    "hash_tagged",
     "redact_url",
 )

@@ -9,11 +9,17 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.backends.resp.batching import GroupCommit
-from litestar_queues.backends.resp.client import RespClient, RespErrorTypes
+from litestar_queues.backends.resp.client import (
+    RespClient,
+    RespClusterClient,
+    RespErrorTypes,
+    RespPubSub,
+    RespServerClient,
+)
 from litestar_queues.backends.resp.codec import (
     decode_optional_record,
     decode_record,
@@ -33,7 +39,7 @@ from litestar_queues.backends.resp.codec import (
     time_key,
     to_micros,
 )
-from litestar_queues.backends.resp.config import RespBackendConfig, describe_server
+from litestar_queues.backends.resp.config import RespBackendConfig, describe_server, hash_tagged
 from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConnectionError
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
@@ -87,8 +93,8 @@ def _event_bounds(where: EventFilter, cursor: str | None, *, newest_first: bool)
 
 def _decodes_responses(client: object) -> bool:
     """Whether the client turns replies into ``str`` (then scripts cannot answer in binary MessagePack)."""
-    options = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    return bool(isinstance(options, dict) and options.get("decode_responses"))
+    get_encoder = getattr(client, "get_encoder", None)
+    return bool(get_encoder is not None and getattr(get_encoder(), "decode_responses", False))
 
 
 class RespBackend(QueueBackend):
@@ -113,20 +119,22 @@ class RespBackend(QueueBackend):
         self._errors = errors
         retention = config.retention_seconds
         self._retention_us = None if retention is None else _seconds(retention)
-        self._prefix = config.key_prefix
+        self._cluster = config.cluster or self._is_cluster_client(config.client)
+        self._prefix = hash_tagged(config.key_prefix) if self._cluster else config.key_prefix
         where = describe_server(config.effective_url, config.client or config.connection_pool)
         self._monitor = ConnectionMonitor(f"{self.name} backend at {where} (prefix {self._prefix!r})")
         self._client: RespClient | None = None
         self._owns_client = False
         self._runner: ScriptRunner | None = None
         self._wakeups: Wakeups | None = None
+        self._listener_node = 0
         self._finishes = GroupCommit(self._not_open, max_batch=1)
         self._enqueues = GroupCommit(self._not_open, max_batch=1)
 
     # -- wiring hooks ------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespClient:
+    def _client_from_url(self, url: str, options: dict[str, Any]) -> RespServerClient:
         """Create a client for ``url`` on a blocking connection pool (a call waits for a free connection) of its own.
 
         ``options`` are the pool's keyword arguments: socket timeouts, ``max_connections``, ``timeout`` (the wait for
@@ -134,8 +142,25 @@ class RespBackend(QueueBackend):
         """
 
     @abc.abstractmethod
-    def _client_from_pool(self, pool: Any) -> RespClient:
+    def _client_from_pool(self, pool: Any) -> RespServerClient:
         """Create a client on the app's connection pool (closing the client must leave the pool open)."""
+
+    @abc.abstractmethod
+    def _cluster_client_from_url(self, url: str, options: dict[str, Any]) -> RespClusterClient:
+        """Create the library's asyncio cluster client for ``url`` (one node; it discovers the others).
+
+        ``options``: socket timeouts, ``max_connections`` (per node), then ``client_options``. The client must not
+        retry a command after a connection error (a retried script could apply twice); following ``MOVED``/``ASK``
+        redirections is fine (a redirected script did not run).
+        """
+
+    @abc.abstractmethod
+    def _is_cluster_client(self, client: object) -> bool:
+        """Whether ``client`` (an adopted client, or ``None``) is the library's cluster client."""
+
+    @abc.abstractmethod
+    def _node_pubsub(self, node: Any) -> RespPubSub:
+        """A pub/sub connection to one node of the cluster client (an entry of its ``get_nodes()``)."""
 
     def _create_client(self) -> tuple[RespClient, bool]:
         config = self.config
@@ -147,10 +172,25 @@ class RespBackend(QueueBackend):
             "socket_timeout": config.socket_timeout,
             "socket_connect_timeout": config.socket_connect_timeout,
             "max_connections": config.max_connections,
-            "timeout": config.pool_timeout,
-            **config.client_options,
         }
+        if self._cluster:
+            return self._cluster_client_from_url(config.effective_url, {**options, **config.client_options}), True
+        options = {**options, "timeout": config.pool_timeout, **config.client_options}
         return self._client_from_url(config.effective_url, options), True
+
+    def _cluster_listener(self) -> RespPubSub:
+        """A pub/sub connection for the wakeup listener in cluster mode: to the next node in turn, so that after
+        a node is lost the listener reconnects to another. Any node will do: a ``PUBLISH`` reaches every node."""
+        client = self._client
+        assert client is not None
+        nodes = cast("RespClusterClient", client).get_nodes()
+        self._listener_node += 1
+        return self._node_pubsub(nodes[self._listener_node % len(nodes)])
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix every key and channel starts with: ``config.key_prefix``, hash-tagged in cluster mode."""
+        return self._prefix
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -163,7 +203,14 @@ class RespBackend(QueueBackend):
         if self._runner is not None:
             return
         client, owned = self._create_client()
-        runner = ScriptRunner(client, self._errors, self._monitor, self._prefix, packed=not _decodes_responses(client))
+        runner = ScriptRunner(
+            client,
+            self._errors,
+            self._monitor,
+            self._prefix,
+            packed=not _decodes_responses(client),
+            cluster=self._cluster,
+        )
         try:
             await runner.load_all()
         except BaseException:
@@ -173,7 +220,12 @@ class RespBackend(QueueBackend):
         self._client, self._owns_client, self._runner = client, owned, runner
         self._finishes = GroupCommit(lambda batch: runner.call(Script.FINISH, batch), max_batch=_FINISH_BATCH)
         self._enqueues = GroupCommit(self._enqueue_batch, max_batch=_ENQUEUE_CALLS_BATCH)
-        self._wakeups = Wakeups(client, self._errors, self._monitor, self._prefix)
+        self._wakeups = Wakeups(
+            self._cluster_listener if self._cluster else cast("RespServerClient", client).pubsub,
+            self._errors,
+            self._monitor,
+            self._prefix,
+        )
 
     async def close(self) -> None:
         """Stop the wakeup listener and close the client if the backend created it."""
@@ -196,14 +248,17 @@ class RespBackend(QueueBackend):
         if client is None:
             raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
         pattern = "".join("\\" + char if char in "*?[]\\" else char for char in self._prefix) + ":*"
-        deleted, cursor = 0, 0
+        # scan_iter of a cluster client walks every primary in turn
+        deleted, batch = 0, []
         try:
-            while True:
-                cursor, keys = await client.scan(cursor, match=pattern, count=1000)
-                if keys:
-                    deleted += int(await client.delete(*keys))
-                if not int(cursor):
-                    return deleted
+            async for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    deleted += int(await client.delete(*batch))
+                    batch.clear()
+            if batch:
+                deleted += int(await client.delete(*batch))
+            return deleted
         except BaseException as exc:
             if self._errors.is_connection_error(exc):
                 raise self._monitor.failed(exc) from exc

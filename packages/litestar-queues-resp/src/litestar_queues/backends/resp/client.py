@@ -8,22 +8,22 @@ described by a :class:`RespErrorTypes` that each wiring package supplies.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ("RespClient", "RespErrorTypes", "RespPipeline", "RespPubSub")
+__all__ = ("RespClient", "RespClusterClient", "RespErrorTypes", "RespPipeline", "RespPubSub", "RespServerClient")
 
 
 class RespPipeline(Protocol):
     """A non-transactional pipeline: queue commands, send them in one round trip."""
 
-    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        """Queue an ``EVALSHA``."""
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Queue a command (``EVALSHA``: a cluster pipeline refuses its ``evalsha()`` method, not the command)."""
         ...
 
     def script_load(self, script: Any) -> Any:
-        """Queue a ``SCRIPT LOAD``."""
+        """Queue a ``SCRIPT LOAD`` (not on a cluster pipeline)."""
         ...
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
@@ -70,20 +70,32 @@ class RespClient(Protocol):
         """Return a :class:`RespPipeline`."""
         ...
 
-    def scan(self, cursor: int = 0, match: Any = None, count: int | None = None, _type: str | None = None) -> Any:
-        """One ``SCAN`` step: ``(next cursor, keys)`` (awaitable)."""
+    def scan_iter(self, match: Any = None, count: int | None = None, _type: str | None = None) -> AsyncIterator[Any]:
+        """The keys matching ``match``, by ``SCAN`` (a cluster client scans every primary)."""
         ...
 
     def delete(self, *names: Any) -> Any:
         """Delete keys (awaitable)."""
         ...
 
+    async def aclose(self) -> None:
+        """Close the client (and its pool when it owns it)."""
+        ...
+
+
+class RespServerClient(RespClient, Protocol):
+    """A client of one server (``redis.asyncio.Redis``, ``valkey.asyncio.Valkey``): it has pub/sub."""
+
     def pubsub(self, **kwargs: Any) -> Any:
         """Return a :class:`RespPubSub` on a connection of its own."""
         ...
 
-    async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        """Close the client (and its pool when it owns it)."""
+
+class RespClusterClient(RespClient, Protocol):
+    """A cluster client: its nodes (``redis.asyncio.RedisCluster``, ``valkey.asyncio.ValkeyCluster``)."""
+
+    def get_nodes(self) -> list[Any]:
+        """Every known node, primaries and replicas."""
         ...
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from litestar_queues.config import redact_url
 from litestar_queues.errors import ConfigurationError
 
-__all__ = ("RespBackendConfig", "describe_server", "redact_url")
+__all__ = ("RespBackendConfig", "describe_server", "hash_tagged", "redact_url")
 
 ConfigT = TypeVar("ConfigT", bound="RespBackendConfig")
 
@@ -24,7 +24,12 @@ class RespBackendConfig:
     Attributes:
         url: Server URL, e.g. ``redis://localhost:6379/0``. Ignored when a client or pool is given.
         key_prefix: Namespace of every key and channel, so several apps or test runs share one server safely.
-            Wrap it in braces (``"{myapp}"``) to keep all keys in one Redis Cluster slot.
+            In cluster mode it becomes the keys' hash tag: ``"myapp"`` is used as ``"{myapp}"`` (a prefix that has
+            a tag already is kept), so every key a script touches lives in one slot, on one shard.
+        cluster: Talk to a Redis Cluster / Valkey cluster through the library's cluster client; ``url`` names
+            any one node (the client discovers the others). A ``+cluster`` URL scheme (``redis+cluster://``,
+            ``valkey+cluster://``, ``rediss+cluster://``, ``valkeys+cluster://``) sets it too. An adopted
+            ``client`` that is a cluster client switches it on by itself.
         finished_retention: Seconds a terminal record (and its result) is kept after it finished, measured on
             the queue clock; finishing work deletes up to two older records per finish. ``None`` keeps them
             until ``prune`` removes them.
@@ -32,9 +37,12 @@ class RespBackendConfig:
         socket_timeout: Read timeout of a client the backend creates from ``url``.
         socket_connect_timeout: Connect timeout of a client the backend creates from ``url``.
         max_connections: Most connections of the pool the backend creates from ``url`` (the wakeup listener's
-            included). A call made while all are busy waits for one: a busy service is not an outage.
+            included). A call made while all are busy waits for one: a busy service is not an outage. In cluster
+            mode: per node, and a call made while all are busy fails at once (the cluster client has no waiting
+            pool); the wakeup listener has a connection of its own.
         pool_timeout: Seconds such a call waits for a free connection before it fails with
-            ``RespConnectionError`` ("no free connection"); ``None`` waits as long as it takes.
+            ``RespConnectionError`` ("no free connection"); ``None`` waits as long as it takes. Not used in cluster
+            mode.
         client_options: Extra keyword arguments for the connection pool created from ``url`` (and its connections).
         client: A client the app already owns (its library's asyncio client); used as is and never closed.
             Its own timeouts and retry settings apply, not ``socket_*``.
@@ -46,6 +54,7 @@ class RespBackendConfig:
     url: str | None = None
     _: KW_ONLY
     key_prefix: str = "lq"
+    cluster: bool = False
     finished_retention: float | timedelta | None = _WEEK
     enqueue_chunk_size: int = 500
     socket_timeout: float | None = 10.0
@@ -76,6 +85,12 @@ class RespBackendConfig:
             raise ConfigurationError(f"finished_retention must not be negative, got {self.finished_retention}")
         if self.url is not None:
             _check_url(self.url)
+            if urlsplit(self.url).scheme.lower().endswith(_CLUSTER_SUFFIX):
+                self.cluster = True
+        if self.cluster and self.connection_pool is not None:
+            raise ConfigurationError(
+                "cluster mode takes a url or a cluster client, not a connection_pool (a pool talks to one node)"
+            )
 
     @classmethod
     def from_url(cls: type[ConfigT], url: str) -> ConfigT:
@@ -97,11 +112,19 @@ class RespBackendConfig:
 
     @property
     def effective_url(self) -> str:
-        """``url``, or the default URL when none was given."""
-        return self.url or self.default_url
+        """``url`` (without a ``+cluster`` in its scheme), or the default URL when none was given."""
+        url = self.url or self.default_url
+        scheme, separator, rest = url.partition("://")
+        return scheme.lower().removesuffix(_CLUSTER_SUFFIX) + separator + rest
 
 
-_SCHEMES = frozenset({"redis", "rediss", "valkey", "valkeys", "unix"})
+_CLUSTER_SUFFIX = "+cluster"
+
+
+_SCHEMES = frozenset(
+    {"redis", "rediss", "valkey", "valkeys", "unix"}
+    | {scheme + _CLUSTER_SUFFIX for scheme in ("redis", "rediss", "valkey", "valkeys")}
+)
 
 
 def _check_url(url: str) -> None:
@@ -112,7 +135,7 @@ def _check_url(url: str) -> None:
     if parts.scheme.lower() not in _SCHEMES:
         raise ConfigurationError(
             f"{redact_url(url)!r} is not a server URL: expected redis://host:port/db (or rediss://, valkey://, "
-            "valkeys://, unix://)"
+            "valkeys://, unix://; redis+cluster://host:port and the like for a cluster)"
         )
     try:
         parts.port  # noqa: B018 - reading it validates it
@@ -121,6 +144,16 @@ def _check_url(url: str) -> None:
     database = parts.path.lstrip("/")
     if parts.scheme.lower() != "unix" and database and not database.isdigit():
         raise ConfigurationError(f"{redact_url(url)!r}: the database after the host must be a number, e.g. /0")
+    if parts.scheme.lower().endswith(_CLUSTER_SUFFIX) and database not in ("", "0"):
+        raise ConfigurationError(f"{redact_url(url)!r}: a cluster has only database 0")
+
+
+def hash_tagged(prefix: str) -> str:
+    """Return ``prefix`` with a cluster hash tag: as it is when it has one (``{...}`` around at least one
+    character, the first ``{`` counting), else wrapped in braces."""
+    start = prefix.find("{")
+    end = prefix.find("}", start + 1) if start >= 0 else -1
+    return prefix if end > start + 1 else "{" + prefix + "}"
 
 
 def describe_server(url: str, client: object | None) -> str:

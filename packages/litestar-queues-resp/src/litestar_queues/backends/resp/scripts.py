@@ -12,6 +12,7 @@ replies, so with such a client scripts answer with plain nested arrays instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import hashlib
@@ -107,10 +108,17 @@ _SOURCES = _load_sources()
 class ScriptRunner:
     """Runs scripts against one client under one key prefix, translating connection failures."""
 
-    __slots__ = ("_client", "_errors", "_mode", "_monitor", "_packed", "_prefix")
+    __slots__ = ("_client", "_cluster", "_errors", "_mode", "_monitor", "_packed", "_prefix")
 
     def __init__(
-        self, client: RespClient, errors: RespErrorTypes, monitor: ConnectionMonitor, prefix: str, *, packed: bool
+        self,
+        client: RespClient,
+        errors: RespErrorTypes,
+        monitor: ConnectionMonitor,
+        prefix: str,
+        *,
+        packed: bool,
+        cluster: bool = False,
     ) -> None:
         """Create a runner.
 
@@ -120,6 +128,8 @@ class ScriptRunner:
             monitor: Where connection failures are reported.
             prefix: The key prefix, passed to every script as ``KEYS[1]``.
             packed: Ask for MessagePack replies (the client must return bytes, not decoded ``str``).
+            cluster: ``client`` is a cluster client: scripts are loaded on every primary, and every call goes
+                through a pipeline (see ``_call_pipelined``).
         """
         self._client = client
         self._errors = errors
@@ -127,14 +137,19 @@ class ScriptRunner:
         self._prefix = prefix
         self._packed = packed
         self._mode = "p" if packed else ""
+        self._cluster = cluster
 
     async def load_all(self) -> None:
-        """Load every script into the server's script cache (one round trip)."""
-        pipe: RespPipeline = self._client.pipeline(transaction=False)
-        for source, _ in _SOURCES.values():
-            pipe.script_load(source)
+        """Load every script into the server's script cache (one round trip; on a cluster, into every primary's,
+        the scripts side by side)."""
         with self._connection_errors():
-            await pipe.execute()
+            if self._cluster:
+                await asyncio.gather(*(self._client.script_load(source) for source, _ in _SOURCES.values()))
+            else:
+                pipe: RespPipeline = self._client.pipeline(transaction=False)
+                for source, _ in _SOURCES.values():
+                    pipe.script_load(source)
+                await pipe.execute()
         self._monitor.succeeded()
 
     @contextlib.contextmanager
@@ -155,6 +170,8 @@ class ScriptRunner:
         Raises:
             RespConnectionError: the server could not be reached.
         """
+        if self._cluster:
+            return (await self._call_pipelined([(script, args)]))[0]
         sha = _SOURCES[script][1]
         payload = _pack(args)
         with self._connection_errors():
@@ -172,9 +189,14 @@ class ScriptRunner:
         Raises:
             RespConnectionError: the server could not be reached.
         """
-        if len(calls) == 1:
+        if len(calls) == 1 and not self._cluster:
             script, args = calls[0]
             return [await self.call(script, args)]
+        return await self._call_pipelined(calls)
+
+    async def _call_pipelined(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
+        # On a cluster every call takes this path: a cluster pipeline sends a command once, while valkey-py's cluster
+        # client retries a lone command after a connection error (and cannot run pipelines when told not to retry).
         with self._connection_errors():
             replies = await self._pipeline(calls)
             missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._errors.no_script)]
@@ -192,5 +214,5 @@ class ScriptRunner:
     async def _pipeline(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
         pipe: RespPipeline = self._client.pipeline(transaction=False)
         for script, args in calls:
-            pipe.evalsha(_SOURCES[script][1], 1, self._prefix, _pack(args), self._mode)
+            pipe.execute_command("EVALSHA", _SOURCES[script][1], 1, self._prefix, _pack(args), self._mode)
         return await pipe.execute(raise_on_error=False)

@@ -18,7 +18,7 @@ async def corrupt_args(backend: RespBackend, record_id: str) -> str:
     client = backend._client
     if client is None:
         raise RuntimeError(f"{type(backend).__name__} is not open")
-    key = f"{backend.config.key_prefix}:b:{record_id}"
+    key = f"{backend.key_prefix}:b:{record_id}"
     body = json.loads(await client.get(key))  # type: ignore[attr-defined]
     body[1] = "not a list"
     await client.set(key, json.dumps(body))  # type: ignore[attr-defined]

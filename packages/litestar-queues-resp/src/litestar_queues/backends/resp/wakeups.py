@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from litestar_queues.backends.resp.client import RespClient, RespErrorTypes, RespPubSub
+from litestar_queues.backends.resp.client import RespErrorTypes, RespPubSub
 from litestar_queues.backends.resp.codec import text
 from litestar_queues.backends.resp.connection import ConnectionMonitor
 
@@ -38,10 +38,10 @@ class Wakeups:
     """Waiters for work and finish hints, fed by one background pub/sub listener."""
 
     __slots__ = (
-        "_client",
         "_closed",
         "_confirm_waiters",
         "_confirmed",
+        "_connect",
         "_control",
         "_done_prefix",
         "_errors",
@@ -55,16 +55,18 @@ class Wakeups:
         "_work_waiters",
     )
 
-    def __init__(self, client: RespClient, errors: RespErrorTypes, monitor: ConnectionMonitor, prefix: str) -> None:
+    def __init__(
+        self, connect: Callable[[], RespPubSub], errors: RespErrorTypes, monitor: ConnectionMonitor, prefix: str
+    ) -> None:
         """Create the waiters; nothing connects until the first wait.
 
         Args:
-            client: The client whose pool provides the pub/sub connection.
+            connect: Returns a new pub/sub connection (called again after each lost one), e.g. ``client.pubsub``.
             errors: The client library's exception classes.
             monitor: Where the listener reports outages.
             prefix: The key prefix the scripts publish under.
         """
-        self._client = client
+        self._connect = connect
         self._errors = errors
         self._monitor = monitor
         self._wake_prefix = f"{prefix}:wake:"
@@ -197,7 +199,7 @@ class Wakeups:
     async def _listen(self) -> None:
         delay = _BACKOFF_FIRST_SECONDS
         while not self._closed:
-            pubsub: RespPubSub = self._client.pubsub()
+            pubsub = self._connect()
             try:
                 await self._subscribe_all(pubsub)
                 self._live = pubsub

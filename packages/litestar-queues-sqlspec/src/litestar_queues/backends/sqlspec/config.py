@@ -8,11 +8,12 @@ import msgspec
 
 from litestar_queues.backends.sqlspec.database import DriverName, detect_driver, family_of
 from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, Family, validate_table_prefix
-from litestar_queues.backends.sqlspec.pooler import POOLER_MODES, PoolerMode, app_pooler, check_unprepared
+from litestar_queues.backends.sqlspec.pooler import app_pooler, check_unprepared
 from litestar_queues.backends.sqlspec.urls import config_from_url, family_of_url, with_driver
 from litestar_queues.config import redact_url
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.limits import check_seconds
+from litestar_queues.sql.pooler import POOLER_MODES, PoolerMode
 
 if TYPE_CHECKING:
     from litestar_queues.backends.sqlspec.backend import SQLSpecBackend
@@ -154,16 +155,19 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
             True,
         )
 
-    def create_listen_config(self, sqlspec_config: Any, driver: str) -> Any:
-        """Return the SQLSpec configuration whose ``create_connection()`` opens the LISTEN connection: one for
-        ``direct_dsn`` (or an app-owned configuration's), else ``sqlspec_config`` itself; ``None`` behind a
-        transaction-mode pooler without a direct URL (the backend then polls)."""
-        direct = self.direct_dsn
-        if direct is None and self.sqlspec_config is not None:
-            direct = app_pooler(self.sqlspec_config)[1]
-        if direct is not None:
-            return config_from_url(with_driver(direct, driver), connect_timeout=self.connect_timeout)
-        return None if self.pooler_mode == "transaction" else sqlspec_config
+    @property
+    def listen_url(self) -> str | None:
+        """The URL the LISTEN connection goes to when it must not go through the pool's pooler: ``direct_dsn``, else
+        an app-owned configuration's ``driver_features["direct_dsn"]``; ``None``: a connection like the pool's."""
+        if self.direct_dsn is None and self.sqlspec_config is not None:
+            return app_pooler(self.sqlspec_config)[1]
+        return self.direct_dsn
+
+    def direct_listen_config(self, driver: str) -> Any:
+        """The SQLSpec configuration of the LISTEN connection for :attr:`listen_url`, with the pool's ``driver``;
+        ``None`` without one (a connection like the pool's)."""
+        url = self.listen_url
+        return None if url is None else config_from_url(with_driver(url, driver), connect_timeout=self.connect_timeout)
 
     def create_backend(self) -> SQLSpecBackend:
         """Build the (unopened) backend this configuration describes."""

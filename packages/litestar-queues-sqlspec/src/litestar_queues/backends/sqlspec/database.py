@@ -28,7 +28,7 @@ from litestar_queues.backends.sqlspec.names import Family
 from litestar_queues.backends.sqlspec.native import AsyncpgRunner, NativeRunner, PsycopgRunner, connection_failed
 from litestar_queues.errors import ConfigurationError
 
-__all__ = ("SUPPORTED_DRIVERS", "Database", "DriverName", "detect_driver", "family_of")
+__all__ = ("SUPPORTED_DRIVERS", "Database", "DriverName", "check_session", "detect_driver", "family_of")
 
 _T = TypeVar("_T")
 
@@ -68,6 +68,22 @@ def detect_driver(config: Any) -> DriverName:
     )
     msg = f"unsupported SQLSpec configuration {type(config).__qualname__} ({module}); use one of {supported}"
     raise ConfigurationError(msg)
+
+
+def check_session(session: object, driver: DriverName) -> None:
+    """Check that ``session`` is a SQLSpec driver session of ``driver``'s adapter (a transactional enqueue's).
+
+    Raises:
+        TypeError: It is not.
+    """
+    package = next(package for package, name in SUPPORTED_DRIVERS.items() if name == driver)
+    module = type(session).__module__
+    if not (module == package or module.startswith(f"{package}.")) or not hasattr(session, "select"):
+        msg = (
+            f"session= takes the application's SQLSpec driver session of the queue's {driver} adapter (the one whose "
+            f"transaction the records join, e.g. from provide_session()), got {type(session).__qualname__}"
+        )
+        raise TypeError(msg)
 
 
 def family_of(driver: DriverName) -> Family:

@@ -12,21 +12,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from litestar_queues.backends.sqlspec.codec import ValueCodec
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import chunked
 from litestar_queues.backends.sqlspec.names import TableNames
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage, event_cursor, event_position, parse_event_cursor
+from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
+from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, event_page, event_rows
+from litestar_queues.sql.rows import ValueCodec
 
 __all__ = ("EventStore",)
 
-_COLUMNS = ("id", "occurred_at", "seq", "task_id", "queue", "event_type", "body")
 _ROWS_PER_INSERT = 250
 """Rows per insert statement (seven parameters each, far below every driver's limit)."""
-_ORDER = ("occurred_at", "seq", "id")
 _PG_TYPES = ("varchar", "timestamptz", "bigint", "varchar", "varchar", "varchar", "text")
-"""The PostgreSQL types of ``_COLUMNS``, for the arrays of the one-statement insert."""
+"""The PostgreSQL types of ``EVENT_COLUMNS``, for the arrays of the one-statement insert."""
 
 
 class EventStore:
@@ -38,7 +37,7 @@ class EventStore:
         self._db = db
         self._codec = codec
         self._table = events = names.events
-        into = f"INSERT INTO {events} ({', '.join(_COLUMNS)})"
+        into = f"INSERT INTO {events} ({', '.join(EVENT_COLUMNS)})"
         self._insert = f"{into} VALUES"
         self._insert_arrays: str | None = None
         if names.family == "mysql":
@@ -51,7 +50,9 @@ class EventStore:
             # The picked ids joined back by primary key: ``id IN (subquery)`` is planned as a hash join over the
             # whole table.
             self._insert_suffix = " ON CONFLICT (id) DO NOTHING"
-            arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in zip(_COLUMNS, _PG_TYPES, strict=True))
+            arrays = ", ".join(
+                f"CAST(:{column} AS {kind}[])" for column, kind in zip(EVENT_COLUMNS, _PG_TYPES, strict=True)
+            )
             self._insert_arrays = f"{into} SELECT * FROM unnest({arrays})"  # noqa: S608 - a quoted table name
             self._delete = (
                 f"WITH picked AS MATERIALIZED (SELECT id FROM {events} WHERE occurred_at < :before "  # noqa: S608 - a quoted table name
@@ -67,28 +68,16 @@ class EventStore:
 
     async def append(self, events: Sequence[QueueEvent]) -> None:
         """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""
-        time = self._codec.time
-        rows = [
-            (
-                event.id,
-                time(event.occurred_at),
-                event.sequence or 0,
-                event.task_id,
-                event.queue,
-                event.type,
-                event.to_json().decode(),
-            )
-            for event in events
-        ]
+        rows = event_rows(events, self._codec.time)
         if self._insert_arrays is not None:  # PostgreSQL: one fixed statement, a column per array parameter
-            columns = dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+            columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
             await self._db.execute(self._insert_arrays + self._insert_suffix, columns)
             return
         for chunk in chunked(rows, _ROWS_PER_INSERT):
             values: list[str] = []
             params: dict[str, Any] = {}
             for number, row in enumerate(chunk):
-                names = [f"{column}{number}" for column in _COLUMNS]
+                names = [f"{column}{number}" for column in EVENT_COLUMNS]
                 values.append(f"({', '.join(f':{name}' for name in names)})")
                 params.update(zip(names, row, strict=True))
             sql = f"{self._insert} {', '.join(values)}{self._insert_suffix}"
@@ -114,14 +103,10 @@ class EventStore:
             conditions.append(f"(occurred_at, seq, id) {'<' if newest_first else '>'} (:at, :seq, :id)")
             params.update(at=time(after.occurred_at), seq=after.sequence, id=after.id)
         direction = " DESC" if newest_first else ""
-        order = ", ".join(f"{column}{direction}" for column in _ORDER)
+        order = ", ".join(f"{column}{direction}" for column in EVENT_ORDER)
         where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         sql = f"SELECT body FROM {self._table}{where_sql} ORDER BY {order} LIMIT :limit"  # noqa: S608 - built here
-        events = [QueueEvent.from_json(row["body"]) for row in await self._db.select(sql, params)]
-        if len(events) > limit:
-            del events[limit:]
-            return EventPage(events, event_cursor(event_position(events[-1])))
-        return EventPage(events, None)
+        return event_page([row["body"] for row in await self._db.select(sql, params)], limit)
 
     async def prune(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first; return how many."""

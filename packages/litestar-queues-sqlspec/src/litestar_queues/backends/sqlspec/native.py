@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 from sqlspec.exceptions import DeadlockError, SerializationConflictError, SQLSpecError, UniqueViolationError
 
+from litestar_queues.sql.failures import connection_lost
+
 __all__ = ("AsyncpgRunner", "NativeRunner", "PsycopgRunner", "connection_failed")
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -31,15 +33,12 @@ _MAPPED: dict[str, type[SQLSpecError]] = {
 
 
 def connection_failed(error: BaseException) -> bool:
-    """Whether ``error`` says the connection failed rather than the statement: it carries no SQLSTATE (a socket
-    or client-side error, such as a driver's connection left in a broken state) or one of the connection
-    exception (``08``) and operator intervention (``57P``: shutdown, restart) classes. A cancellation is neither.
-    """
+    """Whether ``error`` (a SQLSpec or driver error) says the connection failed rather than the statement
+    (:func:`~litestar_queues.sql.failures.connection_lost`). A cancellation is neither."""
     if not isinstance(error, Exception):
         return False
     source = error.__cause__ if isinstance(error, SQLSpecError) and error.__cause__ is not None else error
-    state = str(getattr(source, "sqlstate", "") or "")
-    return not state or state.startswith(("08", "57P"))
+    return connection_lost(getattr(source, "sqlstate", None))
 
 
 def _reraise(error: Exception) -> NoReturn:

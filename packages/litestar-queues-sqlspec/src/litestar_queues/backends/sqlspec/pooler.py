@@ -1,70 +1,21 @@
-"""PostgreSQL behind a connection pooler in transaction mode (PgBouncer's ``pool_mode = transaction`` and the like).
+"""What an application's own SQLSpec configuration says about a pooler in transaction mode (PgBouncer), and whether
+it is fit for one.
 
-Such a pooler lends a server connection for one transaction at a time, so nothing may outlive a transaction on
-a connection. The backend's own statements keep nothing (no ``SET``, no temporary tables; the migration lock is
-transaction-level), which leaves three things:
-
-* **Named prepared statements.** asyncpg prepares and caches one per statement text and connection, psycopg
-  prepares a statement after its fifth run; through the pooler the next use lands on another server connection
-  ("prepared statement … does not exist" / "already exists"). URL setups turn both off (``statement_cache_size=0``,
-  ``prepare_threshold=None``: the drivers then send unnamed statements, one per execution). An application's own
-  SQLSpec configuration must do it itself (``driver_features={"pooler_mode": "transaction"}`` on SQLSpec 0.67+);
-  it is checked, never changed.
-* **asyncpg's type introspection.** asyncpg learns an array type it has no codec for (the backend binds
-  ``varchar[]``, ``bigint[]`` and ``timestamptz[]``) with three statements that turn ``jit`` off for the *session*
-  around a catalog query and back on after it (``set_config('jit', …, false)``). Through the pooler they land on
-  three server connections: the query may run with JIT (seconds on a busy server; a worker's first finish waited
-  behind it) and other clients' server connections are left with ``jit`` changed. URL setups learn those types
-  when a connection is created, inside one transaction (so on one server connection), before any operation.
-* **LISTEN.** A subscription lives on one server connection, which the pooler lends to other clients between
-  transactions: notifications go nowhere. The LISTEN connection goes to ``direct_dsn`` instead, which reaches the
-  server directly (or through a pooler in session mode); without one the backend does not listen and workers poll.
-  NOTIFY works through the pooler (it is sent at commit), so processes that do listen still hear every enqueue.
+The backend follows such a configuration, never changes it: its ``driver_features`` name the mode (and a
+``direct_dsn`` to LISTEN on), and it must already prepare no named statements (see
+:mod:`litestar_queues.sql.pooler` for why); URL setups get the pooler settings from ``urls``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from litestar_queues.errors import ConfigurationError
 
-__all__ = (
-    "BOUND_ARRAY_TYPES",
-    "POOLER_MODES",
-    "PoolerMode",
-    "app_pooler",
-    "check_unprepared",
-    "learn_array_types",
-    "unprepared_options",
-)
-
-PoolerMode = Literal["session", "transaction"]
-"""How connections reach PostgreSQL: directly or through a session-mode pooler, or through a transaction-mode one."""
-
-POOLER_MODES: tuple[PoolerMode, ...] = ("session", "transaction")
+__all__ = ("app_pooler", "check_unprepared")
 
 _ASYNCPG_STATEMENT_CACHE = 100  # asyncpg's default statement_cache_size
 _PSYCOPG_PREPARE_THRESHOLD = 5  # psycopg's default prepare_threshold
-
-BOUND_ARRAY_TYPES = ("varchar[]", "bigint[]", "timestamptz[]")
-"""The array types the backend's PostgreSQL statements bind or return, which asyncpg introspects on first use."""
-
-_LEARN_ARRAYS = "SELECT " + ", ".join(f"CAST(${n} AS {t})" for n, t in enumerate(BOUND_ARRAY_TYPES, start=1))
-
-
-async def learn_array_types(connection: Any) -> None:
-    """asyncpg ``on_connection_create`` hook behind a transaction-mode pooler: introspect :data:`BOUND_ARRAY_TYPES`
-    inside one transaction (see the module docstring); the codecs then stay with the client connection."""
-    async with connection.transaction():
-        await connection.fetchrow(_LEARN_ARRAYS, *(None for _ in BOUND_ARRAY_TYPES))
-
-
-def unprepared_options(driver: str) -> dict[str, Any]:
-    """``connection_config`` entries that keep ``driver`` from preparing named statements (psycopg's go to the
-    ``kwargs`` that every new connection receives)."""
-    if driver == "asyncpg":
-        return {"statement_cache_size": 0}
-    return {"prepare_threshold": None}
 
 
 def app_pooler(sqlspec_config: Any) -> tuple[str | None, str | None]:

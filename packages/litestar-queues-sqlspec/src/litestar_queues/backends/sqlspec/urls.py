@@ -13,7 +13,8 @@ URL                                       SQLSpec configuration
 ========================================  ===========================================
 
 With ``pooler_mode="transaction"`` (a PgBouncer in transaction mode in between) the PostgreSQL drivers prepare no
-named statements, and asyncpg learns the backend's array types in one transaction per connection (see ``pooler``).
+named statements, and asyncpg learns the backend's array types in one transaction per connection (see
+:mod:`litestar_queues.sql.pooler`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from litestar_queues.backends.sqlspec.names import Family
-from litestar_queues.backends.sqlspec.pooler import learn_array_types, unprepared_options
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.sql.pooler import learn_array_types, unprepared_options
 
 __all__ = ("SCHEMES", "config_from_url", "family_of_url", "with_driver")
 

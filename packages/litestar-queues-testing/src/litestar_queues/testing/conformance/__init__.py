@@ -22,6 +22,7 @@ from litestar_queues.testing.conformance.round_trip import RecordRoundTripConfor
 from litestar_queues.testing.conformance.schedule_slots import ScheduleSlotConformance
 from litestar_queues.testing.conformance.statistics import StatisticsConformance
 from litestar_queues.testing.conformance.suite import BackendConformance
+from litestar_queues.testing.conformance.transactions import TransactionConformance
 from litestar_queues.testing.conformance.transfer import TransferConformance
 from litestar_queues.testing.conformance.undecodable import UndecodableConformance
 from litestar_queues.testing.conformance.wakeups import WakeupConformance
@@ -50,6 +51,7 @@ __all__ = (
     "RetryConformance",
     "ScheduleSlotConformance",
     "StatisticsConformance",
+    "TransactionConformance",
     "TransferConformance",
     "UndecodableConformance",
     "WakeupConformance",

@@ -19,8 +19,21 @@ from litestar_queues.testing.conformance.support import QUEUE, enqueue_one, make
 __all__ = ("CapabilityConformance",)
 
 
-async def _use(capability: Capability, backend: QueueBackend, now: datetime) -> Callable[[], Awaitable[None]]:
+async def _use(
+    capability: Capability, backend: QueueBackend, now: datetime, request: pytest.FixtureRequest
+) -> Callable[[], Awaitable[None]]:
     """Return a call that exercises ``capability`` briefly."""
+    if capability is Capability.TRANSACTIONAL_ENQUEUE:
+        if capability not in backend.capabilities:
+            return lambda: _discard(backend.enqueue_within(object(), [make_record(now)]))
+        transactions = request.getfixturevalue("caller_transaction")
+
+        async def within() -> None:
+            async with transactions() as transaction:
+                await backend.enqueue_within(transaction.session, [make_record(now)])
+                await transaction.rollback()
+
+        return within
     if capability is Capability.PUSH_WAKEUP:
         return lambda: backend.wait_for_work([QUEUE], timeout=0.01)
     if capability is Capability.FINISH_WAKEUP:
@@ -46,6 +59,10 @@ async def _use(capability: Capability, backend: QueueBackend, now: datetime) -> 
     pytest.fail(f"the conformance suite does not know how to exercise {capability!r} yet")
 
 
+async def _discard(call: Awaitable[object]) -> None:
+    await call
+
+
 class CapabilityConformance(ConformanceBase):
     """``capabilities`` tells the truth about every optional operation."""
 
@@ -58,9 +75,9 @@ class CapabilityConformance(ConformanceBase):
 
     @pytest.mark.parametrize("capability", list(Capability), ids=[capability.value for capability in Capability])
     async def test_capability_is_honoured_both_ways(
-        self, backend: QueueBackend, now: datetime, capability: Capability
+        self, backend: QueueBackend, now: datetime, capability: Capability, request: pytest.FixtureRequest
     ) -> None:
-        call = await _use(capability, backend, now)
+        call = await _use(capability, backend, now, request)
         if capability in backend.capabilities:
             try:
                 with anyio.fail_after(10):

@@ -23,6 +23,7 @@ from litestar_queues.testing.conformance.retries import RetryConformance
 from litestar_queues.testing.conformance.round_trip import RecordRoundTripConformance
 from litestar_queues.testing.conformance.schedule_slots import ScheduleSlotConformance
 from litestar_queues.testing.conformance.statistics import StatisticsConformance
+from litestar_queues.testing.conformance.transactions import TransactionConformance
 from litestar_queues.testing.conformance.transfer import TransferConformance
 from litestar_queues.testing.conformance.undecodable import UndecodableConformance
 from litestar_queues.testing.conformance.wakeups import WakeupConformance
@@ -55,6 +56,7 @@ class BackendConformance(
     RecordRoundTripConformance,
     UndecodableConformance,
     WakeupConformance,
+    TransactionConformance,
     EventHistoryConformance,
     CapabilityConformance,
 ):
@@ -62,5 +64,6 @@ class BackendConformance(
 
     The fixture yields an opened backend over empty storage. Optionally provide ``second_backend``,
     another backend instance over the same storage, to run the cross-connection tests, and ``corrupt_record``
-    (see :class:`UndecodableConformance`) to run the undecodable-record tests.
+    (see :class:`UndecodableConformance`) to run the undecodable-record tests; a backend declaring
+    ``TRANSACTIONAL_ENQUEUE`` also provides ``caller_transaction`` (see :class:`TransactionConformance`).
     """

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, new_
 
 __all__ = (
     "LEASE_SECONDS",
+    "CallerTransaction",
     "OWNER",
     "QUEUE",
     "after",
@@ -36,6 +38,16 @@ QUEUE = "conformance"
 """The queue the suite's records use unless a test says otherwise."""
 OWNER = "worker-a"
 LEASE_SECONDS = 30
+
+
+@dataclass
+class CallerTransaction:
+    """An open transaction of the caller's own on the backend's database (for ``TRANSACTIONAL_ENQUEUE``)."""
+
+    session: object
+    """What the backend's ``enqueue_within`` takes (e.g. a SQLAlchemy ``AsyncSession``)."""
+    commit: Callable[[], Awaitable[None]]
+    rollback: Callable[[], Awaitable[None]]
 
 
 def after(now: datetime, seconds: float) -> datetime:

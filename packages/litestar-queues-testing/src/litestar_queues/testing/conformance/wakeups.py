@@ -148,6 +148,10 @@ async def _finish_transition(
         record = await enqueue_one(backend, make_record(now, scheduled_at=after(now, 3600), expires_at=now))
         return record.id, lambda: backend.expire(now=now, limit=10)
     running = await _running(backend, now)
+    if transition == "retry after a cancel request":  # a cancel request wins over a retry: it ends cancelled
+        await backend.cancel(running.id, now=now)
+        retry = retry_at(now, error=TaskError(type="builtins.ConnectionError", message="retry"))
+        return running.id, lambda: backend.finish(running.lease, retry, now=now)
     status = TaskStatus(transition.removeprefix("finish "))
     error = None if status is TaskStatus.COMPLETED else TaskError(type="builtins.RuntimeError", message="ended")
     return running.id, lambda: backend.finish(running.lease, Outcome(status=status, error=error), now=now)
@@ -267,7 +271,15 @@ class WakeupConformance(ConformanceBase):
         assert not scope.cancelled_caught, rule("wait_for_work", "return after timeout seconds")
 
     @pytest.mark.parametrize(
-        "transition", ["finish completed", "finish failed", "finish cancelled", "cancel pending", "expire"]
+        "transition",
+        [
+            "finish completed",
+            "finish failed",
+            "finish cancelled",
+            "cancel pending",
+            "expire",
+            "retry after a cancel request",
+        ],
     )
     async def test_wakeup_wait_for_finish_returns_early_after_a_transition_to_terminal(
         self, backend: QueueBackend, now: datetime, transition: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import ClassVar
 
-from valkey.asyncio import ConnectionPool, Valkey
+from valkey.asyncio import ConnectionPool, Valkey, ValkeyCluster
 
 from litestar_queues.backends.resp import RespBackendConfig
 from litestar_queues.backends.valkey.backend import ValkeyBackend
@@ -26,14 +26,14 @@ class ValkeyBackendConfig(RespBackendConfig):
             QueueConfig(queue_backend=ValkeyBackendConfig(url="valkey://localhost:6379/0", key_prefix="myapp"))
 
     Attributes:
-        client: A ``valkey.asyncio.Valkey`` the app already owns; used as is and never closed.
+        client: A ``valkey.asyncio.Valkey`` (or ``ValkeyCluster``) the app already owns; used as is and never closed.
         connection_pool: A ``valkey.asyncio.ConnectionPool`` the app already owns; never closed.
     """
 
     default_url: ClassVar[str] = "valkey://localhost:6379/0"
 
     _: KW_ONLY
-    client: Valkey | None = None
+    client: Valkey | ValkeyCluster | None = None
     connection_pool: ConnectionPool | None = None
 
     def create_backend(self) -> ValkeyBackend:

@@ -19,11 +19,14 @@ from typing import Any, ClassVar, TypeVar
 
 from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, ValueCodec, decode_task, encode_json
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import DuplicateTaskError
-from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.records import EnqueueOutcome, Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.enqueue import enqueue_records
+from litestar_queues.sql.failures import retrying
+from litestar_queues.sql.finishing import finish_params, finish_values
+from litestar_queues.sql.rows import TASK_COLUMNS, ValueCodec, decode_task
 
 __all__ = ("SELECT_COLUMNS", "Dialect", "chunked")
 
@@ -32,8 +35,6 @@ _T = TypeVar("_T")
 SELECT_COLUMNS = ", ".join(column for column in TASK_COLUMNS if column != "active_key")
 TERMINAL_SQL = "('completed', 'failed', 'cancelled', 'expired')"
 REQUEUEABLE_SQL = "('failed', 'cancelled', 'expired')"
-_DEADLOCK_TRIES = 8
-"""Tries of a statement or transaction chosen as a deadlock victim before the error propagates."""
 _INSERT_BYTES_PER_CHUNK = 4 * 1024 * 1024
 """Rough bound on one bulk insert's payload, well under MySQL's default ``max_allowed_packet``."""
 
@@ -148,12 +149,7 @@ class Dialect(ABC):
     async def retrying(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``operation`` (one statement or transaction) again when the database chose it as a deadlock victim:
         it was rolled back, so nothing of it applied."""
-        for _ in range(_DEADLOCK_TRIES - 1):
-            try:
-                return await operation()
-            except DeadlockError:
-                continue
-        return await operation()
+        return await retrying(operation, _is_deadlock)
 
     def decode(self, row: dict[str, Any]) -> TaskRecord:
         """Return the record of a task row."""
@@ -183,22 +179,41 @@ class Dialect(ABC):
 
     # -- writing work ------------------------------------------------------------------------------
 
-    @abstractmethod
-    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
-        """Insert records, skipping any that conflict on id or active key; return the inserted ids."""
+    async def enqueue(self, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """Insert ``records`` deduplicating by id, then by active key; one outcome per input, in input order."""
+        return await enqueue_records(self, records)
 
-    async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+    async def enqueue_within(self, session: Any, records: Sequence[TaskRecord]) -> list[EnqueueOutcome]:
+        """:meth:`enqueue` inside the open transaction of ``session`` (the caller's SQLSpec driver); never ends it."""
+        return await enqueue_records(_OnSession(self, session), records)
+
+    async def select_on(self, session: Any, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Run a statement returning rows in its own session (again if a deadlock aborted it), or in ``session`` (the
+        caller's, whose transaction a deadlock aborts: the error is theirs) when given."""
+        if session is None:
+            return await self.retrying(lambda: self.db.select(sql, params))
+        return list(await session.select(sql, params))
+
+    @abstractmethod
+    async def insert_tasks(self, records: Sequence[TaskRecord], *, session: Any = None) -> set[str]:
+        """Insert records, skipping any that conflict on id or active key; return the inserted ids.
+
+        In ``session``, the caller's, when given (inside its transaction, never ended here).
+        """
+
+    async def select_where_in(self, column: str, values: Sequence[str], *, session: Any = None) -> list[dict[str, Any]]:
         """Return the task rows whose ``column`` is one of ``values`` (a list as long as a bulk enqueue)."""
         condition, params = self.in_list(column, "v", values)
-        return await self.db.select(f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition}", params)
+        sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {condition}"
+        return await self.select_on(session, sql, params)
 
-    async def fetch_by_ids(self, ids: Sequence[str]) -> list[TaskRecord]:
+    async def fetch_by_ids(self, ids: Sequence[str], *, session: Any = None) -> list[TaskRecord]:
         """Return the stored records with these ids."""
-        return [self.decode(row) for row in await self.select_where_in("id", ids)]
+        return [self.decode(row) for row in await self.select_where_in("id", ids, session=session)]
 
-    async def fetch_active_by_keys(self, keys: Sequence[str]) -> list[TaskRecord]:
+    async def fetch_active_by_keys(self, keys: Sequence[str], *, session: Any = None) -> list[TaskRecord]:
         """Return the active records holding these keys."""
-        return [self.decode(row) for row in await self.select_where_in("active_key", keys)]
+        return [self.decode(row) for row in await self.select_where_in("active_key", keys, session=session)]
 
     async def get(self, record_id: str) -> TaskRecord | None:
         """Return the record with ``record_id``, or ``None``."""
@@ -309,28 +324,11 @@ class Dialect(ABC):
 
     def finish_statement(self, lease: Lease, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
         """Return the guarded UPDATE applying ``outcome`` under ``lease`` (without RETURNING)."""
-        status = as_status(outcome.status)
-        terminal = status is not TaskStatus.PENDING
-        shape = (terminal, outcome.refund_attempt and not terminal, outcome.only_if_lease_expired)
-        sql = self._finish_sql.get(shape)
+        values = finish_values(outcome)
+        sql = self._finish_sql.get(values.shape)
         if sql is None:
-            sql = self._finish_sql[shape] = self._build_finish_sql(*shape)
-        codec = self.codec
-        error = outcome.error
-        params: dict[str, Any] = {
-            "id": lease.record_id,
-            "owner": lease.owner,
-            "token": lease.token,
-            "error": None if error is None else encode_json(error),
-        }
-        params["now"] = codec.time(now)
-        if terminal:
-            params["status"] = status.value
-            params["result"] = None if outcome.result is None else encode_json(outcome.result)
-        else:
-            assert outcome.scheduled_at is not None  # checked by the backend
-            params["scheduled_at"] = codec.time(outcome.scheduled_at)
-        return sql, params
+            sql = self._finish_sql[values.shape] = self._build_finish_sql(*values.shape)
+        return sql, finish_params(values, lease, now, self.codec.time)
 
     def _build_finish_sql(self, terminal: bool, refund: bool, only_if_expired: bool) -> str:
         fence = "id = :id AND status = 'running' AND owner = :owner AND token = :token"
@@ -371,11 +369,7 @@ class Dialect(ABC):
         terminal = as_status(outcome.status) is not TaskStatus.PENDING
         notify = (self.names.finish_channel, "id") if terminal else (self.names.wakeup_channel, "queue")
         records = await self.update_returning(sql, params, notify=notify)
-        if not records:
-            return None
-        if not terminal and records[0].status is TaskStatus.CANCELLED:  # a cancel request won over the retry
-            await self.announce_finished(records[0].id)
-        return records[0]
+        return records[0] if records else None
 
     async def announce_finished(self, record_id: str) -> None:
         """Tell finish waiters in other processes that ``record_id`` became terminal (PostgreSQL NOTIFY)."""
@@ -545,5 +539,28 @@ class Dialect(ABC):
         return bool(await self.db.select(sql, params))
 
 
+class _OnSession:
+    """The dialect's enqueue statements run in the caller's session (a deduplicating enqueue's ``RecordInserter``)."""
+
+    __slots__ = ("dialect", "session")
+
+    def __init__(self, dialect: Dialect, session: Any) -> None:
+        self.dialect = dialect
+        self.session = session
+
+    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
+        return await self.dialect.insert_tasks(records, session=self.session)
+
+    async def fetch_by_ids(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self.dialect.fetch_by_ids(ids, session=self.session)
+
+    async def fetch_active_by_keys(self, keys: Sequence[str]) -> list[TaskRecord]:
+        return await self.dialect.fetch_active_by_keys(keys, session=self.session)
+
+
 def _duplicate(record_id: str) -> DuplicateTaskError:
     return DuplicateTaskError(f"cannot requeue {record_id}: another active record holds its key")
+
+
+def _is_deadlock(error: Exception) -> bool:
+    return isinstance(error, DeadlockError)

@@ -17,26 +17,25 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-import msgspec
 from sqlspec.exceptions import DeadlockError, UniqueViolationError
 
-from litestar_queues.backend import finished_record
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, MySQLValueCodec, encode_task
+from litestar_queues.backend import claimed_record, finished_record
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError, DuplicateTaskError
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.rows import TASK_COLUMNS, MySQLValueCodec, encode_task
 
 __all__ = ("MySQLDialect",)
 
-_T = TypeVar("_T")
 _ROWS_PER_CHUNK = 2000
 """Rows per insert transaction (asyncmy splits each into multi-row statements of at most 1 MB)."""
 _ATTEMPTS = 8
 """Tries of a transaction that lost a duplicate-key race (or a deadlock) before the error propagates."""
+_SAVEPOINT = "litestar_queues_enqueue"
 _VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -136,26 +135,35 @@ class MySQLDialect(Dialect):
             await session.begin()
             yield session
 
-    async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
-        """``IN (…)`` over a list as long as a bulk enqueue (see :func:`_select_native`)."""
+    async def select_where_in(self, column: str, values: Sequence[str], *, session: Any = None) -> list[dict[str, Any]]:
+        """``IN (…)`` over a list as long as a bulk enqueue (see :func:`_select_native`).
+
+        In the caller's ``session`` a locking read, which sees the latest committed rows rather than the snapshot
+        of a REPEATABLE READ transaction.
+        """
         placeholders = ", ".join("%s" for _ in values)
         sql = f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {column} IN ({placeholders})"
-        async with self.db.session() as session:
-            return await _select_native(session, sql, values)
+        if session is not None:
+            return await _select_native(session, f"{sql} LOCK IN SHARE MODE", values)
+        async with self.db.session() as own:
+            return await _select_native(own, sql, values)
 
     # -- writing work ------------------------------------------------------------------------------
 
-    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
+    async def insert_tasks(self, records: Sequence[TaskRecord], *, session: Any = None) -> set[str]:
         """Insert chunk by chunk; a chunk that hits an existing id or key is redone without the conflicting rows.
 
         Each chunk is one ``executemany`` of the one-row INSERT, which asyncmy rewrites into multi-row
         INSERT statements of up to 1 MB each, inside one transaction so a duplicate rolls the whole
         chunk back. A lone record is a plain autocommit INSERT. On a duplicate key the chunk is retried
         in a transaction that first locks the rows already holding its ids or keys (``FOR UPDATE``), so
-        those cannot become terminal meanwhile, and inserts the rest.
+        those cannot become terminal meanwhile, and inserts the rest. In the caller's ``session`` every chunk locks
+        first (see :meth:`_insert_in`).
         """
         id_column = TASK_COLUMNS.index("id")
         rows = [encode_task(record, self.codec) for record in records]
+        if session is not None:
+            return await self._insert_in(session, rows)
         if len(rows) == 1:
             try:
                 await self.db.execute(self.sql_insert, dict(zip(self._insert_params, rows[0], strict=True)))
@@ -165,8 +173,8 @@ class MySQLDialect(Dialect):
         inserted: set[str] = set()
         for chunk in chunked(rows, _ROWS_PER_CHUNK):
             try:
-                async with self.transaction() as session:
-                    await session.execute_many(self.sql_insert_many, list(chunk))
+                async with self.transaction() as own:
+                    await own.execute_many(self.sql_insert_many, list(chunk))
             except UniqueViolationError:
                 inserted.update(await self._insert_avoiding_conflicts(chunk))
             else:
@@ -174,44 +182,55 @@ class MySQLDialect(Dialect):
         return inserted
 
     async def _insert_avoiding_conflicts(self, chunk: Sequence[tuple[Any, ...]]) -> set[str]:
-        id_column = TASK_COLUMNS.index("id")
-        key_column = TASK_COLUMNS.index("active_key")
         for attempt in range(_ATTEMPTS):
             try:
                 async with self.transaction() as session:
-                    ids = [row[id_column] for row in chunk]
-                    keys = [row[key_column] for row in chunk if row[key_column] is not None]
-                    where = f"id IN ({', '.join('%s' for _ in ids)})"
-                    if keys:
-                        where += f" OR active_key IN ({', '.join('%s' for _ in keys)})"
-                    sql = f"SELECT id, active_key FROM {self.names.tasks} WHERE {where} FOR UPDATE"
-                    existing = await _select_native(session, sql, [*ids, *keys])
-                    taken_ids = {row["id"] for row in existing}
-                    taken_keys = {row["active_key"] for row in existing if row["active_key"] is not None}
-                    fresh = [
-                        row for row in chunk if row[id_column] not in taken_ids and row[key_column] not in taken_keys
-                    ]
-                    if fresh:
-                        await session.execute_many(self.sql_insert_many, fresh)
-                    return {row[id_column] for row in fresh}
+                    return await self._insert_free(session, chunk)
             except (UniqueViolationError, DeadlockError):
                 if attempt == _ATTEMPTS - 1:
                     raise
         return set()  # pragma: no cover - the loop returns or raises
 
-    # -- claiming and running ----------------------------------------------------------------------
+    async def _insert_free(self, session: Any, chunk: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Lock the rows already holding the chunk's ids or keys (``FOR UPDATE``: they cannot become terminal
+        meanwhile, and an uncommitted holder is waited for), then insert the other rows."""
+        id_column = TASK_COLUMNS.index("id")
+        key_column = TASK_COLUMNS.index("active_key")
+        ids = [row[id_column] for row in chunk]
+        keys = [row[key_column] for row in chunk if row[key_column] is not None]
+        where = f"id IN ({', '.join('%s' for _ in ids)})"
+        if keys:
+            where += f" OR active_key IN ({', '.join('%s' for _ in keys)})"
+        sql = f"SELECT id, active_key FROM {self.names.tasks} WHERE {where} FOR UPDATE"
+        existing = await _select_native(session, sql, [*ids, *keys])
+        taken_ids = {row["id"] for row in existing}
+        taken_keys = {row["active_key"] for row in existing if row["active_key"] is not None}
+        fresh = [row for row in chunk if row[id_column] not in taken_ids and row[key_column] not in taken_keys]
+        if fresh:
+            await session.execute_many(self.sql_insert_many, fresh)
+        return {row[id_column] for row in fresh}
 
-    def _started(self, row: dict[str, Any], owner: str, now: datetime, lease_expires_at: datetime) -> TaskRecord:
-        record = self.decode(row)
-        return msgspec.structs.replace(
-            record,
-            status=TaskStatus.RUNNING,
-            owner=owner,
-            token=record.token + 1,
-            attempts=record.attempts + 1,
-            started_at=now,
-            lease_expires_at=lease_expires_at,
-        )
+    async def _insert_in(self, session: Any, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Insert in the caller's transaction: lock first (a duplicate-key error followed by a locking read would
+        deadlock concurrent inserts of one key), a race lost in between undone to a savepoint and tried again. A
+        deadlock ended the caller's transaction: it propagates."""
+        inserted: set[str] = set()
+        for chunk in chunked(rows, _ROWS_PER_CHUNK):
+            for attempt in range(_ATTEMPTS):
+                await session.execute_script(f"SAVEPOINT {_SAVEPOINT}")
+                try:
+                    fresh = await self._insert_free(session, chunk)
+                except UniqueViolationError:
+                    await session.execute_script(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+                    continue
+                await session.execute_script(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+                inserted |= fresh
+                break
+        return inserted
+
+    # -- claiming and running ----------------------------------------------------------------------
 
     async def _start(
         self, session: Any, rows: list[dict[str, Any]], owner: str, now: datetime, lease_expires_at: datetime
@@ -219,7 +238,9 @@ class MySQLDialect(Dialect):
         condition, params = self.in_list("id", "id", [row["id"] for row in rows])
         params.update(owner=owner, now=self.codec.time(now), lease_expires_at=self.codec.time(lease_expires_at))
         await session.execute(f"UPDATE {self.names.tasks} {self.claim_set()} WHERE {condition}", params)
-        return [self._started(row, owner, now, lease_expires_at) for row in rows]
+        return [
+            claimed_record(self.decode(row), owner=owner, now=now, lease_expires_at=lease_expires_at) for row in rows
+        ]
 
     async def claim(
         self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime

@@ -17,15 +17,13 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
 
-import msgspec
-
-from litestar_queues.backend import finished_record
-from litestar_queues.backends.sqlspec.batching import Coalescer
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, PostgresValueCodec, encode_json, encode_task
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.batching import Coalescer
+from litestar_queues.sql.finishing import Ending, ending, ending_arrays, finished_records, lease_arrays
+from litestar_queues.sql.rows import TASK_COLUMNS, PostgresValueCodec, encode_json_rows, encode_task
 
 __all__ = ("PostgresDialect",)
 
@@ -59,11 +57,6 @@ _COLUMN_TYPES: dict[str, str] = {
     "cancel_requested": "boolean",
     "progress": "text",
 }
-_Row = msgspec.defstruct("_Row", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True)
-"""A task row as one JSON object, the shape ``json_to_recordset`` reads; a missing key is a NULL column, so
-NULLs are left out (a new record has a dozen). The structured columns travel as strings holding their JSON
-text: PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would become text, and task
-arguments may hold one."""
 _ROWS_PER_INSERT = 5000
 _PARALLEL_INSERTS = 4
 _MIN_ROWS_PER_PARALLEL_INSERT = 250
@@ -72,9 +65,6 @@ connection: the server inserts them in parallel."""
 _IDS_PER_NOTIFICATION = 20
 """Finished ids sent per notification: 20 ids of at most 380 bytes stay under PostgreSQL's 8000-byte payload
 (longer ids, up to 255 four-byte characters, go alone)."""
-_Ending = tuple[str, str, int, str, datetime, str | None, str | None, TaskRecord | None]
-"""A terminal finish: record id, owner, token, status, moment, result JSON, error JSON, and the finished
-record when the caller's claimed record gave it (else it is read back)."""
 
 
 class PostgresDialect(Dialect):
@@ -178,7 +168,7 @@ class PostgresDialect(Dialect):
             if notify
             else f"{finish}SELECT id FROM u"
         )
-        self._finishes: Coalescer[_Ending, TaskRecord | None] = Coalescer(
+        self._finishes: Coalescer[Ending, TaskRecord | None] = Coalescer(
             self._finish_many, key=itemgetter(0), max_in_flight=2
         )
         self.sql_renew = (
@@ -263,10 +253,10 @@ class PostgresDialect(Dialect):
         sql, extra = self.notifying(f"{self.sql_resume} RETURNING queue", self.names.wakeup_channel, "queue")
         return bool(await self.db.select(sql, {"queue": queue, **extra}))
 
-    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
+    async def insert_tasks(self, records: Sequence[TaskRecord], *, session: Any = None) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``,
-        chunked (chunks of a large call run concurrently on pooled connections; no two records of one call share
-        an id or a key).
+        chunked (chunks of a large call run concurrently on pooled connections, or one after the other in the
+        caller's ``session``; no two records of one call share an id or a key).
 
         One text parameter holding the rows as msgspec JSON costs the client far less than one array per column
         (asyncpg checks every array element against abstract base classes; psycopg adapts each in Python).
@@ -275,11 +265,14 @@ class PostgresDialect(Dialect):
             params = dict(zip(TASK_COLUMNS, encode_task(records[0], self.codec), strict=True))
             if self.notify:
                 params["notify_channel"] = self.names.wakeup_channel
-            rows = await self.retrying(lambda: self.db.select(self.sql_insert_one, params))
-            return {found["id"] for found in rows}
+            return {found["id"] for found in await self.select_on(session, self.sql_insert_one, params)}
         size = min(_ROWS_PER_INSERT, max(_MIN_ROWS_PER_PARALLEL_INSERT, -(-len(records) // _PARALLEL_INSERTS)))
         chunks = [records[start : start + size] for start in range(0, len(records), size)]
         inserted: set[str] = set()
+        if session is not None:
+            for chunk in chunks:
+                inserted |= await self._insert_chunk(chunk, session)
+            return inserted
         for first in range(0, len(chunks), _PARALLEL_INSERTS):
             outcomes = await asyncio.gather(
                 *(self._insert_chunk(chunk) for chunk in chunks[first : first + _PARALLEL_INSERTS]),
@@ -291,13 +284,14 @@ class PostgresDialect(Dialect):
                 inserted |= outcome
         return inserted
 
-    async def _insert_chunk(self, chunk: Sequence[TaskRecord]) -> set[str]:
-        params: dict[str, Any] = {"rows": encode_json([_Row(*encode_task(record, self.codec)) for record in chunk])}
+    async def _insert_chunk(self, chunk: Sequence[TaskRecord], session: Any = None) -> set[str]:
+        params: dict[str, Any] = {"rows": encode_json_rows(chunk, self.codec)}
         if self.notify:
             params["notify_channel"] = self.names.wakeup_channel
         # Concurrent bulk enqueues whose keys collide wait for each other's uncommitted rows, in row order: a
-        # deadlock is possible, and retried (the insert skips conflicts, so nothing applies twice).
-        rows = await self.retrying(lambda: self.db.select(self.sql_insert, params))
+        # deadlock is possible, and retried outside a caller's transaction (the insert skips conflicts, so nothing
+        # applies twice).
+        rows = await self.select_on(session, self.sql_insert, params)
         return {found["id"] for found in rows if found["id"] is not None}
 
     async def claim(
@@ -321,34 +315,16 @@ class PostgresDialect(Dialect):
         The shared statement returns only ids: a caller's ``claimed`` record gives its finished record,
         the finished records of callers without one are read back.
         """
-        status = as_status(outcome.status)
-        if status is TaskStatus.PENDING or outcome.only_if_lease_expired:
+        if as_status(outcome.status) is TaskStatus.PENDING or outcome.only_if_lease_expired:
             return super().finish(lease, outcome, now=now)
-        error = outcome.error
-        ending: _Ending = (
-            lease.record_id,
-            lease.owner,
-            lease.token,
-            status.value,
-            now,
-            None if outcome.result is None else encode_json(outcome.result),
-            None if error is None else encode_json(error),
-            None if claimed is None else finished_record(claimed, outcome, now),
-        )
-        return self._finishes.submit(ending)
+        return self._finishes.submit(ending(lease, outcome, now, claimed))
 
-    async def _finish_many(self, endings: Sequence[_Ending]) -> list[TaskRecord | None]:
-        columns = ("ids", "owners", "tokens", "statuses", "moments", "results", "errors")
-        params: dict[str, Any] = {
-            name: list(values)
-            for name, values in zip(columns, zip(*(ending[:7] for ending in endings), strict=True), strict=True)
-        }
+    async def _finish_many(self, endings: Sequence[Ending]) -> list[TaskRecord | None]:
+        params: dict[str, Any] = ending_arrays(endings)
         if self.notify:
             params["notify_channel"] = self.names.finish_channel
         done = {row["id"] for row in await self.retrying(lambda: self.db.select(self.sql_finish_many, params))}
-        unknown = [ending[0] for ending in endings if ending[7] is None and ending[0] in done]
-        read = {record.id: record for record in await self.fetch_by_ids(unknown)} if unknown else {}
-        return [(ending[7] or read.get(ending[0])) if ending[0] in done else None for ending in endings]
+        return await finished_records(endings, done, self.fetch_by_ids)
 
     async def announce_finished(self, record_id: str) -> None:
         """``pg_notify`` on the finish channel."""
@@ -359,23 +335,13 @@ class PostgresDialect(Dialect):
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
         """One statement joining the fences as arrays."""
-        params = {
-            "lease_expires_at": lease_expires_at,
-            "ids": [lease.record_id for lease in leases],
-            "owners": [lease.owner for lease in leases],
-            "tokens": [lease.token for lease in leases],
-        }
+        params = {"lease_expires_at": lease_expires_at, **lease_arrays(leases)}
         rows = await self.retrying(lambda: self.db.select(self.sql_renew, params))
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
 
     async def save_progress(self, updates: Sequence[tuple[Lease, str]]) -> None:
         """One statement joining the fences and their progress as arrays."""
-        params = {
-            "ids": [lease.record_id for lease, _ in updates],
-            "owners": [lease.owner for lease, _ in updates],
-            "tokens": [lease.token for lease, _ in updates],
-            "progress": [progress for _, progress in updates],
-        }
+        params = {**lease_arrays([lease for lease, _ in updates]), "progress": [progress for _, progress in updates]}
         await self.db.execute(self.sql_save_progress, params)
 
     async def expire(self, *, now: datetime, limit: int) -> int:

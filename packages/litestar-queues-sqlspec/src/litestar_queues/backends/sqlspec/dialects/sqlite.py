@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
-from litestar_queues.backends.sqlspec.codec import TASK_COLUMNS, SQLiteValueCodec, encode_json, encode_task
 from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.records import TaskRecord
+from litestar_queues.sql.rows import TASK_COLUMNS, SQLiteValueCodec, check_sqlite_version, encode_json, encode_task
 
 __all__ = ("SQLiteDialect", "check_sqlite_location")
 
@@ -29,9 +29,6 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock; concurrent starters rely on the retries alone
     fcntl = None  # type: ignore[assignment]
-
-_MIN_VERSION = (3, 35, 0)
-"""``RETURNING`` arrived in SQLite 3.35."""
 
 
 def check_sqlite_location(config: Any, where: str) -> None:
@@ -89,9 +86,7 @@ class SQLiteDialect(Dialect):
         Raises:
             ConfigurationError: The Python build links an older SQLite library.
         """
-        if sqlite3.sqlite_version_info < _MIN_VERSION:
-            msg = f"the SQLSpec backend needs SQLite 3.35+ (RETURNING); this Python links {sqlite3.sqlite_version}"
-            raise ConfigurationError(msg)
+        check_sqlite_version("SQLSpec backend")
 
     @asynccontextmanager
     async def migration_guard(self, session: Any) -> AsyncIterator[bool | None]:
@@ -133,29 +128,26 @@ class SQLiteDialect(Dialect):
         """``BEGIN IMMEDIATE``: wait for, then hold, the database write lock."""
         await (await session.connection.execute("BEGIN IMMEDIATE")).close()
 
-    async def insert_tasks(self, records: Sequence[TaskRecord]) -> set[str]:
-        """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, chunked under the bind-parameter limit."""
+    async def insert_tasks(self, records: Sequence[TaskRecord], *, session: Any = None) -> set[str]:
+        """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, chunked under the bind-parameter limit (in
+        the caller's ``session`` when given)."""
         inserted: set[str] = set()
         for chunk in chunked([encode_task(record, self.codec) for record in records], self._rows_per_insert):
             sql = f"{self._insert_head}{', '.join(self._insert_row for _ in chunk)} ON CONFLICT DO NOTHING RETURNING id"
-            async with self.db.session() as session:
-                # Straight to the aiosqlite connection of the SQLSpec session: SQLSpec would parse the
-                # statement (seconds for thousands of placeholders), and without parsing it does not
-                # see that INSERT … RETURNING returns rows.
-                cursor = await session.connection.execute(sql, [value for row in chunk for value in row])
-                try:
-                    returned: list[Any] = list(await cursor.fetchall())
-                    inserted.update(row["id"] if isinstance(row, dict) else row[0] for row in returned)
-                finally:
-                    await cursor.close()
+            values = [value for row in chunk for value in row]
+            if session is not None:
+                inserted |= await _insert_rows(session, sql, values)
+            else:
+                async with self.db.session() as own:
+                    inserted |= await _insert_rows(own, sql, values)
         return inserted
 
-    async def select_where_in(self, column: str, values: Sequence[str]) -> list[dict[str, Any]]:
+    async def select_where_in(self, column: str, values: Sequence[str], *, session: Any = None) -> list[dict[str, Any]]:
         """Bind the list as one JSON array (``json_each``): one statement text, parsed once, whatever the length."""
         sql = (
             f"SELECT {SELECT_COLUMNS} FROM {self.names.tasks} WHERE {column} IN (SELECT value FROM json_each(:members))"
         )
-        return await self.db.select(sql, {"members": encode_json(list(values))})
+        return await self.select_on(session, sql, {"members": encode_json(list(values))})
 
     async def claim(
         self, queues: Sequence[str], *, owner: str, limit: int, now: datetime, lease_expires_at: datetime
@@ -187,3 +179,15 @@ class SQLiteDialect(Dialect):
     async def acquire_lock(self, name: str, *, owner: str, expires_at: datetime, now: datetime) -> bool:
         """One conditional upsert."""
         return await self.acquire_lock_on_conflict(name, owner=owner, expires_at=expires_at, now=now)
+
+
+async def _insert_rows(session: Any, sql: str, values: list[Any]) -> set[str]:
+    """Run an ``INSERT … RETURNING id`` straight on the aiosqlite connection of a SQLSpec session: SQLSpec would
+    parse the statement (seconds for thousands of placeholders), and without parsing it does not see that
+    ``INSERT … RETURNING`` returns rows."""
+    cursor = await session.connection.execute(sql, values)
+    try:
+        returned: list[Any] = list(await cursor.fetchall())
+        return {row["id"] if isinstance(row, dict) else row[0] for row in returned}
+    finally:
+        await cursor.close()

@@ -1,11 +1,12 @@
 """One dedicated PostgreSQL connection that LISTENs for wakeups, and comes back when it is lost.
 
-Notifications are hints; polling stays the truth. The listener opens its own connection through a
-SQLSpec configuration's ``create_connection()``: the pool's (same parameters, no pool slot taken), or, behind
-a transaction-mode pooler such as PgBouncer, one for ``direct_dsn`` (see ``pooler``). When the connection
-dies — server restart, ``pg_terminate_backend``, network — the listener notices (termination callback or a
-failing health check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since
-notifications sent while it was away are lost.
+Notifications are hints; polling stays the truth. The backend tells the listener how to open its connection
+(an asyncpg ``Connection`` or a psycopg ``AsyncConnection``, whatever library the backend reaches them through)
+and how to let go of it: one like the pool's, or, behind a transaction-mode pooler such as PgBouncer, one to the
+server's own address (see :mod:`litestar_queues.sql.pooler`). When the connection dies — server restart,
+``pg_terminate_backend``, network — the listener notices (termination callback or a failing health check),
+reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since notifications sent while it was
+away are lost. The driver objects are used through their methods only: nothing here imports a driver.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
 
-from litestar_queues.backends.sqlspec.database import DriverName
+__all__ = ("ListenDriver", "NotificationListener", "close_connection")
 
-__all__ = ("NotificationListener",)
+logger = logging.getLogger("litestar_queues.sql")
 
-logger = logging.getLogger("litestar_queues.backends.sqlspec")
+ListenDriver = Literal["asyncpg", "psycopg"]
+"""The PostgreSQL drivers whose connections the listener can LISTEN on."""
 
 _HEALTH_CHECK_SECONDS = 5.0
 _MAX_BACKOFF_SECONDS = 2.0
@@ -31,7 +33,8 @@ class NotificationListener:
 
     __slots__ = (
         "_channels",
-        "_config",
+        "_close",
+        "_connect",
         "_connected",
         "_driver",
         "_health_seconds",
@@ -42,23 +45,28 @@ class NotificationListener:
 
     def __init__(
         self,
-        config: Any,
-        driver: DriverName,
+        connect: Callable[[], Awaitable[Any]],
+        driver: ListenDriver,
         channels: Mapping[str, Callable[[str], None]],
         *,
         on_connected: Callable[[], None],
+        close: Callable[[Any], Awaitable[None]] | None = None,
         health_check_seconds: float = _HEALTH_CHECK_SECONDS,
     ) -> None:
         """Prepare a listener (call :meth:`start`).
 
         Args:
-            config: A SQLSpec asyncpg or psycopg configuration (``create_connection()`` opens the connection).
+            connect: Opens a new driver connection (asyncpg ``Connection`` or psycopg ``AsyncConnection``) for the
+                listener alone; it is never shared while the listener holds it.
             driver: ``"asyncpg"`` or ``"psycopg"``.
             channels: Channel name to the handler of its payloads.
             on_connected: Called after every successful (re)subscription.
+            close: Lets go of a connection ``connect`` opened, lost or not (default: close it, then drop the socket
+                if it does not close promptly).
             health_check_seconds: How often an idle connection is probed.
         """
-        self._config = config
+        self._connect = connect
+        self._close = close or close_connection
         self._driver = driver
         self._channels = dict(channels)
         self._on_connected = on_connected
@@ -81,7 +89,7 @@ class NotificationListener:
     def start(self) -> None:
         """Start listening in the background (``wait_connected`` waits for the subscription; polling covers a
         failure)."""
-        self._task = asyncio.create_task(self._run(), name="litestar-queues-sqlspec-listener")
+        self._task = asyncio.create_task(self._run(), name="litestar-queues-listener")
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""
@@ -106,7 +114,7 @@ class NotificationListener:
         while True:
             _raise_if_cancelling()
             try:
-                connection = await self._config.create_connection()
+                connection = await self._connect()
             except Exception as error:
                 if down_since is None:
                     down_since = loop.time()
@@ -133,7 +141,7 @@ class NotificationListener:
             finally:
                 self._connected.clear()
                 self.server_pid = None
-                await _close(connection)
+                await self._close(connection)
             backoff = 0.0  # reconnect at once after losing a working connection
 
     def _subscribed(self, pid: int) -> None:
@@ -184,7 +192,7 @@ def _raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-async def _close(connection: Any) -> None:
+async def close_connection(connection: Any) -> None:
     """Close politely for a moment, then drop the socket: a dead server must not hold up ``stop()``."""
     try:
         await asyncio.wait_for(asyncio.shield(connection.close()), _HEALTH_CHECK_SECONDS)

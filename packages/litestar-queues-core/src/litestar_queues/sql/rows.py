@@ -1,31 +1,36 @@
-"""Conversion between :class:`~litestar_queues.records.TaskRecord` and table rows.
+"""The table row of a :class:`~litestar_queues.records.TaskRecord`, shared by the SQL backends.
 
-Structured fields (``args``, ``kwargs``, ``result``, ``error``, ``metadata``) are stored as msgspec JSON
-text on every database, so a row reads the same whatever the driver's JSON codecs are. Times and
-flags differ per family (see :class:`ValueCodec`); everything else is stored as is.
+Every SQL backend stores the same columns (:data:`TASK_COLUMNS`) the same way, so their tables stay alike.
+Structured fields (``args``, ``kwargs``, ``result``, ``error``, ``metadata``) are stored as msgspec JSON text on
+every database, so a row reads the same whatever the driver's JSON codecs are. Times and flags differ per family
+(see :class:`ValueCodec`); everything else is stored as is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
 
-from litestar_queues.errors import SerializationError
+from litestar_queues.errors import ConfigurationError, SerializationError
 from litestar_queues.records import ACTIVE_STATUSES, TaskError, TaskProgress, TaskRecord, WorkerInfo, as_status
 from litestar_queues.salvage import salvage_record
 
 __all__ = (
+    "SQLITE_MIN_VERSION",
     "TASK_COLUMNS",
     "MySQLValueCodec",
     "PostgresValueCodec",
     "SQLiteValueCodec",
     "ValueCodec",
+    "check_sqlite_version",
     "decode_task",
     "decode_worker",
     "encode_json",
+    "encode_json_rows",
     "encode_task",
     "encode_worker",
 )
@@ -60,9 +65,9 @@ TASK_COLUMNS: tuple[str, ...] = (
     "cancel_requested",
     "progress",
 )
-"""Columns of the tasks table in insert order (``progress`` came with migration 0006). ``dedup_key`` is the record's
-``key``; ``active_key`` repeats it while the record is active and is ``NULL`` otherwise (the unique index enforcing
-dedup)."""
+"""Columns of the tasks table in insert order (``progress`` last: it came later, with SQLSpec's migration 0006).
+``dedup_key`` is the record's ``key``; ``active_key`` repeats it while the record is active and is ``NULL`` otherwise
+(the unique index enforcing dedup)."""
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -146,6 +151,21 @@ class SQLiteValueCodec(ValueCodec):
         return 1 if value else 0
 
 
+SQLITE_MIN_VERSION = (3, 35, 0)
+"""The oldest SQLite with ``RETURNING``."""
+
+
+def check_sqlite_version(backend: str) -> None:
+    """Require SQLite 3.35+ (``RETURNING``) from the library this Python links.
+
+    Raises:
+        ConfigurationError: The Python build links an older SQLite library.
+    """
+    if sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
+        msg = f"the {backend} needs SQLite 3.35+ (RETURNING); this Python links {sqlite3.sqlite_version}"
+        raise ConfigurationError(msg)
+
+
 def encode_json(value: Any) -> str:
     """Return ``value`` as JSON text.
 
@@ -193,6 +213,19 @@ def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
         codec.flag(record.cancel_requested),
         None if record.progress is None else encode_json(record.progress),
     )
+
+
+_JsonRow = msgspec.defstruct("_JsonRow", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True)
+"""A task row as one JSON object, the shape PostgreSQL's ``json_to_recordset`` reads; a missing key is a NULL column,
+so NULLs are left out (a new record has a dozen). The structured columns travel as strings holding their JSON text:
+PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would become text, and task arguments may
+hold one."""
+
+
+def encode_json_rows(records: Sequence[TaskRecord], codec: ValueCodec) -> str:
+    """Return the rows of ``records`` as one JSON array text (see ``_JsonRow``): a bulk insert's single parameter,
+    far cheaper for a driver to send than one array per column."""
+    return encode_json([_JsonRow(*encode_task(record, codec)) for record in records])
 
 
 def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import anyio
 import pytest
 
-from litestar_queues.backends.sqlspec.batching import Coalescer
+from litestar_queues.sql.batching import Coalescer
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,118 @@
+"""The event history table through SQLAlchemy Core: inserts that skip stored ids, pages in history order, bounded
+oldest-first deletes.
+
+The statements are the same on every family but for the insert (PostgreSQL binds each column as one array, so the
+statement is the same for every batch; SQLite skips conflicts; MySQL/MariaDB turns a duplicate id into a no-op
+update) and the bounded delete (MySQL/MariaDB cannot ``LIMIT`` inside ``IN (subquery)``: it reads the ids, then
+deletes them, in one transaction; PostgreSQL joins the picked ids back by primary key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Select, String, Text, bindparam, delete, func, select, tuple_
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from litestar_queues.backends.advanced_alchemy.stores.base import Store
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
+from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, event_page, event_rows
+
+__all__ = ("AlchemyEventStore",)
+
+_ARRAY_TYPES: tuple[Any, ...] = (String(), TIMESTAMP(timezone=True), BigInteger(), String(), String(), String(), Text())
+"""PostgreSQL: the element types of ``EVENT_COLUMNS`` bound as arrays."""
+
+
+class AlchemyEventStore:
+    """Append, page through and prune the events table of one backend, on its store's connections."""
+
+    __slots__ = ("_delete", "_insert", "_picked", "_store", "_table")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._table = t = store.tables.events
+        order = [t.c[column] for column in EVENT_ORDER]
+        oldest = select(t.c.id).where(t.c.occurred_at < bindparam("before")).order_by(*order).limit(bindparam("limit"))
+        self._picked: Select[Any] | None = None
+        if store.family == "postgres":
+            arrays = (
+                func.unnest(
+                    *(
+                        bindparam(column, type_=ARRAY(kind))
+                        for column, kind in zip(EVENT_COLUMNS, _ARRAY_TYPES, strict=True)
+                    )
+                )
+                .table_valued(*EVENT_COLUMNS)
+                .render_derived(name="e")
+            )
+            self._insert: Any = (
+                pg_insert(t)
+                .from_select(list(EVENT_COLUMNS), select(*arrays.c))
+                .on_conflict_do_nothing(index_elements=[t.c.id])
+            )
+            # The picked ids joined back by primary key: ``id IN (subquery)`` is planned as a hash join over the
+            # whole table.
+            picked = oldest.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            self._delete: Any = delete(t).where(t.c.id == picked.c.id)
+        elif store.family == "sqlite":
+            self._insert = sqlite_insert(t).on_conflict_do_nothing(index_elements=[t.c.id])
+            self._delete = delete(t).where(t.c.id.in_(oldest.scalar_subquery()))
+        else:
+            insert = mysql_insert(t)
+            self._insert = insert.on_duplicate_key_update(id=insert.inserted.id)
+            self._picked = oldest.with_for_update(skip_locked=True)
+            self._delete = delete(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
+
+    async def append(self, events: Sequence[QueueEvent]) -> None:
+        """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""
+        rows = event_rows(events, self._store.time)
+        if self._store.family == "postgres":  # one statement, a column per array parameter
+            params = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+            await self._store.rows(self._insert, params)
+            return
+        async with self._store.transaction() as connection:  # SQLAlchemy's batched multi-row inserts
+            await connection.execute(self._insert, [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
+
+    async def query(self, where: EventFilter, *, limit: int, cursor: str | None, newest_first: bool) -> EventPage:
+        """One page of matching events in history order; one more row is read to know whether another page follows."""
+        t = self._table
+        time = self._store.time
+        statement = select(t.c.body)
+        for column, value in ((t.c.task_id, where.task_id), (t.c.event_type, where.type), (t.c.queue, where.queue)):
+            if value is not None:
+                statement = statement.where(column == value)
+        if where.since is not None:
+            statement = statement.where(t.c.occurred_at >= time(where.since))
+        if where.before is not None:
+            statement = statement.where(t.c.occurred_at < time(where.before))
+        position = tuple_(*(t.c[column] for column in EVENT_ORDER))
+        if cursor is not None:
+            after = parse_event_cursor(cursor)
+            bound = tuple_(time(after.occurred_at), after.sequence, after.id)
+            statement = statement.where(position < bound if newest_first else position > bound)
+        order = [t.c[column].desc() if newest_first else t.c[column] for column in EVENT_ORDER]
+        rows = await self._store.rows(statement.order_by(*order).limit(limit + 1))
+        return event_page([row["body"] for row in rows], limit)
+
+    async def prune(self, *, occurred_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first; return how many."""
+        params = {"before": self._store.time(occurred_before), "limit": limit}
+        picked = self._picked
+        if picked is None:
+            return await self._store.execute(self._delete, params)
+
+        async def attempt() -> int:
+            async with self._store.transaction() as connection:
+                ids = [row[0] for row in await connection.execute(picked, params)]
+                if not ids:
+                    return 0
+                return int((await connection.execute(self._delete, {"ids": ids})).rowcount)
+
+        return await self._store.retrying(attempt)
