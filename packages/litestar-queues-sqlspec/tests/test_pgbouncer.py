@@ -62,12 +62,12 @@ async def test_without_direct_dsn_a_backend_polls_and_its_enqueues_still_wake_li
     pg_driver: str, make_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     factory = make_factory(f"{pg_driver}+pgbouncer")
-    with caplog.at_level(logging.INFO, logger="litestar_queues.backends.sqlspec"):
+    with caplog.at_level(logging.INFO, logger="litestar_queues.sql"):
         polling: SQLSpecBackend = await factory.open(direct_dsn=None)
     assert Capability.PUSH_WAKEUP not in polling.capabilities
     assert Capability.FINISH_WAKEUP not in polling.capabilities
     assert polling.listener is None  # nothing ever LISTENs through the pooler
-    assert "no direct_dsn to LISTEN on: workers poll" in caplog.text
+    assert "has no direct URL to LISTEN on: workers poll" in caplog.text
     listening: SQLSpecBackend = await factory.open(direct_dsn=server_url("LQ_POSTGRES_DSN"))
     assert Capability.PUSH_WAKEUP in listening.capabilities
     await listening.wait_for_work(["pgbouncer"], timeout=0.01)  # the first wait starts the listener
