@@ -16,46 +16,19 @@ import pytest
 
 from litestar_queues.backend import Capability
 from litestar_queues.backends.sqlspec import SQLSpecBackend
-from litestar_queues.clock import utc_now
-from litestar_queues.records import Lease, Outcome, RecordFilter, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing import server_url
+from litestar_queues.testing.sql import (
+    assert_a_pooled_enqueue_wakes_a_direct_listener,
+    assert_array_types_learned_in_transactions,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-def _record(queue: str = "pgbouncer") -> TaskRecord:
-    now = utc_now()
-    return TaskRecord(id=new_record_id(), task_name="t", queue=queue, created_at=now, scheduled_at=now)
 
 
 async def test_asyncpg_learns_the_array_types_in_one_transaction_not_across_pooled_connections(
     make_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """asyncpg switches ``jit`` for the session around its catalog query; outside a transaction the pooler spreads
-    the three statements over three server connections (slow JIT'd introspection, ``jit`` changed for others)."""
-    import asyncpg.connection
-
-    outside: list[list[int]] = []
-    introspect = asyncpg.connection.Connection._introspect_types
-
-    async def watched(connection: Any, typeoids: Any, timeout: Any) -> Any:
-        if not connection.is_in_transaction():
-            outside.append(sorted(typeoids))
-        return await introspect(connection, typeoids, timeout)
-
-    monkeypatch.setattr(asyncpg.connection.Connection, "_introspect_types", watched)
-    backend: SQLSpecBackend = await make_factory("asyncpg+pgbouncer").open()
-    records = [_record() for _ in range(3)]
-    await backend.enqueue(records)
-    claimed = await backend.claim(["pgbouncer"], owner="w", limit=3, now=utc_now(), lease_seconds=30)
-    leases = [Lease(record.id, "w", record.token) for record in claimed]
-    await backend.renew(leases, now=utc_now(), lease_seconds=30)
-    for lease in leases:
-        await backend.finish(lease, Outcome(status=TaskStatus.COMPLETED, result=[1]), now=utc_now())
-    await backend.statistics(now=utc_now())
-    page = await backend.query(RecordFilter(status=TaskStatus.COMPLETED), limit=10)
-    assert {record.id for record in page.records} == {record.id for record in records}
-    assert outside == []
+    await assert_array_types_learned_in_transactions(make_factory("asyncpg+pgbouncer").open, monkeypatch)
 
 
 async def test_without_direct_dsn_a_backend_polls_and_its_enqueues_still_wake_listeners(
@@ -70,24 +43,7 @@ async def test_without_direct_dsn_a_backend_polls_and_its_enqueues_still_wake_li
     assert "has no direct URL to LISTEN on: workers poll" in caplog.text
     listening: SQLSpecBackend = await factory.open(direct_dsn=server_url("LQ_POSTGRES_DSN"))
     assert Capability.PUSH_WAKEUP in listening.capabilities
-    await listening.wait_for_work(["pgbouncer"], timeout=0.01)  # the first wait starts the listener
-    assert listening.listener is not None
-    assert await listening.listener.wait_connected(10)
-
-    woken = anyio.Event()
-
-    async def wait() -> None:
-        await listening.wait_for_work(["pgbouncer"], timeout=30)
-        woken.set()
-
-    record = _record()
-    async with anyio.create_task_group() as group:
-        group.start_soon(wait)
-        await anyio.sleep(0.1)  # parked on its future: only a notification ends it before the 30 s timeout
-        await polling.enqueue([record])  # NOTIFY through the pooler, sent at commit
-        with anyio.move_on_after(15):
-            await woken.wait()
-        assert woken.is_set(), "an enqueue through PgBouncer did not wake a LISTEN on the direct connection"
+    await assert_a_pooled_enqueue_wakes_a_direct_listener(polling, listening)
 
 
 async def test_concurrent_starts_through_the_pooler_migrate_once_and_leave_no_lock_behind(
