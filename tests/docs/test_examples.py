@@ -57,12 +57,33 @@ def test_the_pgbouncer_example_runs_through_the_test_pgbouncer(
     assert "2 + 3 = 5" in out
 
 
+def test_the_advanced_alchemy_pgbouncer_example_runs_through_the_test_pgbouncer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litestar_queues.backends.sqlspec.names import TableNames
+    from litestar_queues.testing import server_url
+
+    direct = server_url("LQ_POSTGRES_DSN")
+    names = TableNames(f"lqdoc{uuid.uuid4().hex[:8]}_", "postgres")  # the same table names as the AA backend's
+    monkeypatch.setenv(
+        "QUEUE_DATABASE_URL", server_url("LQ_PGBOUNCER_DSN").replace("postgresql:", "postgresql+asyncpg:")
+    )
+    monkeypatch.setenv("QUEUE_DIRECT_URL", direct.replace("postgresql:", "postgresql+asyncpg:"))
+    monkeypatch.setenv("QUEUE_TABLE_PREFIX", names.prefix)
+    try:
+        out = _run("docs/examples/pgbouncer_alchemy_worker.py", capsys, monkeypatch)
+    finally:
+        asyncio.run(_drop(direct, names))
+    assert "wakeups: LISTEN on the direct connection" in out
+    assert "6 * 7 = 42" in out
+
+
 async def _drop(dsn: str, names: Any) -> None:
     import asyncpg
 
     connection = await asyncpg.connect(dsn)
     try:
-        for table in (names.tasks, names.workers, names.locks, names.pauses):
+        for table in (names.tasks, names.workers, names.locks, names.pauses, names.events):
             await connection.execute(f"DROP TABLE IF EXISTS {table}")
         await connection.execute("DELETE FROM ddl_migrations WHERE version_num LIKE $1", f"ext_{names.extension}_%")
     finally:
