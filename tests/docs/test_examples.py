@@ -38,44 +38,30 @@ def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypat
     assert _run(script, capsys, monkeypatch).strip()
 
 
-def test_the_pgbouncer_example_runs_through_the_test_pgbouncer(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("script", "scheme", "answer"),
+    [
+        ("docs/examples/pgbouncer_worker.py", "postgresql:", "2 + 3 = 5"),  # SQLSpec
+        ("docs/examples/pgbouncer_alchemy_worker.py", "postgresql+asyncpg:", "6 * 7 = 42"),  # Advanced Alchemy
+    ],
+)
+def test_the_pgbouncer_examples_run_through_the_test_pgbouncer(
+    script: str, scheme: str, answer: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from litestar_queues.backends.sqlspec.names import TableNames
     from litestar_queues.testing import server_url
 
     direct = server_url("LQ_POSTGRES_DSN")
-    names = TableNames(f"lqdoc{uuid.uuid4().hex[:8]}_", "postgres")
-    monkeypatch.setenv("QUEUE_DATABASE_URL", server_url("LQ_PGBOUNCER_DSN"))
-    monkeypatch.setenv("QUEUE_DIRECT_URL", direct)
+    names = TableNames(f"lqdoc{uuid.uuid4().hex[:8]}_", "postgres")  # both backends' table names
+    monkeypatch.setenv("QUEUE_DATABASE_URL", server_url("LQ_PGBOUNCER_DSN").replace("postgresql:", scheme, 1))
+    monkeypatch.setenv("QUEUE_DIRECT_URL", direct.replace("postgresql:", scheme, 1))
     monkeypatch.setenv("QUEUE_TABLE_PREFIX", names.prefix)
     try:
-        out = _run("docs/examples/pgbouncer_worker.py", capsys, monkeypatch)
+        out = _run(script, capsys, monkeypatch)
     finally:
         asyncio.run(_drop(direct, names))
     assert "wakeups: LISTEN on the direct connection" in out
-    assert "2 + 3 = 5" in out
-
-
-def test_the_advanced_alchemy_pgbouncer_example_runs_through_the_test_pgbouncer(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from litestar_queues.backends.sqlspec.names import TableNames
-    from litestar_queues.testing import server_url
-
-    direct = server_url("LQ_POSTGRES_DSN")
-    names = TableNames(f"lqdoc{uuid.uuid4().hex[:8]}_", "postgres")  # the same table names as the AA backend's
-    monkeypatch.setenv(
-        "QUEUE_DATABASE_URL", server_url("LQ_PGBOUNCER_DSN").replace("postgresql:", "postgresql+asyncpg:")
-    )
-    monkeypatch.setenv("QUEUE_DIRECT_URL", direct.replace("postgresql:", "postgresql+asyncpg:"))
-    monkeypatch.setenv("QUEUE_TABLE_PREFIX", names.prefix)
-    try:
-        out = _run("docs/examples/pgbouncer_alchemy_worker.py", capsys, monkeypatch)
-    finally:
-        asyncio.run(_drop(direct, names))
-    assert "wakeups: LISTEN on the direct connection" in out
-    assert "6 * 7 = 42" in out
+    assert answer in out
 
 
 async def _drop(dsn: str, names: Any) -> None:
