@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The long chaos run (docs/reliability.md): `bash scripts/chaos.sh [tests/chaos/harness.py args]`, or `make chaos`.
 #
-# Each backend (redis valkey postgres sqlite mariadb redis_cluster valkey_cluster by default) runs on a private server
-# of its own (a cluster: 3 nodes): 10,000 jobs,
+# Each backend (redis valkey postgres pgbouncer sqlite mariadb redis_cluster valkey_cluster by default) runs on a
+# private server of its own (a cluster: 3 nodes; pgbouncer: a PgBouncer in front of a PostgreSQL): 10,000 jobs,
 # three `litestar queues run` workers, a SIGKILL every 2-3 s with a replacement, one server restart; then the checks,
 # one line per backend, and the results table (`--markdown FILE` writes it too). Exit status 1 if a check failed.
 #

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Real servers for the test suite, without docker: Redis 7, Valkey 9, PostgreSQL and MariaDB on 127.0.0.1, and a
-# 3-shard Redis Cluster and Valkey cluster (3 primaries, no replicas) of the same binaries.
+# Real servers for the test suite, without docker: Redis 7, Valkey 9, PostgreSQL, PgBouncer (transaction pooling, in
+# front of that PostgreSQL) and MariaDB on 127.0.0.1, and a 3-shard Redis Cluster and Valkey cluster (3 primaries, no
+# replicas) of the same binaries.
 # Recipes and measurements: ../shared/SERVERS.md.
 #
-#   scripts/servers.sh up [redis valkey redis_cluster ...]  start them (all by default); idempotent; waits until ready
+#   scripts/servers.sh up [redis valkey pgbouncer ...]      start them (all by default); idempotent; waits until
+#                                                           ready (pgbouncer brings postgres up first)
 #   scripts/servers.sh down [names...]                      stop them by pid and wait until they are gone
 #   scripts/servers.sh status                               what runs, where
 #   scripts/servers.sh env                                  print the exports:   eval "$(scripts/servers.sh env)"
@@ -15,9 +17,9 @@
 # survive a test run, and two concurrent test runs don't pull the servers from under each other.
 #
 # Fixed, unusual ports (override per server): LQ_REDIS_PORT=16390 LQ_VALKEY_PORT=16391 LQ_POSTGRES_PORT=15442
-# LQ_MARIADB_PORT=13307; a cluster takes its port and the next two (and each node's bus port, port + 10000):
-# LQ_REDIS_CLUSTER_PORT=16400 LQ_VALKEY_CLUSTER_PORT=16410. A port that some other program holds is an error, never
-# silently replaced.
+# LQ_PGBOUNCER_PORT=16432 LQ_MARIADB_PORT=13307; a cluster takes its port and the next two (and each node's bus port,
+# port + 10000): LQ_REDIS_CLUSTER_PORT=16400 LQ_VALKEY_CLUSTER_PORT=16410. A port that some other program holds is an
+# error, never silently replaced.
 # State (pids, logs, configs, data, env.sh) lives in ${LQ_SERVERS_DIR:-/tmp/litestar-queues-servers}: not in the
 # repo, because the postgres OS user must be able to traverse it (root's home and `mktemp -d` dirs are 0700).
 # Data directories are created fresh on every start and removed on stop.
@@ -30,13 +32,13 @@ source "$ROOT/scripts/_lib.sh"
 
 RUNDIR=${LQ_SERVERS_DIR:-/tmp/litestar-queues-servers}
 ENVFILE=$RUNDIR/env.sh
-ALL_SERVERS=(redis valkey postgres mariadb redis_cluster valkey_cluster)
-declare -A DEFAULT_PORT=([redis]=16390 [valkey]=16391 [postgres]=15442 [mariadb]=13307 [redis_cluster]=16400
-    [valkey_cluster]=16410)
+ALL_SERVERS=(redis valkey postgres pgbouncer mariadb redis_cluster valkey_cluster) # start order; stop: the reverse
+declare -A DEFAULT_PORT=([redis]=16390 [valkey]=16391 [postgres]=15442 [pgbouncer]=16432 [mariadb]=13307
+    [redis_cluster]=16400 [valkey_cluster]=16410)
 CLUSTER_NODES=3
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -119,6 +121,14 @@ pg_bin() {
     printf '%s\n' "$dir"
 }
 
+pgbouncer_bin() {
+    local candidate
+    for candidate in /usr/sbin/pgbouncer "$(command -v pgbouncer 2>/dev/null || true)"; do
+        [[ -n $candidate && -x $candidate ]] && { printf '%s\n' "$candidate"; return 0; }
+    done
+    return 1
+}
+
 mariadbd_bin() {
     local candidate
     for candidate in /usr/sbin/mariadbd "$(command -v mariadbd 2>/dev/null || true)"; do
@@ -151,6 +161,7 @@ ensure_binaries() {
         case $name in
             redis | redis_cluster | valkey_cluster) redis_bin >/dev/null || pkgs+=(redis-server) ;; # redis-cli too
             postgres) pg_bin >/dev/null || pkgs+=(postgresql) ;;
+            pgbouncer) pgbouncer_bin >/dev/null || pkgs+=(pgbouncer) ;;
             mariadb) mariadbd_bin >/dev/null || pkgs+=(mariadb-server) ;;
             valkey) ;;
         esac
@@ -168,6 +179,7 @@ pid_of() {
         redis | valkey) file=$dir/$1.pid ;;
         *_cluster) file=$dir/n0/node.pid ;;
         postgres) file=$dir/data/postmaster.pid ;;
+        pgbouncer) file=$dir/pgbouncer.pid ;;
         mariadb) file=$dir/mysqld.pid ;;
     esac
     [[ -r $file ]] || return 1
@@ -339,6 +351,52 @@ CONF
     done
 }
 
+# PgBouncer in transaction pooling mode, the way many deployments put it in front of PostgreSQL: every database of
+# the postgres server above under the same name, a server connection lent per transaction (session state does not
+# survive a transaction; LISTEN does not work through it). Runs as the postgres OS user (pgbouncer refuses root).
+start_pgbouncer() {
+    local port=$1 bin dir user pg_port
+    is_running postgres || lq_die "pgbouncer: postgres is not running (scripts/servers.sh up postgres pgbouncer)"
+    bin=$(pgbouncer_bin) || lq_die "pgbouncer not found (apt-get install pgbouncer)"
+    dir=$(state_dir pgbouncer)
+    user=$(pg_user)
+    pg_port=$(port_of postgres)
+    rm -f "$dir/pgbouncer.pid"
+    own_dir "$user" "$dir"
+    printf '"postgres" ""\n' | as_user "$user" tee "$dir/userlist.txt" >/dev/null
+    as_user "$user" tee "$dir/pgbouncer.ini" >/dev/null <<CONF
+; Written by scripts/servers.sh
+[databases]
+* = host=127.0.0.1 port=$pg_port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 1000
+query_wait_timeout = 60
+server_login_retry = 1
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+CONF
+    printf '%s\n' "$bin" >"$dir/bin"
+    # (its own logfile must be created by pgbouncer, as the service user: the start output goes elsewhere)
+    as_user "$user" "$bin" -d "$dir/pgbouncer.ini" </dev/null >"$dir/start.log" 2>&1 \
+        || { tail -20 "$dir/start.log" "$dir/pgbouncer.log" >&2; lq_die "pgbouncer did not start"; }
+    wait_until 20 "pgbouncer on port $port" port_open "$port" \
+        || { tail -20 "$dir/pgbouncer.log" >&2; lq_die "pgbouncer does not listen on $port"; }
+    wait_until 5 "pgbouncer pidfile" test -s "$dir/pgbouncer.pid" || lq_die "pgbouncer wrote no pidfile"
+    "$(cat "$(state_dir postgres)/bin")/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d litestar_queues \
+        -v ON_ERROR_STOP=1 -c "SELECT 1" </dev/null >/dev/null || lq_die "pgbouncer: cannot reach postgres through it"
+}
+
 mariadb_user() { if is_root; then printf 'mysql\n'; else id -un; fi; }
 
 mariadb_ping() { mariadb-admin --no-defaults -uroot --socket="$1/mysqld.sock" ping >/dev/null 2>&1; }
@@ -459,6 +517,11 @@ write_env() {
             printf 'export LQ_POSTGRES_OS_USER=%q  # restart: runuser -u $LQ_POSTGRES_OS_USER -- "$LQ_POSTGRES_BIN/pg_ctl" -D "$LQ_POSTGRES_DATA" -l %q -w restart -m fast\n' \
                 "$(pg_user)" "$dir/postgres.log"
         fi
+        if is_running pgbouncer; then
+            printf 'export LQ_PGBOUNCER_DSN=%q  # transaction pooling in front of LQ_POSTGRES_DSN\n' \
+                "postgresql://postgres@127.0.0.1:$(port_of pgbouncer)/litestar_queues"
+            printf 'export LQ_PGBOUNCER_BIN=%q\n' "$(cat "$(state_dir pgbouncer)/bin")"
+        fi
         if is_running mariadb; then
             printf 'export LQ_MARIADB_DSN=%q\n' "mysql://test:test@127.0.0.1:$(port_of mariadb)/litestar_queues"
         fi
@@ -521,7 +584,9 @@ release() {
         lq_log "session $pid released; servers stay up for the other sessions"
         return 0
     fi
-    for name in "${ALL_SERVERS[@]}"; do
+    local i
+    for ((i = ${#ALL_SERVERS[@]} - 1; i >= 0; i--)); do
+        name=${ALL_SERVERS[i]}
         if [[ -e $(state_dir "$name")/ephemeral ]]; then
             stop_one "$name"
         fi
@@ -530,13 +595,18 @@ release() {
 
 # ---------------------------------------------------------------------------------------------------------- main
 
+# SELECTED: the named servers (all by default), in start order.
 select_servers() {
     local name
+    declare -A wanted=()
     SELECTED=()
     (($#)) || { SELECTED=("${ALL_SERVERS[@]}"); return 0; }
     for name in "$@"; do
         [[ -n ${DEFAULT_PORT[$name]:-} ]] || lq_die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
-        SELECTED+=("$name")
+        wanted[$name]=1
+    done
+    for name in "${ALL_SERVERS[@]}"; do
+        if [[ -n ${wanted[$name]:-} ]]; then SELECTED+=("$name"); fi
     done
 }
 
@@ -574,7 +644,9 @@ main() {
                 live_sessions >/dev/null # forget sessions whose process is gone (killed test runs)
                 : >"$RUNDIR/sessions/$SESSION"
             fi
-            select_servers "$@"
+            local wanted=("$@")
+            [[ " $* " != *" pgbouncer "* ]] || wanted+=(postgres) # the bouncer needs its server
+            select_servers "${wanted[@]}"
             ensure_binaries "${SELECTED[@]}"
             local name
             for name in "${SELECTED[@]}"; do
@@ -585,9 +657,9 @@ main() {
             ;;
         down)
             select_servers "$@"
-            local name
-            for name in "${SELECTED[@]}"; do
-                stop_one "$name"
+            local i
+            for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
+                stop_one "${SELECTED[i]}"
             done
             write_env
             ;;

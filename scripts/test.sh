@@ -23,7 +23,7 @@ lq_ensure_uv
 uv sync --all-packages --locked
 lq_ensure_chromium # the browser tests' Chromium (scripts/browser.sh); Playwright itself is in the dev group
 
-SERVERS=${LQ_SERVERS:-redis valkey postgres mariadb redis_cluster valkey_cluster}
+SERVERS=${LQ_SERVERS:-redis valkey postgres pgbouncer mariadb redis_cluster valkey_cluster}
 if [[ $SERVERS != none ]]; then
     # Servers this run starts are ephemeral: released (and stopped, unless another session still uses them) on exit.
     trap 'bash "$ROOT/scripts/servers.sh" release $$ || true' EXIT

@@ -7,7 +7,8 @@ chaos harness later reads from the ledgers is what really ran, whatever the back
 Settings come from the environment (the harness sets them):
 
 - ``LQ_CHAOS_URL``: the queue backend's URL (a SQLAlchemy one, ``postgresql+asyncpg://…``, for the Advanced Alchemy
-  backend); ``LQ_CHAOS_PREFIX``: its key or table prefix.
+  backend); ``LQ_CHAOS_PREFIX``: its key or table prefix; ``LQ_CHAOS_DIRECT_URL`` (optional): the PostgreSQL server
+  behind a PgBouncer at ``LQ_CHAOS_URL``, for LISTEN.
 - ``LQ_CHAOS_LEDGER``: the directory of the ledgers.
 - ``LQ_CHAOS_STALE``, ``LQ_CHAOS_HEARTBEAT``, ``LQ_CHAOS_MAINTENANCE``: the worker's lease settings, in seconds.
 - ``LQ_CHAOS_FAULT=slow-renewal-swallows-a-cancel``: lease renewals take half a second and swallow the first
@@ -86,8 +87,9 @@ async def fails_when_released(path: str, _task_context: TaskExecutionContext) ->
     raise RuntimeError("released: failing as told")
 
 
-def backend_config(url: str, prefix: str) -> BackendConfig:
-    """The typed configuration of the backend at ``url``, under ``prefix`` (keys or tables)."""
+def backend_config(url: str, prefix: str, direct_url: str = "") -> BackendConfig:
+    """The typed configuration of the backend at ``url``, under ``prefix`` (keys or tables); with ``direct_url``,
+    ``url`` is a PgBouncer in transaction pooling mode in front of that PostgreSQL."""
     if url.startswith(("redis://", "valkey://", "redis+cluster://", "valkey+cluster://")):
         from litestar_queues.backends.redis import RedisBackendConfig
         from litestar_queues.backends.valkey import ValkeyBackendConfig
@@ -104,6 +106,10 @@ def backend_config(url: str, prefix: str) -> BackendConfig:
         return AdvancedAlchemyBackendConfig(alchemy=alchemy, table_prefix=f"{prefix}_", create_tables=True)
     from litestar_queues.backends.sqlspec import SQLSpecBackendConfig
 
+    if direct_url:
+        return SQLSpecBackendConfig.from_url(
+            url, table_prefix=f"{prefix}_", pooler_mode="transaction", direct_dsn=direct_url
+        )
     return SQLSpecBackendConfig.from_url(url, table_prefix=f"{prefix}_")
 
 
@@ -131,7 +137,8 @@ def queue_config(env: Mapping[str, str] = os.environ) -> QueueConfig:
         maintenance_interval=float(env.get("LQ_CHAOS_MAINTENANCE", "15")),
         poll_interval=0.2,
     )
-    backend: Any = backend_config(env["LQ_CHAOS_URL"], env.get("LQ_CHAOS_PREFIX", "chaos"))
+    prefix = env.get("LQ_CHAOS_PREFIX", "chaos")
+    backend: Any = backend_config(env["LQ_CHAOS_URL"], prefix, env.get("LQ_CHAOS_DIRECT_URL", ""))
     if env.get("LQ_CHAOS_FAULT") == "slow-renewal-swallows-a-cancel":
         backend = backend.create_backend()
         backend.renew = _slow_and_swallowing_a_cancel(backend.renew)

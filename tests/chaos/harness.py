@@ -132,6 +132,7 @@ class Run:
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "LQ_CHAOS_URL": self.server.url,
+            "LQ_CHAOS_DIRECT_URL": self.server.direct_url,
             "LQ_CHAOS_PREFIX": "chaos",
             "LQ_CHAOS_LEDGER": str(self.ledger),
             "LQ_CHAOS_STALE": str(self.settings.stale_threshold),

@@ -2,8 +2,9 @@
 touches the shared test servers (``scripts/servers.sh``), whose binaries it reuses.
 
 Each server says where it is (``url``, the queue backend URL) and can ``restart()`` the way operators do:
-Redis and Valkey write an append-only file and shut down cleanly, PostgreSQL restarts in fast mode, MariaDB shuts
-down on SIGTERM. A SQLite "server" is a file, which never restarts.
+Redis and Valkey write an append-only file and shut down cleanly, PostgreSQL restarts in fast mode (also behind a
+PgBouncer in transaction pooling mode, which stays up), MariaDB shuts down on SIGTERM. A SQLite "server" is a file,
+which never restarts.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class PrivateServer:
 
     name = "server"
     restartable = True
+    direct_url = ""
+    """Behind a pooler: the server's own URL, for the LISTEN connection (``url`` is the pooler's)."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"lq-chaos-{self.name}-", dir="/tmp"))
@@ -230,6 +233,45 @@ class PostgresServer(PrivateServer):
         return down, time.time()
 
 
+class PgBouncerServer(PostgresServer):
+    """PostgreSQL behind a PgBouncer of its own (``LQ_PGBOUNCER_BIN``) in transaction pooling mode; ``restart()``
+    restarts the server only, and the bouncer connects again."""
+
+    name = "pgbouncer"
+
+    def __init__(self, bin_dir: str, bouncer: str) -> None:
+        super().__init__(bin_dir)
+        self.direct_url = self.url
+        self.bouncer = bouncer
+        self.bouncer_port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.bouncer_port}/postgres"
+        ini = self.dir / "pgbouncer.ini"
+        ini.write_text(
+            f"[databases]\n* = host=127.0.0.1 port={self.port}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+            f"listen_port = {self.bouncer_port}\nunix_socket_dir =\nauth_type = trust\n"
+            f"auth_file = {self.dir / 'userlist.txt'}\npool_mode = transaction\ndefault_pool_size = 40\n"
+            "server_login_retry = 1\n"
+            f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
+        )
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        if os.geteuid() == 0:
+            for path in (ini, self.dir / "userlist.txt"):
+                shutil.chown(path, "postgres", "postgres")
+
+    def start(self) -> None:
+        super().start()
+        if not _answers(self.bouncer_port):
+            subprocess.run([*_as("postgres"), self.bouncer, "-d", str(self.dir / "pgbouncer.ini")], check=True)
+            _wait(lambda: _answers(self.bouncer_port), f"pgbouncer on {self.bouncer_port}")
+
+    def stop(self) -> None:
+        pidfile = self.dir / "pgbouncer.pid"
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)  # an immediate shutdown
+            _wait(lambda: not _answers(self.bouncer_port), f"pgbouncer on {self.bouncer_port} to stop")
+        super().stop()
+
+
 class MariaDBServer(PrivateServer):
     """MariaDB (``mariadbd``); stopped with SIGTERM (a clean shutdown) and started on the same data."""
 
@@ -298,7 +340,7 @@ class SqliteFile(PrivateServer):
         """Nothing to stop."""
 
 
-BACKENDS = ("redis", "valkey", "postgres", "sqlite", "mariadb", "redis_cluster", "valkey_cluster")
+BACKENDS = ("redis", "valkey", "postgres", "pgbouncer", "sqlite", "mariadb", "redis_cluster", "valkey_cluster")
 
 
 def private_server(backend: str) -> PrivateServer:
@@ -308,21 +350,25 @@ def private_server(backend: str) -> PrivateServer:
         RuntimeError: the binary is unknown (run ``scripts/servers.sh up`` and source its env file).
     """
     needs = {
-        "redis": "LQ_REDIS_BIN",
-        "valkey": "LQ_VALKEY_BIN",
-        "postgres": "LQ_POSTGRES_BIN",
-        "redis_cluster": "LQ_REDIS_BIN",
-        "valkey_cluster": "LQ_VALKEY_BIN",
+        "redis": ["LQ_REDIS_BIN"],
+        "valkey": ["LQ_VALKEY_BIN"],
+        "postgres": ["LQ_POSTGRES_BIN"],
+        "pgbouncer": ["LQ_POSTGRES_BIN", "LQ_PGBOUNCER_BIN"],
+        "redis_cluster": ["LQ_REDIS_BIN"],
+        "valkey_cluster": ["LQ_VALKEY_BIN"],
     }
-    if backend in needs and not os.environ.get(needs[backend]):
-        raise RuntimeError(f"{needs[backend]} is not set: run scripts/servers.sh up and source its env file")
+    for variable in needs.get(backend, []):
+        if not os.environ.get(variable):
+            raise RuntimeError(f"{variable} is not set: run scripts/servers.sh up and source its env file")
     server: PrivateServer
     if backend in ("redis", "valkey"):
-        server = RespServer(backend, os.environ[needs[backend]])
+        server = RespServer(backend, os.environ[f"LQ_{backend.upper()}_BIN"])
     elif backend in ("redis_cluster", "valkey_cluster"):
-        server = RespClusterServer(backend.removesuffix("_cluster"), os.environ[needs[backend]])
+        server = RespClusterServer(backend.removesuffix("_cluster"), os.environ[needs[backend][0]])
     elif backend == "postgres":
         server = PostgresServer(os.environ["LQ_POSTGRES_BIN"])
+    elif backend == "pgbouncer":
+        server = PgBouncerServer(os.environ["LQ_POSTGRES_BIN"], os.environ["LQ_PGBOUNCER_BIN"])
     elif backend == "mariadb":
         server = MariaDBServer()
     elif backend == "sqlite":

@@ -1,6 +1,7 @@
-"""The short chaos run, in CI, on all five single-server backends at once: real worker processes, SIGKILLs every
-couple of seconds, one server restart (Redis and Valkey with an append-only file, PostgreSQL fast, MariaDB clean),
-each on a private server; then none lost, none stuck, no overlapping executions, every re-execution explained.
+"""The short chaos run, in CI, on the five single-server backends at once and on PostgreSQL behind PgBouncer in
+transaction pooling mode: real worker processes, SIGKILLs every couple of seconds, one server restart (Redis and
+Valkey with an append-only file, PostgreSQL fast, also behind the bouncer, MariaDB clean), each on a private server;
+then none lost, none stuck, no overlapping executions, every re-execution explained.
 
 The two 3-shard clusters (``redis_cluster``, ``valkey_cluster``: ``bash scripts/chaos.sh --short redis_cluster
 valkey_cluster``) pass this run alone, but in CI beside the five the Valkey cluster's run once never got its
@@ -16,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import BACKENDS, HERE
+from servers import BACKENDS
+
+from conftest import HERE
 from litestar_queues.testing import server_url
 
 SINGLE_SERVER = tuple(backend for backend in BACKENDS if not backend.endswith("_cluster"))
@@ -25,7 +28,7 @@ RUN_SECONDS = 420
 
 
 def test_a_short_chaos_run_on_every_backend_loses_nothing_and_runs_nothing_twice_unexplained(tmp_path: Path) -> None:
-    for binary in ("LQ_REDIS_BIN", "LQ_VALKEY_BIN", "LQ_POSTGRES_BIN"):
+    for binary in ("LQ_REDIS_BIN", "LQ_VALKEY_BIN", "LQ_POSTGRES_BIN", "LQ_PGBOUNCER_BIN"):
         server_url(binary)  # the private servers use the shared servers' binaries (skips loudly without them)
     runs = {}
     for backend in SINGLE_SERVER:

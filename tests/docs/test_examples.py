@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import runpy
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +20,7 @@ SCRIPTS = [
 ]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def _run(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
     from litestar_queues import default_registry
 
     before = {t.name for t in default_registry}
@@ -28,7 +30,50 @@ def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypat
     finally:
         for name in {t.name for t in default_registry} - before:
             default_registry.unregister(name)
-    assert capsys.readouterr().out.strip()
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs(script: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(script, capsys, monkeypatch).strip()
+
+
+@pytest.mark.parametrize(
+    ("script", "scheme", "answer"),
+    [
+        ("docs/examples/pgbouncer_worker.py", "postgresql:", "2 + 3 = 5"),  # SQLSpec
+        ("docs/examples/pgbouncer_alchemy_worker.py", "postgresql+asyncpg:", "6 * 7 = 42"),  # Advanced Alchemy
+    ],
+)
+def test_the_pgbouncer_examples_run_through_the_test_pgbouncer(
+    script: str, scheme: str, answer: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litestar_queues.backends.sqlspec.names import TableNames
+    from litestar_queues.testing import server_url
+
+    direct = server_url("LQ_POSTGRES_DSN")
+    names = TableNames(f"lqdoc{uuid.uuid4().hex[:8]}_", "postgres")  # both backends' table names
+    monkeypatch.setenv("QUEUE_DATABASE_URL", server_url("LQ_PGBOUNCER_DSN").replace("postgresql:", scheme, 1))
+    monkeypatch.setenv("QUEUE_DIRECT_URL", direct.replace("postgresql:", scheme, 1))
+    monkeypatch.setenv("QUEUE_TABLE_PREFIX", names.prefix)
+    try:
+        out = _run(script, capsys, monkeypatch)
+    finally:
+        asyncio.run(_drop(direct, names))
+    assert "wakeups: LISTEN on the direct connection" in out
+    assert answer in out
+
+
+async def _drop(dsn: str, names: Any) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        for table in (names.tasks, names.workers, names.locks, names.pauses, names.events):
+            await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        await connection.execute("DELETE FROM ddl_migrations WHERE version_num LIKE $1", f"ext_{names.extension}_%")
+    finally:
+        await connection.close()
 
 
 def test_the_observability_example_prints_its_trace_and_metrics() -> None:

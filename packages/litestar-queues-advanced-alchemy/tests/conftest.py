@@ -28,8 +28,31 @@ def unique_prefix() -> str:
     return f"lqa{uuid.uuid4().hex[:10]}_"
 
 
+PGBOUNCER = {"asyncpg+pgbouncer": "asyncpg", "psycopg+pgbouncer": "psycopg"}
+"""Variants of the PostgreSQL drivers through the test PgBouncer (transaction pooling, ``LQ_PGBOUNCER_DSN``):
+asyncpg LISTENs on a direct connection (``listen_url``), psycopg has none and polls."""
+
+UNPREPARED_CONNECT_ARGS: dict[str, dict[str, Any]] = {
+    "asyncpg": {"statement_cache_size": 0, "prepared_statement_cache_size": 0, "prepared_statement_name_func": str},
+    "psycopg": {"prepare_threshold": None},
+}
+"""An engine's ``connect_args`` through a transaction-mode pooler (``str()`` is ``""``: the unnamed statement)."""
+
+
+def pooler_settings(driver: str) -> dict[str, Any]:
+    """The backend settings of a :data:`PGBOUNCER` variant (none for a plain driver)."""
+    if driver not in PGBOUNCER:
+        return {}
+    if PGBOUNCER[driver] == "asyncpg":
+        direct = server_url("LQ_POSTGRES_DSN").replace("postgresql://", "postgresql+asyncpg://", 1)
+        return {"pooler_mode": "transaction", "listen_url": direct}
+    return {"pooler_mode": "transaction"}
+
+
 def database_url(driver: str, sqlite_path: Path) -> str:
     """The SQLAlchemy URL of the test database of ``driver`` (skips loudly, or fails on CI, without a server)."""
+    if driver in PGBOUNCER:
+        return server_url("LQ_PGBOUNCER_DSN").replace("postgresql://", f"postgresql+{PGBOUNCER[driver]}://", 1)
     if driver in ("asyncpg", "psycopg"):
         return server_url("LQ_POSTGRES_DSN").replace("postgresql://", f"postgresql+{driver}://", 1)
     if driver == "aiosqlite":
@@ -70,12 +93,15 @@ class BackendFactory:
         self.engines: list[AsyncEngine] = []
 
     def engine(self, **options: Any) -> AsyncEngine:
+        if self.driver in PGBOUNCER:
+            options.setdefault("connect_args", UNPREPARED_CONNECT_ARGS[PGBOUNCER[self.driver]])
         engine = make_engine(self.url, **options)
         self.engines.append(engine)
         return engine
 
     def config(self, **settings: Any) -> AdvancedAlchemyBackendConfig:
         values: dict[str, Any] = {"table_prefix": self.prefix, "metadata": self.metadata, "create_tables": True}
+        values.update(pooler_settings(self.driver))
         values.update(settings)
         values.setdefault("alchemy", self.engine())
         return AdvancedAlchemyBackendConfig(**values)
@@ -153,7 +179,8 @@ async def make_factory(tmp_path: Path, shared_schemas: dict[str, Any]) -> AsyncI
     def make(driver: str, *, shared: bool = False) -> BackendFactory:
         if shared:
             url = database_url(driver, shared_schemas["sqlite_path"])
-            shared_schemas["urls"][driver] = url
+            plain = PGBOUNCER.get(driver, driver)  # through the bouncer: the plain driver's tables, dropped directly
+            shared_schemas["urls"][plain] = database_url(plain, shared_schemas["sqlite_path"])
             factory = BackendFactory(driver, url, shared=True, prefix=shared_schemas["prefix"])
         else:
             factory = BackendFactory(driver, database_url(driver, tmp_path / "queue.db"))

@@ -65,3 +65,15 @@ class TestSQLiteConformance(_AlchemyConformance):
 
 class TestMariaDBConformance(_AlchemyConformance):
     driver = "asyncmy"
+
+
+class TestAsyncpgThroughPgBouncerConformance(_AlchemyConformance):
+    """Through the test PgBouncer in transaction pooling mode; LISTEN on the server directly (``listen_url``)."""
+
+    driver = "asyncpg+pgbouncer"
+
+
+class TestPsycopgThroughPgBouncerConformance(_AlchemyConformance):
+    """Through the test PgBouncer in transaction pooling mode, polling (no ``listen_url``)."""
+
+    driver = "psycopg+pgbouncer"

@@ -30,6 +30,18 @@ SMALL_POOLS: dict[str, dict[str, Any]] = {
     "asyncmy": {"minsize": 1, "maxsize": 10},
 }
 """Tests open many short-lived backends; the drivers' default minimum pools (asyncpg: 10) cost more than the test."""
+PGBOUNCER = {"asyncpg+pgbouncer": "asyncpg", "psycopg+pgbouncer": "psycopg"}
+"""Variants of the PostgreSQL drivers through the test PgBouncer (transaction pooling, ``LQ_PGBOUNCER_DSN``):
+asyncpg LISTENs on a direct connection (``direct_dsn``), psycopg has none and polls."""
+
+
+def pooler_settings(driver: str) -> dict[str, Any]:
+    """The backend settings of a :data:`PGBOUNCER` variant (none for a plain driver)."""
+    if driver not in PGBOUNCER:
+        return {}
+    if PGBOUNCER[driver] == "asyncpg":
+        return {"pooler_mode": "transaction", "direct_dsn": server_url("LQ_POSTGRES_DSN")}
+    return {"pooler_mode": "transaction"}
 
 
 def unique_prefix() -> str:
@@ -39,6 +51,8 @@ def unique_prefix() -> str:
 
 def database_url(driver: str, sqlite_path: Path) -> str:
     """The URL of the test database of ``driver`` (skips loudly, or fails on CI, without a server)."""
+    if driver in PGBOUNCER:
+        return server_url("LQ_PGBOUNCER_DSN").replace("postgresql://", f"postgresql+{PGBOUNCER[driver]}://", 1)
     if driver == "asyncpg":
         return server_url("LQ_POSTGRES_DSN").replace("postgresql://", "postgresql+asyncpg://", 1)
     if driver == "psycopg":
@@ -82,7 +96,8 @@ class BackendFactory:
         self.shared = shared
         self.prefix = settings.pop("table_prefix", None) or unique_prefix()
         self.version_table = settings.pop("version_table", None) or f"{self.prefix}ddl"
-        settings.setdefault("connection_options", SMALL_POOLS[driver])
+        settings.setdefault("connection_options", SMALL_POOLS[PGBOUNCER.get(driver, driver)])
+        settings = {**pooler_settings(driver), **settings}
         self.settings = settings
         self.opened: list[SQLSpecBackend] = []
 

@@ -110,6 +110,63 @@ def test_push_capabilities_are_declared_only_where_notifications_work() -> None:
     assert SQLSpecBackend.capabilities == always
 
 
+def test_transaction_pooling_turns_off_named_prepared_statements_and_listening_without_a_direct_dsn() -> None:
+    pooled = SQLSpecBackendConfig.from_url("postgresql+asyncpg://u@bouncer/db", pooler_mode="transaction")
+    assert pooled.create_sqlspec_config()[0].connection_config["statement_cache_size"] == 0
+    psycopg = SQLSpecBackendConfig.from_url("postgresql+psycopg://u@bouncer/db", pooler_mode="transaction")
+    assert psycopg.create_sqlspec_config()[0].connection_config["kwargs"]["prepare_threshold"] is None
+    direct = SQLSpecBackendConfig.from_url("postgresql+asyncpg://u@db/db")
+    assert "statement_cache_size" not in direct.create_sqlspec_config()[0].connection_config
+    assert direct.pooler_mode == "session"
+    assert "prepare_threshold" not in config_from_url("postgresql+psycopg://u@db/db").connection_config["kwargs"]
+    push = {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP}
+    assert not push & pooled.create_backend().capabilities  # polls: nothing to LISTEN on
+    listening = SQLSpecBackendConfig.from_url(
+        "postgresql+psycopg://u@bouncer/db", pooler_mode="transaction", direct_dsn="postgresql://u@db:5432/db"
+    )
+    assert push <= listening.create_backend().capabilities
+    listen_config = listening.direct_listen_config("psycopg")
+    assert isinstance(listen_config, PsycopgAsyncConfig)  # the pool's driver, whatever the URL names
+    assert listen_config.connection_config["conninfo"] == "postgresql://u@db:5432/db"
+    assert "prepare_threshold" not in listen_config.connection_config["kwargs"]
+
+
+def test_app_owned_configs_behind_a_transaction_pooler_must_not_prepare_statements() -> None:
+    preparing = AsyncpgConfig(connection_config={"dsn": "postgresql://u@bouncer/db"})
+    with pytest.raises(ConfigurationError, match="statement_cache_size"):
+        SQLSpecBackendConfig(sqlspec_config=preparing, pooler_mode="transaction")
+    psycopg = PsycopgAsyncConfig(connection_config={"conninfo": "postgresql://u@bouncer/db"})
+    with pytest.raises(ConfigurationError, match="prepare_threshold"):
+        SQLSpecBackendConfig(sqlspec_config=psycopg, pooler_mode="transaction")
+    unprepared = PsycopgAsyncConfig(
+        connection_config={"conninfo": "postgresql://u@bouncer/db", "kwargs": {"prepare_threshold": None}}
+    )
+    assert SQLSpecBackendConfig(sqlspec_config=unprepared, pooler_mode="transaction").pooler_mode == "transaction"
+    # SQLSpec's own PgBouncer switch is followed: transaction pooling, hence polling without a direct URL
+    flagged = AsyncpgConfig(connection_config={"dsn": "postgresql://u@bouncer/db"}, driver_features={"pgbouncer": True})
+    followed = SQLSpecBackendConfig(sqlspec_config=flagged)
+    assert followed.pooler_mode == "transaction"
+    assert Capability.PUSH_WAKEUP not in followed.create_backend().capabilities
+    with pytest.raises(ConfigurationError, match="contradicts"):
+        SQLSpecBackendConfig(sqlspec_config=flagged, pooler_mode="session")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"dsn": "sqlite:///x.db", "pooler_mode": "transaction"}, "PostgreSQL only"),
+        ({"dsn": "mysql://u@h/db", "direct_dsn": "postgresql://u@h/db"}, "PostgreSQL only"),
+        ({"dsn": "postgresql://u@h/db", "pooler_mode": "statement"}, "pooler_mode must be one of"),
+        ({"dsn": "postgresql://u@h/db", "direct_dsn": "mysql://u:secret@h/db"}, "postgresql:// URL"),
+        ({"dsn": "postgresql://u@h/db", "direct_dsn": "postgresql://u@h/db", "listen_notify": False}, "only used"),
+    ],
+)
+def test_pooler_settings_are_checked_where_they_are_given(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        SQLSpecBackendConfig(**settings)  # type: ignore[arg-type]
+    assert "secret" not in str(raised.value)
+
+
 def test_only_sqlite_is_local_only() -> None:
     assert SQLSpecBackendConfig.from_url("sqlite:///x.db").create_backend().local_only
     assert not SQLSpecBackendConfig.from_url("postgresql://u@h/db").create_backend().local_only

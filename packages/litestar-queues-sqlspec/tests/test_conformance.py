@@ -1,4 +1,5 @@
-"""The whole backend conformance suite, once per driver, each test on emptied tables."""
+"""The whole backend conformance suite, once per driver (and once per PostgreSQL driver through PgBouncer), each
+test on emptied tables."""
 
 from __future__ import annotations
 
@@ -60,6 +61,18 @@ class TestAsyncpgConformance(_SQLSpecConformance):
 
 class TestPsycopgConformance(_SQLSpecConformance):
     driver = "psycopg"
+
+
+class TestAsyncpgPgBouncerConformance(_SQLSpecConformance):
+    """Through PgBouncer in transaction pooling mode; LISTEN on a direct connection (``direct_dsn``)."""
+
+    driver = "asyncpg+pgbouncer"
+
+
+class TestPsycopgPgBouncerConformance(_SQLSpecConformance):
+    """Through PgBouncer in transaction pooling mode without a direct connection: no push wakeups, polling."""
+
+    driver = "psycopg+pgbouncer"
 
 
 class TestSQLiteConformance(_SQLSpecConformance):

@@ -2,10 +2,11 @@
 
 Notifications are hints; polling stays the truth. The backend tells the listener how to open its connection
 (an asyncpg ``Connection`` or a psycopg ``AsyncConnection``, whatever library the backend reaches them through)
-and how to let go of it; it works through PgBouncer only in session mode. When the connection dies — server
-restart, ``pg_terminate_backend``, network — the listener notices (termination callback or a failing health
-check), reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since notifications sent
-while it was away are lost. The driver objects are used through their methods only: nothing here imports a driver.
+and how to let go of it: one like the pool's, or, behind a transaction-mode pooler such as PgBouncer, one to the
+server's own address (see :mod:`litestar_queues.sql.pooler`). When the connection dies — server restart,
+``pg_terminate_backend``, network — the listener notices (termination callback or a failing health check),
+reconnects at once and then with backoff, re-LISTENs and wakes every waiter, since notifications sent while it was
+away are lost. The driver objects are used through their methods only: nothing here imports a driver.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Each SQL backend runs them over its own factory (its configuration, its tables);
   higher one must not wait for the statement).
 - :func:`assert_a_drain_runs_every_job_once`: several workers with many slots drain one backlog; no job runs twice and
   nothing is logged as a warning (finishes and renewals never deadlock).
+- :func:`assert_array_types_learned_in_transactions` and :func:`assert_a_pooled_enqueue_wakes_a_direct_listener`:
+  PostgreSQL behind a transaction-mode pooler (PgBouncer).
 - ``silent_port`` and ``closed_port``: pytest fixtures of a port that accepts connections and never answers, and of
   one that refuses them (import them into a test module to use them).
 """
@@ -29,6 +31,7 @@ from litestar_queues.clock import utc_now
 from litestar_queues.config import QueueConfig, WorkerConfig
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.service import QueueService
+from litestar_queues.sql.backend import SQLQueueBackend
 from litestar_queues.task import TaskRegistry, task
 from litestar_queues.testing.servers import server_url
 from litestar_queues.worker import Worker
@@ -36,6 +39,8 @@ from litestar_queues.worker import Worker
 __all__ = (
     "LOCKING_STATEMENTS",
     "assert_a_drain_runs_every_job_once",
+    "assert_a_pooled_enqueue_wakes_a_direct_listener",
+    "assert_array_types_learned_in_transactions",
     "assert_rows_locked_in_id_order",
     "closed_port",
     "silent_port",
@@ -144,6 +149,61 @@ async def assert_a_drain_runs_every_job_once(
     assert stats.counts[TaskStatus.COMPLETED] == jobs and len(runs) == jobs
     problems = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert not problems, problems[:5]
+
+
+def _pooled_record() -> TaskRecord:
+    now = utc_now()
+    return TaskRecord(id=new_record_id(), task_name="t", queue="pooled", created_at=now, scheduled_at=now)
+
+
+async def assert_array_types_learned_in_transactions(
+    open_backend: Callable[[], Awaitable[QueueBackend]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg switches ``jit`` for the session around its type introspection; outside a transaction a pooler spreads
+    the three statements over three server connections (slow JIT'd introspection, ``jit`` changed for others). The
+    backend ``open_backend`` opens (asyncpg behind the pooler) enqueues, claims, renews, finishes and counts, and
+    asyncpg may introspect only inside transactions meanwhile."""
+    import asyncpg.connection  # type: ignore[import-untyped]  # noqa: PLC0415 - PostgreSQL scenarios only
+
+    outside: list[list[int]] = []
+    introspect = asyncpg.connection.Connection._introspect_types
+
+    async def watched(connection: Any, typeoids: Any, timeout: Any) -> Any:
+        if not connection.is_in_transaction():
+            outside.append(sorted(typeoids))
+        return await introspect(connection, typeoids, timeout)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "_introspect_types", watched)
+    backend = await open_backend()
+    await backend.enqueue([_pooled_record() for _ in range(3)])
+    claimed = await backend.claim(["pooled"], owner="w", limit=3, now=utc_now(), lease_seconds=30)
+    leases = [Lease(record.id, "w", record.token) for record in claimed]
+    await backend.renew(leases, now=utc_now(), lease_seconds=30)
+    for lease in leases:
+        await backend.finish(lease, Outcome(status=TaskStatus.COMPLETED, result=[1]), now=utc_now())
+    await backend.statistics(now=utc_now())
+    assert len(claimed) == 3
+    assert outside == [], f"asyncpg introspected types {outside} outside a transaction"
+
+
+async def assert_a_pooled_enqueue_wakes_a_direct_listener(polling: QueueBackend, listening: SQLQueueBackend) -> None:
+    """``polling`` (behind the pooler, no LISTEN) enqueues; ``listening`` (LISTEN on the server directly), parked on
+    a 30 s wait, must be woken by the NOTIFY that went through the pooler."""
+    await listening.wait_for_work(["pooled"], timeout=0.01)  # the first wait starts the listener
+    assert listening.listener is not None
+    assert await listening.listener.wait_connected(10)  # (its subscription wakes every waiter)
+    waiting = asyncio.ensure_future(listening.wait_for_work(["pooled"], timeout=30))
+    try:
+        await asyncio.sleep(0.1)  # parked on its future: only a notification ends it before the 30 s timeout
+        assert not waiting.done()
+        now = utc_now()
+        await polling.enqueue(
+            [TaskRecord(id=new_record_id(), task_name="t", queue="pooled", created_at=now, scheduled_at=now)]
+        )
+        done, _ = await asyncio.wait([waiting], timeout=15)
+        assert done, "an enqueue through the pooler did not wake a LISTEN on the direct connection"
+    finally:
+        waiting.cancel()
 
 
 @pytest.fixture

@@ -17,6 +17,12 @@ from litestar_queues.backend import Capability
 from litestar_queues.backends.advanced_alchemy.config import AdvancedAlchemyBackendConfig
 from litestar_queues.backends.advanced_alchemy.engines import FAMILIES, engine_of
 from litestar_queues.backends.advanced_alchemy.history import AlchemyEventStore
+from litestar_queues.backends.advanced_alchemy.pooler import (
+    check_unprepared,
+    is_prepared_statement_error,
+    learn_arrays_on_connect,
+    unprepared_error,
+)
 from litestar_queues.backends.advanced_alchemy.stores.base import Store
 from litestar_queues.backends.advanced_alchemy.stores.mysql import MySQLStore
 from litestar_queues.backends.advanced_alchemy.stores.postgres import PostgresStore
@@ -27,6 +33,7 @@ from litestar_queues.records import EnqueueOutcome, TaskRecord
 from litestar_queues.sql.backend import SQLQueueBackend
 from litestar_queues.sql.enqueue import enqueue_records
 from litestar_queues.sql.listener import ListenDriver, close_connection
+from litestar_queues.sql.pooler import listens
 
 __all__ = ("AdvancedAlchemyBackend",)
 
@@ -98,12 +105,17 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
         listen_engine = (
             self.engine if config.listen_url is None else create_async_engine(config.listen_url, poolclass=NullPool)
         )
-        listen = family == "postgres" and config.listen_notify and listen_engine.dialect.driver in _LISTEN_DRIVERS
+        notify = family == "postgres" and config.listen_notify and listen_engine.dialect.driver in _LISTEN_DRIVERS
         self._listen_engine = listen_engine
         self._listen_connections: dict[int, AsyncConnection] = {}
+        self._pooled = family == "postgres" and config.pooler_mode == "transaction"
+        if self._pooled and self.engine.dialect.driver == "asyncpg":
+            learn_arrays_on_connect(self.engine)
+        elif config.pooler_mode != "session" and family != "postgres":
+            raise ConfigurationError(f"pooler_mode={config.pooler_mode!r} applies to PostgreSQL only, not {family}")
         self.store: Store
         if family == "postgres":
-            self.store = PostgresStore(self.engine, self.tables, notify=listen, native=config.native_statements)
+            self.store = PostgresStore(self.engine, self.tables, notify=notify, native=config.native_statements)
         elif family == "sqlite":
             self.store = SQLiteStore(self.engine, self.tables)
         else:
@@ -111,7 +123,7 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
         self.events = AlchemyEventStore(self.store)
         self.split_claims = family == "postgres"  # a claim there is a round trip: the next one overlaps a batch
         self.local_only = family == "sqlite"  # a file other machines cannot reach
-        if listen:
+        if notify and listens(config.pooler_mode, config.listen_url, self.where):
             self.listen(
                 self._open_listen_connection,
                 cast("ListenDriver", listen_engine.dialect.driver),
@@ -119,7 +131,7 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
                 finish_channel=self.store.channels[1],
                 close=self._close_listen_connection,
             )
-        elif config.listen_url is not None:
+        elif config.listen_url is not None and not notify:
             msg = (
                 "listen_url is for PostgreSQL with asyncpg or psycopg (postgresql+asyncpg:// or postgresql+psycopg://)"
             )
@@ -135,7 +147,8 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
             BackendUnavailableError: no answer within ``connect_timeout`` seconds, or the connection failed (refused,
                 unknown host, authentication...); the message names the backend, the driver and the database (the
                 password hidden) and the driver's reason.
-            ConfigurationError: the server cannot run the backend.
+            ConfigurationError: the server cannot run the backend, or, with ``pooler_mode="transaction"``, the engine
+                prepares named statements.
         """
         await self._reach()
         await self.store.check_server()
@@ -150,12 +163,18 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
         async def ping() -> None:
             async with self.engine.connect() as connection:
                 await connection.exec_driver_sql("SELECT 1")
+                if self._pooled:
+                    await check_unprepared(connection, self.where)
 
         try:
             await asyncio.wait_for(ping(), timeout)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             timed_out = isinstance(exc, asyncio.TimeoutError)
             source = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            if self._pooled and is_prepared_statement_error(source):
+                raise unprepared_error(self.engine.dialect.driver, self.where) from exc
             reason = (
                 f"no answer within {timeout:g}s"
                 if timed_out

@@ -12,6 +12,7 @@ from advanced_alchemy.config import SQLAlchemyAsyncConfig
 from litestar_queues.backends.advanced_alchemy.engines import check_alchemy
 from litestar_queues.backends.advanced_alchemy.tables import DEFAULT_TABLE_PREFIX, QueueTables
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.sql.pooler import POOLER_MODES, PoolerMode
 from litestar_queues.sql.prefix import validate_table_prefix
 
 if TYPE_CHECKING:
@@ -71,6 +72,12 @@ class AdvancedAlchemyBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
     """A PostgreSQL URL for the LISTEN connection alone (``postgresql+asyncpg://…``), when the engine's goes
     through a pooler in transaction mode (PgBouncer), where LISTEN does not work; default: a connection of the
     engine's pool, held while listening."""
+    pooler_mode: PoolerMode = "session"
+    """PostgreSQL: ``"transaction"`` when the engine's connections go through a pooler in transaction mode
+    (PgBouncer's ``pool_mode = transaction``): nothing then LISTENs through the pooler (only on ``listen_url``;
+    without one the workers poll), asyncpg learns the backend's array types in one transaction per new connection,
+    and ``open()`` checks that the engine prepares no named statements (see ``docs/advanced-alchemy.md``).
+    ``"session"``: directly, or through a pooler in session mode."""
 
     def __post_init__(self) -> None:
         """Check the settings and define the tables on their metadata.
@@ -86,6 +93,8 @@ class AdvancedAlchemyBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
             msg = f"metadata= takes a SQLAlchemy MetaData, got {type(self.metadata).__name__}"
             raise ConfigurationError(msg)
         validate_table_prefix(self.table_prefix)
+        if self.pooler_mode not in POOLER_MODES:
+            raise ConfigurationError(f"pooler_mode must be one of {list(POOLER_MODES)}, not {self.pooler_mode!r}")
         self.tables()
 
     def tables(self) -> QueueTables:

@@ -20,6 +20,7 @@ from litestar_queues.errors import BackendUnavailableError, ConfigurationError
 from litestar_queues.records import EnqueueOutcome, TaskRecord
 from litestar_queues.sql.backend import SQLQueueBackend
 from litestar_queues.sql.listener import ListenDriver
+from litestar_queues.sql.pooler import listens
 
 __all__ = ("SQLSpecBackend",)
 
@@ -40,7 +41,8 @@ class SQLSpecBackend(SQLQueueBackend):
     On PostgreSQL with ``listen_notify`` (the default) the instance declares ``PUSH_WAKEUP`` and
     ``FINISH_WAKEUP``: enqueues, retries and requeues NOTIFY the queue name, terminal transitions
     NOTIFY the record id, and one dedicated connection LISTENs from the first wait on. Elsewhere it
-    declares neither and the core polls.
+    declares neither and the core polls; so does a backend behind a transaction-mode pooler without
+    ``direct_dsn`` (it still sends NOTIFY).
 
     Declares ``TRANSACTIONAL_ENQUEUE``: :meth:`enqueue_within` writes in the open transaction of the
     application's own SQLSpec driver session (same adapter and database).
@@ -60,20 +62,27 @@ class SQLSpecBackend(SQLQueueBackend):
         family = family_of(driver)
         self.names = TableNames(config.table_prefix, family)
         self._db = Database(sqlspec_config, driver)
-        listen = family == "postgres" and config.listen_notify
-        self._dialect: Dialect = create_dialect(self._db, self.names, notify=listen)
+        notify = family == "postgres" and config.listen_notify
+        self._dialect: Dialect = create_dialect(self._db, self.names, notify=notify)
         self.store = self._dialect
         self._migrator = SchemaMigrator(self._db, self._dialect, self.names, config.version_table)
         self.events = EventStore(self._db, self.names, self._dialect.codec)
         self.split_claims = family == "postgres"  # a claim there is a transaction: the next one overlaps a batch
         self.local_only = family == "sqlite"  # a file other machines cannot reach
-        if listen:  # PostgreSQL: asyncpg or psycopg
+        if notify and listens(config.pooler_mode or "session", config.listen_url, self.where):  # asyncpg or psycopg
+            direct = config.direct_listen_config(driver)  # behind a transaction-mode pooler: the server itself
+            connect = self._pool_like_connection if direct is None else direct.create_connection
             self.listen(
-                lambda: self._db.config.create_connection(),  # noqa: PLW0108 - looked up late: tests replace it
+                connect,
                 cast("ListenDriver", driver),
                 wakeup_channel=self.names.wakeup_channel,
                 finish_channel=self.names.finish_channel,
             )
+
+    async def _pool_like_connection(self) -> object:
+        """A new connection with the pool's parameters, outside the pool (its configuration looked up late: tests
+        replace it)."""
+        return await self._db.config.create_connection()
 
     @property
     def sqlspec_config(self) -> object:

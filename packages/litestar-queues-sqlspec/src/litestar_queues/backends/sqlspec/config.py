@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from litestar_queues.backends.sqlspec.database import detect_driver
-from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, validate_table_prefix
-from litestar_queues.backends.sqlspec.urls import config_from_url
+from litestar_queues.backends.sqlspec.database import DriverName, detect_driver, family_of
+from litestar_queues.backends.sqlspec.names import DEFAULT_TABLE_PREFIX, Family, validate_table_prefix
+from litestar_queues.backends.sqlspec.pooler import app_pooler, check_unprepared
+from litestar_queues.backends.sqlspec.urls import config_from_url, family_of_url, with_driver
 from litestar_queues.config import redact_url
 from litestar_queues.errors import ConfigurationError
 from litestar_queues.limits import check_seconds
+from litestar_queues.sql.pooler import POOLER_MODES, PoolerMode
 
 if TYPE_CHECKING:
     from litestar_queues.backends.sqlspec.backend import SQLSpecBackend
@@ -47,6 +49,17 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
     listen_notify: bool = True
     """PostgreSQL: send NOTIFY on new work and finished records and hold one LISTEN connection per
     backend, which enables push wakeups. Ignored on other databases (polling only)."""
+    pooler_mode: PoolerMode | None = None
+    """PostgreSQL: ``"transaction"`` when the connections go through a pooler in transaction mode (PgBouncer's
+    ``pool_mode = transaction``): the drivers then prepare no named statements, and nothing LISTENs through the
+    pooler (see ``direct_dsn``). ``"session"``: directly, or through a pooler in session mode. Default (``None``,
+    resolved at construction): with ``sqlspec_config``, what its ``driver_features`` say (``pooler_mode``,
+    ``pgbouncer``), else ``"session"``."""
+    direct_dsn: str | None = None
+    """PostgreSQL: a URL that reaches the server directly (or through a session-mode pooler), used for the LISTEN
+    connection only, with the pool's driver. Default: with ``sqlspec_config``, its ``driver_features["direct_dsn"]``.
+    Without one, a backend with ``pooler_mode="transaction"`` does not listen and its workers poll (every
+    ``poll_interval``); it still sends NOTIFY for the processes that listen."""
     connection_options: dict[str, Any] = msgspec.field(default_factory=dict)
     """With ``dsn``: extra ``connection_config`` entries for the SQLSpec adapter (pool sizes, timeouts)."""
     connect_timeout: float = 10.0
@@ -71,6 +84,44 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         msgspec.structs.force_setattr(
             self, "connect_timeout", check_seconds(self.connect_timeout, "connect_timeout", positive=True)
         )
+        self._resolve_pooler()
+
+    def _resolve_pooler(self) -> None:
+        """Check ``pooler_mode`` and ``direct_dsn``; fill in ``pooler_mode`` (from an app-owned configuration's)."""
+        family: Family
+        driver: DriverName | None = None
+        app_mode: str | None = None
+        if self.sqlspec_config is not None:
+            driver = detect_driver(self.sqlspec_config)
+            family = family_of(driver)
+            app_mode = app_pooler(self.sqlspec_config)[0]
+        else:
+            assert self.dsn is not None
+            family = family_of_url(self.dsn)
+        mode, direct = self.pooler_mode, self.direct_dsn
+        if family != "postgres" and (mode not in {None, "session"} or direct is not None):
+            msg = f"pooler_mode='transaction' and direct_dsn apply to PostgreSQL only, not to {family}"
+            raise ConfigurationError(msg)
+        if mode not in {None, *POOLER_MODES}:
+            msg = f"pooler_mode must be one of {list(POOLER_MODES)}, not {mode!r}"
+            raise ConfigurationError(msg)
+        if app_mode is not None and app_mode not in POOLER_MODES:
+            msg = f"the SQLSpec configuration's pooler_mode {app_mode!r} is not supported: use 'transaction' pooling"
+            raise ConfigurationError(msg)
+        if mode == "session" and app_mode is not None:
+            msg = f"pooler_mode={mode!r} contradicts the SQLSpec configuration's pooler_mode {app_mode!r}"
+            raise ConfigurationError(msg)
+        mode = mode or app_mode or "session"
+        if direct is not None:
+            if family_of_url(direct) != "postgres":
+                msg = f"direct_dsn must be a postgresql:// URL, not {redact_url(direct)!r}"
+                raise ConfigurationError(msg)
+            if not self.listen_notify:
+                msg = "direct_dsn is only used to LISTEN, which listen_notify=False turns off"
+                raise ConfigurationError(msg)
+        if mode == "transaction" and driver is not None:
+            check_unprepared(self.sqlspec_config, driver)
+        msgspec.structs.force_setattr(self, "pooler_mode", mode)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> SQLSpecBackendConfig:
@@ -94,7 +145,29 @@ class SQLSpecBackendConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.sqlspec_config is not None:
             return self.sqlspec_config, False
         assert self.dsn is not None
-        return config_from_url(self.dsn, self.connection_options, connect_timeout=self.connect_timeout), True
+        return (
+            config_from_url(
+                self.dsn,
+                self.connection_options,
+                connect_timeout=self.connect_timeout,
+                pooler_mode=self.pooler_mode or "session",
+            ),
+            True,
+        )
+
+    @property
+    def listen_url(self) -> str | None:
+        """The URL the LISTEN connection goes to when it must not go through the pool's pooler: ``direct_dsn``, else
+        an app-owned configuration's ``driver_features["direct_dsn"]``; ``None``: a connection like the pool's."""
+        if self.direct_dsn is None and self.sqlspec_config is not None:
+            return app_pooler(self.sqlspec_config)[1]
+        return self.direct_dsn
+
+    def direct_listen_config(self, driver: str) -> Any:
+        """The SQLSpec configuration of the LISTEN connection for :attr:`listen_url`, with the pool's ``driver``;
+        ``None`` without one (a connection like the pool's)."""
+        url = self.listen_url
+        return None if url is None else config_from_url(with_driver(url, driver), connect_timeout=self.connect_timeout)
 
     def create_backend(self) -> SQLSpecBackend:
         """Build the (unopened) backend this configuration describes."""

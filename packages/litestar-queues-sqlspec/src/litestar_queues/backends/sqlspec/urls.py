@@ -11,6 +11,10 @@ URL                                       SQLSpec configuration
 ``mysql://…`` / ``mariadb://…``           ``AsyncmyConfig`` (autocommit, utf8mb4)
 ``mysql+asyncmy://…``                     ``AsyncmyConfig``
 ========================================  ===========================================
+
+With ``pooler_mode="transaction"`` (a PgBouncer in transaction mode in between) the PostgreSQL drivers prepare no
+named statements, and asyncpg learns the backend's array types in one transaction per connection (see
+:mod:`litestar_queues.sql.pooler`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import math
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from litestar_queues.backends.sqlspec.names import Family
 from litestar_queues.errors import ConfigurationError
+from litestar_queues.sql.pooler import learn_array_types, unprepared_options
 
-__all__ = ("SCHEMES", "config_from_url")
+__all__ = ("SCHEMES", "config_from_url", "family_of_url", "with_driver")
 
 _SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -36,9 +42,9 @@ async def _keep_session(connection: Any) -> None:
     """asyncpg pool ``reset`` hook that sends nothing.
 
     The default reset costs a round trip on every release (``RESET ALL``, ``UNLISTEN *``, …) and doubles
-    the latency of one-statement operations. The backend leaves no session state behind (its only
-    session-level state, the migration advisory lock, is released explicitly); asyncpg still rolls
-    back an open transaction itself before calling the hook.
+    the latency of one-statement operations. The backend leaves no session state behind (even its
+    migration lock is transaction-level); asyncpg still rolls back an open transaction itself before
+    calling the hook.
     """
     del connection
 
@@ -61,13 +67,31 @@ def _split_scheme(url: str) -> tuple[str, str | None, str]:
     return base, driver or None, rest
 
 
-def config_from_url(url: str, options: dict[str, Any] | None = None, *, connect_timeout: float = 10.0) -> Any:
+def family_of_url(url: str) -> Family:
+    """Return the SQL family a database URL names.
+
+    Raises:
+        ConfigurationError: Not a database URL of a supported scheme.
+    """
+    base = _split_scheme(url)[0]
+    return "postgres" if base in {"postgresql", "postgres"} else "sqlite" if base == "sqlite" else "mysql"
+
+
+def with_driver(url: str, driver: str) -> str:
+    """Return the PostgreSQL ``url`` with its scheme naming ``driver`` (``postgresql+asyncpg://…``)."""
+    return f"postgresql+{driver}://{_split_scheme(url)[2]}"
+
+
+def config_from_url(
+    url: str, options: dict[str, Any] | None = None, *, connect_timeout: float = 10.0, pooler_mode: str = "session"
+) -> Any:
     """Return a new SQLSpec adapter configuration for ``url``.
 
     Args:
         url: The database URL (see the module table).
         options: Extra ``connection_config`` entries (pool sizes, timeouts, …) merged over the defaults.
         connect_timeout: Seconds a new connection may take to be established (the driver's connect timeout).
+        pooler_mode: PostgreSQL: ``"transaction"`` behind a transaction-mode pooler (no named prepared statements).
 
     Raises:
         ConfigurationError: The URL is malformed, its scheme or driver is unsupported, or the driver is missing.
@@ -82,22 +106,31 @@ def config_from_url(url: str, options: dict[str, Any] | None = None, *, connect_
             raise ConfigurationError(msg)
         _require(driver)
         dsn = f"postgresql://{rest}"
+        unprepared = unprepared_options(driver) if pooler_mode == "transaction" else {}
         if driver == "asyncpg":
             from sqlspec.adapters.asyncpg import AsyncpgConfig  # noqa: PLC0415 - optional driver
 
             return AsyncpgConfig(
-                connection_config={"dsn": dsn, "reset": _keep_session, "timeout": connect_timeout, **extra}
+                connection_config={
+                    "dsn": dsn,
+                    "reset": _keep_session,
+                    "timeout": connect_timeout,
+                    **unprepared,
+                    **extra,
+                },
+                driver_features={"on_connection_create": learn_array_types} if unprepared else {},
             )
         from sqlspec.adapters.psycopg import PsycopgAsyncConfig  # noqa: PLC0415 - optional driver
 
-        # libpq's connect_timeout is whole seconds, at least 2; the pool's timeout bounds waiting for a connection
-        libpq = {"connect_timeout": max(2, math.ceil(connect_timeout))}
+        # libpq's connect_timeout is whole seconds, at least 2; the pool's timeout bounds waiting for a connection.
+        # These kwargs reach every new connection, the pool's and create_connection()'s.
+        connect = {"connect_timeout": max(2, math.ceil(connect_timeout)), **unprepared}
         return PsycopgAsyncConfig(
             connection_config={
                 "conninfo": dsn,
                 "autocommit": True,
                 "timeout": connect_timeout,
-                "kwargs": libpq,
+                "kwargs": connect,
                 **extra,
             }
         )

@@ -141,7 +141,7 @@ class Dialect(ABC):
         return nullcontext()
 
     async def relock(self, session: Any) -> None:
-        """Take the migration guard's lock again after a commit ended its transaction (SQLite only)."""
+        """Take the migration guard's lock again after a commit ended its transaction (SQLite, PostgreSQL)."""
         del session
 
     # -- helpers -----------------------------------------------------------------------------------

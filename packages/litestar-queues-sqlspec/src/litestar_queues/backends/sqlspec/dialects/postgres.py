@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -206,14 +206,31 @@ class PostgresDialect(Dialect):
 
     @asynccontextmanager
     async def migration_guard(self, session: Any) -> AsyncIterator[bool | None]:
-        """Hold a session-level advisory lock while migrating; the runner keeps its per-migration transactions."""
-        key = int.from_bytes(hashlib.sha256(f"litestar_queues:{self.names.extension}".encode()).digest()[:8], "big")
-        key -= 1 << 63 if key >= 1 << 63 else 0
-        await session.execute("SELECT pg_advisory_lock(:key)", {"key": key})
+        """Migrate inside one transaction holding a transaction-level advisory lock: other starters wait for it.
+
+        The lock ends with the transaction, so it can never outlive it on a server connection: not when the
+        process dies, and not behind a transaction-mode pooler (PgBouncer), where a session-level lock stays
+        on whichever server connection took it and an unlock may run on another.
+        """
+        await self.relock(session)
         try:
-            yield None
-        finally:
-            await session.execute("SELECT pg_advisory_unlock(:key)", {"key": key})
+            yield False
+        except BaseException:
+            with suppress(Exception):
+                await session.rollback()
+            raise
+        await session.commit()
+
+    async def relock(self, session: Any) -> None:
+        """Open the migration transaction and wait for, then hold, the advisory lock."""
+        await session.begin()
+        await session.execute("SELECT pg_advisory_xact_lock(:key)", {"key": self.migration_lock_key})
+
+    @property
+    def migration_lock_key(self) -> int:
+        """The advisory lock key of this table prefix's migrations (a signed 64-bit hash of the extension name)."""
+        key = int.from_bytes(hashlib.sha256(f"litestar_queues:{self.names.extension}".encode()).digest()[:8], "big")
+        return key - (1 << 63 if key >= 1 << 63 else 0)
 
     def in_list(self, column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
         """Bind the list as one ``varchar[]``."""
