@@ -60,6 +60,8 @@ class Result:
     unit: str
     spread: tuple[float, float] | None = None
     """The lowest and highest round, when ``value`` is the median of several."""
+    rounds: tuple[float, ...] = ()
+    """Every round's value in round order (NaN where a round did not finish), for per-round ratios."""
 
 
 class Timer:
@@ -110,18 +112,30 @@ def machine_summary() -> str:
     return f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores"
 
 
+def round_ratios(row: Result, peers: Sequence[Result], *, higher: bool) -> list[float]:
+    """``row``'s value divided by the best peer's value of the same round, for every round both finished."""
+    ratios = []
+    for index, value in enumerate(row.rounds):
+        measured = [p.rounds[index] for p in peers if index < len(p.rounds) and not math.isnan(p.rounds[index])]
+        if measured and not math.isnan(value):
+            ratios.append(value / (max(measured) if higher else min(measured)))
+    return ratios
+
+
 def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), references: Sequence[str] = ()) -> str:
     """Results grouped by metric, best first; with ``ours``, a last column dividing each of ours by the best peer's
-    value (rates: higher is better; latencies, in ms: lower is better). ``references`` are listed but are no
+    value (rates: higher is better; latencies, in ms: lower is better), and with several rounds one more: the
+    ratio to the best peer of the same round, its median and range. ``references`` are listed but are no
     peers (a bound such as the server's commit floor)."""
     metrics: dict[str, list[Result]] = {}
     for result in results:
         metrics.setdefault(result.metric, []).append(result)
     spreads = any(result.spread is not None for result in results)
+    per_round = bool(ours) and any(len(result.rounds) > 1 for result in results)
     header = "| metric | system | value |" + (" rounds (min to max) |" if spreads else "")
     lines = [
-        header + (" ours / best peer |" if ours else ""),
-        "|---|---|---:|" + ("---:|" if spreads else "") + ("---:|" if ours else ""),
+        header + (" ours / best peer |" if ours else "") + (" per round: median (min to max) |" if per_round else ""),
+        "|---|---|---:|" + ("---:|" if spreads else "") + ("---:|" if ours else "") + ("---:|" if per_round else ""),
     ]
     for metric, rows in metrics.items():
         peers = [r.value for r in rows if r.system not in (*ours, *references) and not math.isnan(r.value)]
@@ -136,6 +150,11 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), refer
                 measured = best_peer and row.system in ours and not math.isnan(row.value)
                 ratio = f"{row.value / best_peer:.2f}x" if measured else ""
                 line += f" {ratio} |"
+            if per_round:
+                peer_rows = [r for r in rows if r.system not in (*ours, *references)]
+                ratios = round_ratios(row, peer_rows, higher=higher) if row.system in ours else []
+                shown = f"{statistics.median(ratios):.2f}x ({min(ratios):.2f} to {max(ratios):.2f})" if ratios else ""
+                line += f" {shown} |"
             lines.append(line)
     return "\n".join(lines)
 
@@ -216,11 +235,18 @@ async def opened_system(system: System, location: str) -> AsyncIterator[System]:
 def add_round_arguments(parser: argparse.ArgumentParser) -> None:
     """The measurement sizes every comparison takes."""
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--single", type=int, default=2000, help="jobs in the single-enqueue measurement")
-    parser.add_argument("--bulk", type=int, default=20000, help="jobs in the bulk-enqueue measurement")
+    parser.add_argument("--single", type=int, default=2000, help="jobs in the single-enqueue measurement (0: none)")
+    parser.add_argument("--bulk", type=int, default=20000, help="jobs in each bulk-enqueue measurement")
+    parser.add_argument(
+        "--bulk-size",
+        type=int,
+        nargs="+",
+        default=[1000],
+        help="jobs per bulk call, one measurement each (--bulk 2000 --bulk-size 2000: one call on a fresh system)",
+    )
     parser.add_argument("--jobs", type=int, default=10000, help="jobs drained")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])
-    parser.add_argument("--samples", type=int, default=200, help="idle pickups measured")
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[10, 50], help="drains (none: no drain)")
+    parser.add_argument("--samples", type=int, default=200, help="idle pickups measured (0: none)")
     parser.add_argument(
         "--median",
         action="store_true",
@@ -244,7 +270,8 @@ def print_report(
         print(f"load average (1 min) at the start of each round and at the end: {', '.join(f'{v:.1f}' for v in LOADS)}")
     print(
         f"{'median' if arguments.median else 'best'} of {arguments.rounds} rounds; {arguments.single} single "
-        f"enqueues, {arguments.bulk} bulk, {arguments.jobs} jobs drained, {arguments.samples} pickups\n"
+        f"enqueues, {arguments.bulk} bulk (calls of {'/'.join(map(str, arguments.bulk_size))}), {arguments.jobs} "
+        f"jobs drained, {arguments.samples} pickups\n"
     )
     print(markdown_table(results, ours=ours, references=references))
 
@@ -429,9 +456,7 @@ async def run_rounds(
         key = (system.name, metric)
         print(f"  {system.name} | {metric} | {value:.2f}", file=sys.stderr)  # every round, for per-round ratios
         units[key] = "jobs/s" if higher else "ms"
-        rounds.setdefault(key, [])
-        if not math.isnan(value):
-            rounds[key].append(value)
+        rounds.setdefault(key, []).append(value)
 
     async def attempt(system: System, metrics: Sequence[str], measurement: Awaitable[Any]) -> Any:
         try:
@@ -446,29 +471,35 @@ async def run_rounds(
             gc.collect()
             print(f"round {round_number + 1}: {system.name}", file=sys.stderr)
             open_system = open_for(system)
-            rates = [
-                ("enqueue single", lambda o=open_system: measure_single(o, arguments.single)),
-                ("enqueue bulk (1000 per call)", lambda o=open_system: measure_bulk(o, arguments.bulk)),
-            ] + [
+            rates = [("enqueue single", lambda o=open_system: measure_single(o, arguments.single))]
+            rates = rates if arguments.single else []
+            rates += [
+                (f"enqueue bulk ({size} per call)", lambda o=open_system, s=size: measure_bulk(o, arguments.bulk, s))
+                for size in arguments.bulk_size
+            ]
+            rates += [
                 (f"drain, concurrency {c}", lambda o=open_system, c=c: measure_drain(o, arguments.jobs, c))
                 for c in arguments.concurrency
             ]
-            for metric, measure in rates[:1] if system.single_only else rates:
+            for metric, measure in rates[: int(bool(arguments.single))] if system.single_only else rates:
                 value = await attempt(system, [metric], measure())
                 keep(system, metric, math.nan if value is None else value)
-            if measures_pickup(system) and not system.single_only:
+            if measures_pickup(system) and not system.single_only and arguments.samples:
                 pickup = await attempt(system, ["idle pickup"], measure_pickup(open_system, arguments.samples))
                 p50, p99 = (math.nan, math.nan) if pickup is None else pickup
                 keep(system, "idle pickup p50", p50, higher=False)
                 keep(system, "idle pickup p99", p99, higher=False)
     LOADS.append(os.getloadavg()[0])
     results = []
-    for (name, metric), values in rounds.items():
+    for (name, metric), every in rounds.items():
         unit = units[(name, metric)]
+        values = [value for value in every if not math.isnan(value)]
         if not values:
-            results.append(Result(name, metric, math.nan, unit))
+            results.append(Result(name, metric, math.nan, unit, rounds=tuple(every)))
         elif arguments.median:
-            results.append(Result(name, metric, statistics.median(values), unit, (min(values), max(values))))
+            spread = (min(values), max(values))
+            results.append(Result(name, metric, statistics.median(values), unit, spread, tuple(every)))
         else:
-            results.append(Result(name, metric, max(values) if unit == "jobs/s" else min(values), unit))
+            best = max(values) if unit == "jobs/s" else min(values)
+            results.append(Result(name, metric, best, unit, rounds=tuple(every)))
     return results
