@@ -214,11 +214,14 @@ def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
     )
 
 
-_JsonRow = msgspec.defstruct("_JsonRow", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True)
+_JsonRow = msgspec.defstruct(
+    "_JsonRow", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True, gc=False
+)
 """A task row as one JSON object, the shape PostgreSQL's ``json_to_recordset`` reads; a missing key is a NULL column,
 so NULLs are left out (a new record has a dozen). The structured columns travel as strings holding their JSON text:
 PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would become text, and task arguments may
-hold one."""
+hold one. Untracked by the garbage collector (its values are strings, numbers and None): a bulk enqueue builds
+thousands at once, and tracked ones would trigger full collections of the whole process."""
 
 
 def encode_json_rows(records: Sequence[TaskRecord], codec: ValueCodec) -> str:
