@@ -65,7 +65,7 @@ async def exec_ms(admin: Any) -> float:
 
 
 async def measure(
-    system: System, dsn: str, pid: int, sizes: list[int], calls: int, full: FullCollections
+    system: System, dsn: str, pid: int, *, sizes: list[int], calls: int, full: FullCollections
 ) -> dict[tuple[int, str], list[float]]:
     """Per call, each figure in µs per row (full GCs: per call), keyed by call size and figure; first calls apart."""
     import asyncpg
@@ -105,7 +105,9 @@ async def run(arguments: argparse.Namespace, dsn: str, pid: int) -> dict[str, di
         for system in systems:
             print(f"round {round_number + 1}: {system.name}", flush=True)
             async with databases.fresh() as database:
-                found = await measure(system, database, pid, arguments.bulk_size, arguments.calls, full)
+                found = await measure(
+                    system, database, pid, sizes=arguments.bulk_size, calls=arguments.calls, full=full
+                )
             for key, values in found.items():
                 results.setdefault(system.name, {}).setdefault(key, []).extend(values)
     return results

@@ -214,9 +214,7 @@ def encode_task(record: TaskRecord, codec: ValueCodec) -> tuple[Any, ...]:
     )
 
 
-_JsonRow = msgspec.defstruct(
-    "_JsonRow", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True, gc=False
-)
+_JsonRow = msgspec.defstruct("_JsonRow", [(column, Any, None) for column in TASK_COLUMNS], omit_defaults=True, gc=False)
 """A task row as one JSON object, the shape PostgreSQL's ``json_to_recordset`` reads; a missing key is a NULL column,
 so NULLs are left out (a new record has a dozen). The structured columns travel as strings holding their JSON text:
 PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would become text, and task arguments may
