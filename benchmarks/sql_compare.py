@@ -4,7 +4,7 @@
 Measures, for every system, with no-op tasks taking one int argument:
 
 * single enqueue: sequential awaited enqueues of one job;
-* bulk enqueue: the system's fastest way to enqueue many jobs, 1000 jobs per call (pgqueuer's list
+* bulk enqueue: the system's fastest way to enqueue many jobs, ``--bulk-size`` jobs per call (pgqueuer's list
   ``enqueue``, procrastinate's ``batch_defer_async``, ours ``enqueue_many``; SAQ has none: ``gather``);
 * drain: jobs already queued, a worker with ``--concurrency`` slots started, time until the last one ran;
 * idle pickup: an idle worker; time from the start of one enqueue to the start of the task function.
