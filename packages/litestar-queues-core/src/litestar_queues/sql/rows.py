@@ -219,7 +219,7 @@ _JsonRow = msgspec.defstruct("_JsonRow", [(column, Any, None) for column in TASK
 so NULLs are left out (a new record has a dozen). The structured columns travel as strings holding their JSON text:
 PostgreSQL's JSON functions refuse a NUL character (``\\u0000``) that would become text, and task arguments may
 hold one. Untracked by the garbage collector (its values are strings, numbers and None): a bulk enqueue builds
-thousands at once, and tracked ones would trigger full collections of the whole process."""
+thousands at once, and tracked ones would count toward the collector's thresholds and be walked by it."""
 
 
 def encode_json_rows(records: Sequence[TaskRecord], codec: ValueCodec) -> str:
