@@ -146,7 +146,8 @@ class Database:
 
     async def share_connection(self) -> None:
         """SQLite file: from now on run every statement on one connection of its own (see the module docstring)."""
-        self._shared = await SharedSQLiteConnection.open(self.config)
+        if self._shared is None:  # a backend opened again keeps its connection
+            self._shared = await SharedSQLiteConnection.open(self.config)
 
     @property
     def shared(self) -> bool:
