@@ -11,7 +11,7 @@ import pytest
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend, SQLSpecBackendConfig
 from litestar_queues.clock import utc_now
-from litestar_queues.records import TaskRecord, new_record_id
+from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +129,31 @@ async def test_a_kept_connection_the_server_ended_is_replaced(pg_driver: str, ma
             continue
     assert await backend.get(record.id) is not None
     assert await _server_pid(backend) != kept
+
+
+async def test_a_sqlite_file_backend_runs_concurrent_operations_on_one_connection_of_its_own(tmp_path: Any) -> None:
+    """No pooled connections queueing for the file's write lock: concurrent enqueues, claims and finishes borrow
+    nothing from the pool, and the connection waits for other processes as long as the URL's busy timeout says."""
+    config = SQLSpecBackendConfig.from_url(f"sqlite:///{tmp_path / 'queue.db'}")
+    async with SQLSpecBackend(config) as backend:
+        pool = await backend.sqlspec_config.provide_pool()  # type: ignore[attr-defined]
+        opened = pool.size()
+        records = [_record() for _ in range(40)]
+        async with anyio.create_task_group() as group:
+            for record in records:
+                group.start_soon(backend.enqueue, [record])
+        now = utc_now()
+        claimed = await backend.claim(["default"], owner="w", limit=40, now=now, lease_seconds=30)
+        assert len(claimed) == 40
+        finished: list[Any] = []
+
+        async def finish(record: TaskRecord) -> None:
+            finished.append(await backend.finish(record.lease, Outcome(status=TaskStatus.COMPLETED), now=now))
+
+        async with anyio.create_task_group() as group:
+            for record in claimed:
+                group.start_soon(finish, record)
+        assert all(record is not None and record.status is TaskStatus.COMPLETED for record in finished)
+        assert pool.size() == opened and pool.checked_out() == 0
+        [row] = await backend._db.select("PRAGMA busy_timeout")
+        assert row[0] == 30_000

@@ -12,7 +12,7 @@ from litestar_queues.backend import Capability
 from litestar_queues.backends.sqlspec.config import SQLSpecBackendConfig, describe_database
 from litestar_queues.backends.sqlspec.database import Database, check_session, detect_driver, family_of
 from litestar_queues.backends.sqlspec.dialects import Dialect, create_dialect
-from litestar_queues.backends.sqlspec.dialects.sqlite import check_sqlite_location
+from litestar_queues.backends.sqlspec.dialects.sqlite import check_sqlite_location, memory_database
 from litestar_queues.backends.sqlspec.history import EventStore
 from litestar_queues.backends.sqlspec.migrate import SchemaMigrator, migration_extension_config
 from litestar_queues.backends.sqlspec.names import TableNames
@@ -116,6 +116,9 @@ class SQLSpecBackend(SQLQueueBackend):
                     f"{extension!r} extension (see migration_extension_config), or set apply_migrations=True"
                 )
                 raise ConfigurationError(msg)
+        if self.names.family == "sqlite" and not memory_database(self._db.config):
+            await self._db.share_connection()  # one writer per process (see native): never a pool's lock waits
+            return
         pool_size = int(self._db.config.connection_config.get("max_size") or 2)
         if self._owns_config and pool_size > 1:  # never of the application's own pool, nor of a pool of one
             self._db.keep_connections(min(_KEPT_CONNECTIONS, pool_size - 1))

@@ -16,6 +16,9 @@ otherwise, so operations never wait for one. A connection whose operation failed
 connection fails (rather than a statement), or a kept one turns out closed, every kept connection goes back
 to the pool: after a server restart they are all dead, and each would otherwise fail one operation with a
 driver's internal error, long after the server is back.
+
+On a SQLite file every statement runs on one shared connection of the backend's own instead (see ``native``);
+sessions (migrations, an application's transaction) still come from the pool.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Literal, TypeVar
 
 from litestar_queues.backends.sqlspec.names import Family
-from litestar_queues.backends.sqlspec.native import AsyncpgRunner, NativeRunner, PsycopgRunner, connection_failed
+from litestar_queues.backends.sqlspec.native import (
+    AsyncpgRunner,
+    NativeRunner,
+    PsycopgRunner,
+    SharedSQLiteConnection,
+    connection_failed,
+)
 from litestar_queues.errors import ConfigurationError
 
 __all__ = ("SUPPORTED_DRIVERS", "Database", "DriverName", "check_session", "detect_driver", "family_of")
@@ -122,7 +131,7 @@ _NATIVE_RUNNERS: dict[DriverName, type[NativeRunner]] = {"asyncpg": AsyncpgRunne
 class Database:
     """Borrow sessions from a SQLSpec configuration and end their transactions."""
 
-    __slots__ = ("_in_transaction", "_keeping", "_kept", "_native", "config", "driver", "family")
+    __slots__ = ("_in_transaction", "_keeping", "_kept", "_native", "_shared", "config", "driver", "family")
 
     def __init__(self, config: Any, driver: DriverName) -> None:
         """Wrap ``config`` (a SQLSpec async adapter configuration for ``driver``)."""
@@ -133,15 +142,30 @@ class Database:
         self._native: NativeRunner | None = _NATIVE_RUNNERS[driver]() if driver in _NATIVE_RUNNERS else None
         self._keeping = 0
         self._kept: list[tuple[Any, AsyncExitStack]] = []
+        self._shared: SharedSQLiteConnection | None = None
+
+    async def share_connection(self) -> None:
+        """SQLite file: from now on run every statement on one connection of its own (see the module docstring)."""
+        if self._shared is None:  # a backend opened again keeps its connection
+            self._shared = await SharedSQLiteConnection.open(self.config)
+
+    @property
+    def shared(self) -> bool:
+        """Whether statements run on one shared connection (a SQLite file) rather than on pooled ones."""
+        return self._shared is not None
 
     def keep_connections(self, most: int) -> None:
         """From now on keep up to ``most`` good connections for the next operations (see the module docstring)."""
         self._keeping = most
 
     async def release_kept(self) -> None:
-        """Stop keeping connections and return the kept ones to the pool (before the pool closes)."""
+        """Stop keeping connections and return the kept ones to the pool (before the pool closes); close the shared
+        one."""
         self._keeping = 0
         await self._forget_kept()
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.close()
 
     async def _forget_kept(self, *failed: tuple[Any, AsyncExitStack]) -> None:
         """Return every kept connection (and ``failed`` ones) to the pool, which discards the broken ones."""
@@ -200,13 +224,15 @@ class Database:
             await held[1].aclose()
         return result
 
-    async def select(
-        self, sql: str, params: dict[str, Any] | None = None, *, statement_config: Any = None
-    ) -> list[Any]:
-        """Run one statement that returns rows (``:name`` parameters) in its own session.
+    async def select(self, sql: str, params: Any = None, *, statement_config: Any = None) -> list[Any]:
+        """Run one statement that returns rows (``:name`` parameters; on a shared SQLite connection also a sequence
+        for ``?`` ones) in its own session.
 
-        Rows map column names to values (dicts, or asyncpg records).
+        Rows map column names to values (dicts, asyncpg records or ``sqlite3.Row``).
         """
+        shared = self._shared
+        if shared is not None and statement_config is None:
+            return await shared.select(sql, params or {})
         runner = self._native
         if runner is not None and statement_config is None:
             return list(await self._run(runner, runner.select, sql, params))
@@ -219,6 +245,9 @@ class Database:
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         """Run one statement (``:name`` parameters) in its own session; return the number of rows it affected."""
+        shared = self._shared
+        if shared is not None:
+            return await shared.execute(sql, params or {})
         runner = self._native
         if runner is not None:
             return await self._run(runner, runner.execute, sql, params)

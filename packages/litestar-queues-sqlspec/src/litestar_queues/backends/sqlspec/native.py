@@ -8,11 +8,19 @@ so on asyncpg and psycopg each ``:name`` text is converted once to the driver's 
 and executed with the driver's own API (asyncpg prepares and caches statements per connection;
 psycopg prepares a statement after it ran five times). Connections still come from, and return
 to, the SQLSpec configuration's pool.
+
+A SQLite file gets one connection of the backend's own instead (:class:`SharedSQLiteConnection`), opened like the
+configuration's pooled ones and shared by every operation: SQLite lets one connection write at a time, so a
+pool's connections only queue for the file's write lock, each wait a busy-handler sleep of milliseconds. On the
+shared connection, aiosqlite's thread runs the statements one after another, and each is one call on that thread
+(``sqlite3`` binds ``:name`` parameters itself), a complete autocommit statement that leaves no transaction open,
+so the operations of one process never wait for each other's locks.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -21,7 +29,7 @@ from sqlspec.exceptions import DeadlockError, SerializationConflictError, SQLSpe
 
 from litestar_queues.sql.failures import connection_lost
 
-__all__ = ("AsyncpgRunner", "NativeRunner", "PsycopgRunner", "connection_failed")
+__all__ = ("AsyncpgRunner", "NativeRunner", "PsycopgRunner", "SharedSQLiteConnection", "connection_failed")
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _MAPPED: dict[str, type[SQLSpecError]] = {
@@ -191,3 +199,69 @@ class PsycopgRunner(NativeRunner):
     async def end(self, connection: Any, *, commit: bool) -> None:
         """``commit()`` or ``rollback()``."""
         await (connection.commit() if commit else connection.rollback())
+
+
+_SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+def _reraise_sqlite(error: sqlite3.Error) -> NoReturn:
+    """Raise a busy database or a unique violation as the SQLSpec exception SQLSpec raises for it."""
+    name = str(getattr(error, "sqlite_errorname", ""))
+    if name.startswith("SQLITE_BUSY") or (isinstance(error, sqlite3.OperationalError) and "locked" in str(error)):
+        raise DeadlockError(str(error)) from error
+    if name in _SQLITE_UNIQUE:
+        raise UniqueViolationError(str(error)) from error
+    raise error
+
+
+class SharedSQLiteConnection:
+    """The one aiosqlite connection every operation of a backend on a SQLite file runs its statements on."""
+
+    __slots__ = ("_connection", "_legacy")
+
+    def __init__(self, connection: Any) -> None:
+        """Take over ``connection`` (from the SQLSpec configuration's ``create_connection``), with rows by column
+        name."""
+        connection.row_factory = sqlite3.Row
+        self._connection = connection
+        self._legacy = connection.isolation_level is not None
+        """Not autocommit (an application's configuration without ``isolation_level=None``): sqlite3 opens a
+        transaction before a writing statement, which :meth:`_commit` ends."""
+
+    async def _commit(self) -> None:
+        if self._legacy and self._connection.in_transaction:
+            await self._connection.commit()
+
+    @classmethod
+    async def open(cls, config: Any) -> SharedSQLiteConnection:
+        """A new connection like the pooled ones of ``config``, whose ``timeout`` (sqlite3's busy timeout) it keeps:
+        SQLSpec's pool sets 5 s on every connection, too short for processes queueing for one file."""
+        shared = cls(await config.create_connection())
+        timeout = config.connection_config.get("timeout")
+        if timeout is not None:
+            await shared.execute(f"PRAGMA busy_timeout = {round(float(timeout) * 1000)}", ())
+        return shared
+
+    async def select(self, sql: str, params: Any) -> list[Any]:
+        """Run a statement returning rows (``sqlite3.Row``, by column name) in one call on aiosqlite's thread."""
+        try:
+            rows = list(await self._connection.execute_fetchall(sql, params))
+        except sqlite3.Error as error:
+            _reraise_sqlite(error)
+        await self._commit()
+        return rows
+
+    async def execute(self, sql: str, params: Any) -> int:
+        """Run a statement; the number of rows it changed."""
+        try:
+            cursor = await self._connection.execute(sql, params)
+        except sqlite3.Error as error:
+            _reraise_sqlite(error)
+        changed = int(cursor.rowcount)
+        await cursor.close()
+        await self._commit()
+        return changed
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._connection.close()

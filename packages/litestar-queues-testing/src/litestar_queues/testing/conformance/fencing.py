@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import pytest
@@ -10,6 +11,7 @@ from litestar_queues.backend import QueueBackend
 from litestar_queues.records import LeaseState, Outcome, TaskError, TaskRecord, TaskStatus
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
+    QUEUE,
     after,
     claim_one,
     completed,
@@ -115,6 +117,32 @@ class FencingConformance(ConformanceBase):
         assert await backend.finish(lease, completed(), now=now) is None, rule("finish", _FENCE, fence)
         stored = await backend.get(running.id)
         assert stored == running, rule("finish", _FENCE, diff(running, stored))
+
+    async def test_fencing_concurrent_finishes_apply_only_where_the_fence_holds(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        """Finishes of many attempts at once (which a backend may write as one statement), every other one with a
+        fence that no longer matches: each caller learns its own outcome, and a failed fence changes nothing."""
+        await backend.enqueue([make_record(now) for _ in range(8)])
+        running = await backend.claim([QUEUE], owner="worker-a", limit=8, now=now, lease_seconds=30)
+        assert len(running) == 8, rule("claim", "claim up to limit due records", f"got {len(running)} of 8")
+        leases = [
+            stale(record.lease, owner="zombie") if index % 2 else record.lease for index, record in enumerate(running)
+        ]
+        finished = await asyncio.gather(
+            *(
+                backend.finish(lease, completed(index), now=after(now, 1), claimed=record)
+                for index, (lease, record) in enumerate(zip(leases, running, strict=True))
+            )
+        )
+        for index, (record, result) in enumerate(zip(running, finished, strict=True)):
+            stored = await backend.get(record.id)
+            if index % 2:
+                assert result is None and stored == record, rule("finish", _FENCE, diff(record, stored))
+            else:
+                assert result is not None and result == stored and result.result == index, rule(
+                    "finish", "each concurrent caller gets its own finished record", diff(stored, result)
+                )
 
     async def test_fencing_finish_twice_applies_once(self, backend: QueueBackend, now: datetime) -> None:
         await enqueue_one(backend, make_record(now))

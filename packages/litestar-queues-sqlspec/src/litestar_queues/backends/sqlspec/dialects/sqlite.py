@@ -4,6 +4,11 @@ A writing statement takes SQLite's database write lock before it reads anything,
 ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING …`` cannot hand a row to two claimers, even
 from different processes sharing the file. (A SELECT followed by an UPDATE could: the read happens
 outside the write lock.) Lock waits are bounded by ``busy_timeout``.
+
+On a file, the statements of one backend run on one connection (see ``native``), and the terminal finishes of
+concurrent attempts share one statement (the fences joined from one JSON array): one write transaction and one
+commit for a batch instead of one per attempt, the cost that bounds a SQLite drain. A caller's finish still
+returns only once its row is committed.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
@@ -20,10 +25,12 @@ from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import SELECT_COLUMNS, TERMINAL_SQL, Dialect, chunked
 from litestar_queues.backends.sqlspec.names import Family, TableNames
 from litestar_queues.errors import ConfigurationError
-from litestar_queues.records import TaskRecord
+from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
+from litestar_queues.sql.batching import Coalescer
+from litestar_queues.sql.finishing import Ending, ending, finished_records
 from litestar_queues.sql.rows import TASK_COLUMNS, SQLiteValueCodec, check_sqlite_version, encode_json, encode_task
 
-__all__ = ("SQLiteDialect", "check_sqlite_location")
+__all__ = ("SQLiteDialect", "check_sqlite_location", "memory_database")
 
 try:
     import fcntl
@@ -49,6 +56,12 @@ def check_sqlite_location(config: Any, where: str) -> None:
             f"/{database} use four slashes: sqlite:////{database})"
         )
         raise ConfigurationError(f"{where}: the folder {folder} of the database file does not exist{hint}")
+
+
+def memory_database(config: Any) -> bool:
+    """Whether the SQLSpec configuration ``config`` names an in-memory database rather than a file."""
+    database = str(getattr(config, "connection_config", {}).get("database", ":memory:"))
+    return database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in database
 
 
 def _max_bind_parameters() -> int:
@@ -79,6 +92,18 @@ class SQLiteDialect(Dialect):
             f"DELETE FROM {tasks} WHERE id IN (SELECT id FROM {tasks} WHERE status IN {TERMINAL_SQL} "
             "AND finished_at < :before ORDER BY finished_at LIMIT :limit)"
         )
+        # The fence (id, owner, token) and the values of each ending, read from one JSON array of arrays.
+        fields = ("id", "owner", "token", "status", "moment", "result", "error")
+        batch = ", ".join(f"json_extract(value, '$[{position}]') AS {name}" for position, name in enumerate(fields))
+        self.sql_finish_many = (
+            f"UPDATE {tasks} SET status = b.status, finished_at = b.moment, result = b.result, error = b.error, "
+            "active_key = NULL, owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE "
+            f"FROM (SELECT {batch} FROM json_each(:endings)) AS b WHERE {tasks}.id = b.id "
+            f"AND {tasks}.status = 'running' AND {tasks}.owner = b.owner AND {tasks}.token = b.token RETURNING id"
+        )
+        self._finishes: Coalescer[Ending, TaskRecord | None] = Coalescer(
+            self._finish_many, key=lambda item: item.record_id
+        )
 
     async def check_server(self) -> None:
         """Require SQLite 3.35+ (``RETURNING``).
@@ -108,10 +133,10 @@ class SQLiteDialect(Dialect):
         ``BEGIN IMMEDIATE`` guard then meets "database is locked" instead of a wait. In-memory databases (one
         process) and systems without ``fcntl`` take no lock.
         """
-        database = str(getattr(self.db.config, "connection_config", {}).get("database", ":memory:"))
-        if fcntl is None or database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in database:
+        if fcntl is None or memory_database(self.db.config):
             yield
             return
+        database = str(self.db.config.connection_config["database"])
         descriptor = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             while True:
@@ -137,6 +162,8 @@ class SQLiteDialect(Dialect):
             values = [value for row in chunk for value in row]
             if session is not None:
                 inserted |= await _insert_rows(session, sql, values)
+            elif self.db.shared:
+                inserted |= {row["id"] for row in await self.db.select(sql, values)}
             else:
                 async with self.db.session() as own:
                     inserted |= await _insert_rows(own, sql, values)
@@ -163,6 +190,24 @@ class SQLiteDialect(Dialect):
         codec = self.codec
         params.update(owner=owner, now=codec.time(now), lease_expires_at=codec.time(lease_expires_at), limit=limit)
         return [self.decode(row) for row in await self.db.select(sql, params)]
+
+    def finish(
+        self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
+    ) -> Awaitable[TaskRecord | None]:
+        """Terminal outcomes of concurrent callers share one statement (see ``batching``); retries run alone.
+
+        The shared statement returns only ids: a caller's ``claimed`` record gives its finished record, the finished
+        records of callers without one are read back.
+        """
+        if as_status(outcome.status) is TaskStatus.PENDING or outcome.only_if_lease_expired:
+            return super().finish(lease, outcome, now=now)
+        return self._finishes.submit(ending(lease, outcome, now, claimed))
+
+    async def _finish_many(self, endings: Sequence[Ending]) -> list[TaskRecord | None]:
+        time = self.codec.time
+        batch = encode_json([(*item[:4], time(item.moment), *item[5:7]) for item in endings])
+        done = {row["id"] for row in await self.db.select(self.sql_finish_many, {"endings": batch})}
+        return await finished_records(endings, done, self.fetch_by_ids)
 
     async def expire(self, *, now: datetime, limit: int) -> int:
         """Expire a bounded batch in one statement."""
