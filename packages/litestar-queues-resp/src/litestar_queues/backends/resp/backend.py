@@ -193,7 +193,8 @@ class RespBackend(QueueBackend):
         valkey-py's cluster client drops a node from its startup nodes whenever a command to it fails to connect,
         and finds the cluster again only through them: after a whole-cluster restart it can end up with none left,
         and then never reconnects ("cannot be connected ... None"). Called after every failed call (a few dict
-        look-ups); redis-py 8 keeps failed nodes, so there it changes nothing.
+        look-ups); redis-py keeps failed nodes since 7.2, so there it changes nothing. Upstream: valkey-py issue #327
+        (redis-py #3693, fixed by #3917).
         """
         client = self._client
         manager = getattr(client, "nodes_manager", None)
