@@ -188,8 +188,10 @@ class RespClusterServer(PrivateServer):
 
 def _free_port_run(count: int) -> int:
     """The first of ``count`` free consecutive ports whose cluster bus ports (port + 10000) are free too."""
-    # a random start (runs start side by side): two runs pick the same ports only when they pick the same base
-    for base in random.Random().sample(range(20000, 55000, count), 200):
+    # a random start (runs start side by side): two runs pick the same ports only when they pick the same base. The
+    # node and bus ports stay below the ephemeral range (32768+ on Linux), where an outgoing connection's local port
+    # could take one between this check and the node's bind, or before a restart binds it again.
+    for base in random.Random().sample(range(20000, 32768 - 10000 - count, count), 200):
         ports = [base + offset for offset in range(count)]
         if not any(_answers(port) or _answers(port + 10000) for port in ports):
             return base

@@ -109,3 +109,21 @@ async def test_each_backend_keeps_its_keys_in_one_slot_and_prefixes_spread_over_
 def test_a_cluster_url_string_is_a_queue_backend(url: str, config_class: type[RespBackendConfig]) -> None:
     config = backend_config(url)
     assert type(config) is config_class and isinstance(config, RespBackendConfig) and config.cluster
+
+
+@pytest.mark.anyio
+async def test_a_valkey_cluster_client_that_lost_every_startup_node_finds_the_cluster_again() -> None:
+    """After a whole-cluster restart valkey-py's cluster client has dropped every node it failed to reach from its
+    startup nodes, and can then never reinitialise ("cannot be connected ... None"; redis-py 8 keeps such nodes):
+    the state is reproduced here, and the backend's repair after the failed call gives the client its nodes back,
+    so the next call works. (The chaos suite's whole-cluster restart is the end-to-end check.)"""
+    config = ValkeyBackendConfig(url=server_url("LQ_VALKEY_CLUSTER_URL"), key_prefix=f"lqtest:{new_record_id()}")
+    async with config.create_backend() as backend:
+        client: Any = backend._client
+        assert await backend.get("missing") is None
+        client.nodes_manager.startup_nodes.clear()
+        await client._reset_for_reinitialize()  # what a failed connection makes the client do
+        with pytest.raises(Exception, match="cannot be connected"):
+            await backend.get("missing")
+        assert len(client.nodes_manager.startup_nodes) == 3
+        assert await backend.get("missing") is None

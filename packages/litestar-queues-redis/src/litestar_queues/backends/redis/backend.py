@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 __all__ = ("RedisBackend",)
 
 _ERRORS = RespErrorTypes(
-    connection=(exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError),
+    connection=(
+        exceptions.ConnectionError,
+        exceptions.TimeoutError,
+        exceptions.ReadOnlyError,
+        exceptions.ClusterDownError,
+    ),
     no_script=exceptions.NoScriptError,
 )
 _SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}

@@ -127,6 +127,7 @@ class RespBackend(QueueBackend):
         self._runner: ScriptRunner | None = None
         self._wakeups: Wakeups | None = None
         self._listener_node = 0
+        self._seeds: dict[str, Any] = {}
         self._finishes = GroupCommit(self._not_open, max_batch=1)
         self._enqueues = GroupCommit(self._not_open, max_batch=1)
 
@@ -186,6 +187,24 @@ class RespBackend(QueueBackend):
         self._listener_node += 1
         return self._node_pubsub(nodes[self._listener_node % len(nodes)])
 
+    def _reseed(self) -> None:
+        """Give the cluster client back every node it knew at open() as a startup node.
+
+        valkey-py's cluster client drops a node from its startup nodes whenever a command to it fails to connect,
+        and finds the cluster again only through them: after a whole-cluster restart it can end up with none left,
+        and then never reconnects ("cannot be connected ... None"). Called after every failed call (a few dict
+        look-ups); redis-py keeps failed nodes since 7.2, so there it changes nothing. Upstream: valkey-py issue #327
+        (redis-py #3693, fixed by #3917).
+        """
+        client = self._client
+        manager = getattr(client, "nodes_manager", None)
+        if manager is None:
+            return
+        startup = manager.startup_nodes
+        for name, node in self._seeds.items():
+            if name not in startup:
+                startup[name] = type(node)(node.host, node.port, **manager.connection_kwargs)
+
     @property
     def key_prefix(self) -> str:
         """The prefix every key and channel starts with: ``config.key_prefix``, hash-tagged in cluster mode."""
@@ -209,6 +228,7 @@ class RespBackend(QueueBackend):
             self._prefix,
             packed=not _decodes_responses(client),
             cluster=self._cluster,
+            heal=self._reseed if self._cluster else None,
         )
         try:
             await runner.load_all()
@@ -216,6 +236,9 @@ class RespBackend(QueueBackend):
             if owned:
                 await client.aclose()
             raise
+        if self._cluster:
+            nodes = cast("RespClusterClient", client).get_nodes()
+            self._seeds = {node.name: node for node in nodes}
         self._client, self._owns_client, self._runner = client, owned, runner
         self._finishes = GroupCommit(lambda batch: runner.call(Script.FINISH, batch), max_batch=_FINISH_BATCH)
         self._enqueues = GroupCommit(self._enqueue_batch, max_batch=_ENQUEUE_CALLS_BATCH)

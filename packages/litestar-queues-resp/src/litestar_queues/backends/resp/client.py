@@ -105,7 +105,7 @@ class RespErrorTypes:
 
     Attributes:
         connection: Errors meaning "the server is unreachable right now" (connection refused or dropped,
-            timeouts, a server still loading its data, a read-only replica after a failover).
+            timeouts, a server still loading its data, a read-only replica after a failover, a cluster that is down).
         no_script: The error raised by ``EVALSHA`` for a script the server does not have (``NOSCRIPT``).
     """
 
@@ -114,7 +114,11 @@ class RespErrorTypes:
 
     def is_connection_error(self, exc: BaseException) -> bool:
         """Return whether ``exc`` means the server could not be reached."""
-        return isinstance(exc, (*self.connection, OSError, asyncio.TimeoutError))
+        if isinstance(exc, (*self.connection, OSError, asyncio.TimeoutError)):
+            return True
+        # a cluster client that reached no node raises its own exception from the last connection failure
+        cause = exc.__cause__
+        return cause is not None and isinstance(cause, (*self.connection, OSError, asyncio.TimeoutError))
 
     def is_pool_timeout(self, exc: BaseException) -> bool:
         """Return whether ``exc`` means no pooled connection came free in time (a busy client, not an outage).

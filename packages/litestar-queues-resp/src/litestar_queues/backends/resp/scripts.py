@@ -17,7 +17,7 @@ import contextlib
 import enum
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -108,7 +108,7 @@ _SOURCES = _load_sources()
 class ScriptRunner:
     """Runs scripts against one client under one key prefix, translating connection failures."""
 
-    __slots__ = ("_client", "_cluster", "_errors", "_mode", "_monitor", "_packed", "_prefix")
+    __slots__ = ("_client", "_cluster", "_errors", "_heal", "_mode", "_monitor", "_packed", "_prefix")
 
     def __init__(
         self,
@@ -119,6 +119,7 @@ class ScriptRunner:
         *,
         packed: bool,
         cluster: bool = False,
+        heal: Callable[[], None] | None = None,
     ) -> None:
         """Create a runner.
 
@@ -130,6 +131,7 @@ class ScriptRunner:
             packed: Ask for MessagePack replies (the client must return bytes, not decoded ``str``).
             cluster: ``client`` is a cluster client: scripts are loaded on every primary, and every call goes
                 through a pipeline (see ``_call_pipelined``).
+            heal: Called after every failed call, before the error is raised (the cluster client's repair).
         """
         self._client = client
         self._errors = errors
@@ -138,6 +140,7 @@ class ScriptRunner:
         self._packed = packed
         self._mode = "p" if packed else ""
         self._cluster = cluster
+        self._heal = heal
 
     async def load_all(self) -> None:
         """Load every script into the server's script cache (one round trip; on a cluster, into every primary's,
@@ -158,6 +161,8 @@ class ScriptRunner:
         try:
             yield
         except BaseException as exc:
+            if self._heal is not None:
+                self._heal()
             if not self._errors.is_connection_error(exc):
                 raise
             if self._errors.is_pool_timeout(exc):
@@ -205,6 +210,12 @@ class ScriptRunner:
                 retried = await self._pipeline([calls[i] for i in missing])
                 for i, reply in zip(missing, retried, strict=True):
                     replies[i] = reply
+            # a cluster pipeline returns a node's connection failure in place of the replies it lost
+            lost = next(
+                (r for r in replies if isinstance(r, BaseException) and self._errors.is_connection_error(r)), None
+            )
+            if lost is not None:
+                raise lost
         self._monitor.succeeded()
         for reply in replies:
             if isinstance(reply, BaseException):

@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 __all__ = ("ValkeyBackend",)
 
 _ERRORS = RespErrorTypes(
-    connection=(exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError),
+    connection=(
+        exceptions.ConnectionError,
+        exceptions.TimeoutError,
+        exceptions.ReadOnlyError,
+        exceptions.ClusterDownError,
+    ),
     no_script=exceptions.NoScriptError,
 )
 
