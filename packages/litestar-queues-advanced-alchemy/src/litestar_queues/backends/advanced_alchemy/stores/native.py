@@ -7,7 +7,7 @@ compiled once by SQLAlchemy for the engine's dialect, and its SQL and parameter 
 binds the values (through the statement's own bind processors) and calls asyncpg's or psycopg's API on the
 connection the engine's pool lends. Connections still come from, and return to, that pool, in autocommit: borrowed
 as the pool's own connection (``AsyncEngine.raw_connection()``, whose checkout and return are a third of an
-``AsyncConnection``'s), never held between statements (the pool is the application's).
+``AsyncConnection``'s), a few kept for at most a second between statements (see :mod:`.connections`).
 
 SQLAlchemy's execution events (``before_cursor_execute``, and what builds on them: ``echo``, tracing) do not see
 these statements; ``AdvancedAlchemyBackendConfig(native_statements=False)`` runs them through SQLAlchemy too.
