@@ -235,6 +235,7 @@ class PostgresStore(ConflictSkippingStore):
             self.sql_finish_many,
             self.sql_renew,
             self.sql_save_progress,
+            self.sql_earliest,  # an idle worker's next wakeup, after each attempt
         )
         self._native: dict[int, NativeStatement] = (
             {id(statement): NativeStatement(statement, engine.dialect) for statement in repeated}
