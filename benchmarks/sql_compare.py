@@ -9,7 +9,8 @@ Measures, for every system, with no-op tasks taking one int argument:
 * drain: jobs already queued, a worker with ``--concurrency`` slots started, time until the last one ran;
 * idle pickup: an idle worker; time from the start of one enqueue to the start of the task function.
 
-The single enqueues are also measured for a reference that is no queue: one-column inserts, the commit floor.
+The single enqueues are also measured for two references that are no queue: one-column inserts, the commit floor;
+and our own enqueue statement on a bare asyncpg connection, the same-work floor (what writing our record costs).
 
 litestar-queues runs through its public ``QueueService`` and ``Worker`` with the SQLSpec backend on asyncpg
 (and psycopg), and with the Advanced Alchemy backend on a SQLAlchemy engine of each driver (what an application's
@@ -201,6 +202,52 @@ class CommitFloor(System):
         await self.connection.execute("INSERT INTO floor (n) VALUES ($1)", n)
 
 
+class SameWorkFloor(System):
+    """A reference, not a queue: our single-enqueue statement (the Advanced Alchemy backend's, compiled for asyncpg:
+    the same row, indexes and ``pg_notify``) on one bare asyncpg connection, only a new id bound per call.
+
+    What writing one of our records costs the server and the driver, without the queue's own Python: the floor of
+    a single enqueue for this record, where the commit floor's one-integer row is the floor of any statement.
+    """
+
+    name = "our enqueue statement on bare asyncpg (same-work floor)"
+    single_only = True
+
+    async def open(self, dsn: str) -> None:
+        import asyncpg
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig
+        from litestar_queues.backends.advanced_alchemy.stores.native import NativeStatement
+        from litestar_queues.clock import utc_now
+        from litestar_queues.records import TaskRecord, new_record_id
+
+        engine = create_async_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+        config = AdvancedAlchemyBackendConfig(alchemy=engine, table_prefix="bench_", create_tables=True)
+        backend = config.create_backend()
+        try:
+            await backend.open()  # the tables and indexes, as the backend makes them
+            store: Any = backend.store
+            statement = NativeStatement(store.sql_insert_one, engine.dialect)
+            now = utc_now()
+            record = TaskRecord(id=new_record_id(), task_name="bench.noop", args=[0], created_at=now, scheduled_at=now)
+            self.values = list(statement.bind({**store.encode(record), "notify_channel": store.channels[0]}))
+            self.sql = statement.sql
+            self.position = (statement.order or ()).index("id")
+        finally:
+            await backend.close()
+            await engine.dispose()
+        self.new_id = new_record_id
+        self.connection = await asyncpg.connect(dsn)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def enqueue(self, n: int) -> None:
+        self.values[self.position] = self.new_id()
+        await self.connection.fetch(self.sql, *self.values)
+
+
 # -- the server and the measurements -------------------------------------------------------------------
 
 
@@ -280,6 +327,7 @@ def available_systems(names: Sequence[str]) -> list[System]:
         "procrastinate": Procrastinate,
         "saq": lambda: SaqSystem("saq (postgres)"),
         "floor": CommitFloor,
+        "same-work": SameWorkFloor,
     }
     modules = {"pgqueuer": "pgqueuer", "procrastinate": "procrastinate", "saq": "saq"}
     return import_available(names, factories, modules)
@@ -306,6 +354,7 @@ def main() -> None:
         "procrastinate",
         "saq",
         "floor",
+        "same-work",
     ]
     parser.add_argument("--systems", nargs="+", default=systems)
     arguments = parser.parse_args()
@@ -322,7 +371,7 @@ def main() -> None:
         with private_server(arguments.postgres_bin or postgres_bin()) as (base, version):
             results = asyncio.run(run(arguments, base))
             server = version
-    print_report(arguments, server, PEERS, results, ours, references=(CommitFloor.name,))
+    print_report(arguments, server, PEERS, results, ours, references=(CommitFloor.name, SameWorkFloor.name))
 
 
 if __name__ == "__main__":

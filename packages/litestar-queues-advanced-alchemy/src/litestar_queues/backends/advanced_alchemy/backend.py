@@ -206,6 +206,7 @@ class AdvancedAlchemyBackend(SQLQueueBackend):
     async def close(self) -> None:
         """Stop listening and wake every waiter; dispose the engine if it came from an Advanced Alchemy config."""
         await self.stop_listening()
+        await self.store.close()
         if self._listen_engine is not self.engine:
             await self._listen_engine.dispose()
         if self._dispose:

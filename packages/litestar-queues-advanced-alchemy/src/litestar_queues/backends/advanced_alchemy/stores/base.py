@@ -318,6 +318,9 @@ class Store(ABC):
     async def check_server(self) -> None:  # noqa: B027 - optional
         """Raise ``ConfigurationError`` if the server cannot run this family's statements."""
 
+    async def close(self) -> None:  # noqa: B027 - optional
+        """Give back what the store holds of the engine's pool (before the engine is disposed)."""
+
     # -- writing work ------------------------------------------------------------------------------
 
     @abstractmethod

@@ -7,7 +7,7 @@ compiled once by SQLAlchemy for the engine's dialect, and its SQL and parameter 
 binds the values (through the statement's own bind processors) and calls asyncpg's or psycopg's API on the
 connection the engine's pool lends. Connections still come from, and return to, that pool, in autocommit: borrowed
 as the pool's own connection (``AsyncEngine.raw_connection()``, whose checkout and return are a third of an
-``AsyncConnection``'s), never held between statements (the pool is the application's).
+``AsyncConnection``'s), a few kept for at most a second between statements (see :mod:`.connections`).
 
 SQLAlchemy's execution events (``before_cursor_execute``, and what builds on them: ``echo``, tracing) do not see
 these statements; ``AdvancedAlchemyBackendConfig(native_statements=False)`` runs them through SQLAlchemy too.
@@ -16,6 +16,7 @@ these statements; ``AdvancedAlchemyBackendConfig(native_statements=False)`` runs
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -31,7 +32,7 @@ NATIVE_DRIVERS = frozenset({"asyncpg", "psycopg"})
 class NativeStatement:
     """One statement compiled for a PostgreSQL driver: its SQL, default values and bind processors."""
 
-    __slots__ = ("defaults", "order", "processors", "sql")
+    __slots__ = ("_ordered", "defaults", "order", "processors", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast("SQLCompiler", statement.compile(dialect=dialect))
@@ -41,6 +42,8 @@ class NativeStatement:
         self.processors: dict[str, Any] = dict(compiled._bind_processors)
         self.order: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
         """Parameter names in placeholder order (asyncpg's ``$n``); ``None``: named parameters (psycopg)."""
+        order = self.order or ()
+        self._ordered = itemgetter(*order) if len(order) > 1 else lambda values: tuple(values[name] for name in order)
 
     def bind(self, params: Mapping[str, Any]) -> Any:
         """The driver's parameters for ``params``: a tuple in placeholder order, or a dict."""
@@ -50,7 +53,7 @@ class NativeStatement:
                 values[name] = process(values[name])
         if self.order is None:
             return values
-        return tuple(values[name] for name in self.order)
+        return self._ordered(values)
 
     async def rows(self, driver: Any, params: Mapping[str, Any]) -> list[Any]:
         """Run on ``driver`` (an asyncpg connection, or a psycopg one in autocommit); rows that map column names to

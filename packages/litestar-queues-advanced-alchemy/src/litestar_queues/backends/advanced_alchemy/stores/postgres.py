@@ -12,8 +12,7 @@ once, and a round trip each would be its bottleneck): their fences are bound as 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -44,14 +43,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.util import greenlet_spawn
 
 from litestar_queues.backends.advanced_alchemy.stores.base import ConflictSkippingStore, status_is
+from litestar_queues.backends.advanced_alchemy.stores.connections import DriverConnections
 from litestar_queues.backends.advanced_alchemy.stores.native import NATIVE_DRIVERS, NativeStatement
 from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.batching import Coalescer
-from litestar_queues.sql.failures import connection_lost
 from litestar_queues.sql.finishing import ENDING_ARRAYS, Ending, ending, ending_arrays, finished_records, lease_arrays
 from litestar_queues.sql.rows import TASK_COLUMNS, PostgresValueCodec, encode_json_rows
 
@@ -237,13 +235,15 @@ class PostgresStore(ConflictSkippingStore):
             self.sql_finish_many,
             self.sql_renew,
             self.sql_save_progress,
+            self.sql_earliest,  # an idle worker's next wakeup, after each attempt
         )
         self._native: dict[int, NativeStatement] = (
             {id(statement): NativeStatement(statement, engine.dialect) for statement in repeated}
             if native and engine.dialect.driver in NATIVE_DRIVERS
             else {}
         )
-        self._psycopg = engine.dialect.driver == "psycopg"
+        self.connections = DriverConnections(engine)
+        """The pool's connections that native statements run on (a few kept between statements)."""
         self._insert_params = {"notify_channel": self.channels[0]} if notify else {}
 
     def _finish_many_statement(self) -> Any:
@@ -322,48 +322,12 @@ class PostgresStore(ConflictSkippingStore):
         compiled = self._native.get(id(statement))
         if compiled is None:
             return await super().rows(statement, params)
-        async with self._driver() as driver:
+        async with self.connections.borrow() as driver:
             return await compiled.rows(driver, params or {})
 
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[Any]:
-        """The driver connection of a pooled connection, in autocommit, for one native statement.
-
-        A failed connection is invalidated and every other pooled one replaced, as SQLAlchemy does when a statement
-        it runs finds one (``dispose()``: the idle ones are closed and the pool is swapped for a new one; connections
-        checked out meanwhile are closed when their users give them back). After a server restart they are all
-        dead, and each would otherwise fail one more operation. A psycopg connection whose autocommit cannot be
-        switched back (a statement cancelled midway) is invalidated alone: the pool never gets it back changed.
-        """
-        pooled = await self.engine.raw_connection()
-        driver: Any = pooled.driver_connection
-        switched = self._psycopg and not driver.autocommit  # asyncpg commits each statement by itself already
-        lost = False
-        try:
-            if switched:
-                await driver.set_autocommit(True)
-            yield driver
-        except Exception as error:
-            lost = connection_lost(getattr(error, "sqlstate", None))
-            raise
-        finally:
-            await self._give_back(pooled, switched=switched, lost=lost)
-
-    async def _give_back(self, pooled: Any, *, switched: bool, lost: bool) -> None:
-        """Return a connection :meth:`_driver` borrowed (see there)."""
-        broken = lost
-        if switched and not lost:
-            try:
-                await pooled.driver_connection.set_autocommit(False)
-            except Exception:  # any failure: the connection is not given back
-                broken = True
-        if not broken:
-            await greenlet_spawn(pooled.close)
-            return
-        with suppress(Exception):
-            await greenlet_spawn(pooled.invalidate)
-        if lost:
-            await self.engine.dispose()
+    async def close(self) -> None:
+        """Give back the connections kept between native statements."""
+        await self.connections.close()
 
     async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``, a chunk
