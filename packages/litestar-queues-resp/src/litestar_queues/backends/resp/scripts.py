@@ -23,10 +23,10 @@ from typing import Any
 
 import msgspec
 
-from litestar_queues.backends.resp.client import RespClient, RespErrorTypes, RespPipeline
+from litestar_queues.backends.resp.client import RespClient, RespConnection, RespErrorTypes, RespPipeline
 from litestar_queues.backends.resp.connection import ConnectionMonitor
 
-__all__ = ("Script", "ScriptRunner")
+__all__ = ("Script", "ScriptLane", "ScriptRunner")
 
 Arg = Any
 """Script arguments: strings (times as decimal strings), small ints, or lists of those; MessagePack-encoded."""
@@ -183,6 +183,14 @@ class ScriptRunner:
         self._monitor.succeeded()
         return _unpack(reply) if self._packed else reply
 
+    def lane(self, script: Script) -> ScriptLane | None:
+        """A :class:`ScriptLane` for ``script`` on a new connection of the client's pool; ``None`` for a cluster
+        client, or a client whose pool cannot make one."""
+        make_connection = getattr(getattr(self._client, "connection_pool", None), "make_connection", None)
+        if self._cluster or make_connection is None:
+            return None
+        return ScriptLane(self, script, make_connection())
+
     async def call_many(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
         """Run several scripts in one pipelined round trip (each atomic on its own) and return their replies.
 
@@ -216,3 +224,63 @@ class ScriptRunner:
         for script, args in calls:
             pipe.execute_command("EVALSHA", _SOURCES[script][1], 1, self._prefix, _pack(args), self._mode)
         return await pipe.execute(raise_on_error=False)
+
+
+class ScriptLane:
+    """One script called over a connection of its own, by one caller at a time (a ``GroupCommit`` serializes them).
+
+    A lone single enqueue is a round trip whose client side is mostly the client library's: a pool checkout (with
+    a timer for the wait), command dispatch, argument encoding. Here the command is a prefix packed once plus the
+    MessagePack payload, written to the connection and its reply read back directly. The connection is not
+    counted in the pool's ``max_connections``; after any failure it is dropped and the next call connects again.
+    """
+
+    __slots__ = ("_connection", "_head", "_runner", "_tail")
+
+    def __init__(self, runner: ScriptRunner, script: Script, connection: RespConnection) -> None:
+        """Create a lane (it connects on its first call).
+
+        Args:
+            runner: The runner whose prefix, reply mode, error translation and script loading the lane shares.
+            script: The script the lane calls.
+            connection: A connection of the runner's client's pool that nothing else uses.
+        """
+        self._runner = runner
+        self._connection = connection
+        sha, prefix, mode = _SOURCES[script][1].encode(), runner._prefix.encode(), runner._mode.encode()
+        # EVALSHA <sha> 1 <prefix> <payload> <mode>, in the protocol's encoding: arrays of length-prefixed strings
+        self._head = b"*6\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n$%d\r\n%s\r\n" % (sha, len(prefix), prefix)
+        self._tail = b"\r\n$%d\r\n%s\r\n" % (len(mode), mode)
+
+    async def call(self, args: Sequence[Arg]) -> Any:
+        """Run the script and return its reply (as ``ScriptRunner.call`` does).
+
+        Raises:
+            RespConnectionError: the server could not be reached.
+        """
+        runner = self._runner
+        payload = _pack(args)
+        command = b"%s$%d\r\n%s%s" % (self._head, len(payload), payload, self._tail)
+        with runner._connection_errors():
+            try:
+                reply = await self._round_trip(command)
+            except runner._errors.no_script:
+                await runner.load_all()
+                reply = await self._round_trip(command)
+        runner._monitor.succeeded()
+        return _unpack(reply) if runner._packed else reply
+
+    async def _round_trip(self, command: bytes) -> Any:
+        connection = self._connection
+        try:
+            await connection.send_packed_command(command)
+            return await connection.read_response()
+        except BaseException:
+            # an error reply leaves the connection usable, but a cancelled or timed-out call leaves its reply
+            # unread: dropping the connection after any failure is simple and always right
+            await connection.disconnect(nowait=True)
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._connection.disconnect()
