@@ -41,7 +41,7 @@ from litestar_queues.backends.resp.codec import (
 )
 from litestar_queues.backends.resp.config import RespBackendConfig, describe_server, hash_tagged
 from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConnectionError
-from litestar_queues.backends.resp.scripts import Script, ScriptLane, ScriptRunner
+from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
@@ -125,7 +125,6 @@ class RespBackend(QueueBackend):
         self._client: RespClient | None = None
         self._owns_client = False
         self._runner: ScriptRunner | None = None
-        self._enqueue_lane: ScriptLane | None = None
         self._wakeups: Wakeups | None = None
         self._listener_node = 0
         self._finishes = GroupCommit(self._not_open, max_batch=1)
@@ -219,8 +218,6 @@ class RespBackend(QueueBackend):
             raise
         self._client, self._owns_client, self._runner = client, owned, runner
         self._finishes = GroupCommit(lambda batch: runner.call(Script.FINISH, batch), max_batch=_FINISH_BATCH)
-        # the enqueue batcher has one call in flight at a time: it gets a connection of its own
-        self._enqueue_lane = runner.lane(Script.ENQUEUE)
         self._enqueues = GroupCommit(self._enqueue_batch, max_batch=_ENQUEUE_CALLS_BATCH)
         self._wakeups = Wakeups(
             self._cluster_listener if self._cluster else cast("RespServerClient", client).pubsub,
@@ -231,12 +228,12 @@ class RespBackend(QueueBackend):
 
     async def close(self) -> None:
         """Stop the wakeup listener and close the client if the backend created it."""
-        wakeups, client, lane = self._wakeups, self._client, self._enqueue_lane
-        self._wakeups = self._runner = self._client = self._enqueue_lane = None
+        wakeups, client, runner = self._wakeups, self._client, self._runner
+        self._wakeups = self._runner = self._client = None
         if wakeups is not None:
             await wakeups.close()
-        if lane is not None:
-            await lane.close()
+        if runner is not None:
+            await runner.close()
         if client is not None and self._owns_client:
             await client.aclose()
 
@@ -311,17 +308,13 @@ class RespBackend(QueueBackend):
     async def _enqueue_batch(self, calls: list[list[list[str]]]) -> list[list[Any]]:
         """Send the records of several enqueue calls as one script call and split the reply per call."""
         if len(calls) == 1:
-            return [await self._insert(calls[0])]
-        reply = await self._insert([record for call in calls for record in call])
+            return [await self._scripts.call(Script.ENQUEUE, calls[0])]
+        reply = await self._scripts.call(Script.ENQUEUE, [record for call in calls for record in call])
         split, start = [], 0
         for call in calls:
             split.append(reply[start : start + len(call)])
             start += len(call)
         return split
-
-    async def _insert(self, records: list[list[str]]) -> list[Any]:
-        lane = self._enqueue_lane
-        return await (self._scripts.call(Script.ENQUEUE, records) if lane is None else lane.call(records))  # type: ignore[no-any-return]
 
     async def get(self, record_id: str) -> TaskRecord | None:
         """Return the record with ``record_id``, or ``None``."""

@@ -47,7 +47,8 @@ class RespConnection(Protocol):
         ...
 
     async def read_response(self) -> Any:
-        """Read one reply (an error reply is raised; a timeout or a lost connection disconnects and raises)."""
+        """Read one reply. An error reply is raised; any other failure (a timeout, a lost connection, a cancelled
+        read) disconnects first, as ``send_packed_command`` does."""
         ...
 
     async def disconnect(self, nowait: bool = False) -> None:
