@@ -111,22 +111,25 @@ def machine_summary() -> str:
 
 
 def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), references: Sequence[str] = ()) -> str:
-    """Results grouped by metric, best first; with ``ours``, a last column dividing each of ours by the best peer's
+    """Results grouped by metric, best first; with ``ours``, a column dividing each of ours by the best peer's
     value (rates: higher is better; latencies, in ms: lower is better). ``references`` are listed but are no
-    peers (a bound such as the server's commit floor)."""
+    peers (a bound such as the server's commit floor); with them, a last column divides each of ours by the
+    metric's reference."""
     metrics: dict[str, list[Result]] = {}
     for result in results:
         metrics.setdefault(result.metric, []).append(result)
     spreads = any(result.spread is not None for result in results)
     header = "| metric | system | value |" + (" rounds (min to max) |" if spreads else "")
+    by_reference = bool(ours and references)
     lines = [
-        header + (" ours / best peer |" if ours else ""),
-        "|---|---|---:|" + ("---:|" if spreads else "") + ("---:|" if ours else ""),
+        header + (" ours / best peer |" if ours else "") + (" ours / reference |" if by_reference else ""),
+        "|---|---|---:|" + ("---:|" if spreads else "") + ("---:|" if ours else "") + ("---:|" if by_reference else ""),
     ]
     for metric, rows in metrics.items():
         peers = [r.value for r in rows if r.system not in (*ours, *references) and not math.isnan(r.value)]
         higher = rows[0].unit != "ms"
         best_peer = (max(peers) if higher else min(peers)) if peers else None
+        reference = next((r.value for r in rows if r.system in references and not math.isnan(r.value)), None)
         for row in sorted(rows, key=lambda r: (math.isnan(r.value), -r.value if higher else r.value)):
             shown = "did not finish" if math.isnan(row.value) else f"{row.value:,.1f} {row.unit}"
             line = f"| {metric} | {row.system} | {shown} |"
@@ -136,6 +139,9 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), refer
                 measured = best_peer and row.system in ours and not math.isnan(row.value)
                 ratio = f"{row.value / best_peer:.2f}x" if measured else ""
                 line += f" {ratio} |"
+            if by_reference:
+                measured = reference and row.system in ours and not math.isnan(row.value)
+                line += f" {row.value / reference:.2f}x |" if measured else " |"
             lines.append(line)
     return "\n".join(lines)
 
