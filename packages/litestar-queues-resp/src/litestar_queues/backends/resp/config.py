@@ -39,9 +39,8 @@ class RespBackendConfig:
         max_connections: Most connections of the pool the backend creates from ``url`` (the wakeup listener's
             included); beside the pool, the backend keeps one connection of its own for lone calls (a single
             enqueue, an idle worker's claim). A call made while all are busy waits for one: a busy service is not
-            an outage. In cluster
-            mode: per node, and a call made while all are busy fails at once (the cluster client has no waiting
-            pool); the wakeup listener has a connection of its own.
+            an outage. In cluster mode: per node, and a call made while all are busy fails at once (the cluster
+            client has no waiting pool); the wakeup listener has a connection of its own.
         pool_timeout: Seconds such a call waits for a free connection before it fails with
             ``RespConnectionError`` ("no free connection"); ``None`` waits as long as it takes. Not used in cluster
             mode.
