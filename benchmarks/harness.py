@@ -123,24 +123,34 @@ def round_ratios(row: Result, peers: Sequence[Result], *, higher: bool) -> list[
 
 
 def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), references: Sequence[str] = ()) -> str:
-    """Results grouped by metric, best first; with ``ours``, a last column dividing each of ours by the best peer's
-    value (rates: higher is better; latencies, in ms: lower is better), and with several rounds one more: the
-    ratio to the best peer of the same round, its median and range. ``references`` are listed but are no
-    peers (a bound such as the server's commit floor)."""
+    """Results grouped by metric, best first; with ``ours``, a column dividing each of ours by the best peer's
+    value (rates: higher is better; latencies, in ms: lower is better). ``references`` are listed but are no
+    peers (a bound such as the server's commit floor); with them, a column divides each of ours by the metric's
+    first reference. With several rounds, a last column: the ratio to the best peer of the same round, its median
+    and range."""
     metrics: dict[str, list[Result]] = {}
     for result in results:
         metrics.setdefault(result.metric, []).append(result)
     spreads = any(result.spread is not None for result in results)
     per_round = bool(ours) and any(len(result.rounds) > 1 for result in results)
     header = "| metric | system | value |" + (" rounds (min to max) |" if spreads else "")
+    by_reference = bool(ours and references)
     lines = [
-        header + (" ours / best peer |" if ours else "") + (" per round: median (min to max) |" if per_round else ""),
-        "|---|---|---:|" + ("---:|" if spreads else "") + ("---:|" if ours else "") + ("---:|" if per_round else ""),
+        header
+        + (" ours / best peer |" if ours else "")
+        + (" ours / reference |" if by_reference else "")
+        + (" per round: median (min to max) |" if per_round else ""),
+        "|---|---|---:|"
+        + ("---:|" if spreads else "")
+        + ("---:|" if ours else "")
+        + ("---:|" if by_reference else "")
+        + ("---:|" if per_round else ""),
     ]
     for metric, rows in metrics.items():
         peers = [r.value for r in rows if r.system not in (*ours, *references) and not math.isnan(r.value)]
         higher = rows[0].unit != "ms"
         best_peer = (max(peers) if higher else min(peers)) if peers else None
+        reference = next((r.value for r in rows if r.system in references and not math.isnan(r.value)), None)
         for row in sorted(rows, key=lambda r: (math.isnan(r.value), -r.value if higher else r.value)):
             shown = "did not finish" if math.isnan(row.value) else f"{row.value:,.1f} {row.unit}"
             line = f"| {metric} | {row.system} | {shown} |"
@@ -150,6 +160,9 @@ def markdown_table(results: Sequence[Result], *, ours: Sequence[str] = (), refer
                 measured = best_peer and row.system in ours and not math.isnan(row.value)
                 ratio = f"{row.value / best_peer:.2f}x" if measured else ""
                 line += f" {ratio} |"
+            if by_reference:
+                measured = reference and row.system in ours and not math.isnan(row.value)
+                line += f" {row.value / reference:.2f}x |" if measured else " |"
             if per_round:
                 peer_rows = [r for r in rows if r.system not in (*ours, *references)]
                 ratios = round_ratios(row, peer_rows, higher=higher) if row.system in ours else []

@@ -8,6 +8,10 @@ Measures, for every system, with no-op tasks taking one int argument:
 * drain: jobs already queued, a worker with ``--concurrency`` slots started, time until the last one ran;
 * idle pickup: an idle worker; time from the start of one enqueue to the start of the task function.
 
+The single enqueues are also measured for a reference that is no queue, the script floor: one client (redis-py,
+as ours) awaiting one ``EVALSHA`` per job of the cheapest script that stores a job, makes it claimable and wakes a
+worker (``HSET`` of the body, ``ZADD`` to a pending set, ``PUBLISH``).
+
 Each number is the best of ``--rounds`` rounds, the systems interleaved within a round. The peers run with their
 defaults except concurrency (arq polls every 0.5 s by default, which dominates its pickup latency).
 
@@ -188,6 +192,35 @@ class Streaq(System):
         await cancel_task(self.task)
 
 
+# -- the script floor --------------------------------------------------------------------------------
+
+
+class ScriptFloor(System):
+    """A reference, not a queue: the round trip a single enqueue cannot go below, whatever its script does."""
+
+    name = "EVALSHA of a 3-call script (floor)"
+    single_only = True
+    SCRIPT = (
+        "redis.call('HSET', KEYS[1] .. ':r:' .. ARGV[1], 'b', ARGV[2]) "
+        "redis.call('ZADD', KEYS[1] .. ':pending', 0, ARGV[1]) "
+        "redis.call('PUBLISH', KEYS[1] .. ':wake', '') return 1"
+    )
+
+    async def open(self, url: str) -> None:
+        import msgspec
+        import redis.asyncio
+
+        self.client = redis.asyncio.Redis.from_url(url)
+        self.sha = await self.client.script_load(self.SCRIPT)
+        self.encode = msgspec.json.Encoder().encode
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def enqueue(self, n: int) -> None:
+        await self.client.evalsha(self.sha, 1, "floor", str(n), self.encode({"task": "noop", "args": [n]}))
+
+
 # -- the server and the measurements -----------------------------------------------------------------
 
 
@@ -236,6 +269,7 @@ def available_systems(names: Sequence[str]) -> list[System]:
         "taskiq-list": lambda: Taskiq("ListQueueBroker"),
         "taskiq-stream": lambda: Taskiq("RedisStreamBroker"),
         "streaq": Streaq,
+        "floor": ScriptFloor,
     }
     modules = {"saq": "saq", "arq": "arq", "taskiq-list": "taskiq_redis", "taskiq-stream": "taskiq_redis"}
     modules |= {"streaq": "streaq", "litestar-queues-valkey": "valkey"}
@@ -259,7 +293,7 @@ def main() -> None:
     add_round_arguments(parser)
     parser.add_argument("--arq-pickup", action="store_true", help="also measure arq's pickup (0.5 s polling)")
     systems = ["litestar-queues-redis", "litestar-queues-valkey", "saq", "arq", "taskiq-list", "taskiq-stream"]
-    parser.add_argument("--systems", nargs="+", default=[*systems, "streaq"])
+    parser.add_argument("--systems", nargs="+", default=[*systems, "streaq", "floor"])
     arguments = parser.parse_args()
     ours = ("litestar-queues redis", "litestar-queues valkey")
     if arguments.url:
@@ -269,7 +303,7 @@ def main() -> None:
         with private_server(arguments.server_bin) as (url, version):
             results = asyncio.run(run(arguments, url))
             server = f"{Path(arguments.server_bin).name} {version}"
-    print_report(arguments, server, PEERS, results, ours)
+    print_report(arguments, server, PEERS, results, ours, references=(ScriptFloor.name,))
 
 
 if __name__ == "__main__":

@@ -251,10 +251,12 @@ class RespBackend(QueueBackend):
 
     async def close(self) -> None:
         """Stop the wakeup listener and close the client if the backend created it."""
-        wakeups, client = self._wakeups, self._client
+        wakeups, client, runner = self._wakeups, self._client, self._runner
         self._wakeups = self._runner = self._client = None
         if wakeups is not None:
             await wakeups.close()
+        if runner is not None:
+            await runner.close()
         if client is not None and self._owns_client:
             await client.aclose()
 

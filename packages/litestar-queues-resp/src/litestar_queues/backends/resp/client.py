@@ -12,7 +12,15 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ("RespClient", "RespClusterClient", "RespErrorTypes", "RespPipeline", "RespPubSub", "RespServerClient")
+__all__ = (
+    "RespClient",
+    "RespClusterClient",
+    "RespConnection",
+    "RespErrorTypes",
+    "RespPipeline",
+    "RespPubSub",
+    "RespServerClient",
+)
 
 
 class RespPipeline(Protocol):
@@ -28,6 +36,23 @@ class RespPipeline(Protocol):
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send the queued commands; with ``raise_on_error=False`` errors are returned in place."""
+        ...
+
+
+class RespConnection(Protocol):
+    """One connection of a client's pool, used directly (made by the pool's ``make_connection()``)."""
+
+    async def send_packed_command(self, command: bytes, check_health: bool = True) -> None:
+        """Send an encoded command, connecting first if need be."""
+        ...
+
+    async def read_response(self) -> Any:
+        """Read one reply. An error reply is raised; any other failure (a timeout, a lost connection, a cancelled
+        read) disconnects first, as ``send_packed_command`` does."""
+        ...
+
+    async def disconnect(self, nowait: bool = False) -> None:
+        """Close the connection (the next command connects again)."""
         ...
 
 

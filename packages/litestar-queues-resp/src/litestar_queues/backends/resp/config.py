@@ -37,9 +37,10 @@ class RespBackendConfig:
         socket_timeout: Read timeout of a client the backend creates from ``url``.
         socket_connect_timeout: Connect timeout of a client the backend creates from ``url``.
         max_connections: Most connections of the pool the backend creates from ``url`` (the wakeup listener's
-            included). A call made while all are busy waits for one: a busy service is not an outage. In cluster
-            mode: per node, and a call made while all are busy fails at once (the cluster client has no waiting
-            pool); the wakeup listener has a connection of its own.
+            included); beside the pool, the backend keeps one connection of its own for lone calls (a single
+            enqueue, an idle worker's claim). A call made while all are busy waits for one: a busy service is not
+            an outage. In cluster mode: per node, and a call made while all are busy fails at once (the cluster
+            client has no waiting pool); the wakeup listener has a connection of its own.
         pool_timeout: Seconds such a call waits for a free connection before it fails with
             ``RespConnectionError`` ("no free connection"); ``None`` waits as long as it takes. Not used in cluster
             mode.

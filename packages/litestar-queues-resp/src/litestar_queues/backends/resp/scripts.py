@@ -8,6 +8,12 @@ Arguments travel as one MessagePack array and replies come back as one MessagePa
 msgspec), instead of dozens of protocol arguments and nested reply arrays that the client library would
 encode and parse one by one in Python. A client that decodes responses to ``str`` cannot carry binary
 replies, so with such a client scripts answer with plain nested arrays instead.
+
+A lone call (a single enqueue, an idle worker's claim) is a round trip whose client side is mostly the client
+library's: a pool checkout with a timer for the wait, command dispatch, argument encoding. So the runner keeps one
+connection of its own (made by the client's pool, not counted in its ``max_connections``): a call that finds it
+free writes the command, packed here from a per-script prefix, to it and reads the reply directly; a call made
+while it is busy goes through the client as usual.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from litestar_queues.backends.resp.client import RespClient, RespErrorTypes, RespPipeline
+from litestar_queues.backends.resp.client import RespClient, RespConnection, RespErrorTypes, RespPipeline
 from litestar_queues.backends.resp.connection import ConnectionMonitor
 
 __all__ = ("Script", "ScriptRunner")
@@ -108,7 +114,20 @@ _SOURCES = _load_sources()
 class ScriptRunner:
     """Runs scripts against one client under one key prefix, translating connection failures."""
 
-    __slots__ = ("_client", "_cluster", "_errors", "_heal", "_mode", "_monitor", "_packed", "_prefix")
+    __slots__ = (
+        "_client",
+        "_cluster",
+        "_direct",
+        "_direct_busy",
+        "_errors",
+        "_heads",
+        "_heal",
+        "_mode",
+        "_monitor",
+        "_packed",
+        "_prefix",
+        "_tail",
+    )
 
     def __init__(
         self,
@@ -141,6 +160,23 @@ class ScriptRunner:
         self._mode = "p" if packed else ""
         self._cluster = cluster
         self._heal = heal
+        # the direct connection (none on a cluster, or for a client whose pool cannot make one)
+        make_connection = getattr(getattr(client, "connection_pool", None), "make_connection", None)
+        self._direct: RespConnection | None = None if cluster or make_connection is None else make_connection()
+        self._direct_busy = False
+        # EVALSHA <sha> 1 <prefix> <payload> <mode> in the protocol's encoding (arrays of length-prefixed strings):
+        # everything but the payload, packed once
+        key, mode = prefix.encode(), self._mode.encode()
+        self._heads = {
+            script: b"*6\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n$%d\r\n%s\r\n" % (sha.encode(), len(key), key)
+            for script, (_, sha) in _SOURCES.items()
+        }
+        self._tail = b"\r\n$%d\r\n%s\r\n" % (len(mode), mode)
+
+    async def close(self) -> None:
+        """Close the runner's own connection (the client is its owner's to close)."""
+        if self._direct is not None:
+            await self._direct.disconnect()
 
     async def load_all(self) -> None:
         """Load every script into the server's script cache (one round trip; on a cluster, into every primary's,
@@ -177,16 +213,29 @@ class ScriptRunner:
         """
         if self._cluster:
             return (await self._call_pipelined([(script, args)]))[0]
-        sha = _SOURCES[script][1]
         payload = _pack(args)
         with self._connection_errors():
             try:
-                reply = await self._client.evalsha(sha, 1, self._prefix, payload, self._mode)
+                reply = await self._evalsha(script, payload)
             except self._errors.no_script:
                 await self.load_all()
-                reply = await self._client.evalsha(sha, 1, self._prefix, payload, self._mode)
+                reply = await self._evalsha(script, payload)
         self._monitor.succeeded()
         return _unpack(reply) if self._packed else reply
+
+    async def _evalsha(self, script: Script, payload: bytes) -> Any:
+        direct = self._direct
+        if direct is None or self._direct_busy:
+            return await self._client.evalsha(_SOURCES[script][1], 1, self._prefix, payload, self._mode)
+        self._direct_busy = True
+        try:
+            # the connection drops itself on any failure but an error reply (a timeout, a lost connection, a call
+            # cancelled while its reply is on its way), so no reply is ever left for the next call to read
+            command = b"%s$%d\r\n%s%s" % (self._heads[script], len(payload), payload, self._tail)
+            await direct.send_packed_command(command)
+            return await direct.read_response()
+        finally:
+            self._direct_busy = False
 
     async def call_many(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
         """Run several scripts in one pipelined round trip (each atomic on its own) and return their replies.
