@@ -84,11 +84,31 @@ async def test_opening_with_history_on_a_backend_without_it_fails_at_once(regist
 # -- storing -----------------------------------------------------------------------------------------------------
 
 
-STORED_FIELDS = (
-    "id type scope scope_key task_id task_name queue worker_id execution_backend execution_profile attempt sequence "
-    "level message progress_current progress_total progress_percent actor entity payload occurred_at event_key "
-    "schema_version"
-).split()
+STORED_FIELDS = [
+    "id",
+    "type",
+    "scope",
+    "scope_key",
+    "task_id",
+    "task_name",
+    "queue",
+    "worker_id",
+    "execution_backend",
+    "execution_profile",
+    "attempt",
+    "sequence",
+    "level",
+    "message",
+    "progress_current",
+    "progress_total",
+    "progress_percent",
+    "actor",
+    "entity",
+    "payload",
+    "occurred_at",
+    "event_key",
+    "schema_version",
+]
 
 
 def test_stored_events_keep_their_fields_by_position_so_only_appending_a_field_is_safe() -> None:

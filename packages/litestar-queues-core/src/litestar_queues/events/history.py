@@ -41,11 +41,15 @@ def _stored_fields() -> list[tuple[str, Any] | tuple[str, Any, Any]]:
     fields = msgspec.structs.fields(QueueEvent)
     last_required = max(number for number, field in enumerate(fields) if field.required)
     return [
-        (field.name, field.type)
-        if number <= last_required
-        else (field.name, field.type, msgspec.field(default=field.default, default_factory=field.default_factory))
+        (field.name, field.type) if number <= last_required else (field.name, field.type, _default(field))
         for number, field in enumerate(fields)
     ]
+
+
+def _default(field: msgspec.structs.FieldInfo) -> Any:
+    if field.default_factory is msgspec.NODEFAULT:
+        return field.default
+    return msgspec.field(default_factory=field.default_factory)
 
 
 _StoredEvent = msgspec.defstruct("_StoredEvent", _stored_fields(), array_like=True)
