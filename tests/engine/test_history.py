@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
+import msgspec
 import pytest
 
 from litestar_queues import QueueConfig, QueueService, TaskRegistry, Worker, task
@@ -25,7 +26,7 @@ from litestar_queues.backends.memory import MemoryBackend
 from litestar_queues.batching import WriteBatcher
 from litestar_queues.errors import ConfigurationError, SerializationError, UnsupportedOperation
 from litestar_queues.events import InMemoryQueueEventSink, QueueEvent, QueueEventConfig, publish_task_progress
-from litestar_queues.events.history import EventFilter
+from litestar_queues.events.history import EventFilter, dump_stored_event, load_stored_event
 from litestar_queues.records import TaskStatus
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +82,72 @@ async def test_opening_with_history_on_a_backend_without_it_fails_at_once(regist
 
 
 # -- storing -----------------------------------------------------------------------------------------------------
+
+
+STORED_FIELDS = [
+    "id",
+    "type",
+    "scope",
+    "scope_key",
+    "task_id",
+    "task_name",
+    "queue",
+    "worker_id",
+    "execution_backend",
+    "execution_profile",
+    "attempt",
+    "sequence",
+    "level",
+    "message",
+    "progress_current",
+    "progress_total",
+    "progress_percent",
+    "actor",
+    "entity",
+    "payload",
+    "occurred_at",
+    "event_key",
+    "schema_version",
+]
+
+
+def test_stored_events_keep_their_fields_by_position_so_only_appending_a_field_is_safe() -> None:
+    # Histories hold events as arrays of field values (dump_stored_event): reordering, renaming or removing a
+    # QueueEvent field would misread every stored event, so this list may only grow at its end.
+    assert [field.name for field in msgspec.structs.fields(QueueEvent)][: len(STORED_FIELDS)] == STORED_FIELDS
+
+
+def test_a_stored_event_loads_back_equal_and_without_field_names() -> None:
+    every_field = QueueEvent(
+        type="task.progress",
+        scope="worker",
+        scope_key="w",
+        task_id="t",
+        task_name="n",
+        queue="q",
+        worker_id="w",
+        execution_backend="local",
+        execution_profile="p",
+        attempt=2,
+        sequence=-7,
+        level="info",
+        message="m\u0000\u2603",
+        progress_current=1.5,
+        progress_total=3,
+        progress_percent=50.0,
+        actor="a",
+        entity="e",
+        payload={"nested": [1, 2.5, None, {"x": "y"}], "big": 2**62},
+        occurred_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc),
+        event_key="k",
+    )
+    for event in (every_field, _log_event()):
+        data = dump_stored_event(event)
+        assert load_stored_event(data) == event
+        assert b"taskId" not in data and b"task_id" not in data
+        assert len(data) < len(event.to_json())
+    # a field added at the end with a default loads from an array stored before it existed
+    assert load_stored_event(dump_stored_event(every_field)[: -len(b",1]")] + b"]") == every_field
 
 
 async def test_every_event_of_a_job_is_stored_before_any_sink_gets_it(registry: TaskRegistry) -> None:

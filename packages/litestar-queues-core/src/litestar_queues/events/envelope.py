@@ -55,6 +55,9 @@ class QueueEvent(msgspec.Struct, kw_only=True, rename="camel"):
 
     ``QueueEvent(type=..., task_id=..., payload=...)`` is enough: ``id`` (a new time-ordered id) and
     ``occurred_at`` (now, aware UTC) are filled in when not given.
+
+    Event histories store the field values by position (``events.history.dump_stored_event``): add a new field
+    at the end, with a default, and never reorder, rename the Python name of, or remove one.
     """
 
     id: str = msgspec.field(default_factory=new_record_id)

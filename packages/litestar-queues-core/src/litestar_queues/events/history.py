@@ -4,21 +4,68 @@ Stored events are ordered by their *position* ``(occurred_at, sequence, id)``: t
 number (an event without one counts as ``0``), then the id (compared as strings, code point by code point). A
 cursor names a position; the next page starts after it. Every backend makes and reads cursors with
 :func:`event_cursor` and :func:`parse_event_cursor`, so the service can check a cursor before asking the backend.
+
+Backends store an event as :func:`dump_stored_event` makes it: the JSON array of its field values in
+:class:`QueueEvent`'s field order, without the names (half the size of the wire JSON, encoded in under half the
+time). Its JSON semantics are the wire's (``payload`` passes through JSON), and :func:`load_stored_event` gives back
+an event equal to the one stored.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
 from litestar_queues.events.envelope import QueueEvent
 
-__all__ = ("EventFilter", "EventPage", "EventPosition", "event_cursor", "event_position", "parse_event_cursor")
+__all__ = (
+    "EventFilter",
+    "EventPage",
+    "EventPosition",
+    "dump_stored_event",
+    "event_cursor",
+    "event_position",
+    "load_stored_event",
+    "parse_event_cursor",
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def _stored_fields() -> list[tuple[str, Any] | tuple[str, Any, Any]]:
+    """:class:`QueueEvent`'s fields; those after the last required one keep their defaults, so an array stored
+    before a field was added at the end still loads."""
+    fields = msgspec.structs.fields(QueueEvent)
+    last_required = max(number for number, field in enumerate(fields) if field.required)
+    return [
+        (field.name, field.type) if number <= last_required else (field.name, field.type, _default(field))
+        for number, field in enumerate(fields)
+    ]
+
+
+def _default(field: msgspec.structs.FieldInfo) -> Any:
+    if field.default_factory is msgspec.NODEFAULT:
+        return field.default
+    return msgspec.field(default_factory=field.default_factory)
+
+
+_StoredEvent = msgspec.defstruct("_StoredEvent", _stored_fields(), array_like=True)
+"""A stored event: :class:`QueueEvent`'s fields, by position."""
+_encode_stored = msgspec.json.Encoder().encode
+_decode_stored = msgspec.json.Decoder(_StoredEvent).decode
+
+
+def dump_stored_event(event: QueueEvent) -> bytes:
+    """The form a history stores ``event`` in: the JSON array of its field values, in field order."""
+    return _encode_stored(msgspec.structs.astuple(event))
+
+
+def load_stored_event(data: bytes | str) -> QueueEvent:
+    """The event :func:`dump_stored_event` stored as ``data``."""
+    return msgspec.convert(_decode_stored(data), QueueEvent, from_attributes=True)
 
 
 class EventFilter(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,8 +2,9 @@
 
 Each backend supplies an :class:`EventStore` (its statements, through its library) over one table: ``id`` (the
 primary key), ``occurred_at``, ``seq`` (the event's sequence, ``0`` without one), ``task_id``, ``queue``,
-``event_type`` and ``body`` (the event's wire JSON). Pages are read in the history order ``(occurred_at, seq, id)``,
-which every index of the table ends in, so a page of one task, queue or type is one index range.
+``event_type`` and ``body`` (the event as :func:`~litestar_queues.events.history.dump_stored_event` makes it).
+Pages are read in the history order ``(occurred_at, seq, id)``, which every index of the table ends in, so a page
+of one task, queue or type is one index range.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage, event_cursor, event_position
+from litestar_queues.events.history import (
+    EventFilter,
+    EventPage,
+    dump_stored_event,
+    event_cursor,
+    event_position,
+    load_stored_event,
+)
 
 __all__ = ("EVENT_COLUMNS", "EVENT_ORDER", "EventStore", "event_page", "event_rows")
 
@@ -49,7 +57,7 @@ def event_rows(events: Sequence[QueueEvent], time: Callable[[datetime], Any]) ->
             event.task_id,
             event.queue,
             event.type,
-            event.to_json().decode(),
+            dump_stored_event(event).decode(),
         )
         for event in events
     ]
@@ -58,7 +66,7 @@ def event_rows(events: Sequence[QueueEvent], time: Callable[[datetime], Any]) ->
 def event_page(bodies: Sequence[str], limit: int) -> EventPage:
     """The page of the bodies a query read: ``limit + 1`` of them at most, the extra one telling that another page
     follows."""
-    events = [QueueEvent.from_json(body) for body in bodies]
+    events = [load_stored_event(body) for body in bodies]
     if len(events) > limit:
         del events[limit:]
         return EventPage(events, event_cursor(event_position(events[-1])))

@@ -11,8 +11,10 @@ from litestar_queues.events.history import (
     EventFilter,
     EventPage,
     EventPosition,
+    dump_stored_event,
     event_cursor,
     event_position,
+    load_stored_event,
     parse_event_cursor,
 )
 
@@ -20,7 +22,7 @@ __all__ = ("EventLog",)
 
 
 class _Stored:
-    """One stored event: the fields filters read, and the event as JSON (so no caller can change it)."""
+    """One stored event: the fields filters read, and the event as stored (so no caller can change it)."""
 
     __slots__ = ("data", "queue", "task_id", "type")
 
@@ -28,7 +30,7 @@ class _Stored:
         self.task_id = event.task_id
         self.type = event.type
         self.queue = event.queue
-        self.data = event.to_json()
+        self.data = dump_stored_event(event)
 
 
 class EventLog:
@@ -80,7 +82,7 @@ class EventLog:
             ):
                 if len(page) == limit:
                     return EventPage(page, event_cursor(event_position(page[-1])))
-                page.append(QueueEvent.from_json(stored.data))
+                page.append(load_stored_event(stored.data))
         return EventPage(page, None)
 
     def prune(self, *, occurred_before: datetime, limit: int) -> int:

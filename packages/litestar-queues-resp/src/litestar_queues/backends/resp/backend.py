@@ -44,7 +44,7 @@ from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConn
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
+from litestar_queues.events.history import EventFilter, EventPage, load_stored_event, parse_event_cursor
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -469,34 +469,26 @@ class RespBackend(QueueBackend):
     # -- event history -----------------------------------------------------------------------------
 
     async def append_events(self, events: Sequence[QueueEvent]) -> None:
-        """Store the events whose ids are new, and index them by position, task, queue and type (one script call)."""
+        """Store the events whose ids are new, and index them by position and task (one script call)."""
         if events:
-            await self._scripts.call(Script.APPEND_EVENTS, [encode_event(event) for event in events])
+            await self._scripts.call(Script.APPEND_EVENTS, [value for event in events for value in encode_event(event)])
 
     async def query_events(
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
     ) -> EventPage:
         """Return one page of stored events in history order (one script call).
 
-        The script walks the index of the most selective filter (task, queue, type, or every event) within the
-        time range and after the cursor, checking the other filters; it looks at no more than 20 000 events per
-        call, so a page of a rare combination may come back short with a cursor to go on from.
+        The script walks the task's index (``task_id`` given) or every event's within the time range and after the
+        cursor, checking the other filters; it looks at no more than 20 000 events per call, so a page of a rare
+        type or queue may come back short with a cursor to go on from. (Indexes by type and by queue would make
+        every stored event cost two more sorted-set inserts.)
         """
         if limit <= 0:
             return EventPage([], None)
         low, high = _event_bounds(where, cursor, newest_first=newest_first)
-        if where.task_id is not None:
-            index = f"evt:{where.task_id}"
-        elif where.queue is not None:
-            index = f"evq:{where.queue}"
-        elif where.type is not None:
-            index = f"evy:{where.type}"
-        else:
-            index = ""
         reply = await self._scripts.call(
             Script.QUERY_EVENTS,
             [
-                index,
                 optional_text(where.type),
                 optional_text(where.queue),
                 optional_text(where.task_id),
@@ -507,7 +499,7 @@ class RespBackend(QueueBackend):
             ],
         )
         next_cursor = position_key_cursor(reply[0]) if reply[0] else None
-        return EventPage([QueueEvent.from_json(data) for data in reply[1:]], next_cursor)
+        return EventPage([load_stored_event(data) for data in reply[1:]], next_cursor)
 
     async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` stored events that occurred before ``occurred_before``, oldest first."""

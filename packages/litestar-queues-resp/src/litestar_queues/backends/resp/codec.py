@@ -17,7 +17,7 @@ import msgspec
 
 from litestar_queues.errors import SerializationError
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventPosition, event_cursor, event_position
+from litestar_queues.events.history import EventPosition, dump_stored_event, event_cursor, event_position
 from litestar_queues.flat import from_micros, read_text, to_micros
 from litestar_queues.records import TaskError, TaskProgress, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.salvage import salvage_record
@@ -309,13 +309,14 @@ def position_key_cursor(key: bytes | str) -> str:
     return event_cursor(EventPosition(moment, int(value[16:32], 16) - _SEQUENCE_OFFSET, value[32:]))
 
 
-def encode_event(event: QueueEvent) -> list[str]:
-    """The ``append_events`` script's values for one event: id, position key, type, queue, task id, JSON."""
-    return [
+def encode_event(event: QueueEvent) -> tuple[str, str, str, str]:
+    """The ``append_events`` script's values for one event: id, position key, task id ("" = None), and the stored
+    value: type, queue and task id ("" where None) each followed by a NUL, then the event as stored (text: the
+    scripts' MessagePack reader knows no binary strings)."""
+    task_id = event.task_id or ""
+    return (
         event.id,
         event_position_key(event_position(event)),
-        event.type,
-        event.queue or "",
-        event.task_id or "",
-        event.to_json().decode(),
-    ]
+        task_id,
+        f"{event.type}\0{event.queue or ''}\0{task_id}\0{dump_stored_event(event).decode()}",
+    )

@@ -34,26 +34,21 @@ local function bkey(id) return P .. ':b:' .. id end
 
 local function pending_key(q, p) return P .. ':pq:' .. q .. ':' .. p end
 
--- the event history: one hash of stored events (id -> "type NUL queue NUL task id NUL json", "" where None) and
--- position indexes (members: the position as 32 hex digits, then the id; see codec.event_position_key)
+-- the event history: one hash of stored events (id -> "type NUL queue NUL task id NUL stored event", "" where
+-- None), the position index of every event, and one per task (members: the position as 32 hex digits, then the
+-- id; see codec.event_position_key). Queries by type or queue walk one of them and check the rest.
 local KEY_EVENTS = P .. ':ev'
 
 local KEY_EVENT_ORDER = P .. ':evx'
 
-local function event_index_keys(kind, queue, task)
-  local keys = {KEY_EVENT_ORDER, P .. ':evy:' .. kind}
-  if queue ~= '' then keys[#keys + 1] = P .. ':evq:' .. queue end
-  if task ~= '' then keys[#keys + 1] = P .. ':evt:' .. task end
-  return keys
-end
+local function task_events_key(task) return P .. ':evt:' .. task end
 
--- a stored event's type, queue, task id ("" where None) and JSON
+-- a stored event's type, queue, task id ("" where None), and where the event as stored starts in the value
 local function split_event(value)
   local a = string.find(value, '\0', 1, true)
   local b = string.find(value, '\0', a + 1, true)
   local c = string.find(value, '\0', b + 1, true)
-  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1, c - 1),
-    string.sub(value, c + 1)
+  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1, c - 1), c + 1
 end
 
 -- "" means None for optional values; optional strings carry a one-character "=" marker so "" stays a value.

@@ -1,25 +1,27 @@
--- Store events whose ids are new. A: one array per event: id, position key, type, queue, task id ("" = None),
--- JSON. Index writes are grouped per key and sent once per key. Reply: nothing.
-local members, order = {}, {}
-for _, e in ipairs(A) do
-  local id, position, kind, queue, task = e[1], e[2], e[3], e[4], e[5]
-  if redis.call('HSETNX', KEY_EVENTS, id, kind .. '\0' .. queue .. '\0' .. task .. '\0' .. e[6]) == 1 then
-    for _, key in ipairs(event_index_keys(kind, queue, task)) do
-      local list = members[key]
+-- Store events whose ids are new. A: four values per event, one after the other: id, position key, task id
+-- ("" = None), stored value (see KEY_EVENTS). Each index gets one ZADD per call; scores are the text '0' (a Lua
+-- number would be formatted anew for every member). Reply: nothing.
+local every, tasks, task_order = {}, {}, {}
+for i = 1, #A, 4 do
+  if redis.call('HSETNX', KEY_EVENTS, A[i], A[i + 3]) == 1 then
+    local position, task = A[i + 1], A[i + 2]
+    every[#every + 1] = '0'
+    every[#every + 1] = position
+    if task ~= '' then
+      local list = tasks[task]
       if not list then
         list = {}
-        members[key] = list
-        order[#order + 1] = key
+        tasks[task] = list
+        task_order[#task_order + 1] = task
       end
-      list[#list + 1] = 0
+      list[#list + 1] = '0'
       list[#list + 1] = position
     end
   end
 end
-for _, key in ipairs(order) do
-  local list = members[key]
-  for start = 1, #list, 2000 do
-    redis.call('ZADD', key, unpack(list, start, math.min(start + 1999, #list)))
-  end
+local function add(key, list)
+  for start = 1, #list, 2000 do redis.call('ZADD', key, unpack(list, start, math.min(start + 1999, #list))) end
 end
+add(KEY_EVENT_ORDER, every)
+for _, task in ipairs(task_order) do add(task_events_key(task), tasks[task]) end
 return reply(false)

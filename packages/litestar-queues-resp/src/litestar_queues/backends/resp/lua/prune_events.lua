@@ -5,11 +5,10 @@ for _, position in ipairs(positions) do
   local id = string.sub(position, 33)
   local value = redis.call('HGET', KEY_EVENTS, id)
   if value then
-    local k, q, t = split_event(value)
-    for _, key in ipairs(event_index_keys(k, q, t)) do redis.call('ZREM', key, position) end
+    local _, _, task = split_event(value)
+    if task ~= '' then redis.call('ZREM', task_events_key(task), position) end
     redis.call('HDEL', KEY_EVENTS, id)
-  else
-    redis.call('ZREM', KEY_EVENT_ORDER, position)
   end
 end
+if #positions > 0 then redis.call('ZREMRANGEBYLEX', KEY_EVENT_ORDER, '-', '[' .. positions[#positions]) end
 return reply(#positions)

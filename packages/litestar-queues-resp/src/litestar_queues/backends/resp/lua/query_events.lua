@@ -1,11 +1,11 @@
--- One page of stored events in position order. A: index key suffix ("" = every event, else e.g. "evt:<task>"),
--- type, queue, task id (each "" = any, else "=" .. value), lower and upper ZRANGEBYLEX bounds, limit, newest
--- first (1/0). The caller picked the index of the most selective filter and folded the cursor and the time range
--- into the bounds; the other filters are checked here. Reply: {next cursor (position key) or nil, json...}.
-local suffix, kind, queue, task = A[1], opt_text(A[2]), opt_text(A[3]), opt_text(A[4])
-local low, high, limit, reverse = A[5], A[6], tonumber(A[7]), A[8] == '1'
+-- One page of stored events in position order. A: type, queue, task id (each "" = any, else "=" .. value), lower
+-- and upper ZRANGEBYLEX bounds, limit, newest first (1/0). It walks the task's index when a task is given, else
+-- every event's; the caller folded the cursor and the time range into the bounds; the other filters are checked
+-- here. Reply: {next cursor (position key) or nil, stored event...}.
+local kind, queue, task = opt_text(A[1]), opt_text(A[2]), opt_text(A[3])
+local low, high, limit, reverse = A[4], A[5], tonumber(A[6]), A[7] == '1'
 local key = KEY_EVENT_ORDER
-if suffix ~= '' then key = P .. ':' .. suffix end
+if task then key = task_events_key(task) end
 local SCAN_BUDGET = 20000
 local batch_size = math.max(limit + 1, 100)
 local found, positions = {}, {}
@@ -22,9 +22,9 @@ while #found <= limit and scanned < SCAN_BUDGET do
     last = position
     local value = redis.call('HGET', KEY_EVENTS, string.sub(position, 33))
     if value then
-      local k, q, t, json = split_event(value)
+      local k, q, t, start = split_event(value)
       if (not kind or k == kind) and (not queue or q == queue) and (not task or t == task) then
-        found[#found + 1] = json
+        found[#found + 1] = string.sub(value, start)
         positions[#positions + 1] = position
         if #found > limit then break end
       end
@@ -41,5 +41,5 @@ elseif not exhausted and last then
   next_cursor = last
 end
 local out = {next_cursor}
-for i, json in ipairs(found) do out[i + 1] = json end
+for i, stored in ipairs(found) do out[i + 1] = stored end
 return reply(out)
