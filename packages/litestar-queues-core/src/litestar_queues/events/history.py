@@ -64,7 +64,10 @@ def dump_stored_event(event: QueueEvent) -> bytes:
 
 
 def load_stored_event(data: bytes | str) -> QueueEvent:
-    """The event :func:`dump_stored_event` stored as ``data``."""
+    """The event :func:`dump_stored_event` stored as ``data`` (or an event stored as its wire JSON object, the form
+    histories kept before the array)."""
+    if data[:1] in (b"{", "{"):
+        return QueueEvent.from_json(data)
     return msgspec.convert(_decode_stored(data), QueueEvent, from_attributes=True)
 
 
