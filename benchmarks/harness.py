@@ -113,10 +113,11 @@ def machine_summary() -> str:
 
 
 def round_ratios(row: Result, peers: Sequence[Result], *, higher: bool) -> list[float]:
-    """``row``'s value divided by the best peer's value of the same round, for every round both finished."""
+    """``row``'s value divided by the best peer's value of the same round, for every round both finished (a peer's
+    round that did not finish is NaN and one not measured 0: neither counts)."""
     ratios = []
     for index, value in enumerate(row.rounds):
-        measured = [p.rounds[index] for p in peers if index < len(p.rounds) and not math.isnan(p.rounds[index])]
+        measured = [p.rounds[index] for p in peers if index < len(p.rounds) and p.rounds[index] > 0]
         if measured and not math.isnan(value):
             ratios.append(value / (max(measured) if higher else min(measured)))
     return ratios
