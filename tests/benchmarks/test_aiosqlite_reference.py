@@ -3,13 +3,12 @@ conformance suite's core lifecycle (enqueue and dedup, claiming, leases, fencing
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.modules import load_file
 
 from litestar_queues.testing.conformance.claiming import ClaimConformance
 from litestar_queues.testing.conformance.dedup import DedupConformance
@@ -18,18 +17,7 @@ from litestar_queues.testing.conformance.fencing import FencingConformance
 from litestar_queues.testing.conformance.leases import LeaseConformance
 from litestar_queues.testing.conformance.retries import RetryConformance
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("aiosqlite_reference", ROOT / "benchmarks/aiosqlite_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _load()
+reference = load_file("benchmarks/aiosqlite_reference.py")
 
 
 class TestAiosqliteReference(

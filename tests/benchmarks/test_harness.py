@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.modules import load_file
 
-
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("harness", ROOT / "benchmarks/harness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["harness"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+harness = load_file("benchmarks/harness.py")
 
 
 def test_per_round_ratios_skip_peer_rounds_that_did_not_finish_or_were_not_measured() -> None:

@@ -3,29 +3,17 @@ connections to one file and with a corrupted row."""
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.modules import load_file
 
 from litestar_queues.testing import BackendConformance
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sqlite_backend", ROOT / "docs/examples/sqlite_backend.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = _load()
+example = load_file("docs/examples/sqlite_backend.py")
 
 
 class TestExampleSQLiteBackend(BackendConformance):
