@@ -26,7 +26,7 @@ from litestar_queues.backends.memory import MemoryBackend
 from litestar_queues.batching import WriteBatcher
 from litestar_queues.errors import ConfigurationError, SerializationError, UnsupportedOperation
 from litestar_queues.events import InMemoryQueueEventSink, QueueEvent, QueueEventConfig, publish_task_progress
-from litestar_queues.events.history import EventFilter, dump_stored_event, load_stored_event
+from litestar_queues.events.history import EventFilter, EventPage, dump_stored_event, load_stored_event
 from litestar_queues.records import TaskStatus
 
 pytestmark = pytest.mark.anyio
@@ -386,6 +386,40 @@ async def test_list_events_filters_pages_and_checks_its_arguments(registry: Task
             await service.list_events(since=datetime(2026, 1, 1))
         with pytest.raises(TypeError, match="str or uuid.UUID"):
             await service.list_events(task_id=42)  # type: ignore[arg-type]
+
+
+class _ShortPagesBackend(MemoryBackend):
+    """Answers every query with at most two events (as a backend that bounds one query's work may), and counts calls."""
+
+    calls = 0
+
+    async def query_events(
+        self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
+    ) -> EventPage:
+        self.calls += 1
+        return await super().query_events(where, limit=min(limit, 2), cursor=cursor, newest_first=newest_first)
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+async def test_list_events_fills_a_page_from_a_backend_that_returns_short_pages(
+    registry: TaskRegistry, newest_first: bool
+) -> None:
+    now = datetime.now(timezone.utc)
+    events = [
+        _log_event(queue="a" if number % 3 else "b", occurred_at=now + timedelta(seconds=number))
+        for number in range(12)
+    ]
+    wanted = [event for event in events if event.queue == "a"]  # 8 events
+    if newest_first:
+        wanted.reverse()
+    backend = _ShortPagesBackend()
+    async with QueueService(QueueConfig(queue_backend=backend, event_config=HISTORY), registry=registry) as service:
+        await backend.append_events(events)
+        first = await service.list_events(queue="a", limit=5, newest_first=newest_first)
+        assert first.events == wanted[:5] and first.next_cursor is not None
+        assert backend.calls == 3  # 2 + 2 + 1
+        rest = await service.list_events(queue="a", limit=5, cursor=first.next_cursor, newest_first=newest_first)
+        assert (rest.events, rest.next_cursor) == (wanted[5:], None)
 
 
 # -- retention ---------------------------------------------------------------------------------------------------

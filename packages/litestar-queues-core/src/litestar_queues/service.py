@@ -517,7 +517,9 @@ class QueueService:
 
         ``task_id``, ``event_type`` and ``queue`` select events of that task, type and queue; ``since`` (inclusive)
         and ``before`` (exclusive) bound ``occurred_at``. The order is ``(occurred_at, sequence, id)``; pass
-        ``next_cursor`` back for the next page. Events are stored while ``QueueEventConfig(history=True)``.
+        ``next_cursor`` back for the next page. A page holds ``limit`` events unless it is the last: where the
+        backend bounds the work of one query (a rare type or queue in a long history), this calls it again from
+        its cursor until the page is full. Events are stored while ``QueueEventConfig(history=True)``.
 
         Raises:
             UnsupportedOperation: the backend keeps no event history.
@@ -542,7 +544,14 @@ class QueueService:
         if not all(name is None or is_storable(name) for name in (task_id, event_type, queue)):
             return EventPage([], None)  # no stored event can have it
         where = EventFilter(task_id=task_id, type=event_type, queue=queue, since=since, before=before)
-        return await backend.query_events(where, limit=limit, cursor=cursor, newest_first=newest_first)
+        page = await backend.query_events(where, limit=limit, cursor=cursor, newest_first=newest_first)
+        events = page.events
+        while len(events) < limit and page.next_cursor is not None:  # a short page from a bounded query: go on
+            page = await backend.query_events(
+                where, limit=limit - len(events), cursor=page.next_cursor, newest_first=newest_first
+            )
+            events = [*events, *page.events]
+        return EventPage(events, page.next_cursor)
 
     async def get_statistics(self, queue: str | None = None, *, count_limit: int | None = None) -> QueueStatistics:
         """Counts by status and the oldest due pending record, for one queue or all.
