@@ -19,7 +19,7 @@ from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage
+from litestar_queues.events.history import HISTORY_SCAN_WINDOW, EventFilter, EventPage
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -38,7 +38,7 @@ from litestar_queues.records import (
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
 from litestar_queues.semantics import check_outcome, lease_expiry, lease_states, queue_statistics, record_page
-from litestar_queues.sql.events import EventStore
+from litestar_queues.sql.events import EventStore, query_event_page
 from litestar_queues.sql.listener import ListenDriver, NotificationListener
 from litestar_queues.sql.rows import decode_worker, encode_json, encode_worker
 from litestar_queues.waiters import Waiters
@@ -201,6 +201,8 @@ class SQLQueueBackend(QueueBackend):
     events: EventStore
     """The event history's statements (set by the subclass, which declares ``EVENT_HISTORY``: every SQL backend has
     the events table)."""
+    event_scan_window: int = HISTORY_SCAN_WINDOW
+    """Most events one page of a history query by type or queue without a task examines (tests make it small)."""
 
     _listener: NotificationListener | None = None
     _work_waiters: Waiters
@@ -394,10 +396,14 @@ class SQLQueueBackend(QueueBackend):
     async def query_events(
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
     ) -> EventPage:
-        """Return one page of stored events in ``(occurred_at, seq, id)`` order: one range of an index."""
+        """Return one page of stored events in ``(occurred_at, seq, id)`` order (see
+        :func:`~litestar_queues.sql.events.query_event_page`: a page by type or queue without a task examines at most
+        ``event_scan_window`` events, so it may be short while ``next_cursor`` goes on)."""
         if limit <= 0:
             return EventPage([], None)
-        return await self.events.query(where, limit=limit, cursor=cursor, newest_first=newest_first)
+        return await query_event_page(
+            self.events, where, limit=limit, cursor=cursor, newest_first=newest_first, window=self.event_scan_window
+        )
 
     async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first."""

@@ -1,4 +1,5 @@
-"""The event history table: stored events as rows, read in ``(occurred_at, seq, id)`` order through one index range.
+"""The event history table: stored events as rows, read in ``(occurred_at, seq, id)`` order (how a page is read:
+:func:`litestar_queues.sql.events.query_event_page`).
 
 The statements are the same on every family but for the insert that skips stored ids (PostgreSQL binds each column
 as one array, so the statement text is the same for every batch) and the bounded delete
@@ -16,8 +17,8 @@ from litestar_queues.backends.sqlspec.database import Database
 from litestar_queues.backends.sqlspec.dialects.base import chunked
 from litestar_queues.backends.sqlspec.names import TableNames
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
-from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, event_page, event_rows
+from litestar_queues.events.history import EventFilter, EventPosition
+from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, EventRow, event_rows
 from litestar_queues.sql.rows import ValueCodec
 
 __all__ = ("EventStore",)
@@ -83,30 +84,72 @@ class EventStore:
             sql = f"{self._insert} {', '.join(values)}{self._insert_suffix}"
             await self._db.execute(sql, params)
 
-    async def query(self, where: EventFilter, *, limit: int, cursor: str | None, newest_first: bool) -> EventPage:
-        """One page of matching events in history order; one more row is read to know whether another page follows."""
+    def _range(
+        self, where: EventFilter, after: EventPosition | None, newest_first: bool
+    ) -> tuple[list[str], dict[str, Any]]:
+        """The conditions (and their parameters) of ``where``'s time range past ``after``."""
         time = self._codec.time
         conditions: list[str] = []
-        params: dict[str, Any] = {"limit": limit + 1}
-        for column, value in (("task_id", where.task_id), ("event_type", where.type), ("queue", where.queue)):
-            if value is not None:
-                conditions.append(f"{column} = :{column}")
-                params[column] = value
+        params: dict[str, Any] = {}
         if where.since is not None:
             conditions.append("occurred_at >= :since")
             params["since"] = time(where.since)
         if where.before is not None:
             conditions.append("occurred_at < :before")
             params["before"] = time(where.before)
-        if cursor is not None:
-            after = parse_event_cursor(cursor)
+        if after is not None:
             conditions.append(f"(occurred_at, seq, id) {'<' if newest_first else '>'} (:at, :seq, :id)")
             params.update(at=time(after.occurred_at), seq=after.sequence, id=after.id)
+        return conditions, params
+
+    async def select(
+        self, where: EventFilter, *, after: EventPosition | None, limit: int, newest_first: bool, window: int | None
+    ) -> list[EventRow]:
+        """Matching rows in history order: one index range, or the matches of a window of the order index."""
+        conditions, params = self._range(where, after, newest_first)
+        matches: list[str] = []
+        for column, value in (("task_id", where.task_id), ("event_type", where.type), ("queue", where.queue)):
+            if value is not None:
+                matches.append(f"{column} = :{column}")
+                params[column] = value
+        params["limit"] = limit
+        direction = " DESC" if newest_first else ""
+        order = ", ".join(f"{column}{direction}" for column in EVENT_ORDER)
+        if window is None:
+            source = self._table
+            conditions += matches
+        else:
+            params["window"] = window
+            scanned = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            source = (
+                f"(SELECT occurred_at, seq, id, event_type, queue, body FROM {self._table}{scanned} "  # noqa: S608 - built here
+                f"ORDER BY {order} LIMIT :window) AS w"
+            )
+            conditions = matches
+        where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = f"SELECT occurred_at, seq, id, body FROM {source}{where_sql} ORDER BY {order} LIMIT :limit"  # noqa: S608 - built here
+        read_time = self._codec.read_time
+        return [
+            EventRow(EventPosition(read_time(row["occurred_at"]), int(row["seq"]), row["id"]), row["body"])
+            for row in await self._db.select(sql, params)
+        ]
+
+    async def window_end(
+        self, where: EventFilter, *, after: EventPosition | None, newest_first: bool, window: int
+    ) -> EventPosition | None:
+        """The ``window``-th position past ``after`` in the time range, if another follows: one offset into the order
+        index."""
+        conditions, params = self._range(where, after, newest_first)
+        params["skip"] = window - 1
         direction = " DESC" if newest_first else ""
         order = ", ".join(f"{column}{direction}" for column in EVENT_ORDER)
         where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = f"SELECT body FROM {self._table}{where_sql} ORDER BY {order} LIMIT :limit"  # noqa: S608 - built here
-        return event_page([row["body"] for row in await self._db.select(sql, params)], limit)
+        sql = f"SELECT occurred_at, seq, id FROM {self._table}{where_sql} ORDER BY {order} LIMIT 2 OFFSET :skip"  # noqa: S608 - built here
+        rows = await self._db.select(sql, params)
+        if len(rows) < 2:
+            return None
+        row = rows[0]
+        return EventPosition(self._codec.read_time(row["occurred_at"]), int(row["seq"]), row["id"])
 
     async def prune(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first; return how many."""
