@@ -51,6 +51,12 @@ _WORKER_ROW_GRACE = timedelta(hours=1)
 """Worker rows are deleted this long after they expired (the registry stays small without a sweeper)."""
 
 
+def _encoded_progress(updates: Sequence[tuple[Lease, TaskProgress]]) -> list[tuple[Lease, str]]:
+    """The last progress of each fence in ``updates``, as JSON."""
+    latest = {(lease.record_id, lease.owner, lease.token): (lease, progress) for lease, progress in updates}
+    return [(lease, encode_json(progress)) for lease, progress in latest.values()]
+
+
 class RecordStore(Protocol):
     """The statements of one SQL family on the tasks, workers, locks and pauses tables (times are aware UTC); the events
     table has an :class:`~litestar_queues.sql.events.EventStore` of its own."""
@@ -325,9 +331,9 @@ class SQLQueueBackend(QueueBackend):
     async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
         """Store the progress of each attempt whose fence matches, the last of each fence's updates (one guarded
         statement per batch)."""
-        latest = {(lease.record_id, lease.owner, lease.token): (lease, progress) for lease, progress in updates}
-        if latest:
-            await self.store.save_progress([(lease, encode_json(progress)) for lease, progress in latest.values()])
+        encoded = _encoded_progress(updates)
+        if encoded:
+            await self.store.save_progress(encoded)
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend each held lease and report ``HELD``, ``CANCEL_REQUESTED`` or ``LOST`` per record id."""
@@ -392,6 +398,16 @@ class SQLQueueBackend(QueueBackend):
         """Insert the events whose ids are new (inserts that skip stored ids)."""
         if events:
             await self.events.append(events)
+
+    async def append_events_with_progress(
+        self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, TaskProgress]]
+    ) -> None:
+        """Insert the new events and store the progress: one statement where the event store can
+        (``combines_progress``: PostgreSQL), else the two writes one after the other."""
+        if events and progress and self.events.combines_progress:
+            await self.events.append_with_progress(events, _encoded_progress(progress))
+            return
+        await super().append_events_with_progress(events, progress)
 
     async def query_events(
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False

@@ -30,6 +30,7 @@ from litestar_queues.events.history import (
     load_stored_events,
     parse_event_cursor,
 )
+from litestar_queues.records import Lease
 
 __all__ = (
     "EVENT_COLUMNS",
@@ -56,8 +57,16 @@ class EventRow(NamedTuple):
 class EventStore(Protocol):
     """Append, read and prune one events table (times are aware UTC)."""
 
+    combines_progress: bool
+    """Whether :meth:`append_with_progress` stores events and progress in one statement (else it is never called)."""
+
     async def append(self, events: Sequence[QueueEvent]) -> None:
         """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""
+        ...
+
+    async def append_with_progress(self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, str]]) -> None:
+        """:meth:`append` and, in the same statement, set ``progress`` (JSON) of each running record whose fence
+        matches (at most one update per fence), as ``RecordStore.save_progress`` does."""
         ...
 
     async def select(

@@ -20,8 +20,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from litestar_queues.backends.advanced_alchemy.stores.base import Store
+from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPosition
+from litestar_queues.records import Lease
 from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, EventRow, event_rows
 
 __all__ = ("AlchemyEventStore",)
@@ -39,6 +41,9 @@ class AlchemyEventStore:
     """Append, page through and prune the events table of one backend, on its store's connections."""
 
     __slots__ = ("_delete", "_insert", "_picked", "_store", "_table")
+
+    combines_progress = False
+    """Events and progress are written one after the other (``QueueBackend.append_events_with_progress``)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -74,6 +79,10 @@ class AlchemyEventStore:
             self._insert = insert.on_duplicate_key_update(id=insert.inserted.id)
             self._picked = oldest.with_for_update(skip_locked=True)
             self._delete = delete(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
+
+    async def append_with_progress(self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, str]]) -> None:
+        """Never called (``combines_progress`` is false)."""
+        raise UnsupportedOperation("the Advanced Alchemy backend writes events and progress one after the other")
 
     async def append(self, events: Sequence[QueueEvent]) -> None:
         """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""

@@ -22,9 +22,9 @@ import pytest
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, event_position, parse_event_cursor
-from litestar_queues.records import new_record_id
+from litestar_queues.records import TaskProgress, new_record_id
 from litestar_queues.testing.conformance.base import ConformanceBase, optional_fixture
-from litestar_queues.testing.conformance.support import QUEUE, require, rule
+from litestar_queues.testing.conformance.support import QUEUE, claim_one, enqueue_one, make_record, require, rule, stale
 
 __all__ = ("EventHistoryConformance",)
 
@@ -487,4 +487,39 @@ class EventHistoryConformance(ConformanceBase):
                 )
         assert any(record.levelno >= logging.WARNING for record in caplog.records), rule(
             "query_events", "a stored event that cannot be decoded is logged"
+        )
+
+    async def test_history_events_with_progress_store_both_under_the_fence(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        require(backend, Capability.EVENT_HISTORY)
+        await enqueue_one(backend, make_record(now))
+        await enqueue_one(backend, make_record(now))
+        running, other = await claim_one(backend, now), await claim_one(backend, now)
+
+        def progress(current: float) -> TaskProgress:
+            return TaskProgress(current=current, total=4.0, percent=current * 25, attempt=1, updated_at=now)
+
+        events = [make_event(now + timedelta(seconds=number), task_id=running.id) for number in range(3)]
+        await backend.append_events_with_progress(
+            events[:2],
+            [
+                (running.lease, progress(1.0)),
+                (stale(other.lease, owner="worker-z"), progress(3.0)),
+                (running.lease, progress(2.0)),
+            ],
+        )
+        await backend.append_events_with_progress(events[1:], [])
+        await backend.append_events_with_progress([], [(other.lease, progress(4.0))])
+        assert _ids(await _stored(backend)) == _ids(events), rule(
+            "append_events_with_progress", "store the events as append_events does (an id already stored once)"
+        )
+        stored, untouched = await backend.get(running.id), await backend.get(other.id)
+        assert stored is not None and stored.progress == progress(2.0), rule(
+            "append_events_with_progress",
+            "store the progress as save_progress does: the last update of a fence wins",
+            repr(stored),
+        )
+        assert untouched is not None and untouched.progress == progress(4.0), rule(
+            "append_events_with_progress", "a progress whose fence does not match changes nothing", repr(untouched)
         )
