@@ -123,7 +123,7 @@ async def drain(backend: Any, *, history: bool, jobs: int, concurrency: int) -> 
     async with QueueService(config, registry=registry) as service:
         writes = Writes(service.backend.append_events_with_progress)
         if history:
-            service.publisher.store_with(writes)
+            service.publisher.store_with(writes, with_progress=service.backend.stores_progress_with_events)
         for start in range(0, jobs, 1000):
             chunk = range(start, min(jobs, start + 1000))
             await service.enqueue_many([service.request(three_events, n) for n in chunk])

@@ -337,6 +337,12 @@ class QueueBackend(ABC):
         """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.EVENT_HISTORY.value}")
 
+    @property
+    def stores_progress_with_events(self) -> bool:
+        """Whether ``append_events_with_progress`` stores both in one round trip (then the history writer takes the
+        progress of ``task.progress`` events with them; otherwise progress is saved on its own, beside)."""
+        return False
+
     async def append_events_with_progress(
         self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, TaskProgress]]
     ) -> None:

@@ -136,8 +136,9 @@ class TaskExecutionContext:
         reporter = self._progress
         progress = None if reporter is None else reporter.measure(self.record, current, total, message)
         percent = progress_percent(current, total) if progress is None else progress.percent
-        # With the history on, the progress is stored in the history writer's batch, with its event.
-        together = progress is not None and self.publisher.stores_history
+        # Where the backend stores both in one round trip, the progress goes in the history writer's batch, with its
+        # event; elsewhere it is saved beside the event, at the same time.
+        together = progress is not None and self.publisher.stores_progress
         event = self.publisher.publish_task_event(
             self.record,
             QueueEventType.PROGRESS,

@@ -59,10 +59,10 @@ class QueueEventPublisher:
     event is queued, without waiting for the write; with ``strict`` on, or when the writer is
     ``_MOST_UNWRITTEN_BATCHES`` batches behind, it waits until its event is stored and handed to every sink. A
     ``task.progress`` event published with its attempt's progress stores that progress in the same write (one round
-    trip on PostgreSQL), and its publish waits for that write.
+    trip, where the backend can: :attr:`stores_progress`), and its publish waits for that write.
     """
 
-    __slots__ = ("_history", "_most_unwritten", "config", "enabled", "sinks")
+    __slots__ = ("_history", "_most_unwritten", "_with_progress", "config", "enabled", "sinks")
 
     def __init__(
         self, config: QueueEventConfig | None = None, *, sinks: Sequence[QueueEventSink] | None = None
@@ -78,6 +78,7 @@ class QueueEventPublisher:
         self.sinks: tuple[QueueEventSink, ...] = tuple(sinks)
         self._history: WriteBatcher[_Item] | None = None
         self._most_unwritten = 0
+        self._with_progress = False
         self.enabled = self.config.enabled and bool(self.sinks)
 
     @property
@@ -85,18 +86,26 @@ class QueueEventPublisher:
         """Whether published events are stored in the event history."""
         return self._history is not None
 
-    def store_with(self, append: Append | None, *, max_batch: int = 500) -> None:
+    @property
+    def stores_progress(self) -> bool:
+        """Whether the history writer also stores the progress published with ``task.progress`` events."""
+        return self._history is not None and self._with_progress
+
+    def store_with(self, append: Append | None, *, max_batch: int = 500, with_progress: bool = False) -> None:
         """Store every event published from now on with ``append`` (a backend's ``append_events_with_progress``);
         ``None`` stops.
 
         Args:
             append: Stores a batch of events and the progress published with them.
             max_batch: Most events per call of ``append``.
+            with_progress: ``append`` stores events and progress in one round trip (the backend's
+                ``stores_progress_with_events``): publish progress with its event (:attr:`stores_progress`).
         """
         self._history = (
             None if append is None else WriteBatcher(partial(self._store_and_deliver, append), max_batch=max_batch)
         )
         self._most_unwritten = _MOST_UNWRITTEN_BATCHES * max_batch
+        self._with_progress = with_progress
         self.enabled = self.config.enabled and (bool(self.sinks) or self._history is not None)
 
     async def flush(self) -> None:

@@ -399,6 +399,11 @@ class SQLQueueBackend(QueueBackend):
         if events:
             await self.events.append(events)
 
+    @property
+    def stores_progress_with_events(self) -> bool:
+        """Whether the event store writes events and progress in one statement (PostgreSQL through SQLSpec)."""
+        return self.events.combines_progress
+
     async def append_events_with_progress(
         self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, TaskProgress]]
     ) -> None:
