@@ -94,17 +94,17 @@ def postgres_storage(dsn: str) -> Storage:
 
 
 class Writes:
-    """Counts the history writer's calls and events (wraps the backend's ``append_events``)."""
+    """Counts the history writer's calls and events (wraps the backend's ``append_events_with_progress``)."""
 
-    def __init__(self, append: Callable[[list[QueueEvent]], Awaitable[None]]) -> None:
+    def __init__(self, append: Callable[[list[QueueEvent], list[Any]], Awaitable[None]]) -> None:
         self.append = append
         self.calls = 0
         self.events = 0
 
-    async def __call__(self, events: list[QueueEvent]) -> None:
+    async def __call__(self, events: list[QueueEvent], progress: list[Any]) -> None:
         self.calls += 1
         self.events += len(events)
-        await self.append(events)
+        await self.append(events, progress)
 
     @property
     def batch(self) -> int:
@@ -121,9 +121,9 @@ async def drain(backend: Any, *, history: bool, jobs: int, concurrency: int) -> 
         event_config=QueueEventConfig(enabled=True, sink=sink, history=history),
     )
     async with QueueService(config, registry=registry) as service:
-        writes = Writes(service.backend.append_events)
+        writes = Writes(service.backend.append_events_with_progress)
         if history:
-            service.publisher.store_with(writes)
+            service.publisher.store_with(writes, with_progress=service.backend.stores_progress_with_events)
         for start in range(0, jobs, 1000):
             chunk = range(start, min(jobs, start + 1000))
             await service.enqueue_many([service.request(three_events, n) for n in chunk])

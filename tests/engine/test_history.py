@@ -303,7 +303,8 @@ async def test_a_strict_publish_waits_for_its_event_and_raises_only_its_own_sink
 async def test_a_publish_waits_for_its_event_when_the_writer_is_far_behind(registry: TaskRegistry) -> None:
     backend = _GatedBackend()
     async with QueueService(QueueConfig(queue_backend=backend, event_config=HISTORY), registry=registry) as service:
-        service.publisher.store_with(backend.append_events, max_batch=2)  # far behind: more than 4 x 2 queued
+        # far behind: more than 4 x 2 queued
+        service.publisher.store_with(backend.append_events_with_progress, max_batch=2)
         for _ in range(9):  # one in flight, eight queued
             await asyncio.wait_for(service.publisher.publish(_log_event()), 5)
         blocked = asyncio.ensure_future(service.publisher.publish(_log_event()))

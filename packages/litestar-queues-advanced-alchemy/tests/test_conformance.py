@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackend
-from litestar_queues.backends.advanced_alchemy.testing import corrupt_args
+from litestar_queues.backends.advanced_alchemy.testing import corrupt_args, corrupt_event
 from litestar_queues.testing import BackendConformance, CallerTransaction
 
 
@@ -30,6 +30,14 @@ class _AlchemyConformance(BackendConformance):
     @pytest.fixture
     def corrupt_record(self, backend: AdvancedAlchemyBackend) -> Callable[[str], Awaitable[str]]:
         return functools.partial(corrupt_args, backend)
+
+    @pytest.fixture
+    def corrupt_event(self, backend: AdvancedAlchemyBackend) -> Callable[[str], Awaitable[None]]:
+        return functools.partial(corrupt_event, backend)
+
+    @pytest.fixture
+    def limit_history_scan(self, backend: AdvancedAlchemyBackend) -> Callable[[int], None]:
+        return lambda window: setattr(backend, "event_scan_window", window)
 
     @pytest.fixture
     async def second_backend(self, factory: Any, backend: AdvancedAlchemyBackend) -> AdvancedAlchemyBackend:

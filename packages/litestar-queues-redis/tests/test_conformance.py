@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from litestar_queues.backends.redis import RedisBackend, RedisBackendConfig
-from litestar_queues.backends.resp.testing import corrupt_args
+from litestar_queues.backends.resp.testing import corrupt_args, corrupt_event
 from litestar_queues.records import new_record_id
 from litestar_queues.testing import BackendConformance
 from litestar_queues.testing.servers import server_url
@@ -37,3 +37,11 @@ class TestRedisBackend(BackendConformance):
     @pytest.fixture
     def corrupt_record(self, backend: RedisBackend) -> Callable[[str], Awaitable[str]]:
         return functools.partial(corrupt_args, backend)
+
+    @pytest.fixture
+    def corrupt_event(self, backend: RedisBackend) -> Callable[[str], Awaitable[None]]:
+        return functools.partial(corrupt_event, backend)
+
+    @pytest.fixture
+    def limit_history_scan(self, backend: RedisBackend) -> Callable[[int], None]:
+        return lambda window: setattr(backend, "event_scan_window", window)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from litestar_queues.backends.sqlspec import SQLSpecBackend
-from litestar_queues.backends.sqlspec.testing import corrupt_args
+from litestar_queues.backends.sqlspec.testing import corrupt_args, corrupt_event
 from litestar_queues.testing import BackendConformance, CallerTransaction
 
 
@@ -30,6 +30,14 @@ class _SQLSpecConformance(BackendConformance):
     @pytest.fixture
     def corrupt_record(self, backend: SQLSpecBackend) -> Callable[[str], Awaitable[str]]:
         return functools.partial(corrupt_args, backend)
+
+    @pytest.fixture
+    def corrupt_event(self, backend: SQLSpecBackend) -> Callable[[str], Awaitable[None]]:
+        return functools.partial(corrupt_event, backend)
+
+    @pytest.fixture
+    def limit_history_scan(self, backend: SQLSpecBackend) -> Callable[[int], None]:
+        return lambda window: setattr(backend, "event_scan_window", window)
 
     @pytest.fixture
     async def second_backend(self, factory: Any, backend: SQLSpecBackend) -> SQLSpecBackend:

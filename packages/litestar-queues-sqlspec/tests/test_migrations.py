@@ -21,7 +21,7 @@ from litestar_queues.sql.rows import TASK_COLUMNS, encode_task
 
 pytestmark = pytest.mark.anyio
 
-LATEST = 6
+LATEST = 7
 """The number of the newest packaged migration."""
 
 

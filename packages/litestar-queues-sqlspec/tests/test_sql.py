@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from litestar_queues.clock import utc_now
+from litestar_queues.events.history import EventFilter
 from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
 
 pytestmark = pytest.mark.anyio
@@ -140,3 +141,32 @@ async def test_claimed_times_are_utc_to_the_microsecond_whatever_the_session_tim
         moment is not None and moment.utcoffset() == timedelta(0)
         for moment in (claimed.created_at, claimed.scheduled_at, claimed.started_at, claimed.lease_expires_at)
     )
+
+
+async def test_postgres_stores_a_batch_of_events_and_progress_in_one_statement(
+    driver: str, make_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litestar_queues.events.envelope import QueueEvent
+    from litestar_queues.records import TaskProgress
+
+    backend = await make_factory(driver).open()
+    now = utc_now()
+    await backend.enqueue(_records(1, scheduled_at=now))
+    (claimed,) = await backend.claim(["default"], owner="w", limit=1, now=now, lease_seconds=60)
+    statements: list[str] = []
+    execute = type(backend._db).execute
+
+    async def counted(self: Any, sql: str, params: Any = None) -> Any:
+        statements.append(sql)
+        return await execute(self, sql, params)
+
+    monkeypatch.setattr(type(backend._db), "execute", counted)
+    progress = TaskProgress(current=1.0, total=2.0, percent=50.0, attempt=1, updated_at=now)
+    event = QueueEvent(type="task.progress", task_id=claimed.id, queue="default", occurred_at=now)
+    await backend.append_events_with_progress([event], [(claimed.lease, progress)])
+    together = backend.names.family == "postgres"
+    assert backend.stores_progress_with_events is together
+    assert len(statements) == (1 if together else 2)
+    stored = await backend.get(claimed.id)
+    assert stored is not None and stored.progress == progress
+    assert [e.id for e in (await backend.query_events(EventFilter(task_id=claimed.id), limit=5)).events] == [event.id]

@@ -337,6 +337,25 @@ class QueueBackend(ABC):
         """
         raise UnsupportedOperation(f"{type(self).__name__} does not declare {Capability.EVENT_HISTORY.value}")
 
+    @property
+    def stores_progress_with_events(self) -> bool:
+        """Whether ``append_events_with_progress`` stores both in one round trip (then the history writer takes the
+        progress of ``task.progress`` events with them; otherwise progress is saved on its own, beside)."""
+        return False
+
+    async def append_events_with_progress(
+        self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, TaskProgress]]
+    ) -> None:
+        """Store ``events`` as ``append_events`` does and ``progress`` as ``save_progress`` does, in one round trip
+        where the backend can ([EVENT_HISTORY]; the history writer's call, so a progress report and its
+        ``task.progress`` event share a batch). Either part may be empty. This default stores the events, then the
+        progress; a failure of either raises.
+        """
+        if events:
+            await self.append_events(events)
+        if progress:
+            await self.save_progress(progress)
+
     async def query_events(
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
     ) -> EventPage:

@@ -136,6 +136,9 @@ class TaskExecutionContext:
         reporter = self._progress
         progress = None if reporter is None else reporter.measure(self.record, current, total, message)
         percent = progress_percent(current, total) if progress is None else progress.percent
+        # Where the backend stores both in one round trip, the progress goes in the history writer's batch, with its
+        # event; elsewhere it is saved beside the event, at the same time.
+        together = progress is not None and self.publisher.stores_progress
         event = self.publisher.publish_task_event(
             self.record,
             QueueEventType.PROGRESS,
@@ -148,8 +151,9 @@ class TaskExecutionContext:
             progress_current=current,
             progress_total=total,
             progress_percent=percent,
+            progress=(self.record.lease, progress) if together and progress is not None else None,
         )
-        if reporter is None or progress is None:
+        if reporter is None or progress is None or together:
             await event
         else:  # the record's progress and the event are written at the same time (saving never raises)
             await asyncio.gather(reporter.save(self.record, progress), event)

@@ -165,7 +165,9 @@ class QueueService:
                         "not store event history (it does not declare Capability.EVENT_HISTORY); turn the history off "
                         "or use a backend that does (memory, Redis, Valkey, SQL)"
                     )
-                self.publisher.store_with(backend.append_events)
+                self.publisher.store_with(
+                    backend.append_events_with_progress, with_progress=backend.stores_progress_with_events
+                )
             for target in self.targets.values():
                 await target.open(self)
             check_task_targets(

@@ -13,6 +13,8 @@ an event equal to the one stored.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -21,6 +23,7 @@ import msgspec
 from litestar_queues.events.envelope import QueueEvent
 
 __all__ = (
+    "HISTORY_SCAN_WINDOW",
     "EventFilter",
     "EventPage",
     "EventPosition",
@@ -28,8 +31,15 @@ __all__ = (
     "event_cursor",
     "event_position",
     "load_stored_event",
+    "load_stored_events",
     "parse_event_cursor",
 )
+
+logger = logging.getLogger("litestar_queues.events")
+
+HISTORY_SCAN_WINDOW = 10_000
+"""Most stored events one page of a history query examines where no index selects the matches (a query by type or
+queue): past them the page ends, short or even empty, with a cursor to go on from (``QueueBackend.query_events``)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -69,6 +79,19 @@ def load_stored_event(data: bytes | str) -> QueueEvent:
     if data[:1] in (b"{", "{"):
         return QueueEvent.from_json(data)
     return msgspec.convert(_decode_stored(data), QueueEvent, from_attributes=True)
+
+
+def load_stored_events(stored: Iterable[tuple[str, bytes | str]]) -> list[QueueEvent]:
+    """The events of ``stored`` (``(what, data)`` pairs: ``what`` names the stored event in a log line, ``data`` is
+    as :func:`load_stored_event` reads it), in order; one that cannot be decoded is logged and left out, so one
+    damaged event never fails a query of the history."""
+    events: list[QueueEvent] = []
+    for what, data in stored:
+        try:
+            events.append(load_stored_event(data))
+        except (ValueError, TypeError):  # msgspec.DecodeError and ValidationError are ValueErrors
+            logger.warning("stored event %s cannot be decoded: left out of the history query", what, exc_info=True)
+    return events
 
 
 class EventFilter(msgspec.Struct, frozen=True, kw_only=True):

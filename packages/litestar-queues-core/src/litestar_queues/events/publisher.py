@@ -7,7 +7,7 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar_queues.batching import Failures, WriteBatcher
 from litestar_queues.errors import ConfigurationError
@@ -16,7 +16,7 @@ from litestar_queues.events.config import QueueEventConfig
 from litestar_queues.events.envelope import LIFECYCLE_EVENT_TYPES, QueueEvent
 from litestar_queues.events.sinks import QueueEventSink
 from litestar_queues.limits import check_event
-from litestar_queues.records import TaskRecord
+from litestar_queues.records import Lease, TaskProgress, TaskRecord
 
 __all__ = ("QueueEventPublisher",)
 
@@ -34,6 +34,12 @@ def _channels_sink(channels_backend: Any) -> QueueEventSink:
     return sink
 
 
+Progress: TypeAlias = tuple[Lease, TaskProgress]
+"""A running attempt's progress, stored on its record under its fence."""
+Append: TypeAlias = Callable[[list[QueueEvent], list[Progress]], Awaitable[None]]
+"""Stores a batch of events and of progress (a backend's ``append_events_with_progress``)."""
+_Item: TypeAlias = tuple[QueueEvent, list[str], "Progress | None"]
+
 _MOST_UNWRITTEN_BATCHES = 4
 """With this many batches of events waiting for the history writer, a publish waits for its own event."""
 
@@ -44,16 +50,19 @@ class QueueEventPublisher:
     Channels: the canonical channel of the event's scope, then ``litestar_queues:global:events`` for lifecycle
     events when ``publish_global_lifecycle`` is on, then any explicit channels, without duplicates.
 
-    History: once :meth:`store_with` gave it the backend's ``append_events``, events go through one writer per
+    History: once :meth:`store_with` gave it the backend's ``append_events_with_progress``, events go through one
+    writer per
     publisher: it stores what accumulated as one batch (shared by every publishing task), then hands that batch's
     events to the sinks in publish order, then takes the next batch. So every event is stored before any sink gets
     it (a subscriber that subscribes to a channel and then reads the history misses no event: one published before
     it subscribed was stored before that), and one task's events reach a sink in order. A publish returns once its
     event is queued, without waiting for the write; with ``strict`` on, or when the writer is
-    ``_MOST_UNWRITTEN_BATCHES`` batches behind, it waits until its event is stored and handed to every sink.
+    ``_MOST_UNWRITTEN_BATCHES`` batches behind, it waits until its event is stored and handed to every sink. A
+    ``task.progress`` event published with its attempt's progress stores that progress in the same write (one round
+    trip, where the backend can: :attr:`stores_progress`), and its publish waits for that write.
     """
 
-    __slots__ = ("_history", "_most_unwritten", "config", "enabled", "sinks")
+    __slots__ = ("_history", "_most_unwritten", "_with_progress", "config", "enabled", "sinks")
 
     def __init__(
         self, config: QueueEventConfig | None = None, *, sinks: Sequence[QueueEventSink] | None = None
@@ -67,8 +76,9 @@ class QueueEventPublisher:
                 built.append(_channels_sink(self.config.channels_backend))
             sinks = built
         self.sinks: tuple[QueueEventSink, ...] = tuple(sinks)
-        self._history: WriteBatcher[tuple[QueueEvent, list[str]]] | None = None
+        self._history: WriteBatcher[_Item] | None = None
         self._most_unwritten = 0
+        self._with_progress = False
         self.enabled = self.config.enabled and bool(self.sinks)
 
     @property
@@ -76,17 +86,26 @@ class QueueEventPublisher:
         """Whether published events are stored in the event history."""
         return self._history is not None
 
-    def store_with(self, append: Callable[[list[QueueEvent]], Awaitable[None]] | None, *, max_batch: int = 500) -> None:
-        """Store every event published from now on with ``append`` (a backend's ``append_events``); ``None`` stops.
+    @property
+    def stores_progress(self) -> bool:
+        """Whether the history writer also stores the progress published with ``task.progress`` events."""
+        return self._history is not None and self._with_progress
+
+    def store_with(self, append: Append | None, *, max_batch: int = 500, with_progress: bool = False) -> None:
+        """Store every event published from now on with ``append`` (a backend's ``append_events_with_progress``);
+        ``None`` stops.
 
         Args:
-            append: Stores a batch of events.
+            append: Stores a batch of events and the progress published with them.
             max_batch: Most events per call of ``append``.
+            with_progress: ``append`` stores events and progress in one round trip (the backend's
+                ``stores_progress_with_events``): publish progress with its event (:attr:`stores_progress`).
         """
         self._history = (
             None if append is None else WriteBatcher(partial(self._store_and_deliver, append), max_batch=max_batch)
         )
         self._most_unwritten = _MOST_UNWRITTEN_BATCHES * max_batch
+        self._with_progress = with_progress
         self.enabled = self.config.enabled and (bool(self.sinks) or self._history is not None)
 
     async def flush(self) -> None:
@@ -104,8 +123,16 @@ class QueueEventPublisher:
                 channels.append(channel)
         return channels
 
-    async def publish(self, event: QueueEvent, channels: Iterable[str] = ()) -> None:
+    async def publish(
+        self, event: QueueEvent, channels: Iterable[str] = (), *, progress: Progress | None = None
+    ) -> None:
         """Publish ``event`` to every sink; with the history on, queue it for the writer, which stores it first.
+
+        Args:
+            event: The event.
+            channels: Channels besides the event's own.
+            progress: With the history on, an attempt's progress stored in the same write as ``event``; the publish
+                then waits for that write. Ignored with the history off (the caller saves it).
 
         Raises:
             ConfigurationError: with the history on, a name of ``event`` cannot be stored (see
@@ -119,8 +146,8 @@ class QueueEventPublisher:
         history = self._history
         if history is not None:
             check_event(event)
-            written = history.submit((event, resolved))
-            if self.config.strict or history.backlog > self._most_unwritten:
+            written = history.submit((event, resolved, progress))
+            if progress is not None or self.config.strict or history.backlog > self._most_unwritten:
                 await written
             return
         failure = await self._deliver(event, resolved)
@@ -138,20 +165,19 @@ class QueueEventPublisher:
                 logger.warning("publishing %s event %s failed", event.type, event.id, exc_info=True)
         return None
 
-    async def _store_and_deliver(
-        self, append: Callable[[list[QueueEvent]], Awaitable[None]], batch: list[tuple[QueueEvent, list[str]]]
-    ) -> Failures:
-        """Store a batch of events, then hand each to every sink in order; the failure of each (``strict``) or
-        ``None``. Without ``strict`` failures are logged, and the sinks get the events even if storing failed."""
+    async def _store_and_deliver(self, append: Append, batch: list[_Item]) -> Failures:
+        """Store a batch of events (and the progress published with them), then hand each event to every sink in
+        order; the failure of each (``strict``) or ``None``. Without ``strict`` failures are logged, and the sinks get
+        the events even if storing failed."""
         strict = self.config.strict
         try:
-            await append([event for event, _ in batch])
+            await append([event for event, _, _ in batch], [progress for _, _, progress in batch if progress])
         except Exception as error:
             if strict:
                 return [error] * len(batch)
             logger.warning("storing %d events in the event history failed", len(batch), exc_info=True)
         failures: list[BaseException | None] | None = None
-        for index, (event, channels) in enumerate(batch):
+        for index, (event, channels, _) in enumerate(batch):
             failure = await self._deliver(event, channels)
             if failure is not None:
                 if failures is None:
@@ -167,9 +193,11 @@ class QueueEventPublisher:
         worker_id: str | None = None,
         sequence: int | None = None,
         channels: Iterable[str] = (),
+        progress: Progress | None = None,
         **fields: Any,
     ) -> None:
-        """Publish a task-scoped event describing ``record`` (``fields`` are other ``QueueEvent`` fields)."""
+        """Publish a task-scoped event describing ``record`` (``fields`` are other ``QueueEvent`` fields; ``progress``
+        as :meth:`publish` takes it)."""
         if not self.enabled:
             return
         event = QueueEvent(
@@ -186,4 +214,4 @@ class QueueEventPublisher:
             sequence=sequence,
             **fields,
         )
-        await self.publish(event, channels)
+        await self.publish(event, channels, progress=progress)

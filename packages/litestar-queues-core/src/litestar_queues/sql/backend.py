@@ -19,7 +19,7 @@ from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.clock import utc_now
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage
+from litestar_queues.events.history import HISTORY_SCAN_WINDOW, EventFilter, EventPage
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -38,7 +38,7 @@ from litestar_queues.records import (
 )
 from litestar_queues.salvage import isolate_undecodable, isolate_undecodable_record
 from litestar_queues.semantics import check_outcome, lease_expiry, lease_states, queue_statistics, record_page
-from litestar_queues.sql.events import EventStore
+from litestar_queues.sql.events import EventStore, query_event_page
 from litestar_queues.sql.listener import ListenDriver, NotificationListener
 from litestar_queues.sql.rows import decode_worker, encode_json, encode_worker
 from litestar_queues.waiters import Waiters
@@ -49,6 +49,12 @@ _PUSH = frozenset({Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP})
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 _WORKER_ROW_GRACE = timedelta(hours=1)
 """Worker rows are deleted this long after they expired (the registry stays small without a sweeper)."""
+
+
+def _encoded_progress(updates: Sequence[tuple[Lease, TaskProgress]]) -> list[tuple[Lease, str]]:
+    """The last progress of each fence in ``updates``, as JSON."""
+    latest = {(lease.record_id, lease.owner, lease.token): (lease, progress) for lease, progress in updates}
+    return [(lease, encode_json(progress)) for lease, progress in latest.values()]
 
 
 class RecordStore(Protocol):
@@ -201,6 +207,8 @@ class SQLQueueBackend(QueueBackend):
     events: EventStore
     """The event history's statements (set by the subclass, which declares ``EVENT_HISTORY``: every SQL backend has
     the events table)."""
+    event_scan_window: int = HISTORY_SCAN_WINDOW
+    """Most events one page of a history query by type or queue without a task examines (tests make it small)."""
 
     _listener: NotificationListener | None = None
     _work_waiters: Waiters
@@ -323,9 +331,9 @@ class SQLQueueBackend(QueueBackend):
     async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
         """Store the progress of each attempt whose fence matches, the last of each fence's updates (one guarded
         statement per batch)."""
-        latest = {(lease.record_id, lease.owner, lease.token): (lease, progress) for lease, progress in updates}
-        if latest:
-            await self.store.save_progress([(lease, encode_json(progress)) for lease, progress in latest.values()])
+        encoded = _encoded_progress(updates)
+        if encoded:
+            await self.store.save_progress(encoded)
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend each held lease and report ``HELD``, ``CANCEL_REQUESTED`` or ``LOST`` per record id."""
@@ -391,13 +399,32 @@ class SQLQueueBackend(QueueBackend):
         if events:
             await self.events.append(events)
 
+    @property
+    def stores_progress_with_events(self) -> bool:
+        """Whether the event store writes events and progress in one statement (PostgreSQL through SQLSpec)."""
+        return self.events.combines_progress
+
+    async def append_events_with_progress(
+        self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, TaskProgress]]
+    ) -> None:
+        """Insert the new events and store the progress: one statement where the event store can
+        (``combines_progress``: PostgreSQL), else the two writes one after the other."""
+        if events and progress and self.events.combines_progress:
+            await self.events.append_with_progress(events, _encoded_progress(progress))
+            return
+        await super().append_events_with_progress(events, progress)
+
     async def query_events(
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
     ) -> EventPage:
-        """Return one page of stored events in ``(occurred_at, seq, id)`` order: one range of an index."""
+        """Return one page of stored events in ``(occurred_at, seq, id)`` order (see
+        :func:`~litestar_queues.sql.events.query_event_page`: a page by type or queue without a task examines at most
+        ``event_scan_window`` events, so it may be short while ``next_cursor`` goes on)."""
         if limit <= 0:
             return EventPage([], None)
-        return await self.events.query(where, limit=limit, cursor=cursor, newest_first=newest_first)
+        return await query_event_page(
+            self.events, where, limit=limit, cursor=cursor, newest_first=newest_first, window=self.event_scan_window
+        )
 
     async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first."""

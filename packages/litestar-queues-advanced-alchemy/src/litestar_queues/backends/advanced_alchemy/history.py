@@ -1,5 +1,5 @@
-"""The event history table through SQLAlchemy Core: inserts that skip stored ids, pages in history order, bounded
-oldest-first deletes.
+"""The event history table through SQLAlchemy Core: inserts that skip stored ids, reads in history order (how a
+page is read: :func:`litestar_queues.sql.events.query_event_page`), bounded oldest-first deletes.
 
 The statements are the same on every family but for the insert (PostgreSQL binds each column as one array, so the
 statement is the same for every batch; SQLite skips conflicts; MySQL/MariaDB turns a duplicate id into a no-op
@@ -20,9 +20,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from litestar_queues.backends.advanced_alchemy.stores.base import Store
+from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage, parse_event_cursor
-from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, event_page, event_rows
+from litestar_queues.events.history import EventFilter, EventPosition
+from litestar_queues.records import Lease
+from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, EventRow, event_rows
 
 __all__ = ("AlchemyEventStore",)
 
@@ -30,10 +32,18 @@ _ARRAY_TYPES: tuple[Any, ...] = (String(), TIMESTAMP(timezone=True), BigInteger(
 """PostgreSQL: the element types of ``EVENT_COLUMNS`` bound as arrays."""
 
 
+def _order(source: Any, newest_first: bool) -> list[Any]:
+    """The history order over ``source``'s columns (descending with ``newest_first``)."""
+    return [source.c[column].desc() if newest_first else source.c[column] for column in EVENT_ORDER]
+
+
 class AlchemyEventStore:
     """Append, page through and prune the events table of one backend, on its store's connections."""
 
     __slots__ = ("_delete", "_insert", "_picked", "_store", "_table")
+
+    combines_progress = False
+    """Events and progress are written one after the other (``QueueBackend.append_events_with_progress``)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -70,6 +80,10 @@ class AlchemyEventStore:
             self._picked = oldest.with_for_update(skip_locked=True)
             self._delete = delete(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
 
+    async def append_with_progress(self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, str]]) -> None:
+        """Never called (``combines_progress`` is false)."""
+        raise UnsupportedOperation("the Advanced Alchemy backend writes events and progress one after the other")
+
     async def append(self, events: Sequence[QueueEvent]) -> None:
         """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""
         rows = event_rows(events, self._store.time)
@@ -80,26 +94,61 @@ class AlchemyEventStore:
         async with self._store.transaction() as connection:  # SQLAlchemy's batched multi-row inserts
             await connection.execute(self._insert, [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
 
-    async def query(self, where: EventFilter, *, limit: int, cursor: str | None, newest_first: bool) -> EventPage:
-        """One page of matching events in history order; one more row is read to know whether another page follows."""
+    def _range(self, where: EventFilter, after: EventPosition | None, newest_first: bool) -> list[Any]:
+        """The conditions of ``where``'s time range past ``after``."""
         t = self._table
         time = self._store.time
-        statement = select(t.c.body)
-        for column, value in ((t.c.task_id, where.task_id), (t.c.event_type, where.type), (t.c.queue, where.queue)):
-            if value is not None:
-                statement = statement.where(column == value)
+        conditions: list[Any] = []
         if where.since is not None:
-            statement = statement.where(t.c.occurred_at >= time(where.since))
+            conditions.append(t.c.occurred_at >= time(where.since))
         if where.before is not None:
-            statement = statement.where(t.c.occurred_at < time(where.before))
-        position = tuple_(*(t.c[column] for column in EVENT_ORDER))
-        if cursor is not None:
-            after = parse_event_cursor(cursor)
+            conditions.append(t.c.occurred_at < time(where.before))
+        if after is not None:
+            position = tuple_(*(t.c[column] for column in EVENT_ORDER))
             bound = tuple_(time(after.occurred_at), after.sequence, after.id)
-            statement = statement.where(position < bound if newest_first else position > bound)
-        order = [t.c[column].desc() if newest_first else t.c[column] for column in EVENT_ORDER]
-        rows = await self._store.rows(statement.order_by(*order).limit(limit + 1))
-        return event_page([row["body"] for row in rows], limit)
+            conditions.append(position < bound if newest_first else position > bound)
+        return conditions
+
+    def _position(self, row: Any) -> EventPosition:
+        return EventPosition(self._store.codec.read_time(row["occurred_at"]), int(row["seq"]), row["id"])
+
+    async def select(
+        self, where: EventFilter, *, after: EventPosition | None, limit: int, newest_first: bool, window: int | None
+    ) -> list[EventRow]:
+        """Matching rows in history order: one index range, or the matches of a window of the order index."""
+        t = self._table
+        conditions = self._range(where, after, newest_first)
+        source: Any = t
+        if window is not None:
+            columns = (t.c.occurred_at, t.c.seq, t.c.id, t.c.event_type, t.c.queue, t.c.body)
+            source = select(*columns).where(*conditions).order_by(*_order(t, newest_first)).limit(window).subquery("w")
+            conditions = []
+        for column, value in (("task_id", where.task_id), ("event_type", where.type), ("queue", where.queue)):
+            if value is not None:
+                conditions.append(source.c[column] == value)
+        statement = (
+            select(source.c.occurred_at, source.c.seq, source.c.id, source.c.body)
+            .where(*conditions)
+            .order_by(*_order(source, newest_first))
+            .limit(limit)
+        )
+        return [EventRow(self._position(row), row["body"]) for row in await self._store.rows(statement)]
+
+    async def window_end(
+        self, where: EventFilter, *, after: EventPosition | None, newest_first: bool, window: int
+    ) -> EventPosition | None:
+        """The ``window``-th position past ``after`` in the time range, if another follows: one offset into the order
+        index."""
+        t = self._table
+        statement = (
+            select(t.c.occurred_at, t.c.seq, t.c.id)
+            .where(*self._range(where, after, newest_first))
+            .order_by(*_order(t, newest_first))
+            .limit(2)
+            .offset(window - 1)
+        )
+        rows = await self._store.rows(statement)
+        return self._position(rows[0]) if len(rows) == 2 else None
 
     async def prune(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first; return how many."""

@@ -251,12 +251,11 @@ def _events_columns() -> list[Column[Any]]:
 
 
 def _index_events(table: Table, prefix: str) -> None:
-    """Every index ends in the history order ``(occurred_at, seq, id)``: a page of one task, queue or type is one
-    index range, and retention deletes from the front of the first index."""
+    """Three B-trees per stored event: the primary key, the history order ``(occurred_at, seq, id)`` (retention deletes
+    from its front; queries by type or queue read a bounded window of it) and one task's events in that order. There
+    is no index by queue or by type: each would cost every stored event another index insert."""
     c = table.c
     order = (c.occurred_at, c.seq, c.id)
     Index(f"{prefix}events_order_ix", *order)
-    for column in (c.task_id, c.queue):
-        present = column.isnot(null())
-        Index(f"{prefix}events_{column.name}_ix", column, *order, postgresql_where=present, sqlite_where=present)
-    Index(f"{prefix}events_event_type_ix", c.event_type, *order)
+    present = c.task_id.isnot(null())
+    Index(f"{prefix}events_task_id_ix", c.task_id, *order, postgresql_where=present, sqlite_where=present)

@@ -18,7 +18,7 @@ from litestar_queues.backends.memory.registry import LockTable, WorkerTable
 from litestar_queues.backends.memory.snapshots import copy_record, copy_value
 from litestar_queues.clock import utc_now
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage
+from litestar_queues.events.history import HISTORY_SCAN_WINDOW, EventFilter, EventPage
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -79,6 +79,8 @@ class MemoryBackend(QueueBackend):
     )
     name: ClassVar[str] = "memory"
     local_only = True
+    event_scan_window: int = HISTORY_SCAN_WINDOW
+    """Most stored events one page of a history query examines (tests make it small)."""
 
     def __init__(self, config: MemoryBackendConfig | None = None) -> None:
         """Create an empty backend.
@@ -316,7 +318,9 @@ class MemoryBackend(QueueBackend):
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False
     ) -> EventPage:
         """Return one page of stored events matching ``where`` in history order."""
-        return self._history.query(where, limit=limit, cursor=cursor, newest_first=newest_first)
+        return self._history.query(
+            where, limit=limit, cursor=cursor, newest_first=newest_first, window=self.event_scan_window
+        )
 
     async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events that occurred before ``occurred_before``, oldest first."""

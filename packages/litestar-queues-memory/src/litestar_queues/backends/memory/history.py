@@ -14,7 +14,7 @@ from litestar_queues.events.history import (
     dump_stored_event,
     event_cursor,
     event_position,
-    load_stored_event,
+    load_stored_events,
     parse_event_cursor,
 )
 
@@ -37,7 +37,8 @@ class EventLog:
     """Stored events in position order; appending costs O(log n) plus the list insert, near the end for new events.
 
     A query reads the positions of one task (``task_id`` given) or of every event, from the cursor onwards within
-    the time bounds, checking the other filters; pruning removes the oldest positions.
+    the time bounds, checking the other filters, at most a window of them per page (as every backend may); pruning
+    removes the oldest positions.
     """
 
     __slots__ = ("_by_task", "_events", "_order")
@@ -58,8 +59,11 @@ class EventLog:
             if event.task_id is not None:
                 bisect.insort(self._by_task.setdefault(event.task_id, []), position)
 
-    def query(self, where: EventFilter, *, limit: int, cursor: str | None, newest_first: bool) -> EventPage:
-        """One page of matching events in history order (see ``QueueBackend.query_events``)."""
+    def query(
+        self, where: EventFilter, *, limit: int, cursor: str | None, newest_first: bool, window: int
+    ) -> EventPage:
+        """One page of matching events in history order (see ``QueueBackend.query_events``): at most ``window`` events
+        past the cursor are examined, so a page may be short (even empty) with a cursor at the last one examined."""
         if limit <= 0:
             return EventPage([], None)
         positions = self._order if where.task_id is None else self._by_task.get(where.task_id, [])
@@ -74,16 +78,22 @@ class EventLog:
             if after is not None:
                 start = max(start, bisect.bisect_right(positions, after))
             indexes = range(start, end)
-        page: list[QueueEvent] = []
-        for index in indexes:
-            stored = self._events[positions[index].id]
+        page: list[tuple[EventPosition, _Stored]] = []
+        next_cursor: str | None = None
+        for examined, index in enumerate(indexes, 1):
+            position = positions[index]
+            stored = self._events[position.id]
             if (where.type is None or stored.type == where.type) and (
                 where.queue is None or stored.queue == where.queue
             ):
                 if len(page) == limit:
-                    return EventPage(page, event_cursor(event_position(page[-1])))
-                page.append(load_stored_event(stored.data))
-        return EventPage(page, None)
+                    next_cursor = event_cursor(page[-1][0])
+                    break
+                page.append((position, stored))
+            if examined == window and examined < len(indexes):
+                next_cursor = event_cursor(position)
+                break
+        return EventPage(load_stored_events((position.id, stored.data) for position, stored in page), next_cursor)
 
     def prune(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events with ``occurred_at < occurred_before``, oldest first; return how many."""

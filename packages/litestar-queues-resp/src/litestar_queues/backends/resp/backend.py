@@ -44,7 +44,13 @@ from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConn
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
 from litestar_queues.backends.resp.wakeups import Wakeups
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventFilter, EventPage, load_stored_event, parse_event_cursor
+from litestar_queues.events.history import (
+    HISTORY_SCAN_WINDOW,
+    EventFilter,
+    EventPage,
+    load_stored_events,
+    parse_event_cursor,
+)
 from litestar_queues.records import (
     TERMINAL_STATUSES,
     EnqueueOutcome,
@@ -106,6 +112,8 @@ class RespBackend(QueueBackend):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.PUSH_WAKEUP, Capability.FINISH_WAKEUP, Capability.TRANSFER, Capability.EVENT_HISTORY}
     )
+    event_scan_window: int = HISTORY_SCAN_WINDOW
+    """Most stored events one page of a history query examines (tests make it small)."""
 
     def __init__(self, config: RespBackendConfig, errors: RespErrorTypes) -> None:
         """Create an unopened backend.
@@ -479,9 +487,9 @@ class RespBackend(QueueBackend):
         """Return one page of stored events in history order (one script call).
 
         The script walks the task's index (``task_id`` given) or every event's within the time range and after the
-        cursor, checking the other filters; it looks at no more than 20 000 events per call, so a page of a rare
-        type or queue may come back short with a cursor to go on from. (Indexes by type and by queue would make
-        every stored event cost two more sorted-set inserts.)
+        cursor, checking the other filters; it looks at no more than ``event_scan_window`` events per call, so a
+        page of a rare type or queue may come back short with a cursor to go on from. (Indexes by type and by queue
+        would make every stored event cost two more sorted-set inserts.)
         """
         if limit <= 0:
             return EventPage([], None)
@@ -496,10 +504,11 @@ class RespBackend(QueueBackend):
                 high,
                 limit,
                 "1" if newest_first else "0",
+                self.event_scan_window,
             ],
         )
         next_cursor = position_key_cursor(reply[0]) if reply[0] else None
-        return EventPage([load_stored_event(data) for data in reply[1:]], next_cursor)
+        return EventPage(load_stored_events((repr(data[:60]), data) for data in reply[1:]), next_cursor)
 
     async def prune_events(self, *, occurred_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` stored events that occurred before ``occurred_before``, oldest first."""

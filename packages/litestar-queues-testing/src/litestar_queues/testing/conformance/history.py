@@ -1,9 +1,19 @@
 """The event history ([EVENT_HISTORY]): events stored as given, queried in ``(occurred_at, sequence, id)`` order
-through filters and cursors, pruned oldest first in bounded batches."""
+through filters and cursors, pruned oldest first in bounded batches.
+
+Two tests need hooks from the backend's test file, and skip without them:
+
+* ``limit_history_scan``: a function ``limit(n)`` making the backend examine at most ``n`` stored events per page
+  of a query (``HISTORY_SCAN_WINDOW`` by default; every backend of this project has an ``event_scan_window``
+  attribute: ``lambda n: setattr(backend, "event_scan_window", n)``);
+* ``corrupt_event``: an async function ``corrupt(event_id)`` damaging a stored event so that it no longer decodes
+  (keeping what the backend filters on).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,11 +22,13 @@ import pytest
 from litestar_queues.backend import Capability, QueueBackend
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, event_position, parse_event_cursor
-from litestar_queues.records import new_record_id
-from litestar_queues.testing.conformance.base import ConformanceBase
-from litestar_queues.testing.conformance.support import QUEUE, require, rule
+from litestar_queues.records import TaskProgress, new_record_id
+from litestar_queues.testing.conformance.base import ConformanceBase, optional_fixture
+from litestar_queues.testing.conformance.support import QUEUE, claim_one, enqueue_one, make_record, require, rule, stale
 
 __all__ = ("EventHistoryConformance",)
+
+CorruptEvent = Callable[[str], Awaitable[None]]
 
 _MICROSECOND = timedelta(microseconds=1)
 _PAGES = 1000
@@ -355,3 +367,159 @@ class EventHistoryConformance(ConformanceBase):
                 "stored events are visible to query_events as soon as this returns (through any connection), "
                 "and an id already stored is not stored again",
             )
+
+    @pytest.fixture
+    def history_scan_window(self, request: pytest.FixtureRequest) -> Callable[[int], None]:
+        """The backend's ``limit_history_scan`` fixture, or skip (see the module docstring)."""
+        hook: Callable[[int], None] = optional_fixture(
+            request,
+            "limit_history_scan",
+            "bounded-scan test: define a `limit_history_scan` fixture returning `limit(n)` that makes the backend "
+            "examine at most n events per page of a history query",
+        )
+        return hook
+
+    @pytest.mark.parametrize("newest_first", [False, True], ids=["oldest first", "newest first"])
+    @pytest.mark.parametrize(
+        "where",
+        [EventFilter(type="task.log"), EventFilter(queue="beta"), EventFilter(type="task.log", queue="beta")],
+        ids=["type", "queue", "type+queue"],
+    )
+    async def test_history_pages_of_a_bounded_scan_go_on_until_every_match(
+        self,
+        backend: QueueBackend,
+        history_scan_window: Callable[[int], None],
+        now: datetime,
+        where: EventFilter,
+        newest_first: bool,
+    ) -> None:
+        require(backend, Capability.EVENT_HISTORY)
+        window, limit = 4, 3
+        history_scan_window(window)
+        # Runs of matches longer than a page, single matches, and gaps of 3 to 14 non-matching events (longer than
+        # the window, exactly the window and shorter), at the start and at the end: a page that stops at its window
+        # must hand on a cursor at the last event it examined, not at its last match, and not end the query.
+        runs = [0, 2, 14, 1, 4, 5, 3, 7, 1, 0, 9, 4, 13]
+        events: list[QueueEvent] = []
+        moment = now - timedelta(hours=1)
+        for number, gap in enumerate(runs):
+            for _ in range(gap):
+                moment += _MICROSECOND * 7
+                events.append(make_event(moment, type="task.progress", queue="alpha" if number % 2 else "beta"))
+            for _ in range(number % 5):
+                moment += _MICROSECOND * 7
+                events.append(make_event(moment, type="task.log", queue="beta"))
+        # Ties broken by sequence and id next to a window's edge.
+        events += [make_event(moment, type="task.log", queue="beta", sequence=2) for _ in range(3)]
+        events += [make_event(moment, type="task.progress", queue="alpha", sequence=2) for _ in range(3)]
+        events.append(make_event(moment + _MICROSECOND, type="task.log", queue="beta", sequence=0))
+        await backend.append_events(events[::-1])
+        expected = _ordered([event for event in events if where.matches(event)], newest_first=newest_first)
+        positions = sorted(map(event_position, events), reverse=newest_first)
+        pages: list[list[QueueEvent]] = []
+        cursor: str | None = None
+        for _ in range(_PAGES):
+            page = await backend.query_events(where, limit=limit, cursor=cursor, newest_first=newest_first)
+            pages.append(page.events)
+            # How many events (of any type and queue) come at or before the cursor in the page order.
+            start = 0
+            if cursor is not None:
+                at = parse_event_cursor(cursor)
+                start = sum(1 for position in positions if (position >= at if newest_first else position <= at))
+            if page.events:
+                reached = positions.index(event_position(page.events[-1])) + 1
+                assert len(page.events) <= limit and reached - start <= window, rule(
+                    "query_events",
+                    "a backend whose scan is limited to n events examines at most n events past the cursor per page",
+                    f"a page reached {reached - start} events past its cursor with the scan limited to {window}",
+                )
+            if page.next_cursor is None:
+                break
+            _check_cursor(page.next_cursor, page.events, newest_first=newest_first)
+            cursor = page.next_cursor
+        visited = [event.id for page in pages for event in page]
+        assert visited == expected, rule(
+            "query_events",
+            "a page may be short (a backend bounds the work of one call) while next_cursor goes on: iterating pages "
+            "visits every matching event exactly once, in history order",
+            f"visited {len(visited)} ids ({len(set(visited))} distinct) of {len(expected)}",
+        )
+        assert any(len(page) < limit for page in pages[:-1]), rule(
+            "query_events", "a page whose scan ran out before limit matches is short and has a next_cursor"
+        )
+
+    @pytest.fixture
+    def damage_event(self, request: pytest.FixtureRequest) -> CorruptEvent:
+        """The backend's ``corrupt_event`` fixture, or skip (see the module docstring)."""
+        hook: CorruptEvent = optional_fixture(
+            request,
+            "corrupt_event",
+            "undecodable-event test: define a `corrupt_event` fixture returning `async corrupt(event_id)` that damages "
+            "a stored event",
+        )
+        return hook
+
+    @pytest.mark.parametrize("limit", [1, 2, 100])
+    async def test_history_query_skips_an_event_that_cannot_be_decoded(
+        self,
+        backend: QueueBackend,
+        damage_event: CorruptEvent,
+        now: datetime,
+        limit: int,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        require(backend, Capability.EVENT_HISTORY)
+        task_id = new_record_id()
+        events = [make_event(now + timedelta(seconds=number), task_id=task_id, queue="beta") for number in range(5)]
+        await backend.append_events(events)
+        broken = events[2]
+        await damage_event(broken.id)
+        readable = _ids([event for event in events if event is not broken])
+        caplog.set_level(logging.WARNING)
+        for where in (EventFilter(), EventFilter(task_id=task_id), EventFilter(queue="beta")):
+            for newest_first in (False, True):
+                pages = await _all_pages(backend, where, limit, newest_first=newest_first)
+                visited = [event.id for page in pages for event in page]
+                assert visited == (readable[::-1] if newest_first else readable), rule(
+                    "query_events",
+                    "a stored event that cannot be decoded is logged and left out; the rest of every page is returned",
+                    f"filter {where!r}, limit {limit}: visited {visited}",
+                )
+        assert any(record.levelno >= logging.WARNING for record in caplog.records), rule(
+            "query_events", "a stored event that cannot be decoded is logged"
+        )
+
+    async def test_history_events_with_progress_store_both_under_the_fence(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        require(backend, Capability.EVENT_HISTORY)
+        await enqueue_one(backend, make_record(now))
+        await enqueue_one(backend, make_record(now))
+        running, other = await claim_one(backend, now), await claim_one(backend, now)
+
+        def progress(current: float) -> TaskProgress:
+            return TaskProgress(current=current, total=4.0, percent=current * 25, attempt=1, updated_at=now)
+
+        events = [make_event(now + timedelta(seconds=number), task_id=running.id) for number in range(3)]
+        await backend.append_events_with_progress(
+            events[:2],
+            [
+                (running.lease, progress(1.0)),
+                (stale(other.lease, owner="worker-z"), progress(3.0)),
+                (running.lease, progress(2.0)),
+            ],
+        )
+        await backend.append_events_with_progress(events[1:], [])
+        await backend.append_events_with_progress([], [(other.lease, progress(4.0))])
+        assert _ids(await _stored(backend)) == _ids(events), rule(
+            "append_events_with_progress", "store the events as append_events does (an id already stored once)"
+        )
+        stored, untouched = await backend.get(running.id), await backend.get(other.id)
+        assert stored is not None and stored.progress == progress(2.0), rule(
+            "append_events_with_progress",
+            "store the progress as save_progress does: the last update of a fence wins",
+            repr(stored),
+        )
+        assert untouched is not None and untouched.progress == progress(4.0), rule(
+            "append_events_with_progress", "a progress whose fence does not match changes nothing", repr(untouched)
+        )
