@@ -335,9 +335,12 @@ def test_run_gives_each_supervised_process_its_own_metrics_port() -> None:
 
 def run_a_report(backend_url: str, steps: int = 3) -> str:
     """Run one report to completion on the shared file, its events stored (as the example app stores them)."""
+    from examples.database import Report, alchemy
     from examples.tasks import build_report
 
     async def run() -> str:
+        async with alchemy.get_engine().begin() as connection:  # what the app's start-up does (create_all)
+            await connection.run_sync(Report.metadata.create_all)
         events = QueueEventConfig(enabled=True, history=True)
         async with QueueService(QueueConfig(queue_backend=backend_url, event_config=events)) as service:
             outcome = await service.enqueue(build_report, "stored", steps=steps, step_seconds=0)
