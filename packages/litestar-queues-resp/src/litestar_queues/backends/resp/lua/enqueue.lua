@@ -35,8 +35,13 @@ local function zadd(key, score, member)
   list[#list + 1] = member
 end
 local task_keys, status_keys, pending_keys = {}, {}, {}
-local OPTIONAL = {{5, 'k', true}, {10, 'x'}, {11, 'st'}, {12, 'fa'}, {13, 'le'}, {14, 'o', true}, {15, 'c'},
-                  {16, 'r'}, {17, 'e'}, {20, 'g'}}
+-- append an optional field unless it is None (""); a text field loses its marker (see opt_text)
+local function put(fields, name, value, text)
+  if value ~= '' then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = text and string.sub(value, 2) or value
+  end
+end
 for i, f in ipairs(A) do
   local id, q, p, n, k, s = f[1], f[2], f[3], f[4], opt_text(f[5]), f[6]
   local rk = rkey(id)
@@ -59,14 +64,16 @@ for i, f in ipairs(A) do
   else
     local sa = f[9]
     local fields = {'s', s, 'q', q, 'p', p, 'n', n, 'a', f[7], 't', f[8], 'sa', sa}
-    for _, spec in ipairs(OPTIONAL) do
-      local value = f[spec[1]]
-      if value ~= '' then
-        fields[#fields + 1] = spec[2]
-        if spec[3] then value = string.sub(value, 2) end
-        fields[#fields + 1] = value
-      end
-    end
+    put(fields, 'k', f[5], true)
+    put(fields, 'x', f[10])
+    put(fields, 'st', f[11])
+    put(fields, 'fa', f[12])
+    put(fields, 'le', f[13])
+    put(fields, 'o', f[14], true)
+    put(fields, 'c', f[15])
+    put(fields, 'r', f[16])
+    put(fields, 'e', f[17])
+    put(fields, 'g', f[20])
     redis.call('HSET', rk, unpack(fields))
     local task_key = task_keys[n]
     if not task_key then
