@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -761,3 +762,40 @@ async def test_stopping_lets_a_heartbeat_in_flight_finish(
         release.set()
         await asyncio.wait_for(stopping, 5)
     assert ended == ["first", "finished"]
+
+
+async def _idle_worker(service: QueueService) -> tuple[Worker, asyncio.Task[Any]]:
+    """A started worker whose claim loop waits for work (a poll interval far longer than any test)."""
+    worker = Worker(service, WorkerConfig(poll_interval=3600))
+    await worker.start()
+    await _until(lambda: worker._idle is not None)
+    return worker, worker._loops[0]
+
+
+async def test_stopping_an_idle_worker_ends_its_wait_for_work_and_the_claim_loop_by_itself(
+    service: QueueService,
+) -> None:
+    """The idle wait runs inside the claim loop's own task: a stop cancels that wait and takes the cancel back, so
+    the loop ends on its own (it is not left for the stop's final cancel of every loop)."""
+    worker, claim_loop = await _idle_worker(service)
+    await asyncio.wait_for(worker.stop(), 30)
+    assert claim_loop.done()
+    assert not claim_loop.cancelled()
+
+
+async def test_a_cancel_of_an_idle_claim_loop_from_elsewhere_is_not_swallowed(service: QueueService) -> None:
+    worker, claim_loop = await _idle_worker(service)
+    claim_loop.cancel()
+    await asyncio.wait((claim_loop,), timeout=30)
+    assert claim_loop.cancelled()
+    await worker.stop()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel counts cancels from 3.11")
+async def test_a_cancel_from_elsewhere_racing_a_stop_is_not_swallowed(service: QueueService) -> None:
+    worker, claim_loop = await _idle_worker(service)
+    claim_loop.cancel()
+    worker.request_stop()  # a second cancel of the same wait: the stop takes back only its own
+    await asyncio.wait((claim_loop,), timeout=30)
+    assert claim_loop.cancelled()
+    await worker.stop()

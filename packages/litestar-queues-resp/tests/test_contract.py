@@ -430,3 +430,15 @@ async def test_concurrent_calls_share_script_calls_and_keep_their_semantics(
     assert [r.result if r else None for r in results[:-1]] == [r.id for r in claimed]
     assert results[-1] is None
     assert (await backend.statistics(now=now)).counts[TaskStatus.COMPLETED] == 55
+
+
+async def test_an_enqueue_replaces_a_body_left_without_its_record(backend: RespBackend, now: datetime) -> None:
+    """Without a key, writing the body is the enqueue's id check; a body whose record is gone (the two are written and
+    deleted together, so only damage leaves one) does not make the new record a duplicate."""
+    record = make_record(now)
+    client: Any = backend._client
+    await client.set(f"{backend.key_prefix}:b:{record.id}", b"left behind")
+    (outcome,) = await backend.enqueue([record])
+    assert outcome.created
+    stored = await backend.get(record.id)
+    assert stored is not None and stored.args == record.args and stored.task_name == record.task_name

@@ -175,3 +175,26 @@ async def test_a_cancelled_call_leaves_no_reply_behind(
         assert found is not None and found.id == second.id
         found = await backend.get(first.id)
         assert found is not None and found.id == first.id
+
+
+async def test_a_lone_call_without_a_reply_times_out_and_the_next_call_gets_its_own(
+    config_class: type[RespBackendConfig], throwaway: Any, now: datetime
+) -> None:
+    """A lone call over the backend's own connection runs under one timer (``socket_timeout``) for its request and
+    reply: a server that does not answer in time fails the call as a lost connection, the connection is dropped,
+    and the next call reads its own reply, not the late one."""
+    config = config_class(url=throwaway.url, key_prefix="timeout", socket_timeout=0.2)
+    async with config.create_backend() as backend:
+        first, second = make_record(now), make_record(now)
+        await backend.enqueue([first, second])
+        client: Any = backend._client
+        await client.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # longer than the timeout
+        with pytest.raises(RespConnectionError):
+            await backend.get(first.id)
+        unpaused = type(client).from_url(throwaway.url)  # no timeout: returns once the pause is over
+        try:
+            await unpaused.ping()
+        finally:
+            await unpaused.aclose()
+        found = await backend.get(second.id)
+        assert found is not None and found.id == second.id

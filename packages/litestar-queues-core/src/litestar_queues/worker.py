@@ -9,6 +9,7 @@ import contextvars
 import logging
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,6 +118,8 @@ class Worker:
         self._acting: set[asyncio.Task[Any]] = set()
         self._stopping_loops = False
         """The periodic loops in the middle of their action (a backend call): stopping lets them finish it."""
+        self._idle: asyncio.Task[Any] | None = None
+        """The claim loop's task while it waits for work in itself; ``request_stop`` cancels that wait."""
         self._ahead: tuple[asyncio.Task[list[TaskRecord]], int] | None = None
         """A claim sent ahead while the previous batch starts, and its size: its records are held, not started."""
         self._executor = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"lq-{self.id}")
@@ -176,6 +179,9 @@ class Worker:
     def request_stop(self) -> None:
         """Ask the worker to stop claiming (safe to call from a signal handler in the loop's thread)."""
         self._stop_requested.set()
+        idle, self._idle = self._idle, None
+        if idle is not None:  # the claim loop is waiting for work: end the wait (_wait_in_loop takes the cancel back)
+            idle.cancel()
 
     async def run_until_stopped(self) -> None:
         """Start, wait for ``request_stop()``, then drain and stop."""
@@ -197,7 +203,7 @@ class Worker:
         await asyncio.shield(self._stopping)
 
     async def _stop(self, timeout: float) -> None:
-        self._stop_requested.set()
+        self.request_stop()
         claim_loop = self._loops[0] if self._loops else None
         if claim_loop is not None:  # it ends by itself (a claim in flight is waited for; _end_loops cancels a hang)
             await asyncio.wait((claim_loop,), timeout=_STOP_CALL_SECONDS)
@@ -378,9 +384,29 @@ class Worker:
             else asyncio.sleep(self.config.poll_interval)
         )
         try:
-            await self._first(waiter, stop_wait, *freed)
+            if freed:
+                await self._first(waiter, stop_wait, *freed)
+            else:
+                await self._wait_in_loop(waiter)
         except Exception as exc:
             await self._backend_failed("waiting for work", exc)
+
+    async def _wait_in_loop(self, waiter: Awaitable[Any]) -> None:
+        """Await ``waiter`` in the claim loop's own task, so a wakeup resumes the loop directly (no task, no
+        ``asyncio.wait`` per wait); ``request_stop`` cancels the loop's task meanwhile, and this takes that cancel
+        back."""
+        task = self._idle = asyncio.current_task()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if self._idle is not None:  # not the stop's cancel
+                raise
+            # the stop's cancel: taken back, unless the task was also cancelled by someone else (3.11+ counts them;
+            # on 3.10 the loop ends anyway, as a stop was requested)
+            if sys.version_info >= (3, 11) and task is not None and task.uncancel() > 0:
+                raise
+        finally:
+            self._idle = None
 
     async def _first(self, awaitable: Awaitable[Any], stop_wait: asyncio.Task[Any], *more: Awaitable[Any]) -> None:
         """Wait until ``stop_wait`` or one of the awaitables is done; cancel the others; raise what that one raised."""

@@ -42,6 +42,9 @@ class RespPipeline(Protocol):
 class RespConnection(Protocol):
     """One connection of a client's pool, used directly (made by the pool's ``make_connection()``)."""
 
+    socket_timeout: float | None
+    """Seconds a write, and a read, may take (``None``: no limit)."""
+
     async def send_packed_command(self, command: bytes, check_health: bool = True) -> None:
         """Send an encoded command, connecting first if need be."""
         ...

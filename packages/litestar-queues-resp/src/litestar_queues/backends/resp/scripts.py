@@ -23,6 +23,7 @@ import contextlib
 import enum
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any
@@ -111,6 +112,34 @@ def _load_sources() -> dict[Script, tuple[str, str]]:
 _SOURCES = _load_sources()
 
 
+async def _exchange(connection: RespConnection, command: bytes, timeout: float) -> Any:
+    """Send ``command`` and read its reply within ``timeout`` seconds, under one timer.
+
+    The timer cancels the exchange (the connection drops itself) and the call raises ``asyncio.TimeoutError``,
+    which the runner reports as a lost connection. A cancel from elsewhere stays a cancel (counted on 3.11+).
+    """
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover - always called from a task
+        raise RuntimeError("no running task")
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        await connection.send_packed_command(command)
+        return await connection.read_response()
+    except asyncio.CancelledError:
+        if not expired or (sys.version_info >= (3, 11) and task.uncancel() > 0):
+            raise
+        raise asyncio.TimeoutError(f"no reply within {timeout:g}s") from None
+    finally:
+        timer.cancel()
+
+
 class ScriptRunner:
     """Runs scripts against one client under one key prefix, translating connection failures."""
 
@@ -119,6 +148,7 @@ class ScriptRunner:
         "_cluster",
         "_direct",
         "_direct_busy",
+        "_direct_timeout",
         "_errors",
         "_heads",
         "_heal",
@@ -164,6 +194,10 @@ class ScriptRunner:
         make_connection = getattr(getattr(client, "connection_pool", None), "make_connection", None)
         self._direct: RespConnection | None = None if cluster or make_connection is None else make_connection()
         self._direct_busy = False
+        # one timer per exchange (request and reply) instead of the client's one per write and one per read
+        self._direct_timeout: float | None = None
+        if self._direct is not None:
+            self._direct_timeout, self._direct.socket_timeout = self._direct.socket_timeout, None
         # EVALSHA <sha> 1 <prefix> <payload> <mode> in the protocol's encoding (arrays of length-prefixed strings):
         # everything but the payload, packed once
         key, mode = prefix.encode(), self._mode.encode()
@@ -232,8 +266,10 @@ class ScriptRunner:
             # the connection drops itself on any failure but an error reply (a timeout, a lost connection, a call
             # cancelled while its reply is on its way), so no reply is ever left for the next call to read
             command = b"%s$%d\r\n%s%s" % (self._heads[script], len(payload), payload, self._tail)
-            await direct.send_packed_command(command)
-            return await direct.read_response()
+            if self._direct_timeout is None:
+                await direct.send_packed_command(command)
+                return await direct.read_response()
+            return await _exchange(direct, command, self._direct_timeout)
         finally:
             self._direct_busy = False
 

@@ -106,6 +106,9 @@ class Wakeups:
         finally:
             for queue in queues:
                 self._work_waiters[queue].discard(waiter)
+        # one turn of the loop: the listener dispatches the rest of a burst of enqueues first, so the caller's claim
+        # takes them in one batch instead of one record per claim
+        await asyncio.sleep(0)
 
     async def wait_for_finish(self, record_id: str, timeout: float, is_finished: Callable[[], Awaitable[bool]]) -> None:
         """Return when ``record_id`` may have become terminal, or after ``timeout`` seconds.

@@ -1,20 +1,23 @@
 -- Insert records with id and key dedup. A: one array of 20 strings per record (codec.encode_insert).
 -- Reply: per record, 1 when stored, else the row of the existing record it resolved to.
 -- Index writes are grouped per key and sent once per key at the end: a chunk of records costs about three
--- calls per record instead of ten. Dedup reads only the record hashes and the active-key hash, which are
--- written immediately, so later records of the same chunk see earlier ones.
+-- calls per record instead of ten. Dedup reads only the record hashes, the bodies and the active-key hash, which
+-- are written immediately, so later records of the same chunk see earlier ones.
 -- Every record is checked before anything is written, so a bad one fails the call without leaving half of it.
-local NUMBERS = {{3, 'priority'}, {7, 'attempts'}, {8, 'token'}, {9, 'scheduled_at'}, {18, 'created_at'}}
-local OPTIONAL_NUMBERS = {{10, 'expires_at'}, {11, 'started_at'}, {12, 'finished_at'}, {13, 'lease_expires_at'}}
 local STATUS = {pending = true, running = true, completed = true, failed = true, cancelled = true, expired = true}
 for _, f in ipairs(A) do
   local bad = false
-  if #f ~= 20 then bad = 'the record' elseif not STATUS[f[6]] then bad = 'status' end
-  for _, spec in ipairs(NUMBERS) do
-    if not bad and not tonumber(f[spec[1]]) then bad = spec[2] end
-  end
-  for _, spec in ipairs(OPTIONAL_NUMBERS) do
-    if not bad and f[spec[1]] ~= '' and not tonumber(f[spec[1]]) then bad = spec[2] end
+  if #f ~= 20 then bad = 'the record'
+  elseif not STATUS[f[6]] then bad = 'status'
+  elseif not tonumber(f[3]) then bad = 'priority'
+  elseif not tonumber(f[7]) then bad = 'attempts'
+  elseif not tonumber(f[8]) then bad = 'token'
+  elseif not tonumber(f[9]) then bad = 'scheduled_at'
+  elseif not tonumber(f[18]) then bad = 'created_at'
+  elseif f[10] ~= '' and not tonumber(f[10]) then bad = 'expires_at'
+  elseif f[11] ~= '' and not tonumber(f[11]) then bad = 'started_at'
+  elseif f[12] ~= '' and not tonumber(f[12]) then bad = 'finished_at'
+  elseif f[13] ~= '' and not tonumber(f[13]) then bad = 'lease_expires_at'
   end
   if bad then return redis.error_reply('invalid record ' .. tostring(f[1]) .. ': ' .. bad .. ' cannot be stored') end
 end
@@ -32,33 +35,46 @@ local function zadd(key, score, member)
   list[#list + 1] = member
 end
 local task_keys, status_keys, pending_keys = {}, {}, {}
-local OPTIONAL = {{5, 'k', true}, {10, 'x'}, {11, 'st'}, {12, 'fa'}, {13, 'le'}, {14, 'o', true}, {15, 'c'},
-                  {16, 'r'}, {17, 'e'}, {20, 'g'}}
+-- append an optional field unless it is None (""); a text field loses its marker (see opt_text)
+local function put(fields, name, value, text)
+  if value ~= '' then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = text and string.sub(value, 2) or value
+  end
+end
 for i, f in ipairs(A) do
   local id, q, p, n, k, s = f[1], f[2], f[3], f[4], opt_text(f[5]), f[6]
   local rk = rkey(id)
   local holder = false
-  if redis.call('EXISTS', rk) == 1 then
-    holder = id
-  elseif k then
-    holder = redis.call('HGET', KEY_ACTIVE, k)
-    if holder and redis.call('EXISTS', rkey(holder)) == 0 then holder = false end
+  if k then
+    if redis.call('EXISTS', rk) == 1 then
+      holder = id
+    else
+      holder = redis.call('HGET', KEY_ACTIVE, k)
+      if holder and redis.call('EXISTS', rkey(holder)) == 0 then holder = false end
+    end
+    if not holder then redis.call('SET', bkey(id), f[19]) end
+  elseif not redis.call('SET', bkey(id), f[19], 'NX') then
+    -- without a key, writing the body is the id check: a record and its body are written and deleted together
+    -- (a body left without its record is replaced)
+    if redis.call('EXISTS', rk) == 1 then holder = id else redis.call('SET', bkey(id), f[19]) end
   end
   if holder then
     out[i] = read_record(holder)
   else
     local sa = f[9]
     local fields = {'s', s, 'q', q, 'p', p, 'n', n, 'a', f[7], 't', f[8], 'sa', sa}
-    for _, spec in ipairs(OPTIONAL) do
-      local value = f[spec[1]]
-      if value ~= '' then
-        fields[#fields + 1] = spec[2]
-        if spec[3] then value = string.sub(value, 2) end
-        fields[#fields + 1] = value
-      end
-    end
+    put(fields, 'k', f[5], true)
+    put(fields, 'x', f[10])
+    put(fields, 'st', f[11])
+    put(fields, 'fa', f[12])
+    put(fields, 'le', f[13])
+    put(fields, 'o', f[14], true)
+    put(fields, 'c', f[15])
+    put(fields, 'r', f[16])
+    put(fields, 'e', f[17])
+    put(fields, 'g', f[20])
     redis.call('HSET', rk, unpack(fields))
-    redis.call('SET', bkey(id), f[19])
     local task_key = task_keys[n]
     if not task_key then
       task_key = P .. ':it:' .. n
