@@ -34,6 +34,8 @@ from litestar_queues import QueueConfig, QueuePlugin, TaskExecutionContext, Work
 from litestar_queues.backend import BackendConfig
 
 CHAOS_TASK = "chaos.job"
+CHAOS_QUEUES = ("chaos.a", "chaos.b", "chaos.c")
+"""The queues the jobs go to in turn (on a cluster each has a hash slot of its own, so the run spans the shards)."""
 
 
 class _Ledger:
@@ -136,6 +138,7 @@ def queue_config(env: Mapping[str, str] = os.environ) -> QueueConfig:
         heartbeat_interval=float(env.get("LQ_CHAOS_HEARTBEAT", "5")),
         maintenance_interval=float(env.get("LQ_CHAOS_MAINTENANCE", "15")),
         poll_interval=0.2,
+        queues=("default", *CHAOS_QUEUES),
     )
     prefix = env.get("LQ_CHAOS_PREFIX", "chaos")
     backend: Any = backend_config(env["LQ_CHAOS_URL"], prefix, env.get("LQ_CHAOS_DIRECT_URL", ""))

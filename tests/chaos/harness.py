@@ -219,9 +219,12 @@ class Run:
     async def _enqueue(self, service: Any, job: Any) -> dict[str, int]:
         settings = self.settings
         requests = []
+        spread = [job.using(queue=queue) for queue in chaos_app.CHAOS_QUEUES]
         for number in range(settings.jobs):
             low, high = settings.long_seconds if self.random.random() < settings.long_share else settings.short_seconds
-            requests.append(service.request(job, number, round(self.random.uniform(low, high), 3)))
+            requests.append(
+                service.request(spread[number % len(spread)], number, round(self.random.uniform(low, high), 3))
+            )
         jobs: dict[str, int] = {}
         for start in range(0, len(requests), 500):
             outcomes = await service.enqueue_many(requests[start : start + 500])

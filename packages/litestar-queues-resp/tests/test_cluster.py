@@ -12,7 +12,7 @@ from litestar_queues.backends.resp import RespBackend, RespBackendConfig, hash_t
 from litestar_queues.backends.valkey import ValkeyBackendConfig
 from litestar_queues.config import backend_config
 from litestar_queues.errors import ConfigurationError
-from litestar_queues.records import TaskRecord, new_record_id
+from litestar_queues.records import Outcome, RecordFilter, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.servers import server_url
 
 CLUSTERS: dict[str, tuple[type[RespBackendConfig], str]] = {
@@ -57,49 +57,90 @@ def test_cluster_configuration_mistakes_are_named(config_class: type[RespBackend
         config_class(url="cluster+redis://h:7000")
 
 
-async def _keys_by_slot(backend: RespBackend) -> dict[int, list[str]]:
+async def _keys_by_slot(backend: RespBackend, pattern: str) -> dict[int, list[str]]:
     client: Any = backend._client
     slots: dict[int, list[str]] = {}
-    async for key in client.scan_iter(match=backend.key_prefix + ":*"):
+    async for key in client.scan_iter(match=pattern):
         name = key.decode() if isinstance(key, bytes) else key
         slots.setdefault(int(await client.cluster_keyslot(name)), []).append(name)
     return slots
 
 
+_QUEUES = [f"queue-{index}" for index in range(12)]
+
+
+async def _use_every_kind_of_key(backend: RespBackend, now: datetime) -> None:
+    """Records of every queue (one with a dedup key), claims, a finish, a pause, a worker, a lock and an event."""
+    records = [
+        TaskRecord(id=new_record_id(), task_name="t", queue=queue, created_at=now, scheduled_at=now, key=f"key-{queue}")
+        for queue in _QUEUES
+    ]
+    assert all(outcome.created for outcome in await backend.enqueue(records))
+    claimed = await backend.claim(_QUEUES, owner="w", now=now, limit=3, lease_seconds=30)
+    assert len(claimed) == 3
+    assert claimed[0].lease is not None
+    await backend.finish(claimed[0].lease, Outcome(status=TaskStatus.COMPLETED), now=now, claimed=claimed[0])
+    await backend.pause_queue(_QUEUES[-1], now=now)
+    await backend.acquire_lock("maintenance", owner="w", ttl_seconds=30, now=now)
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavor", sorted(CLUSTERS))
-async def test_each_backend_keeps_its_keys_in_one_slot_and_prefixes_spread_over_the_shards(
-    flavor: str, now: datetime
-) -> None:
-    """Every key (records, indexes, history) of one prefix shares the prefix's slot, whatever the queue, so each
-    script touches one slot; and the prefixes of several apps (or of a partitioned app) land on different shards."""
+async def test_each_queue_has_a_slot_of_its_own_and_queues_spread_over_the_shards(flavor: str, now: datetime) -> None:
+    """A new prefix on a cluster gets the per-queue layout: every key of a queue (record, body, pending, status and
+    task indexes, lease and retention indexes, pause flag) is in the queue's slot, the prefix's own keys (known
+    queues, dedup-key holders, locks, the layout marker) in the prefix's slot, and twelve queues reach every shard."""
     config_class, env = CLUSTERS[flavor]
-    url = server_url(env)
+    config = config_class(url=server_url(env), key_prefix=f"lqtest:{new_record_id()}")
+    async with config.create_backend() as backend:
+        try:
+            await _use_every_kind_of_key(backend, now)
+            client: Any = backend._client
+            slots = backend._slots
+            assert slots is not None
+            shards = set()
+            for queue in _QUEUES:
+                prefix = slots.queue_prefix(queue)
+                keys = await _keys_by_slot(backend, prefix + ":*")
+                assert list(keys) == [int(await client.cluster_keyslot(prefix))], keys
+                assert len(keys[next(iter(keys))]) >= 5, keys  # record, body, pending and status indexes, ...
+                shards.add(client.get_node_from_key(prefix).name)
+            assert len(shards) == 3, shards
+            own = await _keys_by_slot(backend, backend.key_prefix + ":*")
+            assert list(own) == [int(await client.cluster_keyslot(backend.key_prefix))], own
+            assert {name.rsplit(":", 1)[-1] for name in own[next(iter(own))]} >= {"layout", "queues", "ka"}
+        finally:
+            await backend.purge()
+        assert await _keys_by_slot(backend, "*" + config.key_prefix + "*") == {}, "purge deletes every queue's keys"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavor", sorted(CLUSTERS))
+@pytest.mark.parametrize("how", ["marker", "data", "tag"])
+async def test_a_prefix_of_the_one_slot_layout_keeps_it(flavor: str, how: str, now: datetime) -> None:
+    """A cluster prefix created before per-queue slots (its data found without a layout marker, or marked) keeps
+    every key in the prefix's slot, and so does a prefix with a hash tag of its own: nothing to migrate."""
+    config_class, env = CLUSTERS[flavor]
     run = new_record_id()
-    shards: dict[str, str] = {}
-    for index in range(40):  # until the prefixes met all 3 shards (a miss of 40 in a row: odds 3 in 10 million)
-        if len(set(shards.values())) == 3:
-            break
-        config = config_class(url=url, key_prefix=f"lqtest:{run}:{index}")
-        async with config.create_backend() as backend:
-            try:
-                assert backend.key_prefix == "{" + config.key_prefix + "}"
-                records = [
-                    TaskRecord(id=new_record_id(), task_name="t", queue=queue, created_at=now, scheduled_at=now)
-                    for queue in ("alpha", "beta", "gamma")
-                ]
-                await backend.enqueue(records)
-                claimed = await backend.claim(["alpha", "beta", "gamma"], owner="w", now=now, limit=3, lease_seconds=30)
-                assert sorted(record.id for record in claimed) == sorted(record.id for record in records)
-                slots = await _keys_by_slot(backend)
-                client: Any = backend._client
-                assert list(slots) == [int(await client.cluster_keyslot(backend.key_prefix))], slots
-                assert len(slots[next(iter(slots))]) > 6  # records, bodies, pending/running/status indexes
-                node = client.get_node_from_key(backend.key_prefix)
-                shards[config.key_prefix] = node.name
-            finally:
-                await backend.purge()
-    assert len(set(shards.values())) == 3, shards
+    key_prefix = f"lqtest:{{{run}}}" if how == "tag" else f"lqtest:{run}"
+    tagged = hash_tagged(key_prefix)
+    config = config_class(url=server_url(env), key_prefix=key_prefix)
+    async with config.create_backend() as seeder:
+        client: Any = seeder._client
+        try:
+            await seeder.purge()  # the layout marker this open wrote: the prefix starts empty below
+            if how == "marker":
+                await client.set(f"{tagged}:layout", "prefix")
+            elif how == "data":
+                await client.sadd(f"{tagged}:queues", "old-queue")
+            async with config.create_backend() as backend:
+                assert backend._slots is None
+                await _use_every_kind_of_key(backend, now)
+                stored = await _keys_by_slot(backend, "*" + run + "*")
+                assert list(stored) == [int(await client.cluster_keyslot(tagged))], stored
+                assert len((await backend.query(RecordFilter(), limit=100)).records) == len(_QUEUES)
+        finally:
+            await seeder.purge()
 
 
 @pytest.mark.parametrize(
@@ -127,3 +168,44 @@ async def test_a_valkey_cluster_client_that_lost_every_startup_node_finds_the_cl
             await backend.get("missing")
         assert len(client.nodes_manager.startup_nodes) == 3
         assert await backend.get("missing") is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavor", sorted(CLUSTERS))
+async def test_dedup_key_holders_are_released_by_the_maintenance_and_a_dead_reservation_is_taken_over(
+    flavor: str, now: datetime
+) -> None:
+    """The holders of dedup keys in the prefix's slot are not released by a finish (another slot): the maintenance's
+    expire step releases those whose record ended or never came, so the hash does not grow with every key ever used;
+    a reservation older than the grace (server clock) without its record is an enqueue that died between its steps,
+    and the next enqueue of the key takes it over at once."""
+    config_class, env = CLUSTERS[flavor]
+    config = config_class(url=server_url(env), key_prefix=f"lqtest:{new_record_id()}")
+    async with config.create_backend() as backend:
+        try:
+            client: Any = backend._client
+            holders = f"{backend.key_prefix}:ka"
+            records = [
+                TaskRecord(id=new_record_id(), task_name="t", queue=q, created_at=now, scheduled_at=now, key=f"k-{q}")
+                for q in _QUEUES[:4]
+            ]
+            await backend.enqueue(records)
+            claimed = await backend.claim(_QUEUES[:2], owner="w", now=now, limit=2, lease_seconds=30)
+            for record in claimed:
+                assert record.lease is not None
+                await backend.finish(record.lease, Outcome(status=TaskStatus.COMPLETED), now=now)
+            await client.hset(holders, "dead", f"{_QUEUES[0]}\0{new_record_id()}\0{0}")  # reserved at the epoch
+            young = f"{_QUEUES[0]}\0{new_record_id()}\0{10**17}"  # reserved in the far future: still being written
+            await client.hset(holders, "young", young)
+            assert await client.hlen(holders) == 6
+            await backend.expire(now=now, limit=100)
+            left = {key.decode() if isinstance(key, bytes) else key for key in await client.hkeys(holders)}
+            assert left == {f"k-{q}" for q in _QUEUES[2:4]} | {"young"}
+            await client.hset(holders, "dead", f"{_QUEUES[0]}\0{new_record_id()}\0{0}")
+            fresh = TaskRecord(
+                id=new_record_id(), task_name="t", queue=_QUEUES[5], created_at=now, scheduled_at=now, key="dead"
+            )
+            (outcome,) = await backend.enqueue([fresh])
+            assert outcome.created and await backend.get_by_key("dead") == fresh
+        finally:
+            await backend.purge()

@@ -465,7 +465,7 @@ def test_suite_passes_the_list_history_every_history_mutant_starts_from(pytester
 
 def test_cross_connection_tests_run_when_a_second_backend_is_provided(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "MemoryBackend", "BackendConformance", "-k", "connection", extra=_SAME_STORAGE)
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
 
 
 def test_cross_connection_tests_catch_a_double_claim_across_connections(pytester: pytest.Pytester) -> None:

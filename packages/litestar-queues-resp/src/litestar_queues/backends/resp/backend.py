@@ -1,7 +1,8 @@
 """The Redis-protocol queue backend: every contract method as one Lua script call (see ``lua/``).
 
 Subclasses (``RedisBackend``, ``ValkeyBackend``) only create the client and name its exception classes.
-Key layout: ``docs/redis.md``; the scripts carry the details.
+Key layout: ``docs/redis.md``; the scripts carry the details. On a cluster, a prefix with the per-queue layout routes
+its calls through ``slots.QueueSlots`` (one hash slot per queue).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from litestar_queues.backends.resp.codec import (
 from litestar_queues.backends.resp.config import RespBackendConfig, describe_server, hash_tagged
 from litestar_queues.backends.resp.connection import ConnectionMonitor, RespConnectionError
 from litestar_queues.backends.resp.scripts import Script, ScriptRunner
+from litestar_queues.backends.resp.slots import QueueSlots, glob_escaped
 from litestar_queues.backends.resp.wakeups import Wakeups
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import (
@@ -133,6 +135,7 @@ class RespBackend(QueueBackend):
         self._client: RespClient | None = None
         self._owns_client = False
         self._runner: ScriptRunner | None = None
+        self._slots: QueueSlots | None = None
         self._wakeups: Wakeups | None = None
         self._listener_node = 0
         self._seeds: dict[str, Any] = {}
@@ -240,6 +243,7 @@ class RespBackend(QueueBackend):
         )
         try:
             await runner.load_all()
+            slots = await self._queue_slots(runner) if self._cluster else None
         except BaseException:
             if owned:
                 await client.aclose()
@@ -247,6 +251,7 @@ class RespBackend(QueueBackend):
         if self._cluster:
             nodes = cast("RespClusterClient", client).get_nodes()
             self._seeds = {node.name: node for node in nodes}
+        self._slots = slots
         self._client, self._owns_client, self._runner = client, owned, runner
         self._finishes = GroupCommit(lambda batch: runner.call(Script.FINISH, batch), max_batch=_FINISH_BATCH)
         self._enqueues = GroupCommit(self._enqueue_batch, max_batch=_ENQUEUE_CALLS_BATCH)
@@ -257,10 +262,20 @@ class RespBackend(QueueBackend):
             self._prefix,
         )
 
+    async def _queue_slots(self, runner: ScriptRunner) -> QueueSlots | None:
+        """The per-queue layout's router, when this cluster prefix has that layout (``slots.py``): decided once per
+        prefix and stored; a prefix with data of the one-slot layout keeps it, and so does a prefix with a hash tag
+        of its own (its owner chose the slot)."""
+        if hash_tagged(self.config.key_prefix) == self.config.key_prefix:
+            return None
+        layout = await runner.call(Script.LAYOUT, [])
+        return QueueSlots(runner, self.config.key_prefix) if layout == "queues" else None
+
     async def close(self) -> None:
         """Stop the wakeup listener and close the client if the backend created it."""
         wakeups, client, runner = self._wakeups, self._client, self._runner
         self._wakeups = self._runner = self._client = None
+        self._slots = None
         if wakeups is not None:
             await wakeups.close()
         if runner is not None:
@@ -279,15 +294,18 @@ class RespBackend(QueueBackend):
         client = self._client
         if client is None:
             raise RuntimeError(f"{type(self).__name__} is not open: use `async with backend:` or await open()")
-        pattern = "".join("\\" + char if char in "*?[]\\" else char for char in self._prefix) + ":*"
-        # scan_iter of a cluster client walks every primary in turn
+        patterns = [glob_escaped(self._prefix) + ":*"]
+        if self._slots is not None:
+            patterns.append(self._slots.queue_key_pattern)
+        # scan_iter of a cluster client walks every primary in turn; a cluster client deletes key by key
         deleted, batch = 0, []
         try:
-            async for key in client.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) == 1000:
-                    deleted += int(await client.delete(*batch))
-                    batch.clear()
+            for pattern in patterns:
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) == 1000:
+                        deleted += int(await client.delete(*batch))
+                        batch.clear()
             if batch:
                 deleted += int(await client.delete(*batch))
             return deleted
@@ -316,6 +334,8 @@ class RespBackend(QueueBackend):
         if not records:
             return []
         size = self.config.enqueue_chunk_size
+        if self._slots is not None:
+            return await self._slots.enqueue(records, [encode_insert(record) for record in records], size)
         if len(records) <= size:
             # concurrent small enqueues (web requests) share one script call; a lone caller goes out at once
             reply = await self._enqueues.submit([encode_insert(record) for record in records])
@@ -349,11 +369,15 @@ class RespBackend(QueueBackend):
 
     async def get(self, record_id: str) -> TaskRecord | None:
         """Return the record with ``record_id``, or ``None``."""
+        if self._slots is not None:
+            return decode_optional_record(await self._slots.get(record_id))
         (row,) = await self._scripts.call(Script.GET, [record_id])
         return decode_optional_record(row)
 
     async def get_by_key(self, key: str) -> TaskRecord | None:
         """Return the active record holding ``key``, else the most recently created one with it, else ``None``."""
+        if self._slots is not None:
+            return decode_optional_record(await self._slots.get_by_key(key))
         row = await self._scripts.call(Script.GET_BY_KEY, [key])
         return decode_optional_record(row)
 
@@ -366,6 +390,9 @@ class RespBackend(QueueBackend):
         if limit <= 0 or not queues:
             return []
         now_us = to_micros(now)
+        if self._slots is not None:
+            rows = await self._slots.claim(queues, [owner, limit, now_us, now_us + _seconds(lease_seconds)])
+            return await isolate_undecodable(self, [decode_record(row) for row in rows], now=now)
         rows = await self._scripts.call(Script.CLAIM, [owner, limit, now_us, now_us + _seconds(lease_seconds), *queues])
         return await isolate_undecodable(self, [decode_record(row) for row in rows], now=now)
 
@@ -374,16 +401,23 @@ class RespBackend(QueueBackend):
     ) -> TaskRecord | None:
         """Claim one specific pending record whatever its ``scheduled_at``."""
         now_us = to_micros(now)
-        row = await self._scripts.call(
-            Script.CLAIM_RECORD, [record_id, owner, str(now_us), str(now_us + _seconds(lease_seconds))]
-        )
+        args = [record_id, owner, str(now_us), str(now_us + _seconds(lease_seconds))]
+        if self._slots is not None:
+            row = await self._slots.claim_record(record_id, args)
+        else:
+            row = await self._scripts.call(Script.CLAIM_RECORD, args)
         return await isolate_undecodable_record(self, decode_optional_record(row), now=now)
 
     async def renew(self, leases: Sequence[Lease], *, now: datetime, lease_seconds: float) -> dict[str, LeaseState]:
         """Extend held leases and report each one's state (one script call)."""
         if not leases:
             return {}
-        args = [str(to_micros(now) + _seconds(lease_seconds))]
+        until = str(to_micros(now) + _seconds(lease_seconds))
+        if self._slots is not None:
+            fences = [(lease.record_id, lease.owner, str(lease.token)) for lease in leases]
+            states = await self._slots.renew(until, fences)
+            return {lease.record_id: _LEASE_STATES[state] for lease, state in zip(leases, states, strict=True)}
+        args = [until]
         for lease in leases:
             args += (lease.record_id, lease.owner, str(lease.token))
         states = await self._scripts.call(Script.RENEW, args)
@@ -391,22 +425,22 @@ class RespBackend(QueueBackend):
 
     async def save_progress(self, updates: Sequence[tuple[Lease, TaskProgress]]) -> None:
         """Store the progress of each attempt whose fence matches, in order (one script call)."""
-        if updates:
-            await self._scripts.call(
-                Script.SAVE_PROGRESS,
-                [
-                    [lease.record_id, lease.owner, str(lease.token), encode_progress(progress)]
-                    for lease, progress in updates
-                ],
-            )
+        if not updates:
+            return
+        rows = [
+            [lease.record_id, lease.owner, str(lease.token), encode_progress(progress)] for lease, progress in updates
+        ]
+        if self._slots is not None:
+            await self._slots.save_progress(rows)
+        else:
+            await self._scripts.call(Script.SAVE_PROGRESS, rows)
 
     async def transfer(self, lease: Lease, *, owner: str, now: datetime, lease_seconds: float) -> TaskRecord | None:
         """Hand the attempt held by ``lease`` to ``owner`` with a new token and lease (one script call)."""
-        row = await self._scripts.call(
-            Script.TRANSFER,
-            [lease.record_id, lease.owner, str(lease.token), owner, str(to_micros(now) + _seconds(lease_seconds))],
-        )
-        return decode_optional_record(row)
+        args = [lease.record_id, lease.owner, str(lease.token), owner, str(to_micros(now) + _seconds(lease_seconds))]
+        if self._slots is not None:
+            return decode_optional_record(await self._slots.transfer(lease.record_id, args))
+        return decode_optional_record(await self._scripts.call(Script.TRANSFER, args))
 
     async def finish(
         self, lease: Lease, outcome: Outcome, *, now: datetime, claimed: TaskRecord | None = None
@@ -421,33 +455,39 @@ class RespBackend(QueueBackend):
         scheduled = "" if retry_at is None else str(to_micros(retry_at))
         now_us = to_micros(now)
         cutoff = "" if self._retention_us is None else str(now_us - self._retention_us)
-        row = await self._finishes.submit(
-            [
-                lease.record_id,
-                lease.owner,
-                str(lease.token),
-                str(now_us),
-                "1" if outcome.only_if_lease_expired else "0",
-                status.value,
-                encode_result(outcome.result) if status is not TaskStatus.PENDING else "",
-                encode_error(outcome.error),
-                scheduled,
-                "1" if outcome.refund_attempt else "0",
-                cutoff,
-            ]
-        )
+        args = [
+            lease.record_id,
+            lease.owner,
+            str(lease.token),
+            str(now_us),
+            "1" if outcome.only_if_lease_expired else "0",
+            status.value,
+            encode_result(outcome.result) if status is not TaskStatus.PENDING else "",
+            encode_error(outcome.error),
+            scheduled,
+            "1" if outcome.refund_attempt else "0",
+            cutoff,
+        ]
+        if self._slots is not None:
+            row = await self._slots.finish(args, None if claimed is None else claimed.queue)
+        else:
+            row = await self._finishes.submit(args)
         return decode_optional_record(row)
 
     async def expired_leases(self, *, now: datetime, limit: int) -> list[TaskRecord]:
         """Return up to ``limit`` running records whose lease expired at ``now``."""
         if limit <= 0:
             return []
+        if self._slots is not None:
+            return decode_records(await self._slots.expired_leases(str(to_micros(now)), limit))
         return decode_records(await self._scripts.call(Script.EXPIRED_LEASES, [str(to_micros(now)), limit]))
 
     # -- control -----------------------------------------------------------------------------------
 
     async def cancel(self, record_id: str, *, now: datetime) -> TaskRecord | None:
         """Cancel a pending record, request cancellation of a running one; see ``QueueBackend.cancel``."""
+        if self._slots is not None:
+            return decode_optional_record(await self._slots.cancel(record_id, str(to_micros(now))))
         row = await self._scripts.call(Script.CANCEL, [record_id, str(to_micros(now))])
         return decode_optional_record(row)
 
@@ -457,7 +497,10 @@ class RespBackend(QueueBackend):
         Raises:
             DuplicateTaskError: another active record holds the record's key.
         """
-        code, value = await self._scripts.call(Script.REQUEUE, [record_id, str(to_micros(now))])
+        if self._slots is not None:
+            code, value = await self._slots.requeue(record_id, str(to_micros(now)))
+        else:
+            code, value = await self._scripts.call(Script.REQUEUE, [record_id, str(to_micros(now))])
         if code == "dup":
             raise requeue_refused(record_id, holder_id=text(value))
         return decode_optional_record(value)
@@ -466,12 +509,16 @@ class RespBackend(QueueBackend):
         """Expire up to ``limit`` pending records past ``expires_at``; return how many."""
         if limit <= 0:
             return 0
+        if self._slots is not None:
+            return await self._slots.expire(str(to_micros(now)), limit)
         return int(await self._scripts.call(Script.EXPIRE, [str(to_micros(now)), limit]))
 
     async def prune(self, *, finished_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` terminal records finished before ``finished_before``; return how many."""
         if limit <= 0:
             return 0
+        if self._slots is not None:
+            return await self._slots.prune(str(to_micros(finished_before)), limit)
         return int(await self._scripts.call(Script.PRUNE, [str(to_micros(finished_before)), limit]))
 
     # -- event history -----------------------------------------------------------------------------
@@ -522,16 +569,17 @@ class RespBackend(QueueBackend):
         """Return one page of matching records, newest first; the cursor is the last id of the previous page."""
         if limit <= 0:
             return RecordPage([], None)
-        reply = await self._scripts.call(
-            Script.QUERY,
-            [
-                optional_text(None if where.status is None else where.status.value),
-                optional_text(where.queue),
-                optional_text(where.task_name),
-                limit,
-                optional_text(cursor),
-            ],
-        )
+        args = [
+            optional_text(None if where.status is None else where.status.value),
+            optional_text(where.queue),
+            optional_text(where.task_name),
+            limit,
+            optional_text(cursor),
+        ]
+        if self._slots is not None:
+            reply = await self._slots.query(args, where.queue)
+        else:
+            reply = await self._scripts.call(Script.QUERY, args)
         next_cursor = reply[0] or None
         return RecordPage(decode_records(reply[1:]), next_cursor)
 
@@ -540,7 +588,10 @@ class RespBackend(QueueBackend):
     ) -> QueueStatistics:
         """Count records by status (kept as counters, not scanned: ``count_limit`` only caps them) and find the
         oldest due pending record."""
-        reply = await self._scripts.call(Script.STATISTICS, [str(to_micros(now)), optional_text(queue)])
+        if self._slots is not None:
+            reply = await self._slots.statistics(str(to_micros(now)), queue)
+        else:
+            reply = await self._scripts.call(Script.STATISTICS, [str(to_micros(now)), optional_text(queue)])
         counts = [(status, int(count)) for status, count in zip(reply[1::2], reply[2::2], strict=True)]
         oldest = from_micros(reply[0]) if reply[0] else None
         return queue_statistics(counts, oldest_pending_at=oldest, queue=queue, count_limit=count_limit)
@@ -549,15 +600,22 @@ class RespBackend(QueueBackend):
 
     async def pause_queue(self, queue: str, *, now: datetime) -> bool:
         """Pause ``queue`` (a hash field the claim script checks); whether this call paused it."""
+        if self._slots is not None:
+            return bool(await self._slots.pause_queue(queue, str(to_micros(now))))
         return bool(await self._scripts.call(Script.PAUSE_QUEUE, [queue, str(to_micros(now))]))
 
     async def resume_queue(self, queue: str) -> bool:
         """Resume ``queue`` and publish its wakeup; whether it was paused."""
+        if self._slots is not None:
+            return bool(await self._slots.resume_queue(queue))
         return bool(await self._scripts.call(Script.RESUME_QUEUE, [queue]))
 
     async def paused_queues(self) -> dict[str, datetime]:
         """The paused queues and when each was paused."""
-        reply = await self._scripts.call(Script.PAUSED_QUEUES, [])
+        if self._slots is not None:
+            reply = await self._slots.paused_queues()
+        else:
+            reply = await self._scripts.call(Script.PAUSED_QUEUES, [])
         return {text(queue): from_micros(moment) for queue, moment in zip(reply[::2], reply[1::2], strict=True)}
 
     # -- workers and maintenance -------------------------------------------------------------------
@@ -607,7 +665,8 @@ class RespBackend(QueueBackend):
 
     async def _is_finished(self, record_id: str) -> bool:
         try:
-            status = await self._scripts.call(Script.STATUS, [record_id])
+            slots = self._slots
+            status = await (slots.status(record_id) if slots else self._scripts.call(Script.STATUS, [record_id]))
         except RespConnectionError:
             return True  # stop waiting: the caller's next read reports the outage
         return not status or status in _TERMINAL_VALUES

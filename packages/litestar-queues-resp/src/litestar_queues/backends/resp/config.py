@@ -24,8 +24,9 @@ class RespBackendConfig:
     Attributes:
         url: Server URL, e.g. ``redis://localhost:6379/0``. Ignored when a client or pool is given.
         key_prefix: Namespace of every key and channel, so several apps or test runs share one server safely.
-            In cluster mode it becomes the keys' hash tag: ``"myapp"`` is used as ``"{myapp}"`` (a prefix that has
-            a tag already is kept), so every key a script touches lives in one slot, on one shard.
+            In cluster mode each queue's keys get a hash tag of their own (``"myapp{q:<queue>}"``) and the keys
+            that span queues the prefix's (``"{myapp}"``), so queues spread over the shards (``slots.py``). A prefix
+            with a tag of its own (or one created before per-queue slots) keeps every key in one slot.
         cluster: Talk to a Redis Cluster / Valkey cluster through the library's cluster client; ``url`` names
             any one node (the client discovers the others). A ``+cluster`` URL scheme (``redis+cluster://``,
             ``valkey+cluster://``, ``rediss+cluster://``, ``valkeys+cluster://``) sets it too. An adopted

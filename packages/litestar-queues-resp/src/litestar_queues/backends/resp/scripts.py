@@ -38,6 +38,9 @@ __all__ = ("Script", "ScriptRunner")
 Arg = Any
 """Script arguments: strings (times as decimal strings), small ints, or lists of those; MessagePack-encoded."""
 
+Call = tuple["Script", Sequence[Arg]] | tuple["Script", Sequence[Arg], str]
+"""A script, its arguments, and optionally the key prefix it runs under (one queue's, in the per-queue layout)."""
+
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
 
@@ -73,6 +76,16 @@ class Script(str, enum.Enum):
     APPEND_EVENTS = "append_events"
     QUERY_EVENTS = "query_events"
     PRUNE_EVENTS = "prune_events"
+    # the per-queue cluster layout's own (slots.py)
+    LAYOUT = "layout"
+    QUEUE_NAMES = "queue_names"
+    ADD_QUEUES = "add_queues"
+    PEEK = "peek"
+    CLAIM_IDS = "claim_ids"
+    RESERVE_KEYS = "reserve_keys"
+    TAKE_KEY = "take_key"
+    SWEEP_KEYS = "sweep_keys"
+    RELEASE_KEYS = "release_keys"
 
 
 _DEFINED = re.compile(r"^local (?:function )?([A-Za-z_]\w*(?:, *[A-Za-z_]\w*)*)", re.MULTILINE)
@@ -239,14 +252,16 @@ class ScriptRunner:
                 raise self._monitor.busy() from exc
             raise self._monitor.failed(exc) from exc
 
-    async def call(self, script: Script, args: Sequence[Arg]) -> Any:
-        """Run one script and return its reply.
+    async def call(self, script: Script, args: Sequence[Arg], prefix: str | None = None) -> Any:
+        """Run one script and return its reply; ``prefix`` is the key prefix it runs under (the runner's by default;
+        only a cluster runner takes another).
 
         Raises:
             RespConnectionError: the server could not be reached.
         """
         if self._cluster:
-            return (await self._call_pipelined([(script, args)]))[0]
+            call: Call = (script, args) if prefix is None else (script, args, prefix)
+            return (await self._call_pipelined([call]))[0]
         payload = _pack(args)
         with self._connection_errors():
             try:
@@ -273,18 +288,18 @@ class ScriptRunner:
         finally:
             self._direct_busy = False
 
-    async def call_many(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
+    async def call_many(self, calls: Sequence[Call]) -> list[Any]:
         """Run several scripts in one pipelined round trip (each atomic on its own) and return their replies.
 
         Raises:
             RespConnectionError: the server could not be reached.
         """
         if len(calls) == 1 and not self._cluster:
-            script, args = calls[0]
+            script, args = calls[0][:2]
             return [await self.call(script, args)]
         return await self._call_pipelined(calls)
 
-    async def _call_pipelined(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
+    async def _call_pipelined(self, calls: Sequence[Call]) -> list[Any]:
         # On a cluster every call takes this path: a cluster pipeline sends a command once, while valkey-py's cluster
         # client retries a lone command after a connection error (and cannot run pipelines when told not to retry).
         with self._connection_errors():
@@ -307,8 +322,12 @@ class ScriptRunner:
                 raise reply
         return [_unpack(reply) for reply in replies] if self._packed else replies
 
-    async def _pipeline(self, calls: Sequence[tuple[Script, Sequence[Arg]]]) -> list[Any]:
+    async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         pipe: RespPipeline = self._client.pipeline(transaction=False)
-        for script, args in calls:
-            pipe.execute_command("EVALSHA", _SOURCES[script][1], 1, self._prefix, _pack(args), self._mode)
+        for call in calls:
+            sha, payload = _SOURCES[call[0]][1], _pack(call[1])
+            if len(call) == 2 or call[2] == self._prefix:
+                pipe.execute_command("EVALSHA", sha, 1, self._prefix, payload, self._mode)
+            else:  # a queue's prefix; wakeup channels stay under the runner's (ARGV[3])
+                pipe.execute_command("EVALSHA", sha, 1, call[2], payload, self._mode, self._prefix)
         return await pipe.execute(raise_on_error=False)

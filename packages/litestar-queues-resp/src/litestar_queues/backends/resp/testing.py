@@ -18,7 +18,9 @@ async def corrupt_args(backend: RespBackend, record_id: str) -> str:
     client = backend._client
     if client is None:
         raise RuntimeError(f"{type(backend).__name__} is not open")
-    key = f"{backend.key_prefix}:b:{record_id}"
+    slots = backend._slots
+    prefix = backend.key_prefix if slots is None else await slots.record_prefix(record_id)
+    key = f"{prefix}:b:{record_id}"
     body = json.loads(await client.get(key))  # type: ignore[attr-defined]
     body[1] = "not a list"
     await client.set(key, json.dumps(body))  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from litestar_queues.testing.conformance.pausing import PauseConformance
 from litestar_queues.testing.conformance.progress import ProgressConformance
 from litestar_queues.testing.conformance.pruning import PruneConformance
 from litestar_queues.testing.conformance.queries import QueryConformance
+from litestar_queues.testing.conformance.queues import ManyQueuesConformance
 from litestar_queues.testing.conformance.requeue import RequeueConformance
 from litestar_queues.testing.conformance.results import ResultConformance
 from litestar_queues.testing.conformance.retries import RetryConformance
@@ -41,6 +42,7 @@ __all__ = (
     "FencingConformance",
     "LeaseConformance",
     "LockConformance",
+    "ManyQueuesConformance",
     "PauseConformance",
     "ProgressConformance",
     "PruneConformance",

@@ -17,6 +17,7 @@ from litestar_queues.testing.conformance.pausing import PauseConformance
 from litestar_queues.testing.conformance.progress import ProgressConformance
 from litestar_queues.testing.conformance.pruning import PruneConformance
 from litestar_queues.testing.conformance.queries import QueryConformance
+from litestar_queues.testing.conformance.queues import ManyQueuesConformance
 from litestar_queues.testing.conformance.requeue import RequeueConformance
 from litestar_queues.testing.conformance.results import ResultConformance
 from litestar_queues.testing.conformance.retries import RetryConformance
@@ -48,6 +49,7 @@ class BackendConformance(
     ExpiryConformance,
     PruneConformance,
     QueryConformance,
+    ManyQueuesConformance,
     StatisticsConformance,
     PauseConformance,
     WorkerRegistryConformance,

@@ -1,13 +1,15 @@
 -- Shared helpers. Blocks are separated by blank lines; a script gets the first block and, in this order,
 -- every block defining a name it uses (scripts.py links them), so no call pays for helpers it never runs.
 -- KEYS[1] is the key prefix: every key a script touches is "<prefix>:...", so a prefix with a hash tag
--- ("{app}") keeps them all in one cluster slot.
+-- ("{app}") keeps them all in one cluster slot. In the per-queue cluster layout (slots.py) it is the prefix of
+-- one queue's keys ("app{q:emails}"), and ARGV[3] the backend's prefix, which wakeup channels keep (C).
 -- ARGV[1] is the script's arguments as one MessagePack array (A); ARGV[2] is "p" when the reply must be
 -- MessagePack too (one bulk string instead of nested arrays: far cheaper for the client to parse).
 -- Times are integer microseconds since the epoch, passed and stored as decimal strings. Lua compares
 -- them with tonumber (exact below 2^53, i.e. until the year 2255) and never formats them back.
 local P = KEYS[1]
 local A = cmsgpack.unpack(ARGV[1])
+local C = ARGV[3] or P
 local function reply(value)
   if ARGV[2] == 'p' then return cmsgpack.pack(value) end
   return value
@@ -91,10 +93,10 @@ end
 
 -- new work of a paused queue wakes nobody: no worker could claim it
 local function wake_queue(q)
-  if redis.call('HEXISTS', KEY_PAUSED, q) == 0 then redis.call('PUBLISH', P .. ':wake:' .. q, '') end
+  if redis.call('HEXISTS', KEY_PAUSED, q) == 0 then redis.call('PUBLISH', C .. ':wake:' .. q, '') end
 end
 
-local function announce_finish(id, status) redis.call('PUBLISH', P .. ':done:' .. id, status) end
+local function announce_finish(id, status) redis.call('PUBLISH', C .. ':done:' .. id, status) end
 
 -- pending -> running (claim, claim_record). A counter that is not a number (a corrupted hash) counts as 0, so
 -- that the claim still succeeds and the record's other fields decide whether it can run.
@@ -177,4 +179,17 @@ local function due_entries(zk, now, nnow, want)
     offset = offset + got
   end
   return found
+end
+
+-- the server's clock in microseconds (TIME), for ages that no client clock may skew
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- a dedup key's holder in the per-queue cluster layout (P:ka): its queue, record id and when it was reserved
+local function split_holder(value)
+  local a = string.find(value, '\0', 1, true)
+  local b = string.find(value, '\0', a + 1, true)
+  return string.sub(value, 1, a - 1), string.sub(value, a + 1, b - 1), string.sub(value, b + 1)
 end
