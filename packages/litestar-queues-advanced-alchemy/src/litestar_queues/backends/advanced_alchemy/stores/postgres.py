@@ -96,6 +96,7 @@ class PostgresStore(ConflictSkippingStore):
         self.notify = notify
         t = tables.tasks
         self.on_conflict(pg_insert)
+
         def typed(names: Sequence[str]) -> list[Any]:
             return [column(name, _plain(t.c[name].type)) for name in names]
 
