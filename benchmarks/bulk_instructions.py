@@ -3,10 +3,12 @@
 A count of executed instructions does not move with the machine's load, unlike a clock. For each system of
 ``sql_compare.py`` and each ``--bulk-size``, a child process runs under ``valgrind --tool=callgrind`` with
 collection off: it opens the system on a fresh database of a private PostgreSQL server, makes one warm-up call of
-that size (pool connections opened, statements prepared), then one more call inside ``sys.call_tracing``, the only
-function callgrind collects in (``--toggle-collect``; nothing else calls it). The count is everything that call
-executes in the client process (building, encoding, the driver, garbage collections that fall in it); the server
-is another process and not counted (``sql_bulk_counters.py`` measures its CPU). Run::
+that size (pool connections opened, statements prepared) and a full garbage collection, then one more call inside
+``sys.call_tracing``, the only function callgrind collects in (``--toggle-collect``; nothing else calls it). The
+count is everything that call executes in the client process (building, encoding, the driver, the young-generation
+collections its objects cause); the server is another process and not counted (``sql_bulk_counters.py`` measures
+its CPU). The collection before the call keeps a full collection, whose cost depends on everything else the process
+holds (tens of millions of instructions here), from landing in one system's call and not another's. Run::
 
     uv run --project benchmarks python benchmarks/bulk_instructions.py --bulk-size 1000 2000
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import re
 import subprocess
 import sys
@@ -51,6 +54,7 @@ def child(system_name: str, size: int, dsn: str) -> None:
     try:
         loop.run_until_complete(opened.__aenter__())
         loop.run_until_complete(system.enqueue_bulk(range(size)))
+        gc.collect()
         sys.call_tracing(loop.run_until_complete, (system.enqueue_bulk(range(size, 2 * size)),))
         loop.run_until_complete(opened.__aexit__(None, None, None))
     finally:
