@@ -64,6 +64,50 @@ async def test_enqueue_many_in_order(service: QueueService, registry: TaskRegist
     assert all(o.created for o in outcomes)
 
 
+async def test_enqueue_many_of_mixed_calls_gives_each_record_its_own_values(
+    service: QueueService, registry: TaskRegistry
+) -> None:
+    """A bulk call mixing plain calls with per-call options, ``using`` variants and another task: records made
+    from one call's record (same task and options) must not carry another call's values."""
+
+    @task("bulk.mixed", queue="mixed", description="mixed", registry=registry)
+    async def mixed(n: float) -> None: ...
+
+    @task("bulk.other", registry=registry)
+    async def other(name: str) -> None: ...
+
+    later = mixed.using(queue="later", delay=60)
+    requests = [
+        service.request(mixed, 1),
+        service.request(mixed, 2, priority=5, key="mixed:2"),
+        service.request(later, 3),
+        service.request(other, "x"),
+        service.request(mixed, 4),
+        service.request(later, 5),
+        service.request(mixed, 6, key="mixed:2"),  # the second call's key: resolves to it
+    ]
+    outcomes = await service.enqueue_many(requests)
+    records = [outcome.record for outcome in outcomes]
+    assert [outcome.created for outcome in outcomes] == [True] * 6 + [False]
+    assert records[6].id == records[1].id
+    assert [(r.task_name, r.queue, r.args, r.priority, r.key) for r in records[:6]] == [
+        ("bulk.mixed", "mixed", [1], 0, None),
+        ("bulk.mixed", "mixed", [2], 5, "mixed:2"),
+        ("bulk.mixed", "later", [3], 0, None),
+        ("bulk.other", "default", ["x"], 0, None),
+        ("bulk.mixed", "mixed", [4], 0, None),
+        ("bulk.mixed", "later", [5], 0, None),
+    ]
+    assert len({r.id for r in records[:6]}) == 6
+    assert records[2].scheduled_at == records[5].scheduled_at > records[0].scheduled_at == records[4].scheduled_at
+    assert records[4].metadata == records[0].metadata == {"description": "mixed"}
+    assert records[4].metadata is not records[0].metadata  # each record's own (instrumentation adds to it)
+    for record in records[:6]:
+        assert await service.get_task(record.id) == record
+    with pytest.raises(SerializationError, match="positional argument 0"):  # checked in every call, not the first only
+        await service.enqueue_many([service.request(mixed, 1.5), service.request(mixed, float("nan"))])
+
+
 async def test_unencodable_argument_stores_nothing(service: QueueService, registry: TaskRegistry) -> None:
     @task("bad", registry=registry)
     async def bad(value: object) -> None: ...

@@ -138,6 +138,12 @@ def check_arguments(task_name: str, args: Sequence[Any], kwargs: Mapping[str, An
     Raises:
         SerializationError: an argument holds NaN or an infinity, or nests too deeply.
     """
+    if not kwargs:  # the common call of a bulk enqueue: a few plain positional arguments
+        for value in args:
+            if type(value) not in _SCALARS:
+                break
+        else:
+            return
     for index, value in enumerate(args):
         if type(value) not in _SCALARS:
             check_json_value(value, f"positional argument {index} of task {task_name!r}")

@@ -277,6 +277,9 @@ def enqueue_rounds(records: Sequence[TaskRecord]) -> list[list[int]]:
     semantics). A backend that inserts many records in one statement inserts the groups one after another, each
     after the previous one is settled; a backend that handles records one by one needs no groups.
     """
+    keys = [record.key for record in records if record.key is not None]
+    if len(keys) == len(set(keys)) and len({record.id for record in records}) == len(records):
+        return [list(range(len(records)))] if records else []
     rounds: list[list[int]] = []
     round_of_id: dict[str, int] = {}
     round_of_key: dict[str, int] = {}

@@ -13,6 +13,8 @@ from litestar_queues.limits import MAX_NESTING, check_json_value
 __all__ = ("convert_value", "encode_arguments", "encode_result", "encode_value")
 
 _FAILURES = (TypeError, ValueError, OverflowError, RecursionError)
+_PLAIN = frozenset({str, int, bool, type(None)})
+"""Types ``to_builtins`` returns unchanged: calls passing only these skip it (a bulk enqueue makes thousands)."""
 
 
 def encode_value(value: Any, what: str) -> Any:
@@ -43,6 +45,12 @@ def encode_arguments(
     Raises:
         SerializationError: an argument is not msgspec-encodable (the record is not created).
     """
+    if not kwargs:  # the common call of a bulk enqueue: a few plain positional arguments
+        for value in args:
+            if type(value) not in _PLAIN:
+                break
+        else:
+            return list(args), {}
     try:  # one conversion per container; only a failure looks at the arguments one by one to name the culprit
         return (
             msgspec.to_builtins(list(args), builtin_types=None, str_keys=True),

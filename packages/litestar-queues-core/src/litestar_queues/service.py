@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
@@ -41,6 +42,7 @@ from litestar_queues.records import (
     as_status,
     is_record_id,
     new_record_id,
+    new_record_ids,
 )
 from litestar_queues.runner import AttemptRunner
 from litestar_queues.salvage import is_undecodable
@@ -84,6 +86,10 @@ CANCELLABLE = (TaskStatus.PENDING, TaskStatus.RUNNING)
 """The statuses ``cancel`` changes, in the order bulk cancels visit them."""
 RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED)
 """The statuses ``retry`` puts back to pending, in the order bulk retries visit them."""
+
+
+_REQUEST_SESSION = attrgetter("options.session")
+_EXECUTION_BACKEND = attrgetter("execution_backend")
 
 
 class EnqueueRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -333,16 +339,20 @@ class QueueService:
         """
         now = self.clock.now()
         requests = list(requests)
-        records = [self._record(request, now) for request in requests]
+        records = self._records(requests, now)
         if not records:
             return []
-        sessions = [request.options.session if request.options.session is not None else session for request in requests]
-        plain = all(value is None for value in sessions)
+        sessions = list(map(_REQUEST_SESSION, requests))
+        plain = session is None and sessions.count(None) == len(sessions)
+        if session is not None:
+            sessions = [session if value is None else value for value in sessions]
         send = partial(self.backend.enqueue, records) if plain else partial(self._enqueue_within, sessions, records)
         hooks = self.config.instrumentation
         outcomes = await (send() if hooks is None else hooks.enqueue(records, send))
         if plain:
             await self._publish_enqueued(outcomes)
+        if "immediate" not in set(map(_EXECUTION_BACKEND, records)) and not logger.isEnabledFor(logging.DEBUG):
+            return outcomes
         for index, outcome in enumerate(outcomes):
             if outcome.created and outcome.record.execution_backend == "immediate":
                 outcomes[index] = EnqueueOutcome(await self._run_inline(outcome.record.id), created=True)
@@ -398,6 +408,33 @@ class QueueService:
         task = asyncio.get_running_loop().create_task(self._publish_enqueued(outcomes))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _records(self, requests: Sequence[EnqueueRequest], now: datetime) -> list[TaskRecord]:
+        """The records of one ``enqueue_many`` call. Requests of one task with the same options object (what
+        ``request`` gives for calls without per-call options) differ only in their arguments: the first one's
+        record is made in full, the others copy it with their own id, arguments and metadata dict."""
+        templates: dict[tuple[str, int], TaskRecord] = {}
+        records: list[TaskRecord] = []
+        replace = msgspec.structs.replace
+        template: TaskRecord | None = None
+        options: TaskOptions | None = None
+        for request, record_id in zip(requests, new_record_ids(len(requests)), strict=True):
+            if template is None or request.options is not options or request.task_name != template.task_name:
+                options = request.options
+                shape = (request.task_name, id(options))
+                template = templates.get(shape)
+                if template is None:
+                    template = templates[shape] = self._record(request, now, record_id=record_id)
+                    records.append(template)
+                    continue
+            check_arguments(request.task_name, request.args, request.kwargs)
+            metadata = template.metadata
+            records.append(
+                replace(template, id=record_id, args=request.args, kwargs=request.kwargs, metadata=dict(metadata))
+                if metadata
+                else replace(template, id=record_id, args=request.args, kwargs=request.kwargs, metadata={})
+            )
+        return records
 
     def _record(self, request: EnqueueRequest, now: datetime, *, record_id: str | None = None) -> TaskRecord:
         options = request.options

@@ -198,7 +198,7 @@ class _CallShape:
     Injected parameters (``_job_id``, ``_task_context``, dependencies) are never passed.
     """
 
-    __slots__ = ("injected", "keywords", "names", "positional", "required")
+    __slots__ = ("bare", "injected", "keywords", "names", "positional", "required")
 
     def __init__(self, signature: inspect.Signature, injected: frozenset[str] = _INJECTED) -> None:
         self.injected = injected
@@ -216,6 +216,8 @@ class _CallShape:
         """By the number of positional arguments of a plain call: the names its keywords may take."""
         self.required = tuple(required.difference(self.names[:count]) for count in range(limit + 1))
         """By the number of positional arguments of a plain call: the names it must pass as keywords."""
+        self.bare = frozenset(count for count in range(limit + 1) if not self.required[count])
+        """The numbers of positional arguments a plain call without keywords may pass (it is then complete)."""
 
     def is_plain(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
         """Whether the call is plain (``Signature.bind_partial`` would accept it)."""
@@ -303,6 +305,8 @@ class Task(Generic[P, R]):
             TypeError: the arguments do not fit (naming the task), or an injected parameter was passed.
         """
         shape = self._call_shape(provided)
+        if not kwargs and len(args) in shape.bare:
+            return
         if not shape.injected.isdisjoint(kwargs):
             reserved = sorted(shape.injected.intersection(kwargs))
             raise TypeError(f"task {self.name!r}: {reserved} are injected at run time; do not pass them")

@@ -83,11 +83,12 @@ async def enqueue_records(store: RecordInserter, records: Sequence[TaskRecord]) 
             if not todo:
                 break
             inserted = await store.insert_tasks(list(todo.values()))
+            pop = todo.pop
             for record_id in inserted:
-                record = todo.pop(record_id)
+                record = pop(record_id)
                 if type(record.status) is not TaskStatus:
                     record = msgspec.structs.replace(record, status=as_status(record.status))
-                settled[record_id] = EnqueueOutcome(record, created=True)
+                settled[record_id] = EnqueueOutcome(record, True)
             if todo:
                 resolved = await _resolve(store, list(todo.values()))
                 for record_id, outcome in resolved.items():
@@ -98,4 +99,4 @@ async def enqueue_records(store: RecordInserter, records: Sequence[TaskRecord]) 
             raise RuntimeError(msg)
         for position in positions:
             outcomes[position] = settled[records[position].id]
-    return [outcome for outcome in outcomes if outcome is not None]
+    return outcomes  # type: ignore[return-value]  # every position is in one round, so every outcome is set

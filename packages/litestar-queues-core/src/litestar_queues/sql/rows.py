@@ -23,6 +23,9 @@ from litestar_queues.salvage import salvage_record
 __all__ = (
     "SQLITE_MIN_VERSION",
     "TASK_COLUMNS",
+    "PER_ROW_COLUMNS",
+    "SHARED_COLUMNS",
+    "DEFAULTED_COLUMNS",
     "MySQLValueCodec",
     "PostgresValueCodec",
     "SQLiteValueCodec",
@@ -32,6 +35,7 @@ __all__ = (
     "decode_worker",
     "encode_json",
     "encode_json_rows",
+    "encode_shared_rows",
     "encode_task",
     "encode_worker",
 )
@@ -226,6 +230,70 @@ def encode_json_rows(records: Sequence[TaskRecord], codec: ValueCodec) -> str:
     """Return the rows of ``records`` as one JSON array text (see ``_JsonRow``): a bulk insert's single parameter,
     far cheaper for a driver to send than one array per column."""
     return encode_json([_JsonRow(*encode_task(record, codec)) for record in records])
+
+
+PER_ROW_COLUMNS: tuple[str, ...] = ("id", "args", "kwargs", "priority", "dedup_key", "active_key", "scheduled_at")
+"""The columns a bulk insert of records that share everything else sends once per row (see
+:func:`encode_shared_rows`): what differs between the calls of one task with per-call options."""
+DEFAULTED_COLUMNS: tuple[str, ...] = ("priority", "scheduled_at")
+"""Per-row columns also sent once per statement: a row leaves them out (NULL) when it has the first row's value,
+and the statement takes the shared one (``coalesce``; neither column is ever NULL)."""
+SHARED_COLUMNS: tuple[str, ...] = tuple(
+    column for column in TASK_COLUMNS if column not in PER_ROW_COLUMNS or column in DEFAULTED_COLUMNS
+)
+"""The columns sent once per statement by :func:`encode_shared_rows`."""
+
+_SharedRow = msgspec.defstruct(
+    "_SharedRow", [(column, Any, None) for column in PER_ROW_COLUMNS], omit_defaults=True, gc=False
+)
+"""The per-row columns of a task row as one JSON object (as ``_JsonRow``: NULLs left out, JSON columns as text)."""
+
+
+def encode_shared_rows(records: Sequence[TaskRecord], codec: ValueCodec) -> tuple[str, str] | None:
+    """Return the :data:`SHARED_COLUMNS` of ``records`` as one JSON object text and their :data:`PER_ROW_COLUMNS`
+    as one JSON array text (objects as in :func:`encode_json_rows`), or ``None`` when the records differ in a shared
+    column. A bulk call of one task differs only in its per-row columns, and encoding the rest once per statement
+    instead of once per row halves the client's work."""
+    first = records[0]
+    replace = msgspec.structs.replace
+    # A record shares the first one's columns when it equals the first once its per-row fields are the first's
+    # (one copy and one comparison in C: far cheaper than reading the 21 other fields of each record).
+    row_id, args, kwargs, priority, key, scheduled_at = (
+        first.id,
+        first.args,
+        first.kwargs,
+        first.priority,
+        first.key,
+        first.scheduled_at,
+    )
+    for record in records:
+        if (
+            replace(record, id=row_id, args=args, kwargs=kwargs, priority=priority, key=key, scheduled_at=scheduled_at)
+            != first
+        ):
+            return None
+    row = encode_task(first, codec)
+    columns = {column: value for column, value in zip(TASK_COLUMNS, row, strict=True) if value is not None}
+    active = as_status(first.status) in ACTIVE_STATUSES
+    time = codec.time
+    encode = _json_encode
+    try:
+        rows = [
+            _SharedRow(
+                record.id,
+                encode(record.args).decode(),
+                encode(record.kwargs).decode() if record.kwargs else "{}",
+                None if record.priority == priority else record.priority,
+                record.key,
+                record.key if active else None,
+                None if record.scheduled_at == scheduled_at else time(record.scheduled_at),
+            )
+            for record in records
+        ]
+    except (TypeError, ValueError, OverflowError) as error:
+        msg = f"cannot store the arguments of a task as JSON: {error}"
+        raise SerializationError(msg) from error
+    return encode_json({column: columns[column] for column in SHARED_COLUMNS if column in columns}), encode_json(rows)
 
 
 def decode_task(row: Mapping[str, Any], codec: ValueCodec) -> TaskRecord:

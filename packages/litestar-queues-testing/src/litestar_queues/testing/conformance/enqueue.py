@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from litestar_queues.backend import QueueBackend
 from litestar_queues.records import new_record_id
@@ -53,6 +54,44 @@ class EnqueueConformance(ConformanceBase):
         assert sum(outcome.created for outcome in outcomes) == 500, rule("enqueue", "every new record is created")
         for record in records[::50]:
             assert await backend.get(record.id) == record, rule("get", "return the record with record_id")
+
+    async def test_enqueue_bulk_of_mixed_records_stores_each_as_given(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        """A bulk call whose records share most values but differ per record (ids, arguments, keys, priorities,
+        schedules), some differing in other fields too, and some keys taken: each record is stored as given or
+        resolves to its key's holder (a backend encoding the shared values once must not spread one record's
+        values to another)."""
+        holder = await enqueue_one(backend, make_record(now, key="mixed-held"))
+        records = []
+        for number in range(600):
+            changes: dict[str, Any] = {"args": [number, "x" * (number % 3)], "priority": number % 5}
+            if number % 2:
+                changes["kwargs"] = {"n": number}
+            if number % 7 == 0:
+                changes["key"] = f"mixed-{number}"
+            if number % 11 == 0:
+                changes["scheduled_at"] = now + timedelta(seconds=number)
+            if number % 97 == 0:  # the odd one out in a value the others share
+                changes.update(queue="mixed-other", max_retries=3, metadata={"tag": number})
+            records.append(make_record(now, **changes))
+        duplicate = make_record(now, key="mixed-14", priority=9)  # the 15th record's key, later in the same call
+        taken = make_record(now, key="mixed-held")
+        records[300:300] = [duplicate, taken]
+        outcomes = await backend.enqueue(records)
+        assert [outcome.record.id for outcome in outcomes[300:302]] == [records[14].id, holder.id], rule(
+            "enqueue", "a record whose key is held (by an active record or an earlier one of the call) resolves to it"
+        )
+        assert not outcomes[300].created and not outcomes[301].created, rule("enqueue", "a resolved record is not new")
+        for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
+            if record is duplicate or record is taken:
+                continue
+            assert outcome.created and outcome.record == record, rule(
+                "enqueue", "store every record exactly as given", diff(record, outcome.record)
+            )
+            if index % 5 == 0 or record.queue != QUEUE:
+                stored = await backend.get(record.id)
+                assert stored == record, rule("get", "return the record with record_id", diff(record, stored))
 
     async def test_enqueue_makes_records_claimable_at_once(self, backend: QueueBackend, now: datetime) -> None:
         record = await enqueue_one(backend, make_record(now))

@@ -51,7 +51,15 @@ from litestar_queues.backends.advanced_alchemy.tables import QueueTables
 from litestar_queues.records import Lease, Outcome, TaskRecord, TaskStatus, as_status
 from litestar_queues.sql.batching import Coalescer
 from litestar_queues.sql.finishing import ENDING_ARRAYS, Ending, ending, ending_arrays, finished_records, lease_arrays
-from litestar_queues.sql.rows import TASK_COLUMNS, PostgresValueCodec, encode_json_rows
+from litestar_queues.sql.rows import (
+    DEFAULTED_COLUMNS,
+    PER_ROW_COLUMNS,
+    SHARED_COLUMNS,
+    TASK_COLUMNS,
+    PostgresValueCodec,
+    encode_json_rows,
+    encode_shared_rows,
+)
 
 __all__ = ("PostgresStore",)
 
@@ -88,17 +96,45 @@ class PostgresStore(ConflictSkippingStore):
         self.notify = notify
         t = tables.tasks
         self.on_conflict(pg_insert)
+
+        def typed(names: Sequence[str]) -> list[Any]:
+            return [column(name, _plain(t.c[name].type)) for name in names]
+
+        def inserting(source: Any) -> Any:
+            return (
+                pg_insert(t)
+                .from_select(list(TASK_COLUMNS), source)
+                .on_conflict_do_nothing()
+                .returning(t.c.id, t.c.queue)
+            )
+
+        # The JSON travels as a text parameter (a JSON one would go through the driver's JSON codec, if any).
         rows = (
             func.json_to_recordset(cast(bindparam("rows", type_=Text), JSON))
-            .table_valued(*(column(name, _plain(t.c[name].type)) for name in TASK_COLUMNS))
+            .table_valued(*typed(TASK_COLUMNS))
             .render_derived(name="r", with_types=True)
         )
-        self.sql_insert = (
-            pg_insert(t)
-            .from_select(list(TASK_COLUMNS), select(*(rows.c[name] for name in TASK_COLUMNS)))
-            .on_conflict_do_nothing()
-            .returning(t.c.id, t.c.queue)
+        self.sql_insert = inserting(select(*(rows.c[name] for name in TASK_COLUMNS)))
+        # Records sharing all but their per-row columns (see encode_shared_rows): those once, joined to each row.
+        shared = (
+            func.json_to_record(cast(bindparam("shared", type_=Text), JSON))
+            .table_valued(*typed(SHARED_COLUMNS))
+            .render_derived(name="s", with_types=True)
         )
+        per_row = (
+            func.json_to_recordset(cast(bindparam("rows", type_=Text), JSON))
+            .table_valued(*typed(PER_ROW_COLUMNS))
+            .render_derived(name="r", with_types=True)
+        )
+        picked = [
+            func.coalesce(per_row.c[name], shared.c[name])
+            if name in DEFAULTED_COLUMNS
+            else per_row.c[name]
+            if name in PER_ROW_COLUMNS
+            else shared.c[name]
+            for name in TASK_COLUMNS
+        ]
+        self.sql_insert_shared = inserting(select(*picked).select_from(shared.join(per_row, true())))
         pauses = tables.pauses
         # Statements that change several rows a worker holds (a batched finish, a renewal) first lock them in id
         # order: two of them (on two connections) would otherwise take their rows in whatever order their plans meet
@@ -165,16 +201,8 @@ class PostgresStore(ConflictSkippingStore):
                 .lateral("n")
             )
             self.sql_insert_one = select(inserted.c.id).select_from(inserted.outerjoin(sent, true()))
-            # Many records: their inserted ids, then one row per queue that got work and was notified (NULLs), so
-            # that an enqueue (also in a caller's transaction) stays one statement.
-            many = self.sql_insert.cte("ins")
-            queues = select(many.c.queue).distinct().subquery("d")
-            sent_once = (
-                select(func.pg_notify(bindparam("notify_channel"), queues.c.queue))
-                .where(self._unpaused(queues.c.queue))
-                .subquery("n")
-            )
-            self.sql_insert = union_all(select(many.c.id, many.c.queue), select(null(), null()).select_from(sent_once))
+            self.sql_insert = self._notifying_inserts(self.sql_insert)
+            self.sql_insert_shared = self._notifying_inserts(self.sql_insert_shared)
         queue = func.unnest(bindparam("queues", type_=ARRAY(String))).table_valued("name").render_derived(name="q")
         # The rows to change are picked in a MATERIALIZED CTE, evaluated exactly once: the shorter
         # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the subquery per
@@ -230,6 +258,7 @@ class PostgresStore(ConflictSkippingStore):
         repeated = (
             self.sql_insert_one,
             self.sql_insert,
+            self.sql_insert_shared,
             self.sql_claim_one,
             self.sql_claim_many,
             self.sql_finish_many,
@@ -245,6 +274,18 @@ class PostgresStore(ConflictSkippingStore):
         self.connections = DriverConnections(engine)
         """The pool's connections that native statements run on (a few kept between statements)."""
         self._insert_params = {"notify_channel": self.channels[0]} if notify else {}
+
+    def _notifying_inserts(self, insert: Any) -> Any:
+        """A bulk ``insert`` returning its inserted ids, then one row per queue that got work and was notified
+        (NULLs), so that an enqueue (also in a caller's transaction) stays one statement."""
+        many = insert.cte("ins")
+        queues = select(many.c.queue).distinct().subquery("d")
+        sent_once = (
+            select(func.pg_notify(bindparam("notify_channel"), queues.c.queue))
+            .where(self._unpaused(queues.c.queue))
+            .subquery("n")
+        )
+        return union_all(select(many.c.id, many.c.queue), select(null(), null()).select_from(sent_once))
 
     def _finish_many_statement(self) -> Any:
         """``UPDATE … FROM unnest(<the fences and outcomes as arrays>)`` returning the ids whose fence held."""
@@ -334,8 +375,13 @@ class PostgresStore(ConflictSkippingStore):
         at a time: one text parameter costs the drivers far less than SQLAlchemy's multi-row VALUES."""
         inserted: set[str] = set()
         for start in range(0, len(records), _ROWS_PER_INSERT):
-            params = {"rows": encode_json_rows(records[start : start + _ROWS_PER_INSERT], self.codec)}
-            found = await self.run(connection, self.sql_insert, {**params, **self._insert_params})
+            chunk = records[start : start + _ROWS_PER_INSERT]
+            shared = encode_shared_rows(chunk, self.codec)
+            if shared is None:
+                statement, params = self.sql_insert, {"rows": encode_json_rows(chunk, self.codec)}
+            else:
+                statement, params = self.sql_insert_shared, {"shared": shared[0], "rows": shared[1]}
+            found = await self.run(connection, statement, {**params, **self._insert_params})
             inserted.update(row["id"] for row in found if row["id"] is not None)  # NULL: a notification's row
         return inserted
 
