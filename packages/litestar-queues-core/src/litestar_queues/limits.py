@@ -25,6 +25,7 @@ __all__ = (
     "MAX_NAME_LENGTH",
     "MAX_NESTING",
     "MIN_INT",
+    "PLAIN_TYPES",
     "check_arguments",
     "check_event",
     "check_int",
@@ -48,7 +49,8 @@ MAX_INT = 2**31 - 1
 _MIN_INT64 = -(2**63)
 _MAX_INT64 = 2**63 - 1
 
-_SCALARS = frozenset({str, int, bool, type(None)})
+PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+"""Types of argument values that need no check and no conversion (msgspec stores them as they are)."""
 
 
 def check_name(value: object, what: str) -> str:
@@ -115,7 +117,7 @@ def check_json_value(value: Any, what: str) -> None:
         SerializationError: it holds NaN or an infinity (JSON has neither: a backend would store ``null``), or it
             nests lists and dicts deeper than :data:`MAX_NESTING` levels. The message names ``what`` and where.
     """
-    if type(value) in _SCALARS:
+    if type(value) in PLAIN_TYPES:
         return
     problem = _problem(value, 0)
     if problem is None:
@@ -138,17 +140,11 @@ def check_arguments(task_name: str, args: Sequence[Any], kwargs: Mapping[str, An
     Raises:
         SerializationError: an argument holds NaN or an infinity, or nests too deeply.
     """
-    if not kwargs:  # the common call of a bulk enqueue: a few plain positional arguments
-        for value in args:
-            if type(value) not in _SCALARS:
-                break
-        else:
-            return
     for index, value in enumerate(args):
-        if type(value) not in _SCALARS:
+        if type(value) not in PLAIN_TYPES:
             check_json_value(value, f"positional argument {index} of task {task_name!r}")
     for name, value in kwargs.items():
-        if type(value) not in _SCALARS:
+        if type(value) not in PLAIN_TYPES:
             check_json_value(value, f"argument {name!r} of task {task_name!r}")
 
 
@@ -166,7 +162,7 @@ def _problem(value: Any, depth: int) -> tuple[str, float] | None:
     if depth == MAX_NESTING:
         return _TOO_DEEP
     for key, item in items:
-        if type(item) not in _SCALARS:
+        if type(item) not in PLAIN_TYPES:
             found = _problem(item, depth + 1)
             if found is _TOO_DEEP:
                 return found

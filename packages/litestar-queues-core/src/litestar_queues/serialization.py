@@ -8,13 +8,11 @@ from typing import Any
 import msgspec
 
 from litestar_queues.errors import SerializationError
-from litestar_queues.limits import MAX_NESTING, check_json_value
+from litestar_queues.limits import MAX_NESTING, PLAIN_TYPES, check_json_value
 
 __all__ = ("convert_value", "encode_arguments", "encode_result", "encode_value")
 
 _FAILURES = (TypeError, ValueError, OverflowError, RecursionError)
-_PLAIN = frozenset({str, int, bool, type(None)})
-"""Types ``to_builtins`` returns unchanged: calls passing only these skip it (a bulk enqueue makes thousands)."""
 
 
 def encode_value(value: Any, what: str) -> Any:
@@ -47,7 +45,7 @@ def encode_arguments(
     """
     if not kwargs:  # the common call of a bulk enqueue: a few plain positional arguments
         for value in args:
-            if type(value) not in _PLAIN:
+            if type(value) not in PLAIN_TYPES:
                 break
         else:
             return list(args), {}

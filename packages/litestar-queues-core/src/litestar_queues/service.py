@@ -428,11 +428,10 @@ class QueueService:
                     records.append(template)
                     continue
             check_arguments(request.task_name, request.args, request.kwargs)
-            metadata = template.metadata
             records.append(
-                replace(template, id=record_id, args=request.args, kwargs=request.kwargs, metadata=dict(metadata))
-                if metadata
-                else replace(template, id=record_id, args=request.args, kwargs=request.kwargs, metadata={})
+                replace(
+                    template, id=record_id, args=request.args, kwargs=request.kwargs, metadata=dict(template.metadata)
+                )
             )
         return records
 
