@@ -1,4 +1,5 @@
-"""Drain throughput with the durable event history on vs off, interleaved, on Redis and PostgreSQL.
+"""Drain throughput with the durable event history on vs off, interleaved, on Redis and PostgreSQL (the SQLSpec
+backend, and the Advanced Alchemy backend with ``--alchemy``).
 
 Each job publishes three events (``task.started``, one ``task.progress``, ``task.completed``) to a sink that counts
 them; with the history on, each event is also stored in the queue backend (``QueueEventConfig(history=True)``). The
@@ -8,10 +9,18 @@ gives each variant's median and range and the ratio of the medians (the issue's 
 
 Each round also measures the floor under that ratio: the same number of events written alone, in batches of the
 size the history writer used in that round, one write at a time. If the drain could not overlap those writes with
-anything else, on / off would be ``t_off / (t_off + t_writes)`` per job ("writes alone" bound). Run::
+anything else, on / off would be ``t_off / (t_off + t_writes)`` per job ("writes alone" bound).
+
+Where the backend stores a ``task.progress`` event's progress in the same statement as the events
+(``stores_progress_with_events``: PostgreSQL), ``--apart`` adds a third variant to each round: the history on with
+the progress written apart (``ProgressReporter``'s own batches, as on a backend that cannot combine them). Each
+variant with the history on also reports its history round trips per job: the history writer's calls plus the
+progress writes of their own (each one statement on PostgreSQL). Run::
 
     uv run --project benchmarks python benchmarks/history_drain.py --redis redis://127.0.0.1:6379/0 \
-        --postgres postgresql://postgres@127.0.0.1:5432/bench [--jobs 5000] [--rounds 5] [--concurrency 10 50]
+        --postgres postgresql://postgres@127.0.0.1:5432/bench \
+        --alchemy postgresql+asyncpg://postgres@127.0.0.1:5432/bench [--apart] [--jobs 5000] [--rounds 5] \
+        [--concurrency 10 50]
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness import Timer, machine_summary, rate
 from litestar_queues import QueueConfig, QueueService, TaskRegistry, Worker, WorkerConfig, task
@@ -93,6 +102,31 @@ def postgres_storage(dsn: str) -> Storage:
     return make
 
 
+def alchemy_storage(url: str) -> Storage:
+    """The Advanced Alchemy backend on an engine of ``url`` (``postgresql+asyncpg://…``, ``postgresql+psycopg://…``)."""
+
+    def make(prefix: str) -> tuple[Any, Callable[[], Awaitable[None]]]:
+        from sqlalchemy import MetaData
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackendConfig
+
+        engine = create_async_engine(url, pool_size=60, max_overflow=0)  # as many as the SQLSpec pool keeps
+        config = AdvancedAlchemyBackendConfig(
+            alchemy=engine, metadata=MetaData(), table_prefix=f"{prefix}_", create_tables=True
+        )
+        tables = config.tables()
+
+        async def drop() -> None:
+            async with engine.begin() as connection:
+                await connection.run_sync(tables.metadata.drop_all, tables=list(tables.all), checkfirst=True)
+            await engine.dispose()
+
+        return config, drop
+
+    return make
+
+
 class Writes:
     """Counts the history writer's calls and events (wraps the backend's ``append_events_with_progress``)."""
 
@@ -112,9 +146,35 @@ class Writes:
         return max(1, round(self.events / self.calls)) if self.calls else 1
 
 
-async def drain(backend: Any, *, history: bool, jobs: int, concurrency: int) -> tuple[float, int]:
-    """Jobs per second of one drain, and the mean batch of the history writer (1 with the history off)."""
+class Saves:
+    """Counts the progress writes of their own (wraps the backend's ``save_progress``)."""
+
+    def __init__(self, save: Callable[[list[Any]], Awaitable[None]]) -> None:
+        self.save = save
+        self.calls = 0
+
+    async def __call__(self, updates: list[Any]) -> None:
+        self.calls += 1
+        await self.save(updates)
+
+
+class Drained(NamedTuple):
+    """One drain: jobs per second, the history writer's mean batch (1 with the history off), and the history round
+    trips per job (the writer's calls and the progress writes of their own)."""
+
+    rate: float
+    batch: int
+    round_trips: float
+
+
+async def drain(
+    backend_config: Any, *, history: bool, jobs: int, concurrency: int, progress_apart: bool = False
+) -> Drained:
+    """One drain of ``jobs``; with ``progress_apart``, progress is not stored with its event even where it can be."""
     sink = CountingSink()
+    backend = resolve_backend(backend_config)
+    saves = Saves(backend.save_progress)
+    backend.save_progress = saves  # type: ignore[method-assign] # counted: the progress reporter binds it at open
     config = QueueConfig(
         queue_backend=backend,
         worker=WorkerConfig(concurrency=concurrency, batch_size=concurrency, poll_interval=0.05),
@@ -123,7 +183,8 @@ async def drain(backend: Any, *, history: bool, jobs: int, concurrency: int) -> 
     async with QueueService(config, registry=registry) as service:
         writes = Writes(service.backend.append_events_with_progress)
         if history:
-            service.publisher.store_with(writes, with_progress=service.backend.stores_progress_with_events)
+            combined = service.backend.stores_progress_with_events and not progress_apart
+            service.publisher.store_with(writes, with_progress=combined)
         for start in range(0, jobs, 1000):
             chunk = range(start, min(jobs, start + 1000))
             await service.enqueue_many([service.request(three_events, n) for n in chunk])
@@ -141,7 +202,7 @@ async def drain(backend: Any, *, history: bool, jobs: int, concurrency: int) -> 
                     break
                 page = await service.list_events(limit=1000, cursor=page.next_cursor)
             assert stored == 3 * jobs, f"{stored} stored events for {jobs} jobs"
-    return rate(jobs, timer.seconds), writes.batch
+    return Drained(rate(jobs, timer.seconds), writes.batch, (writes.calls + saves.calls) / jobs)
 
 
 def job_events(jobs: int) -> list[QueueEvent]:
@@ -186,24 +247,37 @@ async def writes_alone(config: Any, events: list[QueueEvent], batch: int) -> flo
         await backend.close()
 
 
-async def compare(name: str, storage: Storage, *, jobs: int, rounds: int, concurrency: int) -> str:
-    rates: dict[bool, list[float]] = {False: [], True: []}
+_VARIANTS = {"off": {"history": False}, "on": {"history": True}, "apart": {"history": True, "progress_apart": True}}
+"""Drain variants: the history off, on, and on with the progress written apart (``--apart``)."""
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+async def compare(name: str, storage: Storage, *, jobs: int, rounds: int, concurrency: int, apart: bool) -> str:
+    variants = ["off", "on", "apart"] if apart else ["off", "on"]
+    rates: dict[str, list[float]] = {variant: [] for variant in variants}
+    trips: dict[str, list[float]] = {variant: [] for variant in variants}
     alone: list[float] = []
     events = job_events(jobs)
     load = os.getloadavg()[0]
     for round_number in range(rounds):
         batch = 1
-        for history in (False, True) if round_number % 2 == 0 else (True, False):
+        shift = round_number % len(variants)
+        for variant in variants[shift:] + variants[:shift]:  # each variant first in some round
             prefix = f"lqh{uuid.uuid4().hex[:8]}"
             backend, drop = storage(prefix)
             try:
-                value, used = await drain(backend, history=history, jobs=jobs, concurrency=concurrency)
+                drained = await drain(backend, jobs=jobs, concurrency=concurrency, **_VARIANTS[variant])
             finally:
                 await drop()
-            rates[history].append(value)
-            batch = used if history else batch
+            rates[variant].append(drained.rate)
+            trips[variant].append(drained.round_trips)
+            batch = drained.batch if variant == "on" else batch
             print(
-                f"  {name} c{concurrency} round {round_number + 1} history {'on ' if history else 'off'}: {value:,.0f}"
+                f"  {name} c{concurrency} round {round_number + 1} history {variant}: {drained.rate:,.0f} jobs/s, "
+                f"{drained.round_trips:.3f} history round trips/job"
             )
         prefix = f"lqh{uuid.uuid4().hex[:8]}"
         backend, drop = storage(prefix)
@@ -216,14 +290,25 @@ async def compare(name: str, storage: Storage, *, jobs: int, rounds: int, concur
             f"{alone[-1] * 1e6:.0f} us/job"
         )
     load = max(load, os.getloadavg()[0])
-    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
     per_job = statistics.median(alone)
     bound = (1 / off) / (1 / off + per_job)
-    return (
-        f"| {name} | {concurrency} | {off:,.0f} ({min(rates[False]):,.0f}-{max(rates[False]):,.0f}) | "
-        f"{on:,.0f} ({min(rates[True]):,.0f}-{max(rates[True]):,.0f}) | **{on / off:.2f}** | "
-        f"{per_job * 1e6:.0f} µs | {bound:.2f} | {load:.1f} |"
-    )
+    cells = [
+        name,
+        str(concurrency),
+        _spread(rates["off"]),
+        _spread(rates["on"]),
+        f"**{on / off:.2f}**",
+        f"{statistics.median(trips['on']):.3f}",
+    ]
+    if apart:
+        cells += [
+            _spread(rates["apart"]),
+            f"{statistics.median(rates['apart']) / off:.2f}",
+            f"{statistics.median(trips['apart']):.3f}",
+        ]
+    cells += [f"{per_job * 1e6:.0f} µs", f"{bound:.2f}", f"{load:.1f}"]
+    return f"| {' | '.join(cells)} |"
 
 
 async def main(arguments: argparse.Namespace) -> None:
@@ -233,21 +318,32 @@ async def main(arguments: argparse.Namespace) -> None:
         targets.append(("Redis", redis_storage(arguments.redis)))
     if arguments.postgres:
         targets.append(("PostgreSQL (asyncpg)", postgres_storage(arguments.postgres)))
+    if arguments.alchemy:
+        driver = arguments.alchemy.split("://", 1)[0].partition("+")[2] or "default driver"
+        targets.append((f"PostgreSQL (Advanced Alchemy, {driver})", alchemy_storage(arguments.alchemy)))
     for concurrency in arguments.concurrency:
         for name, storage in targets:
             rows.append(
-                await compare(name, storage, jobs=arguments.jobs, rounds=arguments.rounds, concurrency=concurrency)
+                await compare(
+                    name,
+                    storage,
+                    jobs=arguments.jobs,
+                    rounds=arguments.rounds,
+                    concurrency=concurrency,
+                    apart=arguments.apart,
+                )
             )
     print()
     print(
         machine_summary(),
         f"- {arguments.jobs} jobs x 3 events, {arguments.rounds} rounds each (medians, range in brackets)",
     )
-    print(
-        "| backend | concurrency | history off, jobs/s | history on, jobs/s | on / off | writes alone, per job "
-        "| writes-alone bound | load (1 min, max) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    header = ["backend", "concurrency", "history off, jobs/s", "history on, jobs/s", "on / off", "round trips/job"]
+    if arguments.apart:
+        header += ["progress apart, jobs/s", "apart / off", "round trips/job, apart"]
+    header += ["writes alone, per job", "writes-alone bound", "load (1 min, max)"]
+    print(f"| {' | '.join(header)} |")
+    print(f"|---|{'---:|' * (len(header) - 1)}")
     print("\n".join(rows))
 
 
@@ -255,6 +351,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis", help="a Redis URL")
     parser.add_argument("--postgres", help="a PostgreSQL DSN")
+    parser.add_argument(
+        "--alchemy", help="a SQLAlchemy PostgreSQL URL (postgresql+asyncpg://… or postgresql+psycopg://…)"
+    )
+    parser.add_argument("--apart", action="store_true", help="also drain with the progress written apart")
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50])

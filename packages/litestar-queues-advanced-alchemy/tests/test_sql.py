@@ -19,7 +19,9 @@ from sqlalchemy import event, text
 
 from litestar_queues.backends.advanced_alchemy import AdvancedAlchemyBackend
 from litestar_queues.clock import utc_now
-from litestar_queues.records import Outcome, TaskRecord, TaskStatus, new_record_id
+from litestar_queues.events.envelope import QueueEvent
+from litestar_queues.events.history import EventFilter
+from litestar_queues.records import Lease, Outcome, TaskProgress, TaskRecord, TaskStatus, new_record_id
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +88,39 @@ async def test_each_operation_sends_what_its_database_needs(driver: str, make_fa
     if driver in ("asyncpg", "psycopg", "asyncmy"):
         locking = [s for s in _about(statements, tasks) if "SELECT" in s]
         assert len(locking) == 2 and all("FOR UPDATE SKIP LOCKED" in s for s in locking), locking
+
+
+async def test_progress_rides_with_its_events_in_one_statement_on_postgresql(
+    driver: str, make_factory: Callable[..., Any]
+) -> None:
+    """PostgreSQL stores a batch's events and progress in one statement, the progress under its fence (a stale lease
+    changes nothing, the events are stored all the same); the others send the two writes one after the other."""
+    backend: AdvancedAlchemyBackend = await make_factory(driver).open(native_statements=False)
+    now = utc_now()
+    await backend.enqueue(_records(2, scheduled_at=now))
+    first, second = await backend.claim(["default"], owner="w", limit=2, now=now, lease_seconds=30)
+    events = [
+        QueueEvent(type="task.progress", scope_key=first.id, task_id=first.id, queue="default", sequence=number)
+        for number in (1, 2)
+    ]
+    progress = TaskProgress(current=1.0, total=2.0, percent=50.0, attempt=1, updated_at=now)
+    stale = Lease(record_id=second.id, owner="zombie", token=second.lease.token)
+    with sent(backend) as statements:
+        await backend.append_events_with_progress(events, [(first.lease, progress), (stale, progress)])
+    written = [statement for statement in statements if statement.split()[0] in ("WITH", "INSERT", "UPDATE")]
+    postgres = driver in ("asyncpg", "psycopg")
+    assert backend.stores_progress_with_events is postgres
+    if postgres:
+        assert len(written) == 1, written
+        assert written[0].startswith(f"WITH progress AS (UPDATE {backend.tables.tasks.name} SET progress="), written
+        assert f"INSERT INTO {backend.tables.events.name} " in written[0], written
+    else:
+        assert len(written) == 2, written
+    stored, untouched = await backend.get(first.id), await backend.get(second.id)
+    assert stored is not None and stored.progress == progress
+    assert untouched is not None and untouched.progress is None, "a stale fence changes nothing"
+    page = await backend.query_events(EventFilter(task_id=first.id), limit=10)
+    assert [event.id for event in page.events] == [event.id for event in events]
 
 
 async def test_the_claim_reads_the_claim_index_with_many_finished_rows(

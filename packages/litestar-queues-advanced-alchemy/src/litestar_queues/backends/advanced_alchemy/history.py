@@ -2,9 +2,10 @@
 page is read: :func:`litestar_queues.sql.events.query_event_page`), bounded oldest-first deletes.
 
 The statements are the same on every family but for the insert (PostgreSQL binds each column as one array, so the
-statement is the same for every batch; SQLite skips conflicts; MySQL/MariaDB turns a duplicate id into a no-op
-update) and the bounded delete (MySQL/MariaDB cannot ``LIMIT`` inside ``IN (subquery)``: it reads the ids, then
-deletes them, in one transaction; PostgreSQL joins the picked ids back by primary key).
+statement is the same for every batch, and stores a batch's progress in the same statement; SQLite skips conflicts;
+MySQL/MariaDB turns a duplicate id into a no-op update) and the bounded delete (MySQL/MariaDB cannot ``LIMIT``
+inside ``IN (subquery)``: it reads the ids, then deletes them, in one transaction; PostgreSQL joins the picked ids
+back by primary key).
 """
 
 from __future__ import annotations
@@ -20,16 +21,21 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from litestar_queues.backends.advanced_alchemy.stores.base import Store
+from litestar_queues.backends.advanced_alchemy.stores.postgres import PostgresStore
 from litestar_queues.errors import UnsupportedOperation
 from litestar_queues.events.envelope import QueueEvent
 from litestar_queues.events.history import EventFilter, EventPosition
 from litestar_queues.records import Lease
 from litestar_queues.sql.events import EVENT_COLUMNS, EVENT_ORDER, EventRow, event_rows
+from litestar_queues.sql.finishing import lease_arrays
 
 __all__ = ("AlchemyEventStore",)
 
 _ARRAY_TYPES: tuple[Any, ...] = (String(), TIMESTAMP(timezone=True), BigInteger(), String(), String(), String(), Text())
 """PostgreSQL: the element types of ``EVENT_COLUMNS`` bound as arrays."""
+_ARRAY_NAMES = tuple(f"event_{column}" for column in EVENT_COLUMNS)
+"""PostgreSQL: the names of those arrays (not the columns' own: an UPDATE in the same statement would take a parameter
+named like one of its table's columns, ``id`` or ``queue``, as a value to set)."""
 
 
 def _order(source: Any, newest_first: bool) -> list[Any]:
@@ -40,10 +46,7 @@ def _order(source: Any, newest_first: bool) -> list[Any]:
 class AlchemyEventStore:
     """Append, page through and prune the events table of one backend, on its store's connections."""
 
-    __slots__ = ("_delete", "_insert", "_picked", "_store", "_table")
-
-    combines_progress = False
-    """Events and progress are written one after the other (``QueueBackend.append_events_with_progress``)."""
+    __slots__ = ("_delete", "_insert", "_picked", "_store", "_table", "_with_progress", "combines_progress")
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -51,13 +54,11 @@ class AlchemyEventStore:
         order = [t.c[column] for column in EVENT_ORDER]
         oldest = select(t.c.id).where(t.c.occurred_at < bindparam("before")).order_by(*order).limit(bindparam("limit"))
         self._picked: Select[Any] | None = None
-        if store.family == "postgres":
+        self._with_progress: Any = None
+        if isinstance(store, PostgresStore):
             arrays = (
                 func.unnest(
-                    *(
-                        bindparam(column, type_=ARRAY(kind))
-                        for column, kind in zip(EVENT_COLUMNS, _ARRAY_TYPES, strict=True)
-                    )
+                    *(bindparam(name, type_=ARRAY(kind)) for name, kind in zip(_ARRAY_NAMES, _ARRAY_TYPES, strict=True))
                 )
                 .table_valued(*EVENT_COLUMNS)
                 .render_derived(name="e")
@@ -67,6 +68,11 @@ class AlchemyEventStore:
                 .from_select(list(EVENT_COLUMNS), select(*arrays.c))
                 .on_conflict_do_nothing(index_elements=[t.c.id])
             )
+            # The batch's progress in the same statement (the store's fenced progress update as a data-modifying
+            # CTE, which runs to completion although the INSERT reads nothing from it): one round trip, one
+            # transaction.
+            self._with_progress = store.repeated(self._insert.add_cte(store.sql_save_progress.cte("progress")))
+            store.repeated(self._insert)
             # The picked ids joined back by primary key: ``id IN (subquery)`` is planned as a hash join over the
             # whole table.
             picked = oldest.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
@@ -79,18 +85,30 @@ class AlchemyEventStore:
             self._insert = insert.on_duplicate_key_update(id=insert.inserted.id)
             self._picked = oldest.with_for_update(skip_locked=True)
             self._delete = delete(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
+        self.combines_progress = self._with_progress is not None
+        """PostgreSQL: events and progress in one statement; elsewhere one after the other
+        (``QueueBackend.append_events_with_progress``)."""
+
+    def _arrays(self, events: Sequence[QueueEvent]) -> dict[str, Any]:
+        """PostgreSQL: the events' columns, each bound as one array."""
+        rows = event_rows(events, self._store.time)
+        return dict(zip(_ARRAY_NAMES, map(list, zip(*rows, strict=True)), strict=True))
 
     async def append_with_progress(self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, str]]) -> None:
-        """Never called (``combines_progress`` is false)."""
-        raise UnsupportedOperation("the Advanced Alchemy backend writes events and progress one after the other")
+        """PostgreSQL: insert the events and set the progress of the running records whose fence matches, in one
+        statement."""
+        if self._with_progress is None:
+            raise UnsupportedOperation("only PostgreSQL stores events and progress in one statement")
+        params = {**self._arrays(events), **lease_arrays([lease for lease, _ in progress])}
+        params["progress"] = [value for _, value in progress]
+        await self._store.rows(self._with_progress, params)
 
     async def append(self, events: Sequence[QueueEvent]) -> None:
         """Insert the events whose ids are not stored (later copies of an id in ``events`` are skipped too)."""
-        rows = event_rows(events, self._store.time)
-        if self._store.family == "postgres":  # one statement, a column per array parameter
-            params = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
-            await self._store.rows(self._insert, params)
+        if self._with_progress is not None:  # PostgreSQL: one statement, a column per array parameter
+            await self._store.rows(self._insert, self._arrays(events))
             return
+        rows = event_rows(events, self._store.time)
         async with self._store.transaction() as connection:  # SQLAlchemy's batched multi-row inserts
             await connection.execute(self._insert, [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
 

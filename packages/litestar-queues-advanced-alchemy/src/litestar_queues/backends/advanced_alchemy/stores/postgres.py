@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSON, TIMESTAMP
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from litestar_queues.backends.advanced_alchemy.stores.base import ConflictSkippingStore, status_is
@@ -63,6 +64,7 @@ from litestar_queues.sql.rows import (
 
 __all__ = ("PostgresStore",)
 
+_Statement = TypeVar("_Statement", bound=ClauseElement)
 _ROWS_PER_INSERT = 5000
 _RELAXED = func.set_config("synchronous_commit", "off", true()).label("relaxed")
 """A claim commits without waiting for its WAL flush: ``synchronous_commit`` is off for its own transaction only
@@ -266,11 +268,10 @@ class PostgresStore(ConflictSkippingStore):
             self.sql_save_progress,
             self.sql_earliest,  # an idle worker's next wakeup, after each attempt
         )
-        self._native: dict[int, NativeStatement] = (
-            {id(statement): NativeStatement(statement, engine.dialect) for statement in repeated}
-            if native and engine.dialect.driver in NATIVE_DRIVERS
-            else {}
-        )
+        self._native: dict[int, NativeStatement] = {}
+        self._natively = native and engine.dialect.driver in NATIVE_DRIVERS
+        for statement in repeated:
+            self.repeated(statement)
         self.connections = DriverConnections(engine)
         """The pool's connections that native statements run on (a few kept between statements)."""
         self._insert_params = {"notify_channel": self.channels[0]} if notify else {}
@@ -357,6 +358,13 @@ class PostgresStore(ConflictSkippingStore):
 
     async def _read(self, ids: list[str]) -> list[TaskRecord]:
         return [self.decode(row) for row in await self.rows(self.sql_by_ids, {"values": ids})]
+
+    def repeated(self, statement: _Statement) -> _Statement:
+        """Run ``statement``, one the backend repeats, as a native statement (with ``native``; see :mod:`.native`)
+        from now on; returned as is."""
+        if self._natively:
+            self._native[id(statement)] = NativeStatement(statement, self.engine.dialect)
+        return statement
 
     async def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """A statement the backend repeats runs on a driver connection of the pool (see :mod:`.native`)."""
