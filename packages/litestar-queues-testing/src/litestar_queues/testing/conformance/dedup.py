@@ -162,6 +162,33 @@ class DedupConformance(ConformanceBase):
         assert [outcome.created for outcome in outcomes] == [True, False], rule("enqueue", _SAME_ID)
         assert outcomes[1].record == record, rule("enqueue", "if a record with the same id exists, return it")
 
+    async def test_dedup_bulk_call_of_new_and_stored_records_creates_only_the_new(
+        self, backend: QueueBackend, now: datetime
+    ) -> None:
+        stored = await enqueue_one(backend, make_record(now, args=["stored"]))
+        holder = await enqueue_one(backend, make_record(now, key=_KEY))
+        batch = [
+            make_record(now, args=["new 1"]),
+            make_record(now, id=stored.id, args=["again"]),
+            make_record(now, args=["new 2"], key="other"),
+            make_record(now, key=_KEY),
+            make_record(now, args=["new 3"]),
+        ]
+        with obeying("enqueue", f"{_SAME_ID}; {_ACTIVE_KEY}"):
+            outcomes = await backend.enqueue(batch)
+        assert [outcome.created for outcome in outcomes] == [True, False, True, False, True], rule(
+            "enqueue", "one outcome per record: the new ones created, the others resolved to what is stored"
+        )
+        assert outcomes[1].record == stored and outcomes[3].record == holder, rule("enqueue", _SAME_ID)
+        for position in (0, 2, 4):
+            assert await backend.get(batch[position].id) == outcomes[position].record == batch[position], rule(
+                "enqueue", "a record created in a bulk call is stored as given"
+            )
+        assert await backend.get(batch[3].id) is None, rule("enqueue", "a duplicate key stores nothing")
+        with obeying("enqueue", _SAME_ID):
+            again = await backend.enqueue([batch[0], batch[2], batch[4]])
+        assert [outcome.created for outcome in again] == [False, False, False], rule("enqueue", _SAME_ID)
+
     async def test_dedup_concurrent_enqueues_of_one_key_create_exactly_one(
         self, backend: QueueBackend, now: datetime
     ) -> None:

@@ -35,7 +35,6 @@ from sqlalchemy import (
     null,
     select,
     true,
-    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, TIMESTAMP
@@ -103,7 +102,7 @@ class PostgresStore(ConflictSkippingStore):
             return [column(name, _plain(t.c[name].type)) for name in names]
 
         def inserting(source: Any) -> Any:
-            return (
+            return self._inserted_count(
                 pg_insert(t)
                 .from_select(list(TASK_COLUMNS), source)
                 .on_conflict_do_nothing()
@@ -203,8 +202,6 @@ class PostgresStore(ConflictSkippingStore):
                 .lateral("n")
             )
             self.sql_insert_one = select(inserted.c.id).select_from(inserted.outerjoin(sent, true()))
-            self.sql_insert = self._notifying_inserts(self.sql_insert)
-            self.sql_insert_shared = self._notifying_inserts(self.sql_insert_shared)
         queue = func.unnest(bindparam("queues", type_=ARRAY(String))).table_valued("name").render_derived(name="q")
         # The rows to change are picked in a MATERIALIZED CTE, evaluated exactly once: the shorter
         # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` lets the planner re-run the subquery per
@@ -276,17 +273,35 @@ class PostgresStore(ConflictSkippingStore):
         """The pool's connections that native statements run on (a few kept between statements)."""
         self._insert_params = {"notify_channel": self.channels[0]} if notify else {}
 
-    def _notifying_inserts(self, insert: Any) -> Any:
-        """A bulk ``insert`` returning its inserted ids, then one row per queue that got work and was notified
-        (NULLs), so that an enqueue (also in a caller's transaction) stays one statement."""
-        many = insert.cte("ins")
-        queues = select(many.c.queue).distinct().subquery("d")
-        sent_once = (
-            select(func.pg_notify(bindparam("notify_channel"), queues.c.queue))
-            .where(self._unpaused(queues.c.queue))
-            .subquery("n")
+    def _inserted_count(self, insert: Any) -> Any:
+        """A bulk ``insert`` (returning ``id`` and ``queue``) that answers with one row: how many rows it inserted
+        and, only when that is fewer than ``:expected`` (the chunk's records; some conflicted), their ids as one array.
+        The ids of a chunk inserted whole are the caller's own: no row per record, no string per id for the driver to
+        build (a driver builds an object per row it receives, and thousands of them per call cost the client more
+        than the statement). With notifications, one per queue that got work and is not paused, in the same statement
+        (so that an enqueue, also in a caller's transaction, stays one statement); joining the one-row count makes the
+        notifying CTE run, once."""
+        inserted = insert.cte("ins")
+        count = func.count()
+        counted = select(
+            count.label("inserted"),
+            case((count < bindparam("expected"), func.array_agg(inserted.c.id))).label("ids"),
         )
-        return union_all(select(many.c.id, many.c.queue), select(null(), null()).select_from(sent_once))
+        if not self.notify:
+            return counted
+        queues = select(inserted.c.queue).distinct().subquery("d")
+        sent = (
+            select(func.count().label("sent"))
+            .select_from(
+                select(func.pg_notify(bindparam("notify_channel"), queues.c.queue))
+                .where(self._unpaused(queues.c.queue))
+                .subquery("n")
+            )
+            .cte("sent")
+            .prefix_with("MATERIALIZED")
+        )
+        row = counted.subquery("c")
+        return select(row.c.inserted, row.c.ids).select_from(row.join(sent, true()))
 
     def _finish_many_statement(self) -> Any:
         """``UPDATE … FROM unnest(<the fences and outcomes as arrays>)`` returning the ids whose fence held."""
@@ -380,17 +395,22 @@ class PostgresStore(ConflictSkippingStore):
 
     async def insert_many(self, connection: AsyncConnection | None, records: Sequence[TaskRecord]) -> set[str]:
         """``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON text>) ON CONFLICT DO NOTHING``, a chunk
-        at a time: one text parameter costs the drivers far less than SQLAlchemy's multi-row VALUES."""
+        at a time: one text parameter costs the drivers far less than SQLAlchemy's multi-row VALUES. A chunk's
+        records have distinct ids, so as many inserted rows as records means every one of them was inserted."""
         inserted: set[str] = set()
         for start in range(0, len(records), _ROWS_PER_INSERT):
             chunk = records[start : start + _ROWS_PER_INSERT]
             shared = encode_shared_rows(chunk, self.codec)
+            params: dict[str, Any] = {"expected": len(chunk), **self._insert_params}
             if shared is None:
-                statement, params = self.sql_insert, {"rows": encode_json_rows(chunk, self.codec)}
+                statement, params["rows"] = self.sql_insert, encode_json_rows(chunk, self.codec)
             else:
-                statement, params = self.sql_insert_shared, {"shared": shared[0], "rows": shared[1]}
-            found = await self.run(connection, statement, {**params, **self._insert_params})
-            inserted.update(row["id"] for row in found if row["id"] is not None)  # NULL: a notification's row
+                statement, params["shared"], params["rows"] = self.sql_insert_shared, *shared
+            (row,) = await self.run(connection, statement, params)
+            if row["inserted"] == len(chunk):
+                inserted.update(record.id for record in chunk)
+            else:
+                inserted.update(row["ids"] or ())
         return inserted
 
     async def renew(self, leases: Sequence[Lease], *, lease_expires_at: datetime) -> dict[str, bool]:
