@@ -3,9 +3,10 @@ backend, and the Advanced Alchemy backend with ``--alchemy``).
 
 Each job publishes three events (``task.started``, one ``task.progress``, ``task.completed``) to a sink that counts
 them; with the history on, each event is also stored in the queue backend (``QueueEventConfig(history=True)``). The
-progress is kept on the record in both runs (that is not the history's cost). Rounds alternate off, on, off, on, …
-on fresh storage each (a key or table prefix of their own), so both variants see the same machine; the report
-gives each variant's median and range and the ratio of the medians (the issue's target: on / off >= 0.75).
+progress is kept on the record in both runs (that is not the history's cost). Rounds run the variants in turns
+(off, on; on, off; …), on fresh storage each (a key or table prefix of their own), so both variants see the same
+machine; the report gives each variant's median and range and the ratio of the medians (the issue's target:
+on / off >= 0.75).
 
 Each round also measures the floor under that ratio: the same number of events written alone, in batches of the
 size the history writer used in that round, one write at a time. If the drain could not overlap those writes with
@@ -14,8 +15,8 @@ anything else, on / off would be ``t_off / (t_off + t_writes)`` per job ("writes
 Where the backend stores a ``task.progress`` event's progress in the same statement as the events
 (``stores_progress_with_events``: PostgreSQL), ``--apart`` adds a third variant to each round: the history on with
 the progress written apart (``ProgressReporter``'s own batches, as on a backend that cannot combine them). Each
-variant with the history on also reports its history round trips per job: the history writer's calls plus the
-progress writes of their own (each one statement on PostgreSQL). Run::
+variant also reports its event + progress round trips per job: the history writer's calls plus the progress
+writes of their own (each one statement on PostgreSQL; with the history off, only the progress writes). Run::
 
     uv run --project benchmarks python benchmarks/history_drain.py --redis redis://127.0.0.1:6379/0 \
         --postgres postgresql://postgres@127.0.0.1:5432/bench \
@@ -277,7 +278,7 @@ async def compare(name: str, storage: Storage, *, jobs: int, rounds: int, concur
             batch = drained.batch if variant == "on" else batch
             print(
                 f"  {name} c{concurrency} round {round_number + 1} history {variant}: {drained.rate:,.0f} jobs/s, "
-                f"{drained.round_trips:.3f} history round trips/job"
+                f"{drained.round_trips:.3f} event + progress round trips/job"
             )
         prefix = f"lqh{uuid.uuid4().hex[:8]}"
         backend, drop = storage(prefix)
