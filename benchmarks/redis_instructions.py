@@ -115,7 +115,11 @@ def _callgrind(valgrind: str) -> list[str]:
     return [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
 
 
-def _counted_run(valgrind: str, server_bin: str, name: str, path: str, jobs: int) -> tuple[int, int, int]:
+def counted_run(
+    valgrind: str, server_bin: str, script: Path, arguments: Sequence[str]
+) -> tuple[tuple[int, int, int], str]:
+    """Run ``script arguments --url URL`` under callgrind against a private server under callgrind: the client's
+    instructions, the server's and the server's commands, and what the client printed."""
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         server = [server_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -130,21 +134,23 @@ def _counted_run(valgrind: str, server_bin: str, name: str, path: str, jobs: int
                     raise RuntimeError(f"{server_bin} did not start under valgrind")
                 time.sleep(0.1)
             url = f"redis://127.0.0.1:{port}/0"
-            command = [*_callgrind(valgrind), sys.executable, __file__]
-            command += ["--one", name, "--path", path, "--jobs", str(jobs), "--url", url]
+            command = [*_callgrind(valgrind), sys.executable, str(script), *arguments, "--url", url]
             env = {**os.environ, "PYTHONHASHSEED": "0"}
-            done = subprocess.run(
-                command, capture_output=True, text=True, env=env, cwd=Path(__file__).parent, check=False
-            )
+            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=script.parent, check=False)
             if done.returncode != 0:
-                raise RuntimeError(f"{name} {path} failed:\n{done.stderr[-3000:]}")
+                raise RuntimeError(f"{script.name} {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
             commands = asyncio.run(_commands_then_shutdown(url))
             _, server_output = process.communicate(timeout=120)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    return collected(done.stderr), collected(server_output.decode()), commands
+    return (collected(done.stderr), collected(server_output.decode()), commands), done.stdout
+
+
+def _counted_run(valgrind: str, server_bin: str, name: str, path: str, jobs: int) -> tuple[int, int, int]:
+    counts, _ = counted_run(valgrind, server_bin, Path(__file__), ["--one", name, "--path", path, "--jobs", str(jobs)])
+    return counts
 
 
 def measure(valgrind: str, server_bin: str, name: str, path: str, *, base: int, jobs: int) -> list[float]:

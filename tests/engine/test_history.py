@@ -490,3 +490,22 @@ async def test_a_failed_write_fails_every_item_of_its_batch_only() -> None:
         "ConnectionError",
         "ConnectionError",
     ]
+
+
+async def test_added_items_share_the_batches_of_submitted_ones_and_their_failures_reach_only_the_write() -> None:
+    batches: list[list[int]] = []
+
+    async def write(batch: list[int]) -> list[BaseException | None]:
+        batches.append(batch)
+        return [ConnectionError("lost") if number % 2 else None for number in batch]
+
+    batcher: WriteBatcher[int] = WriteBatcher(write, max_batch=3)
+    batcher.add(0)
+    batcher.add(1)  # fails with nothing waiting for it: nothing to report as unretrieved
+    waited = batcher.submit(2)
+    failed = batcher.submit(3)
+    batcher.add(4)
+    await batcher.flush()
+    assert batches == [[0, 1, 2], [3, 4]]  # in order, sharing batches with the submitted items
+    assert waited.result() is None
+    assert isinstance(failed.exception(), ConnectionError)

@@ -12,7 +12,9 @@ from litestar_queues.backends.resp import RespBackend, RespBackendConfig, hash_t
 from litestar_queues.backends.valkey import ValkeyBackendConfig
 from litestar_queues.config import backend_config
 from litestar_queues.errors import ConfigurationError
-from litestar_queues.records import Outcome, RecordFilter, TaskRecord, TaskStatus, new_record_id
+from litestar_queues.events import QueueEvent
+from litestar_queues.events.history import EventFilter
+from litestar_queues.records import Outcome, RecordFilter, TaskProgress, TaskRecord, TaskStatus, new_record_id
 from litestar_queues.testing.servers import server_url
 
 CLUSTERS: dict[str, tuple[type[RespBackendConfig], str]] = {
@@ -70,7 +72,8 @@ _QUEUES = [f"queue-{index}" for index in range(12)]
 
 
 async def _use_every_kind_of_key(backend: RespBackend, now: datetime) -> None:
-    """Records of every queue (one with a dedup key), claims, a finish, a pause, a worker, a lock and an event."""
+    """Records of every queue (one with a dedup key), claims, a finish, a pause, a lock, and an event stored with a
+    running record's progress (one script call in the one-slot layout, one call per slot in the per-queue one)."""
     records = [
         TaskRecord(id=new_record_id(), task_name="t", queue=queue, created_at=now, scheduled_at=now, key=f"key-{queue}")
         for queue in _QUEUES
@@ -82,6 +85,14 @@ async def _use_every_kind_of_key(backend: RespBackend, now: datetime) -> None:
     await backend.finish(claimed[0].lease, Outcome(status=TaskStatus.COMPLETED), now=now, claimed=claimed[0])
     await backend.pause_queue(_QUEUES[-1], now=now)
     await backend.acquire_lock("maintenance", owner="w", ttl_seconds=30, now=now)
+    running = claimed[1]
+    assert running.lease is not None
+    event = QueueEvent(type="task.progress", task_id=running.id, queue=running.queue, progress_current=1.0)
+    progress = TaskProgress(current=1.0, attempt=running.attempts, updated_at=now)
+    await backend.append_events_with_progress([event], [(running.lease, progress)])
+    assert (await backend.query_events(EventFilter(task_id=running.id), limit=10)).events == [event]
+    stored = await backend.get(running.id)
+    assert stored is not None and stored.progress == progress
 
 
 @pytest.mark.anyio

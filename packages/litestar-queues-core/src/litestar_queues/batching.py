@@ -36,7 +36,7 @@ class WriteBatcher(Generic[_Item]):
         """
         self._write = write
         self._max_batch = max_batch
-        self._pending: list[tuple[_Item, asyncio.Future[None]]] = []
+        self._pending: list[tuple[_Item, asyncio.Future[None] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     @property
@@ -57,13 +57,20 @@ class WriteBatcher(Generic[_Item]):
             self._flusher = loop.create_task(self._flush())
         return future
 
+    def add(self, item: _Item) -> None:
+        """Add ``item`` to the next batch with nothing to wait on (``write`` alone sees and reports its failure):
+        :meth:`submit` without the future, for the items nobody waits for."""
+        self._pending.append((item, None))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
     async def flush(self) -> None:
         """Wait until every item submitted so far is written (or failed)."""
         while self._flusher is not None:
             await asyncio.wait({self._flusher})
 
     async def _flush(self) -> None:
-        batch: list[tuple[_Item, asyncio.Future[None]]] = []
+        batch: list[tuple[_Item, asyncio.Future[None] | None]] = []
         try:
             while self._pending:
                 batch = self._pending[: self._max_batch]
@@ -73,7 +80,7 @@ class WriteBatcher(Generic[_Item]):
                 except Exception as error:  # every submitter of the batch sees the failure
                     failures = [error] * len(batch)
                 for (_, future), failure in zip(batch, failures or (None,) * len(batch), strict=True):
-                    if future.done():
+                    if future is None or future.done():
                         continue
                     if failure is None:
                         future.set_result(None)
@@ -84,5 +91,6 @@ class WriteBatcher(Generic[_Item]):
         finally:
             self._flusher = None
             for _, future in batch + self._pending:  # left unwritten only when the flusher was cancelled
-                future.cancel()
+                if future is not None:
+                    future.cancel()
             self._pending = []

@@ -189,19 +189,15 @@ def check_event(event: QueueEvent) -> None:
     for integer in (event.sequence, event.attempt):
         if integer is not None and (type(integer) is not int or not _MIN_INT64 <= integer <= _MAX_INT64):
             _check_event_fields(event)
-    for name, number in (
-        ("progress_current", event.progress_current),
-        ("progress_total", event.progress_total),
-        ("progress_percent", event.progress_percent),
-    ):
+    for number in (event.progress_current, event.progress_total, event.progress_percent):
         if number is not None and not math.isfinite(number):
-            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {number!r}")
+            _check_event_fields(event)
     if event.payload is not None:
         check_json_value(event.payload, f"the payload of event {event.type!r}")
 
 
 def _check_event_fields(event: QueueEvent) -> None:
-    """The names and integers of :func:`check_event`, raising the error that names the first bad one."""
+    """The names, integers and numbers of :func:`check_event`, raising the error that names the first bad one."""
     check_name(event.id, "QueueEvent.id")
     check_name(event.type, "QueueEvent.type")
     for name in ("task_id", "queue", "worker_id"):
@@ -212,6 +208,10 @@ def _check_event_fields(event: QueueEvent) -> None:
         value = getattr(event, name)
         if value is not None:
             check_int(value, f"QueueEvent.{name}", minimum=_MIN_INT64, maximum=_MAX_INT64)
+    for name in ("progress_current", "progress_total", "progress_percent"):
+        number = getattr(event, name)
+        if number is not None and not math.isfinite(number):
+            raise SerializationError(f"QueueEvent.{name} must be a finite number, got {number!r}")
 
 
 def is_storable(name: str) -> bool:

@@ -146,9 +146,10 @@ class QueueEventPublisher:
         history = self._history
         if history is not None:
             check_event(event)
-            written = history.submit((event, resolved, progress))
-            if progress is not None or self.config.strict or history.backlog > self._most_unwritten:
-                await written
+            if progress is not None or self.config.strict or history.backlog >= self._most_unwritten:
+                await history.submit((event, resolved, progress))
+            else:
+                history.add((event, resolved, progress))
             return
         failure = await self._deliver(event, resolved)
         if failure is not None:

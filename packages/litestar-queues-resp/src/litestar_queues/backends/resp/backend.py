@@ -98,6 +98,16 @@ def _event_bounds(where: EventFilter, cursor: str | None, *, newest_first: bool)
     return low, high
 
 
+def _event_values(events: Sequence[QueueEvent]) -> list[str]:
+    """The ``append_events`` script's values of ``events``, one after the other."""
+    return [value for event in events for value in encode_event(event)]
+
+
+def _progress_rows(updates: Sequence[tuple[Lease, TaskProgress]]) -> list[list[str]]:
+    """The scripts' progress updates: id, owner, token, progress JSON."""
+    return [[lease.record_id, lease.owner, str(lease.token), encode_progress(progress)] for lease, progress in updates]
+
+
 def _decodes_responses(client: object) -> bool:
     """Whether the client turns replies into ``str`` (then scripts cannot answer in binary MessagePack)."""
     get_encoder = getattr(client, "get_encoder", None)
@@ -427,9 +437,7 @@ class RespBackend(QueueBackend):
         """Store the progress of each attempt whose fence matches, in order (one script call)."""
         if not updates:
             return
-        rows = [
-            [lease.record_id, lease.owner, str(lease.token), encode_progress(progress)] for lease, progress in updates
-        ]
+        rows = _progress_rows(updates)
         if self._slots is not None:
             await self._slots.save_progress(rows)
         else:
@@ -526,7 +534,23 @@ class RespBackend(QueueBackend):
     async def append_events(self, events: Sequence[QueueEvent]) -> None:
         """Store the events whose ids are new, and index them by position and task (one script call)."""
         if events:
-            await self._scripts.call(Script.APPEND_EVENTS, [value for event in events for value in encode_event(event)])
+            await self._scripts.call(Script.APPEND_EVENTS, [_event_values(events), []])
+
+    @property
+    def stores_progress_with_events(self) -> bool:
+        """Whether ``append_events_with_progress`` is one script call: in every layout but the per-queue cluster
+        layout, where the history and the records live in different slots (read once the backend is open)."""
+        return self._slots is None
+
+    async def append_events_with_progress(
+        self, events: Sequence[QueueEvent], progress: Sequence[tuple[Lease, TaskProgress]]
+    ) -> None:
+        """Store the new events and the progress under its fences in one script call (the events' script), or, in
+        the per-queue cluster layout, one after the other."""
+        if self._slots is not None:
+            await super().append_events_with_progress(events, progress)
+        elif events or progress:
+            await self._scripts.call(Script.APPEND_EVENTS, [_event_values(events), _progress_rows(progress)])
 
     async def query_events(
         self, where: EventFilter, *, limit: int, cursor: str | None = None, newest_first: bool = False

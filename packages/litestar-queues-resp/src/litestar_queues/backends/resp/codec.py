@@ -17,7 +17,7 @@ import msgspec
 
 from litestar_queues.errors import SerializationError
 from litestar_queues.events.envelope import QueueEvent
-from litestar_queues.events.history import EventPosition, dump_stored_event, event_cursor, event_position
+from litestar_queues.events.history import EventPosition, dump_stored_event, event_cursor
 from litestar_queues.flat import from_micros, read_text, to_micros
 from litestar_queues.records import TaskError, TaskProgress, TaskRecord, TaskStatus, WorkerInfo
 from litestar_queues.salvage import salvage_record
@@ -286,20 +286,32 @@ def decode_worker(raw: bytes | str) -> WorkerInfo:
 
 
 _TIME_OFFSET = 2**62
-"""Added to microseconds since the epoch so that every moment from year 1 to 9999 is a non-negative 16-digit hex."""
+"""Added to microseconds since the epoch so that every moment from year 1 to 9999 is a 16-digit hex (no padding)."""
 _SEQUENCE_OFFSET = 2**63
 """Added to a sequence so that every signed 64-bit value is a non-negative 16-digit hex."""
+_SEQUENCE_KEYS = tuple(f"{sequence + _SEQUENCE_OFFSET:016x}" for sequence in range(1024))
+"""The sequence part of a position key for the sequences most events have (formatting is most of a key's cost)."""
+
+
+def _time_hex(micros: int) -> str:
+    return hex(micros + _TIME_OFFSET)[2:]
+
+
+def _position_key(micros: int, sequence: int, event_id: str) -> str:
+    if 0 <= sequence < len(_SEQUENCE_KEYS):
+        return _time_hex(micros) + _SEQUENCE_KEYS[sequence] + event_id
+    return f"{_time_hex(micros)}{sequence + _SEQUENCE_OFFSET:016x}{event_id}"
 
 
 def time_key(moment: datetime) -> str:
     """The first 16 hex digits of the position key of every event that occurred at ``moment``."""
-    return f"{to_micros(moment) + _TIME_OFFSET:016x}"
+    return _time_hex(to_micros(moment))
 
 
 def event_position_key(position: EventPosition) -> str:
     """An event's position as a string whose byte order is the history order: time, sequence (16 hex digits
     each), then the id."""
-    return f"{position.micros + _TIME_OFFSET:016x}{position.sequence + _SEQUENCE_OFFSET:016x}{position.id}"
+    return _position_key(position.micros, position.sequence, position.id)
 
 
 def position_key_cursor(key: bytes | str) -> str:
@@ -309,14 +321,13 @@ def position_key_cursor(key: bytes | str) -> str:
     return event_cursor(EventPosition(moment, int(value[16:32], 16) - _SEQUENCE_OFFSET, value[32:]))
 
 
-def encode_event(event: QueueEvent) -> tuple[str, str, str, str]:
-    """The ``append_events`` script's values for one event: id, position key, task id ("" = None), and the stored
-    value: type, queue and task id ("" where None) each followed by a NUL, then the event as stored (text: the
-    scripts' MessagePack reader knows no binary strings)."""
+def encode_event(event: QueueEvent) -> tuple[str, str, str]:
+    """The ``append_events`` script's values for one event: position key (which ends in the id), task id ("" =
+    None), and the stored value: type, queue and task id ("" where None) each followed by a NUL, then the event as
+    stored (text: the scripts' MessagePack reader knows no binary strings)."""
     task_id = event.task_id or ""
     return (
-        event.id,
-        event_position_key(event_position(event)),
+        _position_key(to_micros(event.occurred_at), event.sequence or 0, event.id),
         task_id,
         f"{event.type}\0{event.queue or ''}\0{task_id}\0{dump_stored_event(event).decode()}",
     )

@@ -45,6 +45,16 @@ local KEY_EVENT_ORDER = P .. ':evx'
 
 local function task_events_key(task) return P .. ':evt:' .. task end
 
+-- the progress of running attempts, stored under their fences: one {id, owner, token, progress JSON} per update,
+-- in order (a later update of the same record wins)
+local function save_progress(updates)
+  for _, u in ipairs(updates) do
+    local rk = rkey(u[1])
+    local v = redis.call('HMGET', rk, 's', 'o', 't')
+    if v[1] == 'running' and v[2] == u[2] and v[3] == u[3] then redis.call('HSET', rk, 'g', u[4]) end
+  end
+end
+
 -- a stored event's type, queue, task id ("" where None), and where the event as stored starts in the value
 local function split_event(value)
   local a = string.find(value, '\0', 1, true)

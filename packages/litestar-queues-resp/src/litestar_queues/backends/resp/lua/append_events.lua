@@ -1,10 +1,13 @@
--- Store events whose ids are new. A: four values per event, one after the other: id, position key, task id
--- ("" = None), stored value (see KEY_EVENTS). Each index gets one ZADD per call; scores are the text '0' (a Lua
--- number would be formatted anew for every member). Reply: nothing.
+-- Store events whose ids are new, then progress under its fences (one round trip for the history writer's batch).
+-- A[1]: three values per event, one after the other: position key (its id from the 33rd byte on), task id ("" =
+-- None), stored value (see KEY_EVENTS); A[2]: progress updates as save_progress takes them. Each index gets one
+-- ZADD per call; scores are the text '0' (a Lua number would be formatted anew for every member). Reply: nothing.
+local E = A[1]
 local every, tasks, task_order = {}, {}, {}
-for i = 1, #A, 4 do
-  if redis.call('HSETNX', KEY_EVENTS, A[i], A[i + 3]) == 1 then
-    local position, task = A[i + 1], A[i + 2]
+for i = 1, #E, 3 do
+  local position = E[i]
+  if redis.call('HSETNX', KEY_EVENTS, string.sub(position, 33), E[i + 2]) == 1 then
+    local task = E[i + 1]
     every[#every + 1] = '0'
     every[#every + 1] = position
     if task ~= '' then
@@ -24,4 +27,5 @@ local function add(key, list)
 end
 add(KEY_EVENT_ORDER, every)
 for _, task in ipairs(task_order) do add(task_events_key(task), tasks[task]) end
+save_progress(A[2])
 return reply(false)
