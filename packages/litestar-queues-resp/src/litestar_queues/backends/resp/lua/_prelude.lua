@@ -15,8 +15,6 @@ local function reply(value)
   return value
 end
 
-local FIELDS = {'s', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r', 'e', 'g'}
-
 local KEY_ACTIVE = P .. ':ka'
 
 local KEY_RUNNING = P .. ':run'
@@ -25,6 +23,9 @@ local KEY_EXPIRY = P .. ':exp'
 
 local KEY_FINISHED = P .. ':fin'
 
+-- every queue that ever held a record (the set only grows). A queue's first record registers it; a pending record
+-- whose priority its queue's priority set (pp:<queue>) holds already does not need to: only a record of the queue,
+-- which registered it, can have put the priority there.
 local KEY_QUEUES = P .. ':queues'
 
 -- paused queue -> when it was paused (microseconds)
@@ -59,12 +60,14 @@ local function opt_text(v) if v == '' then return false end return string.sub(v,
 -- "" means None
 local function opt_num(v) if v == '' then return false end return v end
 
--- the state hash fields in FIELDS order, the body, and the id (so a record whose body is unreadable is still named)
+-- the state hash fields in this order (codec.decode_record's), the body, and the id (so a record whose body is
+-- unreadable is still named)
 local function read_record(id)
-  local row = redis.call('HMGET', rkey(id), unpack(FIELDS))
+  local row = redis.call('HMGET', rkey(id), 's', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r',
+    'e', 'g')
   if not row[1] then return false end
-  row[#FIELDS + 1] = redis.call('GET', bkey(id))
-  row[#FIELDS + 2] = id
+  row[18] = redis.call('GET', bkey(id))
+  row[19] = id
   return row
 end
 
