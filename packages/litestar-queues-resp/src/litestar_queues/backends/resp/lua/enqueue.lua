@@ -33,12 +33,28 @@ local function first(seen, name)
   seen[name] = true
   return true
 end
--- append an optional field unless it is None (""); a text field loses its marker (see opt_text)
-local function put(fields, name, value, text)
-  if value ~= '' then
-    fields[#fields + 1] = name
-    fields[#fields + 1] = text and string.sub(value, 2) or value
+-- the optional fields of record f as HSET arguments, those that are None ("") left out and text fields without
+-- their marker (see opt_text); none when f has no optional fields
+local function optional_fields(f)
+  if not f[11] then return end
+  local fields = {}
+  local function put(name, value, text)
+    if value ~= '' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = text and string.sub(value, 2) or value
+    end
   end
+  put('k', f[11], true)
+  put('x', f[12])
+  put('st', f[13])
+  put('fa', f[14])
+  put('le', f[15])
+  put('o', f[16], true)
+  put('c', f[17])
+  put('r', f[18])
+  put('e', f[19])
+  put('g', f[20])
+  return unpack(fields)
 end
 local out = {}
 for i = 1, #A do
@@ -64,20 +80,7 @@ for i = 1, #A do
     out[i] = read_record(holder)
   else
     local sa = f[8]
-    local fields = {'s', s, 'q', q, 'p', p, 'n', n, 'a', f[6], 't', f[7], 'sa', sa}
-    if optional then
-      put(fields, 'k', optional, true)
-      put(fields, 'x', f[12])
-      put(fields, 'st', f[13])
-      put(fields, 'fa', f[14])
-      put(fields, 'le', f[15])
-      put(fields, 'o', f[16], true)
-      put(fields, 'c', f[17])
-      put(fields, 'r', f[18])
-      put(fields, 'e', f[19])
-      put(fields, 'g', f[20])
-    end
-    redis.call('HSET', rk, unpack(fields))
+    redis.call('HSET', rk, 's', s, 'q', q, 'p', p, 'n', n, 'a', f[6], 't', f[7], 'sa', sa, optional_fields(f))
     zadd(P .. ':it:' .. n, 0, id)
     zadd(P .. ':ix:' .. q .. ':' .. s, 0, id)
     if s == 'pending' then
