@@ -74,7 +74,7 @@ end
 -- the (queue, status) indexes serve queries (ids in lexical order) and statistics (ZCARD, O(1))
 local function move_index(id, q, from, to)
   if from then redis.call('ZREM', P .. ':ix:' .. q .. ':' .. from, id) end
-  if to then redis.call('ZADD', P .. ':ix:' .. q .. ':' .. to, 0, id) end
+  if to then redis.call('ZADD', P .. ':ix:' .. q .. ':' .. to, '0', id) end
 end
 
 local function add_pending(id, q, p, sa, x)
@@ -142,7 +142,7 @@ end
 
 -- delete up to `limit` terminal records with finished_at < before
 local function sweep_finished(before, limit)
-  local ids = redis.call('ZRANGEBYSCORE', KEY_FINISHED, '-inf', '(' .. before, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', KEY_FINISHED, '-inf', '(' .. before, 'LIMIT', '0', limit)
   for _, id in ipairs(ids) do delete_record(id) end
   return #ids
 end

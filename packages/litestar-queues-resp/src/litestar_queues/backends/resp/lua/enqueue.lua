@@ -4,7 +4,7 @@
 -- owner, cancel_requested, result, error, progress.
 -- Reply: per record, 1 when stored, else the row of the existing record it resolved to.
 -- A lone record's index writes go out as they come. Of several records, they are grouped per key and sent once per
--- key at the end: a chunk of records costs about three calls per record instead of ten. Dedup reads only the record
+-- key at the end: a chunk of records costs about two calls per record instead of eight. Dedup reads only the record
 -- hashes, the bodies and the active-key hash, which are written immediately, so later records of a chunk see
 -- earlier ones.
 local grouped = #A > 1
@@ -81,8 +81,8 @@ for i = 1, #A do
   else
     local sa = f[8]
     redis.call('HSET', rk, 's', s, 'q', q, 'p', p, 'n', n, 'a', f[6], 't', f[7], 'sa', sa, optional_fields(f))
-    zadd(P .. ':it:' .. n, 0, id)
-    zadd(P .. ':ix:' .. q .. ':' .. s, 0, id)
+    zadd(P .. ':it:' .. n, '0', id)
+    zadd(P .. ':ix:' .. q .. ':' .. s, '0', id)
     if s == 'pending' then
       local pending = pending_key(q, p)
       if first(pendings, pending) and redis.call('ZADD', P .. ':pp:' .. q, 'NX', p, p) == 1 then
