@@ -124,9 +124,10 @@ def encode_progress(progress: TaskProgress | None) -> str:
 
 
 def encode_insert(record: TaskRecord) -> list[str]:
-    """Return the ``enqueue`` script's values for one record: id, queue, priority, task name, status, attempts, token,
-    scheduled_at, created_at and the body; then, unless every one of them is None (as in a new record, usually), key,
-    expires_at, started_at, finished_at, lease_expires_at, owner, cancel_requested, result, error and progress.
+    """Return the ``enqueue`` script's values for one record: id, queue, priority, task name, scheduled_at, created_at
+    and the body; then, unless the record is a new one (pending, no attempts, token 0, every optional field None),
+    status, attempts, token, key, expires_at, started_at, finished_at, lease_expires_at, owner, cancel_requested,
+    result, error and progress.
 
     The values a script command could refuse are checked here (a script cannot undo the writes before a failed
     command), so a record that cannot be stored fails its call before anything is sent.
@@ -168,15 +169,15 @@ def encode_insert(record: TaskRecord) -> list[str]:
         record.queue,
         str(priority),
         record.task_name,
-        status,
-        str(attempts),
-        str(token),
         str(to_micros(record.scheduled_at)),
         str(to_micros(record.created_at)),
         encoded_body,
     ]
     if (
-        record.key is None
+        status == "pending"
+        and attempts == 0
+        and token == 0
+        and record.key is None
         and record.expires_at is None
         and record.started_at is None
         and record.finished_at is None
@@ -189,6 +190,9 @@ def encode_insert(record: TaskRecord) -> list[str]:
     ):
         return values
     values += (
+        status,
+        str(attempts),
+        str(token),
         optional_text(record.key),
         _micros_arg(record.expires_at),
         _micros_arg(record.started_at),

@@ -1,7 +1,7 @@
 -- Insert records with id and key dedup. A: one array per record (codec.encode_insert, which checks the values a
--- command could refuse before sending): id, queue, priority, task name, status, attempts, token, scheduled_at,
--- created_at, body; then, unless all of them are None, key, expires_at, started_at, finished_at, lease_expires_at,
--- owner, cancel_requested, result, error, progress.
+-- command could refuse before sending): id, queue, priority, task name, scheduled_at, created_at, body; then, unless
+-- the record is a new one (pending, no attempts, token 0, every optional field None), status, attempts, token, key,
+-- expires_at, started_at, finished_at, lease_expires_at, owner, cancel_requested, result, error, progress.
 -- Reply: per record, 1 when stored, else the row of the existing record it resolved to.
 -- A lone record's index writes go out as they come. Of several records, they are grouped per key and sent once per
 -- key at the end: a chunk of records costs about two calls per record instead of eight. Dedup reads only the record
@@ -33,11 +33,11 @@ local function first(seen, name)
   seen[name] = true
   return true
 end
--- the optional fields of record f as HSET arguments, those that are None ("") left out and text fields without
--- their marker (see opt_text); none when f has no optional fields
-local function optional_fields(f)
-  if not f[11] then return end
-  local fields = {}
+-- the status, attempts, token and optional fields of record f as HSET arguments: a new record's, or those given, the
+-- optional ones that are None ("") left out and text fields without their marker (see opt_text)
+local function state_fields(f)
+  if not f[8] then return 's', 'pending', 'a', '0', 't', '0' end
+  local fields = {'s', f[8], 'a', f[9], 't', f[10]}
   local function put(name, value, text)
     if value ~= '' then
       fields[#fields + 1] = name
@@ -59,8 +59,9 @@ end
 local out = {}
 for i = 1, #A do
   local f = A[i]
-  local id, q, p, n, s, optional = f[1], f[2], f[3], f[4], f[5], f[11]
-  local k = optional and opt_text(optional)
+  local id, q, p, n, sa, given = f[1], f[2], f[3], f[4], f[5], f[8]
+  local s = given or 'pending'
+  local k = given and opt_text(f[11])
   local rk = rkey(id)
   local holder = false
   if k then
@@ -70,17 +71,16 @@ for i = 1, #A do
       holder = redis.call('HGET', KEY_ACTIVE, k)
       if holder and redis.call('EXISTS', rkey(holder)) == 0 then holder = false end
     end
-    if not holder then redis.call('SET', bkey(id), f[10]) end
-  elseif not redis.call('SET', bkey(id), f[10], 'NX') then
+    if not holder then redis.call('SET', bkey(id), f[7]) end
+  elseif not redis.call('SET', bkey(id), f[7], 'NX') then
     -- without a key, writing the body is the id check: a record and its body are written and deleted together
     -- (a body left without its record is replaced)
-    if redis.call('EXISTS', rk) == 1 then holder = id else redis.call('SET', bkey(id), f[10]) end
+    if redis.call('EXISTS', rk) == 1 then holder = id else redis.call('SET', bkey(id), f[7]) end
   end
   if holder then
     out[i] = read_record(holder)
   else
-    local sa = f[8]
-    redis.call('HSET', rk, 's', s, 'q', q, 'p', p, 'n', n, 'a', f[6], 't', f[7], 'sa', sa, optional_fields(f))
+    redis.call('HSET', rk, 'q', q, 'p', p, 'n', n, 'sa', sa, state_fields(f))
     zadd(P .. ':it:' .. n, '0', id)
     zadd(P .. ':ix:' .. q .. ':' .. s, '0', id)
     if s == 'pending' then
@@ -89,19 +89,19 @@ for i = 1, #A do
         redis.call('SADD', KEY_QUEUES, q)
       end
       zadd(pending, sa, id)
-      local x = optional and opt_num(f[12])
+      local x = given and opt_num(f[12])
       if x then zadd(KEY_EXPIRY, x, id) end
       if first(woken, q) then wake_queue(q) end
     else
       if first(listed, q) then redis.call('SADD', KEY_QUEUES, q) end
       if s == 'running' then
-        zadd(KEY_RUNNING, optional and opt_num(f[15]) or '+inf', id)
+        zadd(KEY_RUNNING, opt_num(f[15]) or '+inf', id)
       else
-        zadd(KEY_FINISHED, optional and opt_num(f[14]) or '+inf', id)
+        zadd(KEY_FINISHED, opt_num(f[14]) or '+inf', id)
       end
     end
     if k then
-      zadd(P .. ':kh:' .. k, f[9], id)
+      zadd(P .. ':kh:' .. k, f[6], id)
       if s == 'pending' or s == 'running' then redis.call('HSET', KEY_ACTIVE, k, id) end
     end
     out[i] = 1
