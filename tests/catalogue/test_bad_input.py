@@ -420,14 +420,21 @@ async def test_a_result_that_cannot_be_decoded_is_an_error_not_none(
     assert type(failed.value).__name__ == "TaskFailedError"
 
 
-async def test_a_redis_enqueue_of_an_invalid_record_writes_nothing(storage: Callable[[str], Any]) -> None:
-    """Below the core's checks (a third party calling the backend directly): the script checks before writing."""
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("priority", "high"), ("priority", True), ("attempts", 1.5), ("token", "2"), ("status", "done")],
+)
+async def test_a_redis_enqueue_of_an_invalid_record_writes_nothing(
+    storage: Callable[[str], Any], field: str, value: Any
+) -> None:
+    """Below the core's checks (a third party calling the backend directly): a value a script command would refuse
+    fails the whole call before anything is written (a script cannot undo its writes)."""
     for kind in ("redis", "valkey"):
         async with storage(kind).create_backend() as backend:
             now = utc_now()
             good = TaskRecord(id=new_record_id(), task_name="t", queue="bad-enqueue", created_at=now, scheduled_at=now)
-            bad = msgspec.structs.replace(good, id=new_record_id(), priority="high")  # type: ignore[arg-type]
-            with pytest.raises(Exception, match=f"invalid record {bad.id}: priority cannot be stored"):
+            bad = msgspec.structs.replace(good, id=new_record_id(), **{field: value})
+            with pytest.raises(SerializationError, match=f"invalid record {bad.id}: {field} cannot be stored"):
                 await backend.enqueue([good, bad])
             assert await backend.get(good.id) is None and await backend.get(bad.id) is None
             assert await _keys(backend) == [], "not even the valid record of the call was written"

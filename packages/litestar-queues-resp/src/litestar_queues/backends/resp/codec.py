@@ -23,7 +23,6 @@ from litestar_queues.records import TaskError, TaskProgress, TaskRecord, TaskSta
 from litestar_queues.salvage import salvage_record
 
 __all__ = (
-    "INSERT_WIDTH",
     "decode_optional_record",
     "decode_record",
     "decode_records",
@@ -42,9 +41,6 @@ __all__ = (
     "text",
     "to_micros",
 )
-
-INSERT_WIDTH = 20
-"""Values per record in the ``enqueue`` script's ARGV."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -71,6 +67,8 @@ _progress_decoder = msgspec.json.Decoder(TaskProgress)
 _any_decoder = msgspec.json.Decoder()
 _worker_decoder = msgspec.json.Decoder(WorkerInfo)
 _STATUS: dict[str | bytes, TaskStatus] = {s.value: s for s in TaskStatus} | {s.value.encode(): s for s in TaskStatus}
+_STATUS_VALUES: dict[str, str] = {status.value: status.value for status in TaskStatus}
+"""Each status's value, looked up by the member or by the value (a ``str`` enum member hashes as its value)."""
 
 
 _moments: dict[str, datetime] = {}
@@ -126,7 +124,29 @@ def encode_progress(progress: TaskProgress | None) -> str:
 
 
 def encode_insert(record: TaskRecord) -> list[str]:
-    """Return the ``enqueue`` script's ``INSERT_WIDTH`` arguments for one record."""
+    """Return the ``enqueue`` script's values for one record: id, queue, priority, task name, scheduled_at, created_at
+    and the body; then, unless the record is a new one (pending, no attempts, token 0, every optional field None),
+    status, attempts, token, key, expires_at, started_at, finished_at, lease_expires_at, owner, cancel_requested,
+    result, error and progress.
+
+    The values a script command could refuse are checked here (a script cannot undo the writes before a failed
+    command), so a record that cannot be stored fails its call before anything is sent.
+
+    Raises:
+        SerializationError: the record cannot be stored: its priority, attempts or token is not an integer, its
+            status is no status, or a structured field cannot be encoded as JSON.
+    """
+    priority, attempts, token = record.priority, record.attempts, record.token
+    if type(priority) is not int:
+        raise _invalid(record, "priority", priority)
+    if type(attempts) is not int:
+        raise _invalid(record, "attempts", attempts)
+    if type(token) is not int:
+        raise _invalid(record, "token", token)
+    try:
+        status = _STATUS_VALUES[record.status]
+    except (KeyError, TypeError):
+        raise _invalid(record, "status", record.status) from None
     body = _Body(
         id=record.id,
         args=record.args,
@@ -139,16 +159,41 @@ def encode_insert(record: TaskRecord) -> list[str]:
         execution_profile=record.execution_profile,
         metadata=record.metadata,
     )
-    return [
+    try:
+        encoded_body = _encoder.encode(body).decode()
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        what = f"the arguments of {record.task_name!r} (record {record.id})"
+        raise SerializationError(f"cannot encode {what} as JSON: {exc}") from exc
+    values = [
         record.id,
         record.queue,
-        str(record.priority),
+        str(priority),
         record.task_name,
-        optional_text(record.key),
-        record.status.value,
-        str(record.attempts),
-        str(record.token),
         str(to_micros(record.scheduled_at)),
+        str(to_micros(record.created_at)),
+        encoded_body,
+    ]
+    if (
+        status == "pending"
+        and attempts == 0
+        and token == 0
+        and record.key is None
+        and record.expires_at is None
+        and record.started_at is None
+        and record.finished_at is None
+        and record.lease_expires_at is None
+        and record.owner is None
+        and not record.cancel_requested
+        and record.result is None
+        and record.error is None
+        and record.progress is None
+    ):
+        return values
+    values += (
+        status,
+        str(attempts),
+        str(token),
+        optional_text(record.key),
         _micros_arg(record.expires_at),
         _micros_arg(record.started_at),
         _micros_arg(record.finished_at),
@@ -157,10 +202,13 @@ def encode_insert(record: TaskRecord) -> list[str]:
         "1" if record.cancel_requested else "",
         encode_result(record.result),
         encode_error(record.error),
-        str(to_micros(record.created_at)),
-        _encode(body, f"the arguments of {record.task_name!r} (record {record.id})"),
         encode_progress(record.progress),
-    ]
+    )
+    return values
+
+
+def _invalid(record: TaskRecord, field: str, value: Any) -> SerializationError:
+    return SerializationError(f"invalid record {record.id}: {field} cannot be stored ({value!r})")
 
 
 def _absent(value: Any) -> bool:
@@ -168,7 +216,8 @@ def _absent(value: Any) -> bool:
 
 
 def decode_record(row: Sequence[Any]) -> TaskRecord:
-    """Build a record from a script's row: the state hash fields in ``FIELDS`` order, the body, then the id.
+    """Build a record from a script's row: the state hash fields (s q p n k x a t sa st fa le o c r e g, as the
+    prelude's ``read_record`` reads them), the body, then the id.
 
     Values are ``str``; a missing one is ``False`` (MessagePack replies) or ``None`` (plain replies). A row that
     cannot be decoded gives the record :func:`~litestar_queues.salvage.salvage_record` makes of it (every

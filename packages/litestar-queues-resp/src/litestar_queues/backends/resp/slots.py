@@ -40,7 +40,7 @@ _REMEMBERED = 100_000
 """Most record → queue entries kept in memory (the oldest go first)."""
 _FINISH_BATCH = 200
 
-# positions in a record row (codec.py: the state fields in the scripts' FIELDS order, the body, the id)
+# positions in a record row (codec.decode_record: the state fields in read_record's order, the body, the id)
 _STATUS, _QUEUE, _KEY, _LEASE_EXPIRES = 0, 1, 4, 11
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from litestar_queues.backend import QueueBackend
-from litestar_queues.records import Outcome, TaskError, TaskStatus
+from litestar_queues.records import Outcome, RecordFilter, TaskError, TaskStatus
 from litestar_queues.testing.conformance.base import ConformanceBase
 from litestar_queues.testing.conformance.support import (
     LEASE_SECONDS,
@@ -159,6 +159,33 @@ class StatisticsConformance(ConformanceBase):
         unknown = await backend.statistics(now=now, queue="gamma")
         assert unknown.counts == dict.fromkeys(TaskStatus, 0) and unknown.oldest_pending_at is None, rule(
             "statistics", "every status present (zero when empty)", repr(unknown)
+        )
+
+    @pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "one-call"])
+    async def test_a_queue_known_only_from_records_stored_ended_counts_over_all_queues(
+        self, backend: QueueBackend, now: datetime, bulk: bool
+    ) -> None:
+        # enqueue stores a record exactly as given, in any status: a queue whose records never were pending must still
+        # be counted and listed over all queues (a backend that learns its queues from pending work misses it).
+        records = [
+            make_record(now, queue="ended", status=status, finished_at=now)
+            for status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.COMPLETED)
+        ]
+        if bulk:
+            await backend.enqueue(records)
+        else:
+            for record in records:
+                await backend.enqueue([record])
+        expected = _counts(completed=2, failed=1)
+        stats = await backend.statistics(now=now)
+        assert stats.counts == expected, rule(
+            "statistics",
+            "count records by status for all queues when None",
+            f"records stored completed and failed: expected {_named(expected)}, got {_named(stats.counts)}",
+        )
+        page = await backend.query(RecordFilter(), limit=10)
+        assert sorted(record.id for record in page.records) == sorted(record.id for record in records), rule(
+            "query", "every record when the filter is empty", repr(page)
         )
 
     @pytest.mark.parametrize("count_limit", [0, 2, 4])

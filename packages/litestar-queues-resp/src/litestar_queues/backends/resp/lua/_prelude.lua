@@ -15,8 +15,6 @@ local function reply(value)
   return value
 end
 
-local FIELDS = {'s', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r', 'e', 'g'}
-
 local KEY_ACTIVE = P .. ':ka'
 
 local KEY_RUNNING = P .. ':run'
@@ -25,6 +23,9 @@ local KEY_EXPIRY = P .. ':exp'
 
 local KEY_FINISHED = P .. ':fin'
 
+-- every queue that ever held a record (the set only grows). A queue's first record registers it; a pending record
+-- whose priority its queue's priority set (pp:<queue>) holds already does not need to: only a record of the queue,
+-- which registered it, can have put the priority there.
 local KEY_QUEUES = P .. ':queues'
 
 -- paused queue -> when it was paused (microseconds)
@@ -69,19 +70,21 @@ local function opt_text(v) if v == '' then return false end return string.sub(v,
 -- "" means None
 local function opt_num(v) if v == '' then return false end return v end
 
--- the state hash fields in FIELDS order, the body, and the id (so a record whose body is unreadable is still named)
+-- the state hash fields in this order (codec.decode_record's), the body, and the id (so a record whose body is
+-- unreadable is still named)
 local function read_record(id)
-  local row = redis.call('HMGET', rkey(id), unpack(FIELDS))
+  local row = redis.call('HMGET', rkey(id), 's', 'q', 'p', 'n', 'k', 'x', 'a', 't', 'sa', 'st', 'fa', 'le', 'o', 'c', 'r',
+    'e', 'g')
   if not row[1] then return false end
-  row[#FIELDS + 1] = redis.call('GET', bkey(id))
-  row[#FIELDS + 2] = id
+  row[18] = redis.call('GET', bkey(id))
+  row[19] = id
   return row
 end
 
 -- the (queue, status) indexes serve queries (ids in lexical order) and statistics (ZCARD, O(1))
 local function move_index(id, q, from, to)
   if from then redis.call('ZREM', P .. ':ix:' .. q .. ':' .. from, id) end
-  if to then redis.call('ZADD', P .. ':ix:' .. q .. ':' .. to, 0, id) end
+  if to then redis.call('ZADD', P .. ':ix:' .. q .. ':' .. to, '0', id) end
 end
 
 local function add_pending(id, q, p, sa, x)
@@ -149,7 +152,7 @@ end
 
 -- delete up to `limit` terminal records with finished_at < before
 local function sweep_finished(before, limit)
-  local ids = redis.call('ZRANGEBYSCORE', KEY_FINISHED, '-inf', '(' .. before, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', KEY_FINISHED, '-inf', '(' .. before, 'LIMIT', '0', limit)
   for _, id in ipairs(ids) do delete_record(id) end
   return #ids
 end

@@ -9,7 +9,7 @@ for i = 5, #A do
   if not seen_queue[q] then
     seen_queue[q] = true
     local paused = redis.call('HEXISTS', KEY_PAUSED, q) == 1
-    for _, p in ipairs(paused and {} or redis.call('ZRANGE', P .. ':pp:' .. q, 0, -1)) do
+    for _, p in ipairs(paused and {} or redis.call('ZRANGE', P .. ':pp:' .. q, '0', '-1')) do
       if not by_prio[p] then
         by_prio[p] = {}
         prios[#prios + 1] = p

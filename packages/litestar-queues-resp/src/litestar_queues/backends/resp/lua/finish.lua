@@ -22,7 +22,7 @@ local function finish_one(id, owner, token, now, only_expired, status, result, e
     set[#set + 1] = sa
     redis.call('HSET', rk, unpack(set))
     redis.call('HDEL', rk, unpack(unset))
-    if refund == '1' then redis.call('HINCRBY', rk, 'a', -1) end
+    if refund == '1' then redis.call('HINCRBY', rk, 'a', '-1') end
     add_pending(id, q, v[6], sa, v[8])
     move_index(id, q, 'running', 'pending')
     wake_queue(q)

@@ -4,6 +4,6 @@ if id then
   local row = read_record(id)
   if row then return reply(row) end
 end
-local latest = redis.call('ZREVRANGE', P .. ':kh:' .. A[1], 0, 0)
+local latest = redis.call('ZREVRANGE', P .. ':kh:' .. A[1], '0', '0')
 if latest[1] then return reply(read_record(latest[1])) end
 return reply(false)

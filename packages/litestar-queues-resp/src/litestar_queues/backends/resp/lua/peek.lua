@@ -6,7 +6,7 @@ local limit, now, q = tonumber(A[1]), A[2], A[3]
 local nnow = tonumber(now)
 local out = {}
 if redis.call('HEXISTS', KEY_PAUSED, q) == 1 then return reply(out) end
-for _, p in ipairs(redis.call('ZREVRANGE', P .. ':pp:' .. q, 0, -1)) do
+for _, p in ipairs(redis.call('ZREVRANGE', P .. ':pp:' .. q, '0', '-1')) do
   local remaining = limit - #out / 3
   if remaining <= 0 then break end
   for _, entry in ipairs(due_entries(pending_key(q, p), now, nnow, remaining)) do

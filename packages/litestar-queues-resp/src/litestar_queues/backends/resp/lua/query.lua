@@ -22,7 +22,7 @@ local ids, next_cursor = {}, false
 if not task then
   -- merge the newest limit+1 of every (queue, status) index
   for _, src in ipairs(sources) do
-    for _, id in ipairs(redis.call('ZREVRANGEBYLEX', src, max, '-', 'LIMIT', 0, limit + 1)) do ids[#ids + 1] = id end
+    for _, id in ipairs(redis.call('ZREVRANGEBYLEX', src, max, '-', 'LIMIT', '0', limit + 1)) do ids[#ids + 1] = id end
   end
   table.sort(ids, function(a, b) return bytes_less(b, a) end)
   if #ids > limit then
@@ -39,7 +39,7 @@ else
   local scanned, exhausted, last = 0, false, false
   local batch_size = math.max(limit + 1, 100)
   while #ids <= limit and scanned < SCAN_BUDGET do
-    local batch = redis.call('ZREVRANGEBYLEX', src, max, '-', 'LIMIT', 0, batch_size)
+    local batch = redis.call('ZREVRANGEBYLEX', src, max, '-', 'LIMIT', '0', batch_size)
     for _, id in ipairs(batch) do
       scanned = scanned + 1
       last = id

@@ -11,7 +11,7 @@ local totals = {0, 0, 0, 0, 0, 0}
 local oldest = false
 for _, q in ipairs(queues) do
   for i, s in ipairs(STATUSES) do totals[i] = totals[i] + redis.call('ZCARD', P .. ':ix:' .. q .. ':' .. s) end
-  for _, p in ipairs(redis.call('ZRANGE', P .. ':pp:' .. q, 0, -1)) do
+  for _, p in ipairs(redis.call('ZRANGE', P .. ':pp:' .. q, '0', '-1')) do
     local first = due_entries(pending_key(q, p), now, nnow, 1)[1]
     if first and (not oldest or first[2] < oldest) then oldest = first[2] end
   end
