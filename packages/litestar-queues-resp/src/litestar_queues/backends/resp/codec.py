@@ -159,11 +159,7 @@ def encode_insert(record: TaskRecord) -> list[str]:
         execution_profile=record.execution_profile,
         metadata=record.metadata,
     )
-    try:
-        encoded_body = _encoder.encode(body).decode()
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
-        what = f"the arguments of {record.task_name!r} (record {record.id})"
-        raise SerializationError(f"cannot encode {what} as JSON: {exc}") from exc
+    encoded_body = _encode(body, f"the arguments of {record.task_name!r} (record {record.id})")
     values = [
         record.id,
         record.queue,
